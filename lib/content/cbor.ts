@@ -1,0 +1,209 @@
+/**
+ * CBOR for SenML CBOR (112) and LwM2M CBOR (11544).
+ *
+ * Decoding uses cbor-x, configured for plain RFC 8949 data (no records, maps as Map), and then
+ * checks that only plain data came out. Encoding is a small writer of our own: LwM2M needs a Float
+ * resource holding 20 or -0 to go out as a CBOR float, which cbor-x cannot be told to do for one
+ * value; the writer also emits RFC 8949 preferred (shortest) serialization.
+ */
+import { Decoder } from 'cbor-x';
+import { ContentFormatError } from './error';
+
+const decoder = new Decoder({ mapsAsObjects: false, useRecords: false });
+/** Deep enough for SenML (array → map → value) and LwM2M CBOR (map per path level, key arrays). */
+const MAX_DEPTH = 12;
+
+/** What a decoded CBOR item may be once checked: plain data only. */
+export type CborItem = number | bigint | string | boolean | null | undefined | Buffer | Date | CborTag | CborItem[] | Map<CborItem, CborItem>;
+export interface CborTag {
+  readonly tag: number;
+  readonly value: CborItem;
+}
+
+/** Decodes one CBOR item (trailing bytes are an error) and checks it holds plain data only. */
+export function decodeCbor(payload: Buffer, format: number): CborItem {
+  if (payload.length === 0) throw new ContentFormatError(format, 'decode', 'the payload is empty');
+  let item: unknown;
+  try {
+    item = decoder.decode(payload);
+  } catch (error) {
+    throw new ContentFormatError(format, 'decode', `not valid CBOR (${(error as Error).message})`);
+  }
+  checkPlain(item, 0, format);
+  return item as CborItem;
+}
+
+function checkPlain(item: unknown, depth: number, format: number): void {
+  if (depth > MAX_DEPTH) throw new ContentFormatError(format, 'decode', `CBOR nested deeper than ${MAX_DEPTH} levels`);
+  if (item === null || item === undefined) return;
+  switch (typeof item) {
+    case 'number':
+    case 'bigint':
+    case 'string':
+    case 'boolean':
+      return;
+    case 'object':
+      if (Buffer.isBuffer(item) || item instanceof Date) return;
+      if (Array.isArray(item)) {
+        for (const element of item) checkPlain(element, depth + 1, format);
+        return;
+      }
+      if (item instanceof Map) {
+        for (const [key, value] of item) {
+          checkPlain(key, depth + 1, format);
+          checkPlain(value, depth + 1, format);
+        }
+        return;
+      }
+      if (item instanceof Uint8Array && item.constructor === Uint8Array) return;
+      if (isTag(item)) return checkPlain(item.value, depth + 1, format);
+  }
+  throw new ContentFormatError(format, 'decode', `the CBOR holds a ${describeItem(item)}, which LwM2M data never contains`);
+}
+
+export function isTag(item: unknown): item is CborTag {
+  return typeof item === 'object' && item !== null && item.constructor?.name === 'Tag' && typeof (item as CborTag).tag === 'number';
+}
+
+function describeItem(item: unknown): string {
+  if (typeof item === 'object' && item !== null) return item.constructor?.name ?? 'object';
+  return typeof item;
+}
+
+/** A byte string from the decoder as a Buffer of its own (the decoder may hand out views). */
+export function asBuffer(item: Buffer | Uint8Array): Buffer {
+  return Buffer.from(item);
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/** Writes CBOR items into a growing buffer. */
+export class CborWriter {
+  private buffer = Buffer.allocUnsafe(256);
+  private position = 0;
+
+  private room(bytes: number): void {
+    if (this.position + bytes <= this.buffer.length) return;
+    const bigger = Buffer.allocUnsafe(Math.max(this.buffer.length * 2, this.position + bytes));
+    this.buffer.copy(bigger, 0, 0, this.position);
+    this.buffer = bigger;
+  }
+
+  /** A major type with its argument, in the fewest bytes. */
+  private head(major: number, argument: number | bigint): this {
+    const type = major << 5;
+    if (typeof argument === 'bigint' && argument <= 0xffffffffn) argument = Number(argument);
+    this.room(9);
+    if (typeof argument === 'bigint') {
+      this.buffer[this.position++] = type | 27;
+      this.buffer.writeBigUInt64BE(argument, this.position);
+      this.position += 8;
+    } else if (argument < 24) {
+      this.buffer[this.position++] = type | argument;
+    } else if (argument <= 0xff) {
+      this.buffer[this.position++] = type | 24;
+      this.buffer[this.position++] = argument;
+    } else if (argument <= 0xffff) {
+      this.buffer[this.position++] = type | 25;
+      this.position = this.buffer.writeUInt16BE(argument, this.position);
+    } else if (argument <= 0xffffffff) {
+      this.buffer[this.position++] = type | 26;
+      this.position = this.buffer.writeUInt32BE(argument, this.position);
+    } else {
+      this.buffer[this.position++] = type | 27;
+      this.position = this.buffer.writeBigUInt64BE(BigInt(argument), this.position);
+    }
+    return this;
+  }
+
+  /** An integer (major type 0 or 1); must be an integer within -2^64..2^64-1. */
+  integer(value: number | bigint): this {
+    if (typeof value === 'number' && !Number.isSafeInteger(value)) value = BigInt(value);
+    return value < 0 ? this.head(1, typeof value === 'bigint' ? -1n - value : -1 - value) : this.head(0, value);
+  }
+
+  /** A float in the shortest of half, single or double precision that holds it exactly. */
+  float(value: number): this {
+    this.room(9);
+    const half = toHalf(value);
+    if (half !== undefined) {
+      this.buffer[this.position++] = 0xf9;
+      this.position = this.buffer.writeUInt16BE(half, this.position);
+    } else if (Object.is(Math.fround(value), value)) {
+      this.buffer[this.position++] = 0xfa;
+      this.position = this.buffer.writeFloatBE(value, this.position);
+    } else {
+      this.buffer[this.position++] = 0xfb;
+      this.position = this.buffer.writeDoubleBE(value, this.position);
+    }
+    return this;
+  }
+
+  text(value: string): this {
+    const length = Buffer.byteLength(value, 'utf8');
+    this.head(3, length);
+    this.room(length);
+    this.position += this.buffer.write(value, this.position, 'utf8');
+    return this;
+  }
+
+  bytes(value: Buffer): this {
+    this.head(2, value.length);
+    this.room(value.length);
+    this.position += value.copy(this.buffer, this.position);
+    return this;
+  }
+
+  boolean(value: boolean): this {
+    this.room(1);
+    this.buffer[this.position++] = value ? 0xf5 : 0xf4;
+    return this;
+  }
+
+  null(): this {
+    this.room(1);
+    this.buffer[this.position++] = 0xf6;
+    return this;
+  }
+
+  array(length: number): this {
+    return this.head(4, length);
+  }
+  map(size: number): this {
+    return this.head(5, size);
+  }
+  tag(tag: number): this {
+    return this.head(6, tag);
+  }
+
+  /** The bytes written so far, as a Buffer of their own. */
+  toBuffer(): Buffer {
+    return Buffer.from(this.buffer.subarray(0, this.position));
+  }
+}
+
+const f32 = new Float32Array(1);
+const u32 = new Uint32Array(f32.buffer);
+
+/** The IEEE half-precision bits of `value` when it converts exactly, else undefined. */
+function toHalf(value: number): number | undefined {
+  if (Number.isNaN(value)) return 0x7e00;
+  if (!Object.is(Math.fround(value), value)) return undefined;
+  f32[0] = value;
+  const bits = u32[0];
+  const sign = (bits >>> 16) & 0x8000;
+  const exponent = (bits >>> 23) & 0xff;
+  const mantissa = bits & 0x7fffff;
+  if (exponent === 0xff) return sign | 0x7c00; // infinities (NaN handled above)
+  if (exponent === 0 && mantissa === 0) return sign; // ±0
+  const halfExponent = exponent - 127 + 15;
+  if (halfExponent >= 31) return undefined;
+  if (halfExponent >= 1) {
+    return mantissa & 0x1fff ? undefined : sign | (halfExponent << 10) | (mantissa >>> 13);
+  }
+  // subnormal half: the value must be a multiple of 2^-24
+  const shift = 14 - halfExponent;
+  if (shift > 24) return undefined;
+  const full = mantissa | 0x800000;
+  return full & ((1 << shift) - 1) ? undefined : sign | (full >>> shift);
+}

@@ -1,0 +1,245 @@
+/**
+ * Between the nested values of the message contract and flat lists of resource records, which is
+ * what every codec reads and writes. `flatten` checks a value's shape and types against the model
+ * on the way in; `nest` rebuilds the nested value from decoded records on the way out.
+ */
+import type { ResourceLookup } from '../model/model';
+import { LwM2MPath, MAX_ID } from '../path';
+import { ContentFormatError } from './error';
+import { definitionAt, describe, fitValue, typeForEncoding, type ValueType } from './typing';
+import {
+  isIdMap,
+  isResourceValue,
+  type CompositeValue,
+  type LwM2MValue,
+  type ResourceRecord,
+  type ResourceValue,
+} from './value';
+
+/** A record whose value has been checked against its type. */
+export interface TypedRecord extends ResourceRecord {
+  readonly type: ValueType;
+}
+
+/** What a value flattens to: its resource values, and the multiple-instance resources that have no instance. */
+export interface FlatValue {
+  readonly records: TypedRecord[];
+  readonly emptyResources: LwM2MPath[];
+}
+
+/** What a decoder yields: records in payload order, and multiple-instance resources given with no instance. */
+export interface DecodedRecords {
+  readonly records: ResourceRecord[];
+  readonly emptyResources: readonly LwM2MPath[];
+}
+
+/** Flattens the value of `path` (any level) into typed records, refusing shapes and types that do not fit. */
+export function flatten(format: number, path: LwM2MPath, value: unknown, model: ResourceLookup): FlatValue {
+  const flat: FlatValue = { records: [], emptyResources: [] };
+  new Flattener(format, model, flat).visit(path, value);
+  return flat;
+}
+
+/** Flattens a composite value `{ "/3/0/9": 95, "/3303/0": {...} }`. */
+export function flattenComposite(format: number, values: CompositeValue, model: ResourceLookup): FlatValue {
+  if (!isIdMap(values)) throw new ContentFormatError(format, 'encode', `a composite value must be an object keyed by paths, not ${describe(values)}`);
+  const flat: FlatValue = { records: [], emptyResources: [] };
+  const flattener = new Flattener(format, model, flat);
+  for (const [key, value] of Object.entries(values)) {
+    let path: LwM2MPath;
+    try {
+      path = LwM2MPath.parse(key);
+    } catch (error) {
+      throw new ContentFormatError(format, 'encode', (error as Error).message);
+    }
+    flattener.visit(path, value);
+  }
+  return flat;
+}
+
+class Flattener {
+  constructor(
+    private readonly format: number,
+    private readonly model: ResourceLookup,
+    private readonly flat: FlatValue,
+  ) {}
+
+  visit(path: LwM2MPath, value: unknown): void {
+    if (path.level === 'resource') return this.resource(path, value);
+    if (path.level === 'resourceInstance') return this.resourceInstance(path, value);
+    // root, object or instance: a map of ids one level down
+    const children = this.idMap(path, value, ['object', 'object instance', 'resource'][path.length]);
+    for (const [id, child] of children) this.visit(path.child(id), child);
+  }
+
+  private resource(path: LwM2MPath, value: unknown): void {
+    const definition = definitionAt(this.model, path);
+    if (isIdMap(value)) {
+      if (definition && !definition.multiple) {
+        this.fail(path, `resource ${definition.id} (${definition.name}) is single-instance; give a value, not ${describe(value)}`);
+      }
+      const instances = this.idMap(path, value, 'resource instance');
+      if (instances.length === 0) this.flat.emptyResources.push(path);
+      for (const [id, instance] of instances) this.leaf(path.child(id), instance);
+      return;
+    }
+    if (definition?.multiple) {
+      this.fail(path, `resource ${definition.id} (${definition.name}) is multiple-instance; give { "<instance id>": value }, not ${describe(value)}`);
+    }
+    this.leaf(path, value);
+  }
+
+  private resourceInstance(path: LwM2MPath, value: unknown): void {
+    const definition = definitionAt(this.model, path);
+    if (definition && !definition.multiple) {
+      this.fail(path, `resource ${definition.id} (${definition.name}) is single-instance, so it has no resource instances`);
+    }
+    this.leaf(path, value);
+  }
+
+  private leaf(path: LwM2MPath, value: unknown): void {
+    const type = typeForEncoding(definitionAt(this.model, path), value);
+    if (typeof type !== 'string') this.fail(path, type.problem);
+    const fitted = fitValue(type, value);
+    if (!isResourceValue(fitted)) this.fail(path, fitted.problem);
+    this.flat.records.push({ path, type, value: fitted });
+  }
+
+  private idMap(path: LwM2MPath, value: unknown, what: string): Array<[number, unknown]> {
+    if (!isIdMap(value)) this.fail(path, `expected { "<${what} id>": ... } for ${path.level === 'root' ? 'the root' : `an ${path.level} path`}, not ${describe(value)}`);
+    return Object.entries(value).map(([key, child]) => {
+      if (!/^(0|[1-9][0-9]{0,4})$/.test(key) || Number(key) > MAX_ID) this.fail(path, `"${key}" is not a ${what} id (0..${MAX_ID})`);
+      return [Number(key), child];
+    });
+  }
+
+  private fail(path: LwM2MPath, reason: string): never {
+    throw new ContentFormatError(this.format, 'encode', reason, path.toString());
+  }
+}
+
+/**
+ * Rebuilds the nested value of `base` from decoded records. A record outside `base`, or one that
+ * clashes with another (a resource given both as single and multiple), is an error. When several
+ * records give the same path (a SenML pack with history), the latest one wins.
+ */
+export function nest(
+  format: number,
+  base: LwM2MPath,
+  decoded: DecodedRecords,
+  model: ResourceLookup,
+): LwM2MValue {
+  const fail = (reason: string, at?: LwM2MPath): never => {
+    throw new ContentFormatError(format, 'decode', reason, (at ?? base).toString());
+  };
+  const records = latestPerPath(decoded.records);
+  for (const record of records) {
+    if (!base.contains(record.path)) fail(`the payload holds ${record.path}, which is outside the requested path`, record.path);
+    if (record.path.length < 3) fail('a value must belong to a resource or resource instance path', record.path);
+  }
+  const empties = decoded.emptyResources.filter((path) => base.contains(path) || path.contains(base));
+
+  if (base.level === 'resourceInstance') {
+    if (records.length !== 1 || !records[0].path.equals(base)) fail('the payload holds no value for this resource instance');
+    return records[0].value;
+  }
+  if (base.level === 'resource') {
+    const single = records.find((record) => record.path.equals(base));
+    if (single) {
+      if (records.length > 1) fail('the resource is given both as a single value and with instances');
+      return single.value;
+    }
+    if (records.length === 0 && empties.length === 0 && !definitionAt(model, base)?.multiple) {
+      fail('the payload holds no value for this resource');
+    }
+  }
+
+  const root: Record<string, unknown> = {};
+  for (const path of empties) {
+    if (path.length > base.length) ensureMap(root, base.relative(path), fail, path);
+  }
+  for (const record of records) {
+    const ids = base.relative(record.path);
+    const parent = ensureMap(root, ids.slice(0, -1), fail, record.path);
+    const key = String(ids[ids.length - 1]);
+    if (isIdMap(parent[key])) fail('the resource is given both as a single value and with instances', record.path);
+    parent[key] = record.value;
+  }
+  return root as LwM2MValue;
+}
+
+function ensureMap(
+  root: Record<string, unknown>,
+  ids: readonly number[],
+  fail: (reason: string, at?: LwM2MPath) => never,
+  at: LwM2MPath,
+): Record<string, unknown> {
+  let node = root;
+  for (const id of ids) {
+    const key = String(id);
+    const child = node[key];
+    if (child === undefined) node = node[key] = {};
+    else if (isIdMap(child)) node = child;
+    else fail('the resource is given both as a single value and with instances', at);
+  }
+  return node;
+}
+
+/** Keeps one record per path: the latest by time (a record without time counts as now); ties go to the later one. */
+export function latestPerPath(records: readonly ResourceRecord[]): ResourceRecord[] {
+  const byPath = new Map<string, ResourceRecord>();
+  for (const record of records) {
+    const key = record.path.toString();
+    const previous = byPath.get(key);
+    if (!previous || (record.time ?? Infinity) >= (previous.time ?? Infinity)) {
+      // delete first so the surviving record takes the later position, like a plain overwrite
+      byPath.delete(key);
+      byPath.set(key, record);
+    }
+  }
+  return [...byPath.values()];
+}
+
+/**
+ * Groups decoded records into a composite value. With `paths` (those a Read-Composite asked for),
+ * each key is a requested path holding the value found under it; without, each key is a resource
+ * path (resource instances folded into their resource).
+ */
+export function groupComposite(
+  format: number,
+  decoded: DecodedRecords,
+  model: ResourceLookup,
+  paths?: readonly LwM2MPath[],
+): CompositeValue {
+  const result: CompositeValue = {};
+  const keys = paths ?? uniqueResourcePaths(decoded);
+  for (const key of keys) {
+    const inside = (path: LwM2MPath) => key.contains(path);
+    const records = decoded.records.filter((record) => inside(record.path));
+    const emptyResources = decoded.emptyResources.filter(inside);
+    if (records.length === 0 && emptyResources.length === 0 && paths) continue; // nothing there: leave the key out
+    result[key.toString()] = nest(format, key, { records, emptyResources }, model);
+  }
+  if (paths) {
+    const outside = decoded.records.find((record) => !paths.some((path) => path.contains(record.path)));
+    if (outside) throw new ContentFormatError(format, 'decode', `the payload holds ${outside.path}, which no requested path contains`);
+  }
+  return result;
+}
+
+function uniqueResourcePaths(decoded: DecodedRecords): LwM2MPath[] {
+  const seen = new Map<string, LwM2MPath>();
+  for (const path of [...decoded.records.map((record) => record.path), ...decoded.emptyResources]) {
+    const resource = path.length === 4 ? path.parent() : path;
+    seen.set(resource.toString(), resource);
+  }
+  return [...seen.values()];
+}
+
+/** Type of a scalar being decoded: the model's when known, else undefined (the format decides). */
+export function modelType(model: ResourceLookup, path: LwM2MPath): ValueType | undefined {
+  const type = definitionAt(model, path)?.type;
+  return type === undefined || type === 'none' ? undefined : type;
+}
+
+export type { ResourceValue };

@@ -1,0 +1,7 @@
+/**
+ * The public API of the LwM2M core: paths, the object model and the content-format codecs.
+ * Nothing here knows about Node-RED.
+ */
+export { LwM2MPath, PathError, parsePath, formatPath, comparePaths, pathContains, MAX_ID, type PathLevel } from './path';
+export * from './model';
+export * from './content';
