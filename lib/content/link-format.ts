@@ -19,8 +19,8 @@ export interface Link {
 
 /** LwM2M attributes whose values are numbers (notification attributes, dim, ssid, ...). */
 const NUMERIC = new Set(['pmin', 'pmax', 'gt', 'lt', 'st', 'epmin', 'epmax', 'dim', 'ssid', 'edge', 'con', 'hqmax', 'sz']);
-/** Attributes written as quoted strings (RFC 6690 relation types and URIs, LwM2M 1.1+ `lwm2m` version). */
-const QUOTED = new Set(['rt', 'if', 'uri', 'anchor', 'title', 'rel', 'rev', 'hreflang', 'media', 'type', 'lwm2m']);
+/** Attributes always written as quoted strings (RFC 6690 relation types, URIs); `ver` and `lwm2m` are bare tokens from LwM2M 1.1 on. */
+const QUOTED = new Set(['rt', 'if', 'uri', 'anchor', 'title', 'rel', 'rev', 'hreflang', 'media', 'type']);
 const NUMBER = /^-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?$/;
 const CONTENT_FORMATS = /^[0-9]{1,5}(?: [0-9]{1,5})*$/;
 const TOKEN = /^[!#$%&'()*+\-.:<=>?@[\]^_`{|}~0-9A-Za-z/]+$/;

@@ -230,7 +230,8 @@ function decodeTlv(payload: Buffer, base: LwM2MPath, model: ResourceLookup): Dec
       break;
     case 'resource': {
       const resources = top.length === 1 && top[0].kind === Kind.ObjectInstance ? (expectId(top[0], base.instanceId!, base), children(top[0])) : top;
-      if (resources.length > 0 && resources.every((tlv) => tlv.kind === Kind.ResourceInstance)) {
+      if (resources.length === 0) break; // nothing: an empty multiple resource, or an error nest() reports
+      if (resources.every((tlv) => tlv.kind === Kind.ResourceInstance)) {
         reader.resourceInstances(base, resources); // some devices send the instances without the multiple-resource wrapper
       } else {
         if (resources.length !== 1) throw decodeError(`expected one resource entry, found ${resources.length}`, base);
