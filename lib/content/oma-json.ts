@@ -26,8 +26,9 @@ export const omaJsonCodec: Codec = {
     const entries = pack.map((out) => {
       let json = '{';
       if (out.n !== undefined) json += `"n":${JSON.stringify(out.n)},`;
-      if (out.t !== undefined) json += `"t":${number(out.t, out.record.path)},`;
-      return json + `${valuePair(out.record.type, out.record.value, out.record.path)}}`;
+      json += valuePair(out.record.type, out.record.value, out.record.path);
+      if (out.t !== undefined) json += `,"t":${number(out.t, out.record.path)}`;
+      return json + '}';
     });
     return Buffer.from(`{${baseName !== undefined ? `"bn":${JSON.stringify(baseName)},` : ''}"e":[${entries.join(',')}]}`, 'utf8');
   },

@@ -27,8 +27,8 @@ export const senmlCborCodec: Codec = {
       writer.map((out.bn !== undefined ? 1 : 0) + (out.n !== undefined ? 1 : 0) + (out.t !== undefined ? 1 : 0) + 1);
       if (out.bn !== undefined) writer.integer(LABEL.bn).text(out.bn);
       if (out.n !== undefined) writer.integer(LABEL.n).text(out.n);
-      if (out.t !== undefined) writer.integer(LABEL.t)[Number.isInteger(out.t) ? 'integer' : 'float'](out.t);
       writeValue(writer, out.record);
+      if (out.t !== undefined) writer.integer(LABEL.t)[Number.isInteger(out.t) ? 'integer' : 'float'](out.t);
     }
     return writer.toBuffer();
   },

@@ -21,9 +21,9 @@ export const senmlJsonCodec: Codec = {
       let json = '{';
       if (out.bn !== undefined) json += `"bn":${JSON.stringify(out.bn)},`;
       if (out.n !== undefined) json += `"n":${JSON.stringify(out.n)},`;
-      if (out.t !== undefined) json += `"t":${jsonNumber(out.t, out.record.path)},`;
-      json += `"${valueLabel(out.record.type)}":${jsonValue(out.record.type, out.record.value, out.record.path)}}`;
-      return json;
+      json += `"${valueLabel(out.record.type)}":${jsonValue(out.record.type, out.record.value, out.record.path)}`;
+      if (out.t !== undefined) json += `,"t":${jsonNumber(out.t, out.record.path)}`;
+      return json + '}';
     });
     return Buffer.from(`[${parts.join(',')}]`, 'utf8');
   },

@@ -136,7 +136,7 @@ function readValue(
   } else if (label === 'vb') {
     if (typeof raw !== 'boolean') fail(`vb is ${describe(raw)}, not a boolean`);
   } else if (label === 'vd') {
-    if (typeof raw === 'string') raw = decodeBase64(raw.replace(/=+$/, ''), true) ?? fail('vd is not base64url');
+    if (typeof raw === 'string') raw = decodeBase64(raw, true) ?? fail('vd is not base64url');
     else if (raw instanceof Uint8Array) raw = Buffer.from(raw);
     else fail(`vd is ${describe(raw)}, not bytes`);
   }
