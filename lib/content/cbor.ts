@@ -8,6 +8,8 @@
  */
 import { Decoder } from 'cbor-x';
 import { ContentFormatError } from './error';
+import type { ValueType } from './typing';
+import type { ResourceValue } from './value';
 
 const decoder = new Decoder({ mapsAsObjects: false, useRecords: false });
 /** Deep enough for SenML (array → map → value) and LwM2M CBOR (map per path level, key arrays). */
@@ -179,6 +181,35 @@ export class CborWriter {
   /** The bytes written so far, as a Buffer of their own. */
   toBuffer(): Buffer {
     return Buffer.from(this.buffer.subarray(0, this.position));
+  }
+}
+
+/**
+ * Writes a resource value as its type asks: Float as a float even when integral, integers as
+ * integers, Opaque as bytes, the text types as text. Time is an integer, or with `timeTag` an
+ * epoch-seconds date (tag 1) as LwM2M CBOR writes it.
+ */
+export function writeResourceValue(writer: CborWriter, type: ValueType, value: ResourceValue, timeTag: boolean): void {
+  switch (type) {
+    case 'Float':
+      writer.float(value as number);
+      return;
+    case 'Time':
+      if (timeTag) writer.tag(1);
+      writer.integer(value as number | bigint);
+      return;
+    case 'Integer':
+    case 'Unsigned Integer':
+      writer.integer(value as number | bigint);
+      return;
+    case 'Boolean':
+      writer.boolean(value as boolean);
+      return;
+    case 'Opaque':
+      writer.bytes(value as Buffer);
+      return;
+    default:
+      writer.text(value as string);
   }
 }
 

@@ -9,7 +9,7 @@
  */
 import type { ResourceLookup } from '../model/model';
 import { LwM2MPath, MAX_ID } from '../path';
-import { CborWriter, decodeCbor, isTag, type CborItem } from './cbor';
+import { CborWriter, decodeCbor, isTag, writeResourceValue, type CborItem } from './cbor';
 import type { Codec } from './codec';
 import { ContentFormatError } from './error';
 import { ContentFormat } from './formats';
@@ -18,7 +18,6 @@ import { describe, fitValue, normalizeInteger, type ValueType } from './typing';
 import { isResourceValue, parseObjectLink, type ResourceRecord, type ResourceValue } from './value';
 
 const FORMAT = ContentFormat.LWM2M_CBOR;
-const EPOCH_SECONDS_TAG = 1;
 
 export const lwm2mCborCodec: Codec = {
   format: FORMAT,
@@ -63,31 +62,7 @@ function writeLevel(writer: CborWriter, level: Level): void {
     writer.integer(id);
     const child = level.get(id)!;
     if (child instanceof Map) writeLevel(writer, child);
-    else writeValue(writer, child);
-  }
-}
-
-function writeValue(writer: CborWriter, record: TypedRecord): void {
-  const value = record.value;
-  switch (record.type) {
-    case 'Float':
-      writer.float(value as number);
-      return;
-    case 'Integer':
-    case 'Unsigned Integer':
-      writer.integer(value as number | bigint);
-      return;
-    case 'Time':
-      writer.tag(EPOCH_SECONDS_TAG).integer(value as number | bigint);
-      return;
-    case 'Boolean':
-      writer.boolean(value as boolean);
-      return;
-    case 'Opaque':
-      writer.bytes(value as Buffer);
-      return;
-    default:
-      writer.text(value as string);
+    else writeResourceValue(writer, child.type, child.value, true);
   }
 }
 

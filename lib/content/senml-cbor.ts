@@ -1,7 +1,7 @@
 /** SenML CBOR (112): a SenML pack as a CBOR array of maps with the integer labels of RFC 8428. */
 import type { ResourceLookup } from '../model/model';
 import type { LwM2MPath } from '../path';
-import { CborWriter, decodeCbor, type CborItem } from './cbor';
+import { CborWriter, decodeCbor, writeResourceValue, type CborItem } from './cbor';
 import type { Codec, DecodeOptions } from './codec';
 import { ContentFormatError } from './error';
 import { ContentFormat } from './formats';
@@ -41,25 +41,7 @@ function writeValue(writer: CborWriter, record: TypedRecord): void {
   const label = valueLabel(record.type);
   if (label === 'vlo') writer.text('vlo');
   else writer.integer(LABEL[label]);
-  const value = record.value;
-  switch (record.type) {
-    case 'Float':
-      writer.float(value as number);
-      break;
-    case 'Integer':
-    case 'Unsigned Integer':
-    case 'Time':
-      writer.integer(value as number | bigint);
-      break;
-    case 'Boolean':
-      writer.boolean(value as boolean);
-      break;
-    case 'Opaque':
-      writer.bytes(value as Buffer);
-      break;
-    default:
-      writer.text(value as string);
-  }
+  writeResourceValue(writer, record.type, record.value, false);
 }
 
 /** Reads a SenML CBOR pack into records keyed by label name. */

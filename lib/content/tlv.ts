@@ -114,9 +114,9 @@ function valueBytes(record: TypedRecord): Buffer {
       return Buffer.of(value ? 1 : 0);
     case 'Integer':
     case 'Time':
-      return signedBytes(BigInt(value as number | bigint));
+      return integerBytes(BigInt(value as number | bigint), true);
     case 'Unsigned Integer':
-      return unsignedBytes(BigInt(value as number | bigint));
+      return integerBytes(BigInt(value as number | bigint), false);
     case 'Float': {
       const number = value as number;
       // 4 bytes when a float32 holds the value exactly (NaN included), else 8
@@ -139,31 +139,21 @@ function valueBytes(record: TypedRecord): Buffer {
   }
 }
 
-/** Two's complement in the fewest of 1, 2, 4 or 8 bytes. */
-function signedBytes(value: bigint): Buffer {
+/** Big-endian integer in the fewest of 1, 2, 4 or 8 bytes: two's complement when signed. */
+function integerBytes(value: bigint, signed: boolean): Buffer {
   for (const size of [1, 2, 4]) {
-    const limit = 1n << BigInt(size * 8 - 1);
-    if (value >= -limit && value < limit) {
+    const bits = BigInt(size * 8);
+    const fits = signed ? value >= -(1n << (bits - 1n)) && value < 1n << (bits - 1n) : value < 1n << bits;
+    if (fits) {
       const bytes = Buffer.alloc(size);
-      bytes.writeIntBE(Number(value), 0, size);
+      if (signed) bytes.writeIntBE(Number(value), 0, size);
+      else bytes.writeUIntBE(Number(value), 0, size);
       return bytes;
     }
   }
   const bytes = Buffer.alloc(8);
-  bytes.writeBigInt64BE(value);
-  return bytes;
-}
-
-function unsignedBytes(value: bigint): Buffer {
-  for (const size of [1, 2, 4]) {
-    if (value < 1n << BigInt(size * 8)) {
-      const bytes = Buffer.alloc(size);
-      bytes.writeUIntBE(Number(value), 0, size);
-      return bytes;
-    }
-  }
-  const bytes = Buffer.alloc(8);
-  bytes.writeBigUInt64BE(value);
+  if (signed) bytes.writeBigInt64BE(value);
+  else bytes.writeBigUInt64BE(value);
   return bytes;
 }
 

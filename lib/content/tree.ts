@@ -43,17 +43,23 @@ export function flatten(format: number, path: LwM2MPath, value: unknown, model: 
 /** Flattens a composite value `{ "/3/0/9": 95, "/3303/0": {...} }`. */
 export function flattenComposite(format: number, values: CompositeValue, model: ResourceLookup): FlatValue {
   if (!isIdMap(values)) throw new ContentFormatError(format, 'encode', `a composite value must be an object keyed by paths, not ${describe(values)}`);
-  const flat: FlatValue = { records: [], emptyResources: [] };
-  const flattener = new Flattener(format, model, flat);
-  for (const [key, value] of Object.entries(values)) {
-    let path: LwM2MPath;
+  const entries = Object.entries(values).map(([key, value]): [LwM2MPath, unknown] => {
     try {
-      path = LwM2MPath.parse(key);
+      return [LwM2MPath.parse(key), value];
     } catch (error) {
       throw new ContentFormatError(format, 'encode', (error as Error).message);
     }
-    flattener.visit(path, value);
+  });
+  // in path order a path is followed by what it contains, so neighbours show every overlap
+  const sorted = entries.map(([path]) => path).sort((a, b) => a.compare(b));
+  for (let i = 1; i < sorted.length; i++) {
+    if (sorted[i - 1].contains(sorted[i])) {
+      throw new ContentFormatError(format, 'encode', `the paths ${sorted[i - 1]} and ${sorted[i]} overlap; give each value once`);
+    }
   }
+  const flat: FlatValue = { records: [], emptyResources: [] };
+  const flattener = new Flattener(format, model, flat);
+  for (const [path, value] of entries) flattener.visit(path, value);
   return flat;
 }
 

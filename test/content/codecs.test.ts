@@ -56,6 +56,8 @@ describe('codecs', () => {
     it('refuses a format it does not know, and the link format for values', () => {
       rejects(() => decode(60, '/3/0', Buffer.from('a0', 'hex'), model), 60, 'decode', /content format 60 is not a format LwM2M values can be decoded in/);
       rejects(() => encodeComposite(TLV, { '/3/0/9': 1 }, model), TLV, 'encode', /cannot carry composite values/);
+      rejects(() => encodeComposite(SENML_JSON, { '/3/0': { 9: 1 }, '/1/0/1': 60, '/3/0/9': 2 }, model), SENML_JSON, 'encode', /the paths \/3\/0 and \/3\/0\/9 overlap/);
+      rejects(() => encodeComposite(SENML_JSON, { '/3/0/x': 1 }, model), SENML_JSON, 'encode', /Invalid LwM2M path/);
       rejects(() => encode(TLV, '/3/x', 1, model), TLV, 'encode', /Invalid LwM2M path "\/3\/x"/);
       rejects(() => decode(TLV, '/3/0', 'C1095F' as unknown as Buffer, model), TLV, 'decode', /must be a Buffer/);
     });
