@@ -4,6 +4,8 @@
  */
 
 export const MAX_ID = 65535;
+const SLASH = 0x2f;
+const ZERO = 0x30;
 
 export type PathLevel = 'root' | 'object' | 'instance' | 'resource' | 'resourceInstance';
 const LEVELS: readonly PathLevel[] = ['root', 'object', 'instance', 'resource', 'resourceInstance'];
@@ -23,19 +25,50 @@ export class PathError extends Error {
 export class LwM2MPath {
   static readonly ROOT = new LwM2MPath([]);
 
+  /** The text form, made once on first use: paths are compared and used as keys often. */
+  private text: string | undefined;
+
   private constructor(readonly ids: readonly number[]) {}
 
   /** Parses `/3/0/7/1`-style text; throws PathError with the reason when it is not a valid path. */
   static parse(text: string): LwM2MPath {
     if (typeof text !== 'string') throw new PathError(String(text), 'a path must be a string');
     if (text === '/') return LwM2MPath.ROOT;
-    if (!text.startsWith('/')) {
+    if (text.charCodeAt(0) !== SLASH) {
       throw new PathError(text, text === '' ? 'the path is empty' : 'a path must start with "/"');
     }
+    // a hand-written scan: paths are parsed for every SenML record, so this is a hot loop
+    const ids: number[] = [];
+    let id = 0;
+    let digits = 0;
+    for (let i = 1; i <= text.length; i++) {
+      const code = i < text.length ? text.charCodeAt(i) : SLASH;
+      if (code === SLASH) {
+        if (digits === 0 || (digits > 1 && text.charCodeAt(i - digits) === ZERO) || id > MAX_ID) {
+          return LwM2MPath.explainInvalid(text);
+        }
+        ids.push(id);
+        if (ids.length > 4) return LwM2MPath.explainInvalid(text);
+        id = 0;
+        digits = 0;
+      } else if (code >= ZERO && code <= ZERO + 9 && digits < 6) {
+        id = id * 10 + (code - ZERO);
+        digits++;
+      } else {
+        return LwM2MPath.explainInvalid(text);
+      }
+    }
+    const path = new LwM2MPath(ids);
+    path.text = text;
+    return path;
+  }
+
+  /** The slow, wordy check, run only for text the fast scan refused, to say what is wrong. */
+  private static explainInvalid(text: string): never {
     const segments = text.slice(1).split('/');
     if (segments.length > 4) throw new PathError(text, 'a path has at most 4 segments (object/instance/resource/resource instance)');
-    const ids = segments.map((segment, index) => parseId(text, segment, index));
-    return new LwM2MPath(ids);
+    segments.forEach((segment, index) => parseId(text, segment, index));
+    throw new PathError(text, 'not a valid path');
   }
 
   /** Builds a path from ids (`LwM2MPath.of(3, 0, 9)`); throws PathError when an id is out of range. */
@@ -78,7 +111,10 @@ export class LwM2MPath {
 
   /** This path with one more id appended (`/3/0` → `/3/0/9`). */
   child(id: number): LwM2MPath {
-    return LwM2MPath.of(...this.ids, id);
+    if (this.ids.length >= 4 || !Number.isInteger(id) || id < 0 || id > MAX_ID) return LwM2MPath.of(...this.ids, id);
+    const child = new LwM2MPath([...this.ids, id]);
+    child.text = (this.ids.length === 0 ? '/' : this.toString() + '/') + id;
+    return child;
   }
   /** The enclosing path (`/3/0/9` → `/3/0`); the root's parent is the root. */
   parent(): LwM2MPath {
@@ -105,7 +141,7 @@ export class LwM2MPath {
   }
 
   toString(): string {
-    return '/' + this.ids.join('/');
+    return (this.text ??= '/' + this.ids.join('/'));
   }
   toJSON(): string {
     return this.toString();

@@ -187,7 +187,7 @@ export class CborWriter {
 /**
  * Writes a resource value as its type asks: Float as a float even when integral, integers as
  * integers, Opaque as bytes, the text types as text. Time is an integer, or with `timeTag` an
- * epoch-seconds date (tag 1) as LwM2M CBOR writes it.
+ * epoch-seconds date (tag 1) as LwM2M CBOR writes it (Anjay does the same).
  */
 export function writeResourceValue(writer: CborWriter, type: ValueType, value: ResourceValue, timeTag: boolean): void {
   switch (type) {
@@ -195,7 +195,9 @@ export function writeResourceValue(writer: CborWriter, type: ValueType, value: R
       writer.float(value as number);
       return;
     case 'Time':
-      if (timeTag) writer.tag(1);
+      // tag 1 only where the integer fits in 32 bits: readers (cbor-x among them) turn the tag into a
+      // date and fail on 64-bit seconds, which lie beyond the years 1834..2106 anyway
+      if (timeTag && typeof value === 'number' && value >= -(2 ** 32) && value < 2 ** 32) writer.tag(1);
       writer.integer(value as number | bigint);
       return;
     case 'Integer':

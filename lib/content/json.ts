@@ -7,10 +7,20 @@ const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 const LONG_DIGITS = /[0-9]{16,}/;
 const INTEGER = /^-?[0-9]+$/;
 
+/** Whether this runtime hands revivers the source text of each value. */
+const SOURCE_ACCESS = (() => {
+  let seen = false;
+  JSON.parse('1', ((_key: string, value: unknown, context?: { source?: string }) => {
+    seen = context?.source === '1';
+    return value;
+  }) as (key: string, value: unknown) => unknown);
+  return seen;
+})();
+
 /** Decodes UTF-8 (strictly) and parses JSON; throws the parser's own errors. */
 export function parseJsonPayload(payload: Buffer): unknown {
   const text = utf8.decode(payload);
-  if (!LONG_DIGITS.test(text)) return JSON.parse(text);
+  if (!SOURCE_ACCESS || !LONG_DIGITS.test(text)) return JSON.parse(text);
   return JSON.parse(text, function (this: unknown, _key: string, value: unknown, context?: { source?: string }) {
     if (typeof value === 'number' && !Number.isSafeInteger(value) && context?.source && INTEGER.test(context.source)) {
       return BigInt(context.source);

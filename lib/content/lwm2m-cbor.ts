@@ -105,7 +105,7 @@ function decodeLwm2mCbor(payload: Buffer, base: LwM2MPath, model: ResourceLookup
     seen.add(key);
     records.push({ path, value: readValue(leaf.item, modelType(model, path), path) });
   }
-  return { records, emptyResources };
+  return { records, emptyResources, unique: true };
 }
 
 /** Walks the nested maps, joining key ids into paths (at most 4 ids deep). */

@@ -32,129 +32,154 @@ export const tlvCodec: Codec = {
 };
 
 // ---------------------------------------------------------------------------------------------
-// Encoding
+// Encoding: build the entry tree with every size known, then write it into one buffer.
+
+interface Entry {
+  readonly kind: Kind;
+  readonly id: number;
+  /** Length of the value part: the value bytes, or the entries inside. */
+  size: number;
+  readonly record?: TypedRecord;
+  readonly children?: Entry[];
+}
 
 function encodeTlv(flat: FlatValue, base: LwM2MPath): Buffer {
   if (base.length === 0) throw encodeError('TLV cannot carry the root (it has no object ids); use SenML or LwM2M CBOR', base);
   const records = [...flat.records].sort((a, b) => a.path.compare(b.path));
-  const empties = flat.emptyResources;
-  const chunks: Buffer[] = [];
+  let top: Entry[];
   if (base.level === 'object') {
-    for (const [instanceId, group] of groupBy(records, empties, 1)) {
-      chunks.push(entry(Kind.ObjectInstance, instanceId, resourcesOf(group.records, group.empties)));
-    }
-  } else if (base.level === 'instance') {
-    chunks.push(resourcesOf(records, empties));
-  } else if (base.level === 'resource') {
-    chunks.push(resourcesOf(records, empties));
-  } else {
+    const byInstance = new Map<number, { records: TypedRecord[]; empties: LwM2MPath[] }>();
+    const groupOf = (id: number) => {
+      let group = byInstance.get(id);
+      if (!group) byInstance.set(id, (group = { records: [], empties: [] }));
+      return group;
+    };
+    for (const record of records) groupOf(record.path.ids[1]).records.push(record);
+    for (const path of flat.emptyResources) groupOf(path.ids[1]).empties.push(path);
+    top = [...byInstance.keys()].sort((a, b) => a - b).map((id) => container(Kind.ObjectInstance, id, resourceEntries(byInstance.get(id)!.records, byInstance.get(id)!.empties)));
+  } else if (base.level === 'resourceInstance') {
     const [record] = records;
     if (records.length !== 1 || !record.path.equals(base)) throw encodeError('expected exactly one resource instance value', base);
-    chunks.push(entry(Kind.ResourceInstance, base.resourceInstanceId!, valueBytes(record)));
+    top = [leaf(Kind.ResourceInstance, base.resourceInstanceId!, record)];
+  } else {
+    top = resourceEntries(records, flat.emptyResources);
   }
-  return Buffer.concat(chunks);
+  const output = Buffer.allocUnsafe(top.reduce((total, entry) => total + entrySize(entry), 0));
+  let offset = 0;
+  for (const entry of top) offset = writeEntry(output, offset, entry);
+  return output;
 }
 
-/** Resource TLVs (single or multiple) for records of one object instance, in path order. */
-function resourcesOf(records: TypedRecord[], empties: readonly LwM2MPath[]): Buffer {
-  const chunks: Buffer[] = [];
-  for (const [resourceId, group] of groupBy(records, empties, 2)) {
-    const multiple = group.empties.length > 0 || group.records.some((record) => record.path.length === 4);
-    if (!multiple) {
-      chunks.push(entry(Kind.Resource, resourceId, valueBytes(group.records[0])));
+/** Resource entries (single or multiple) for the sorted records of one object instance. */
+function resourceEntries(records: TypedRecord[], empties: readonly LwM2MPath[]): Entry[] {
+  const entries: Entry[] = [];
+  for (const record of records) {
+    const ids = record.path.ids;
+    if (ids.length === 3) {
+      entries.push(leaf(Kind.Resource, ids[2], record));
       continue;
     }
-    const instances = group.records.map((record) => entry(Kind.ResourceInstance, record.path.resourceInstanceId!, valueBytes(record)));
-    chunks.push(entry(Kind.MultipleResource, resourceId, Buffer.concat(instances)));
+    // a resource instance: join the multiple resource entry just made for it, or start one
+    const last = entries[entries.length - 1];
+    const instance = leaf(Kind.ResourceInstance, ids[3], record);
+    if (last?.kind === Kind.MultipleResource && last.id === ids[2]) {
+      last.children!.push(instance);
+      last.size += entrySize(instance);
+    } else entries.push(container(Kind.MultipleResource, ids[2], [instance]));
   }
-  return Buffer.concat(chunks);
+  if (empties.length === 0) return entries;
+  for (const path of empties) entries.push(container(Kind.MultipleResource, path.resourceId!, []));
+  return entries.sort((a, b) => a.id - b.id);
 }
 
-interface Group {
-  records: TypedRecord[];
-  empties: LwM2MPath[];
+function leaf(kind: Kind, id: number, record: TypedRecord): Entry {
+  return { kind, id, size: valueSize(record), record };
 }
 
-/** Groups sorted records (and empty resources) by their id at `depth` (1: instance, 2: resource). */
-function groupBy(records: TypedRecord[], empties: readonly LwM2MPath[], depth: number): Map<number, Group> {
-  const groups = new Map<number, Group>();
-  const add = (id: number): Group => {
-    let group = groups.get(id);
-    if (!group) groups.set(id, (group = { records: [], empties: [] }));
-    return group;
-  };
-  for (const record of records) add(record.path.ids[depth]).records.push(record);
-  for (const path of empties) add(path.ids[depth]).empties.push(path);
-  return new Map([...groups].sort(([a], [b]) => a - b));
+function container(kind: Kind, id: number, children: Entry[]): Entry {
+  return { kind, id, size: children.reduce((total, child) => total + entrySize(child), 0), children };
 }
 
-function entry(kind: Kind, id: number, value: Buffer): Buffer {
-  const length = value.length;
-  if (length > MAX_LENGTH) throw new ContentFormatError(FORMAT, 'encode', `a value of ${length} bytes exceeds TLV's limit of ${MAX_LENGTH}`);
-  const wideId = id > 0xff;
-  const lengthSize = length < 8 ? 0 : length <= 0xff ? 1 : length <= 0xffff ? 2 : 3;
-  const header = Buffer.alloc(1 + (wideId ? 2 : 1) + lengthSize);
-  header[0] = (kind << 6) | (wideId ? 0x20 : 0) | (lengthSize << 3) | (lengthSize === 0 ? length : 0);
-  let offset = 1;
-  if (wideId) offset = header.writeUInt16BE(id, offset);
-  else offset = header.writeUInt8(id, offset);
-  if (lengthSize > 0) header.writeUIntBE(length, offset, lengthSize);
-  return Buffer.concat([header, value]);
+function lengthFieldSize(length: number): number {
+  return length < 8 ? 0 : length <= 0xff ? 1 : length <= 0xffff ? 2 : 3;
 }
 
-function valueBytes(record: TypedRecord): Buffer {
+function entrySize(entry: Entry): number {
+  if (entry.size > MAX_LENGTH) throw new ContentFormatError(FORMAT, 'encode', `a value of ${entry.size} bytes exceeds TLV's limit of ${MAX_LENGTH}`);
+  return 1 + (entry.id > 0xff ? 2 : 1) + lengthFieldSize(entry.size) + entry.size;
+}
+
+function writeEntry(output: Buffer, offset: number, entry: Entry): number {
+  const { size, id } = entry;
+  const lengthSize = lengthFieldSize(size);
+  output[offset++] = (entry.kind << 6) | (id > 0xff ? 0x20 : 0) | (lengthSize << 3) | (lengthSize === 0 ? size : 0);
+  offset = id > 0xff ? output.writeUInt16BE(id, offset) : output.writeUInt8(id, offset);
+  if (lengthSize > 0) offset = output.writeUIntBE(size, offset, lengthSize);
+  if (entry.children) {
+    for (const child of entry.children) offset = writeEntry(output, offset, child);
+    return offset;
+  }
+  return writeValue(output, offset, entry.record!, size);
+}
+
+function valueSize(record: TypedRecord): number {
   const value = record.value;
   switch (record.type) {
     case 'String':
     case 'Corelnk':
-      return Buffer.from(value as string, 'utf8');
+      return Buffer.byteLength(value as string, 'utf8');
     case 'Opaque':
-      return value as Buffer;
+      return (value as Buffer).length;
     case 'Boolean':
-      return Buffer.of(value ? 1 : 0);
+      return 1;
+    case 'Objlnk':
+      return 4;
+    case 'Float':
+      // 4 bytes when a float32 holds the value exactly (NaN included), else 8
+      return Object.is(Math.fround(value as number), value) || Number.isNaN(value) ? 4 : 8;
     case 'Integer':
     case 'Time':
-      return integerBytes(BigInt(value as number | bigint), true);
+      return integerSize(value as number | bigint, true);
     case 'Unsigned Integer':
-      return integerBytes(BigInt(value as number | bigint), false);
-    case 'Float': {
-      const number = value as number;
-      // 4 bytes when a float32 holds the value exactly (NaN included), else 8
-      if (Object.is(Math.fround(number), number) || Number.isNaN(number)) {
-        const bytes = Buffer.alloc(4);
-        bytes.writeFloatBE(number);
-        return bytes;
-      }
-      const bytes = Buffer.alloc(8);
-      bytes.writeDoubleBE(number);
-      return bytes;
-    }
-    case 'Objlnk': {
-      const link = parseObjectLink(value as string)!;
-      const bytes = Buffer.alloc(4);
-      bytes.writeUInt16BE(link.objectId, 0);
-      bytes.writeUInt16BE(link.instanceId, 2);
-      return bytes;
-    }
+      return integerSize(value as number | bigint, false);
   }
 }
 
-/** Big-endian integer in the fewest of 1, 2, 4 or 8 bytes: two's complement when signed. */
-function integerBytes(value: bigint, signed: boolean): Buffer {
+/** The fewest of 1, 2, 4 or 8 bytes that hold the integer (two's complement when signed). */
+function integerSize(value: number | bigint, signed: boolean): number {
   for (const size of [1, 2, 4]) {
-    const bits = BigInt(size * 8);
-    const fits = signed ? value >= -(1n << (bits - 1n)) && value < 1n << (bits - 1n) : value < 1n << bits;
-    if (fits) {
-      const bytes = Buffer.alloc(size);
-      if (signed) bytes.writeIntBE(Number(value), 0, size);
-      else bytes.writeUIntBE(Number(value), 0, size);
-      return bytes;
-    }
+    const bits = size * 8;
+    const fits = signed ? value >= -(2 ** (bits - 1)) && value < 2 ** (bits - 1) : value < 2 ** bits;
+    if (fits) return size;
   }
-  const bytes = Buffer.alloc(8);
-  if (signed) bytes.writeBigInt64BE(value);
-  else bytes.writeBigUInt64BE(value);
-  return bytes;
+  return 8;
+}
+
+function writeValue(output: Buffer, offset: number, record: TypedRecord, size: number): number {
+  const value = record.value;
+  switch (record.type) {
+    case 'String':
+    case 'Corelnk':
+      return offset + output.write(value as string, offset, 'utf8');
+    case 'Opaque':
+      return offset + (value as Buffer).copy(output, offset);
+    case 'Boolean':
+      return output.writeUInt8(value ? 1 : 0, offset);
+    case 'Float':
+      return size === 4 ? output.writeFloatBE(value as number, offset) : output.writeDoubleBE(value as number, offset);
+    case 'Objlnk': {
+      const link = parseObjectLink(value as string)!;
+      offset = output.writeUInt16BE(link.objectId, offset);
+      return output.writeUInt16BE(link.instanceId, offset);
+    }
+    case 'Integer':
+    case 'Time':
+      if (size === 8) return output.writeBigInt64BE(BigInt(value as number | bigint), offset);
+      return output.writeIntBE(Number(value), offset, size);
+    case 'Unsigned Integer':
+      if (size === 8) return output.writeBigUInt64BE(BigInt(value as number | bigint), offset);
+      return output.writeUIntBE(Number(value), offset, size);
+  }
 }
 
 function encodeError(reason: string, path: LwM2MPath): ContentFormatError {
@@ -243,7 +268,7 @@ function decodeTlv(payload: Buffer, base: LwM2MPath, model: ResourceLookup): Dec
       break;
     }
   }
-  return { records: reader.records, emptyResources: reader.emptyResources };
+  return { records: reader.records, emptyResources: reader.emptyResources, unique: true };
 }
 
 class TlvReader {

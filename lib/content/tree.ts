@@ -31,6 +31,8 @@ export interface FlatValue {
 export interface DecodedRecords {
   readonly records: ResourceRecord[];
   readonly emptyResources: readonly LwM2MPath[];
+  /** Set by decoders that already refused repeated paths, so nothing needs to pick the latest. */
+  readonly unique?: boolean;
 }
 
 /** Flattens the value of `path` (any level) into typed records, refusing shapes and types that do not fit. */
@@ -113,15 +115,31 @@ class Flattener {
 
   private idMap(path: LwM2MPath, value: unknown, what: string): Array<[number, unknown]> {
     if (!isIdMap(value)) this.fail(path, `expected { "<${what} id>": ... } for ${path.level === 'root' ? 'the root' : `an ${path.level} path`}, not ${describe(value)}`);
-    return Object.entries(value).map(([key, child]) => {
-      if (!/^(0|[1-9][0-9]{0,4})$/.test(key) || Number(key) > MAX_ID) this.fail(path, `"${key}" is not a ${what} id (0..${MAX_ID})`);
-      return [Number(key), child];
-    });
+    const entries: Array<[number, unknown]> = [];
+    for (const key in value) {
+      const id = idOf(key);
+      if (id < 0) this.fail(path, `"${key}" is not a ${what} id (0..${MAX_ID})`);
+      entries.push([id, value[key]]);
+    }
+    return entries;
   }
 
   private fail(path: LwM2MPath, reason: string): never {
     throw new ContentFormatError(this.format, 'encode', reason, path.toString());
   }
+}
+
+/** The id a map key spells (`"0"`..`"65535"`, no sign or leading zero), or -1. */
+function idOf(key: string): number {
+  const length = key.length;
+  if (length === 0 || length > 5 || (length > 1 && key.charCodeAt(0) === 0x30)) return -1;
+  let id = 0;
+  for (let i = 0; i < length; i++) {
+    const digit = key.charCodeAt(i) - 0x30;
+    if (digit < 0 || digit > 9) return -1;
+    id = id * 10 + digit;
+  }
+  return id > MAX_ID ? -1 : id;
 }
 
 /**
@@ -138,10 +156,14 @@ export function nest(
   const fail = (reason: string, at?: LwM2MPath): never => {
     throw new ContentFormatError(format, 'decode', reason, (at ?? base).toString());
   };
-  const records = latestPerPath(decoded.records);
+  const records = decoded.unique ? decoded.records : latestPerPath(decoded.records);
+  const baseIds = base.ids;
   for (const record of records) {
-    if (!base.contains(record.path)) fail(`the payload holds ${record.path}, which is outside the requested path`, record.path);
-    if (record.path.length < 3) fail('a value must belong to a resource or resource instance path', record.path);
+    const ids = record.path.ids;
+    for (let i = 0; i < baseIds.length; i++) {
+      if (ids[i] !== baseIds[i]) fail(`the payload holds ${record.path}, which is outside the requested path`, record.path);
+    }
+    if (ids.length < 3) fail('a value must belong to a resource or resource instance path', record.path);
   }
   const empties = decoded.emptyResources.filter((path) => base.contains(path) || path.contains(base));
 
@@ -162,29 +184,31 @@ export function nest(
 
   const root: Record<string, unknown> = {};
   for (const path of empties) {
-    if (path.length > base.length) ensureMap(root, base.relative(path), fail, path);
+    if (path.length > base.length) ensureMap(root, path.ids, base.length, path.length, fail, path);
   }
   for (const record of records) {
-    const ids = base.relative(record.path);
-    const parent = ensureMap(root, ids.slice(0, -1), fail, record.path);
-    const key = String(ids[ids.length - 1]);
+    const ids = record.path.ids;
+    const parent = ensureMap(root, ids, baseIds.length, ids.length - 1, fail, record.path);
+    const key = ids[ids.length - 1];
     if (isIdMap(parent[key])) fail('the resource is given both as a single value and with instances', record.path);
     parent[key] = record.value;
   }
   return root as LwM2MValue;
 }
 
+/** The nested map for ids[from..to), made where missing. */
 function ensureMap(
   root: Record<string, unknown>,
   ids: readonly number[],
+  from: number,
+  to: number,
   fail: (reason: string, at?: LwM2MPath) => never,
   at: LwM2MPath,
 ): Record<string, unknown> {
   let node = root;
-  for (const id of ids) {
-    const key = String(id);
-    const child = node[key];
-    if (child === undefined) node = node[key] = {};
+  for (let i = from; i < to; i++) {
+    const child = node[ids[i]];
+    if (child === undefined) node = node[ids[i]] = {};
     else if (isIdMap(child)) node = child;
     else fail('the resource is given both as a single value and with instances', at);
   }
@@ -217,29 +241,30 @@ export function groupComposite(
   model: ResourceLookup,
   paths?: readonly LwM2MPath[],
 ): CompositeValue {
+  // one pass to put every record under its key, then one nest per key
+  const groups = new Map<string, { key: LwM2MPath; records: ResourceRecord[]; emptyResources: LwM2MPath[] }>();
+  if (paths) for (const key of paths) groups.set(key.toString(), { key, records: [], emptyResources: [] });
+  const groupOf = (path: LwM2MPath) => {
+    if (paths) {
+      const key = paths.find((candidate) => candidate.contains(path));
+      if (!key) throw new ContentFormatError(format, 'decode', `the payload holds ${path}, which no requested path contains`);
+      return groups.get(key.toString())!;
+    }
+    const key = path.length === 4 ? path.parent() : path;
+    const text = key.toString();
+    let group = groups.get(text);
+    if (!group) groups.set(text, (group = { key, records: [], emptyResources: [] }));
+    return group;
+  };
+  for (const record of decoded.records) groupOf(record.path).records.push(record);
+  for (const path of decoded.emptyResources) groupOf(path).emptyResources.push(path);
+
   const result: CompositeValue = {};
-  const keys = paths ?? uniqueResourcePaths(decoded);
-  for (const key of keys) {
-    const inside = (path: LwM2MPath) => key.contains(path);
-    const records = decoded.records.filter((record) => inside(record.path));
-    const emptyResources = decoded.emptyResources.filter(inside);
-    if (records.length === 0 && emptyResources.length === 0 && paths) continue; // nothing there: leave the key out
-    result[key.toString()] = nest(format, key, { records, emptyResources }, model);
-  }
-  if (paths) {
-    const outside = decoded.records.find((record) => !paths.some((path) => path.contains(record.path)));
-    if (outside) throw new ContentFormatError(format, 'decode', `the payload holds ${outside.path}, which no requested path contains`);
+  for (const [text, group] of groups) {
+    if (group.records.length === 0 && group.emptyResources.length === 0) continue; // nothing there: leave the key out
+    result[text] = nest(format, group.key, group, model);
   }
   return result;
-}
-
-function uniqueResourcePaths(decoded: DecodedRecords): LwM2MPath[] {
-  const seen = new Map<string, LwM2MPath>();
-  for (const path of [...decoded.records.map((record) => record.path), ...decoded.emptyResources]) {
-    const resource = path.length === 4 ? path.parent() : path;
-    seen.set(resource.toString(), resource);
-  }
-  return [...seen.values()];
 }
 
 /** Type of a scalar being decoded: the model's when known, else undefined (the format decides). */
