@@ -9,7 +9,8 @@
  */
 import type { ResourceLookup } from '../model/model';
 import { LwM2MPath, MAX_ID } from '../path';
-import { CborWriter, decodeCbor, isTag, writeResourceValue, type CborItem } from './cbor';
+import { CborTag, decodeCbor, type CborItem } from './cbor-reader';
+import { CborWriter, writeResourceValue } from './cbor-writer';
 import type { Codec } from './codec';
 import { ContentFormatError } from './error';
 import { ContentFormat } from './formats';
@@ -135,17 +136,9 @@ function readValue(item: CborItem, type: ValueType | undefined, path: LwM2MPath)
     throw new ContentFormatError(FORMAT, 'decode', reason, path.toString());
   };
   let value: unknown = item;
-  if (item instanceof Date) {
-    // tag 1 (epoch seconds) or tag 0 (date/time text): a Time
-    const time = item.getTime();
-    if (Number.isNaN(time)) fail('the date/time is invalid');
-    if (type !== undefined && type !== 'Time') fail(`the resource is ${type}, not a Time, yet the value is a date/time`);
-    return Math.floor(time / 1000);
-  }
-  if (item === null || item === undefined) fail('null values are not supported');
-  if (isTag(item)) fail(`CBOR tag ${item.tag} is not a value LwM2M CBOR carries`);
-  if (Array.isArray(item)) fail('an array is not a resource value');
-  if (item instanceof Uint8Array && !Buffer.isBuffer(item)) value = Buffer.from(item);
+  if (item instanceof CborTag) value = untag(item, type, fail);
+  if (value === null || value === undefined) fail('null values are not supported');
+  if (Array.isArray(value) || value instanceof Map) fail(`${Array.isArray(value) ? 'an array' : 'a map'} is not a resource value`);
   if (typeof value === 'bigint') value = type === 'Float' ? Number(value) : normalizeInteger(value);
   if (type === undefined) {
     return isResourceValue(value) ? value : fail(`${describe(value)} is not a resource value`);
@@ -153,6 +146,28 @@ function readValue(item: CborItem, type: ValueType | undefined, path: LwM2MPath)
   if (type === 'Objlnk' && (typeof value !== 'string' || !parseObjectLink(value))) fail(`${describe(value)} is not an Objlnk ("3:0")`);
   const fitted = fitValue(type, value);
   return isResourceValue(fitted) ? fitted : fail(fitted.problem);
+}
+
+/**
+ * The tags a value may carry: 1 (epoch seconds) and 0 (RFC 3339 text) for a Time, 4 (decimal
+ * fraction) for a number. Anything else is refused.
+ */
+function untag(item: CborTag, type: ValueType | undefined, fail: (reason: string) => never): unknown {
+  const { tag, value } = item;
+  if (tag === 1 || tag === 0) {
+    if (type !== undefined && type !== 'Time') fail(`the resource is ${type}, not a Time, yet the value is a date/time (tag ${tag})`);
+    if (tag === 1) {
+      if (typeof value === 'number' || typeof value === 'bigint') return typeof value === 'number' ? Math.floor(value) : value;
+      return fail(`tag 1 holds ${describe(value)}, not seconds`);
+    }
+    const time = typeof value === 'string' ? Date.parse(value) : NaN;
+    return Number.isNaN(time) ? fail(`tag 0 holds ${describe(value)}, not an RFC 3339 date/time`) : Math.floor(time / 1000);
+  }
+  if (tag === 4 && Array.isArray(value) && value.length === 2 && Number.isInteger(value[0]) && (typeof value[1] === 'number' || typeof value[1] === 'bigint')) {
+    const number = Number(`${value[1]}e${value[0]}`); // mantissa × 10^exponent, read exactly as decimal text
+    return Number.isFinite(number) ? number : fail('the decimal fraction is out of range');
+  }
+  return fail(`CBOR tag ${tag} is not a value LwM2M CBOR carries`);
 }
 
 function toPath(ids: readonly number[]): LwM2MPath {

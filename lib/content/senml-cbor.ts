@@ -1,7 +1,8 @@
 /** SenML CBOR (112): a SenML pack as a CBOR array of maps with the integer labels of RFC 8428. */
 import type { ResourceLookup } from '../model/model';
 import type { LwM2MPath } from '../path';
-import { CborWriter, decodeCbor, writeResourceValue, type CborItem } from './cbor';
+import { decodeCbor, type CborItem } from './cbor-reader';
+import { CborWriter, writeResourceValue } from './cbor-writer';
 import type { Codec, DecodeOptions } from './codec';
 import { ContentFormatError } from './error';
 import { ContentFormat } from './formats';

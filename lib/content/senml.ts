@@ -130,14 +130,14 @@ function readValue(
   if (label === 'v') {
     if (typeof raw !== 'number' && typeof raw !== 'bigint') fail(`v is ${describe(raw)}, not a number`);
     if (baseValue !== 0) raw = Number(raw) + baseValue;
-    if (typeof raw === 'bigint') raw = normalizeInteger(raw);
+    if (typeof raw === 'bigint') raw = type === 'Float' ? Number(raw) : normalizeInteger(raw);
   } else if (label === 'vs' || label === 'vlo') {
     if (typeof raw !== 'string') fail(`${label} is ${describe(raw)}, not a string`);
   } else if (label === 'vb') {
     if (typeof raw !== 'boolean') fail(`vb is ${describe(raw)}, not a boolean`);
   } else if (label === 'vd') {
     if (typeof raw === 'string') raw = decodeBase64(raw, true) ?? fail('vd is not base64url');
-    else if (raw instanceof Uint8Array) raw = Buffer.from(raw);
+    else if (raw instanceof Uint8Array) raw = Buffer.from(raw); // a copy, never a view into the payload
     else fail(`vd is ${describe(raw)}, not bytes`);
   }
   if (label === 'vlo' && !parseObjectLink(raw as string)) fail(`vlo ${describe(raw)} is not an object link ("3:0")`);

@@ -105,7 +105,11 @@ export function describe(value: unknown): string {
   if (typeof value === 'number') return Object.is(value, -0) ? '-0' : String(value);
   if (value === null) return 'null';
   if (Array.isArray(value)) return 'an array';
-  if (typeof value === 'object') return value instanceof Date ? 'a Date' : 'an object';
+  if (value instanceof Date) return 'a Date';
+  if (value instanceof Map) return 'a map';
+  const tag = (value as { tag?: unknown } | undefined)?.tag;
+  if (typeof value === 'object' && typeof tag === 'number' && 'value' in value) return `CBOR tag ${tag}`;
+  if (typeof value === 'object') return 'an object';
   return `${typeof value} ${String(value)}`;
 }
 

@@ -326,7 +326,7 @@ describe('codecs', () => {
       rejects(() => decode(SENML_CBOR, '/3/0', hex('81 01'), model), SENML_CBOR, 'decode', /record 0 is not a CBOR map/);
       rejects(() => decode(SENML_CBOR, '/3/0', hex('80 00'), model), SENML_CBOR, 'decode', /not valid CBOR/);
       rejects(() => decode(SENML_CBOR, '/3/0', hex(''), model), SENML_CBOR, 'decode', /the payload is empty/);
-      rejects(() => decode(SENML_CBOR, '/3/0', hex('81 A3 21 65 2F 33 2F 30 2F 00 61 39 02 C1 18 5F'), model), SENML_CBOR, 'decode', /v is a Date, not a number/);
+      rejects(() => decode(SENML_CBOR, '/3/0', hex('81 A3 21 65 2F 33 2F 30 2F 00 61 39 02 C1 18 5F'), model), SENML_CBOR, 'decode', /v is CBOR tag 1, not a number/);
       rejects(() => decode(SENML_CBOR, '/3/0', hex('81 D8 1C 81 D8 1D 00'), model), SENML_CBOR, 'decode', /.+/);
     });
   });

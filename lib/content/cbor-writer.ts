@@ -1,83 +1,11 @@
 /**
- * CBOR for SenML CBOR (112) and LwM2M CBOR (11544).
- *
- * Decoding uses cbor-x, configured for plain RFC 8949 data (no records, maps as Map), and then
- * checks that only plain data came out. Encoding is a small writer of our own: LwM2M needs a Float
- * resource holding 20 or -0 to go out as a CBOR float, which cbor-x cannot be told to do for one
- * value; the writer also emits RFC 8949 preferred (shortest) serialization.
+ * A CBOR (RFC 8949) writer for SenML CBOR (112) and LwM2M CBOR (11544), in preferred (shortest)
+ * serialization and plain data only: no tags but tag 1 for LwM2M CBOR times. Our own because a
+ * Float resource holding 20 or -0 must go out as a CBOR float, which general encoders (cbor-x
+ * among them) decide from the value, not from the resource type.
  */
-import { Decoder } from 'cbor-x';
-import { ContentFormatError } from './error';
 import type { ValueType } from './typing';
 import type { ResourceValue } from './value';
-
-const decoder = new Decoder({ mapsAsObjects: false, useRecords: false });
-/** Deep enough for SenML (array → map → value) and LwM2M CBOR (map per path level, key arrays). */
-const MAX_DEPTH = 12;
-
-/** What a decoded CBOR item may be once checked: plain data only. */
-export type CborItem = number | bigint | string | boolean | null | undefined | Buffer | Date | CborTag | CborItem[] | Map<CborItem, CborItem>;
-export interface CborTag {
-  readonly tag: number;
-  readonly value: CborItem;
-}
-
-/** Decodes one CBOR item (trailing bytes are an error) and checks it holds plain data only. */
-export function decodeCbor(payload: Buffer, format: number): CborItem {
-  if (payload.length === 0) throw new ContentFormatError(format, 'decode', 'the payload is empty');
-  let item: unknown;
-  try {
-    item = decoder.decode(payload);
-  } catch (error) {
-    throw new ContentFormatError(format, 'decode', `not valid CBOR (${(error as Error).message})`);
-  }
-  checkPlain(item, 0, format);
-  return item as CborItem;
-}
-
-function checkPlain(item: unknown, depth: number, format: number): void {
-  if (depth > MAX_DEPTH) throw new ContentFormatError(format, 'decode', `CBOR nested deeper than ${MAX_DEPTH} levels`);
-  if (item === null || item === undefined) return;
-  switch (typeof item) {
-    case 'number':
-    case 'bigint':
-    case 'string':
-    case 'boolean':
-      return;
-    case 'object':
-      if (Buffer.isBuffer(item) || item instanceof Date) return;
-      if (Array.isArray(item)) {
-        for (const element of item) checkPlain(element, depth + 1, format);
-        return;
-      }
-      if (item instanceof Map) {
-        for (const [key, value] of item) {
-          checkPlain(key, depth + 1, format);
-          checkPlain(value, depth + 1, format);
-        }
-        return;
-      }
-      if (item instanceof Uint8Array && item.constructor === Uint8Array) return;
-      if (isTag(item)) return checkPlain(item.value, depth + 1, format);
-  }
-  throw new ContentFormatError(format, 'decode', `the CBOR holds a ${describeItem(item)}, which LwM2M data never contains`);
-}
-
-export function isTag(item: unknown): item is CborTag {
-  return typeof item === 'object' && item !== null && item.constructor?.name === 'Tag' && typeof (item as CborTag).tag === 'number';
-}
-
-function describeItem(item: unknown): string {
-  if (typeof item === 'object' && item !== null) return item.constructor?.name ?? 'object';
-  return typeof item;
-}
-
-/** A byte string from the decoder as a Buffer of its own (the decoder may hand out views). */
-export function asBuffer(item: Buffer | Uint8Array): Buffer {
-  return Buffer.from(item);
-}
-
-// ---------------------------------------------------------------------------------------------
 
 /** Writes CBOR items into a growing buffer. */
 export class CborWriter {
