@@ -24,6 +24,7 @@ import {
   type CompositeValue,
   type ResourceRecord,
 } from '../lib';
+import { DEVICE_EXAMPLE } from '../test/helpers/device';
 
 // ---------------------------------------------------------------------------------------------
 // Settings
@@ -178,25 +179,8 @@ function codecRow(
 
 // 1. The Device object instance, in the value shape of the message contract.
 const DEVICE_PATH = '/3/0';
-const DEVICE = {
-  0: 'Open Mobile Alliance',
-  1: 'Lightweight M2M Client',
-  2: '345000123',
-  3: '1.0',
-  6: { 0: 1, 1: 5 },
-  7: { 0: 3800, 1: 5000 },
-  8: { 0: 125, 1: 900 },
-  9: 100,
-  10: 15,
-  11: { 0: 0 },
-  13: 1367491215,
-  14: '+02:00',
-  15: 'Europe/Berlin',
-  16: 'U',
-  17: 'ACME tracker',
-  18: '1.1',
-  19: '2.0',
-};
+// the specification's example, plus a few more string resources so it has ≈ 15 resources
+const DEVICE = { ...DEVICE_EXAMPLE, 15: 'Europe/Berlin', 17: 'ACME tracker', 18: '1.1', 19: '2.0' };
 const DEVICE_FORMATS = [ContentFormat.TLV, ContentFormat.OMA_JSON, ContentFormat.SENML_JSON, ContentFormat.SENML_CBOR, ContentFormat.LWM2M_CBOR];
 
 function deviceTable(): Table {

@@ -33,7 +33,7 @@ export const omaJsonCodec: Codec = {
     return Buffer.from(`{${baseName !== undefined ? `"bn":${JSON.stringify(baseName)},` : ''}"e":[${entries.join(',')}]}`, 'utf8');
   },
   decode(payload: Buffer, _base: LwM2MPath, model: ResourceLookup, options: DecodeOptions): DecodedRecords {
-    return unpackRecords(FORMAT, toSenml(payload), model, options.now ?? Date.now() / 1000, true);
+    return unpackRecords(FORMAT, toSenml(payload), model, options.now ?? Date.now() / 1000, { opaqueAsBase64String: true, finiteOnly: true });
   },
 };
 

@@ -28,7 +28,7 @@ export const senmlJsonCodec: Codec = {
     return Buffer.from(`[${parts.join(',')}]`, 'utf8');
   },
   decode(payload: Buffer, _base: LwM2MPath, model: ResourceLookup, options: DecodeOptions): DecodedRecords {
-    return unpackRecords(FORMAT, parseSenmlJson(payload), model, options.now ?? Date.now() / 1000);
+    return unpackRecords(FORMAT, parseSenmlJson(payload), model, options.now ?? Date.now() / 1000, { finiteOnly: true });
   },
 };
 

@@ -63,15 +63,22 @@ export function packRecords(format: number, flat: FlatValue, base: LwM2MPath): S
   });
 }
 
+export interface UnpackOptions {
+  /** OMA JSON writes Opaque values as base64 strings where SenML has `vd`. */
+  readonly opaqueAsBase64String?: boolean;
+  /** JSON has no infinities: a number that reads as one overflowed a double, and is refused. */
+  readonly finiteOnly?: boolean;
+}
+
 /** Reads a pack into records with full paths and absolute times. */
 export function unpackRecords(
   format: number,
   pack: readonly SenmlRecord[],
   model: ResourceLookup,
   now: number,
-  /** OMA JSON writes Opaque values as base64 strings where SenML has `vd`. */
-  opaqueAsBase64String = false,
+  options: UnpackOptions = {},
 ): DecodedRecords {
+  const { opaqueAsBase64String = false, finiteOnly = false } = options;
   const records: ResourceRecord[] = [];
   let baseName = '';
   let baseTime = 0;
@@ -95,7 +102,7 @@ export function unpackRecords(
     const time = hasTime ? (absolute < RELATIVE_TIME_LIMIT ? now + absolute : absolute) : undefined;
     const type = modelType(model, path);
     const adjusted = opaqueAsBase64String && type === 'Opaque' && typeof record.vs === 'string' ? { ...record, vs: undefined, vd: base64(record.vs, fail) } : record;
-    const value = readValue(adjusted, type, baseValue, fail);
+    const value = readValue(adjusted, type, baseValue, finiteOnly, fail);
     records.push(time === undefined ? { path, value } : { path, value, time });
   });
   return { records, emptyResources: [] };
@@ -121,6 +128,7 @@ function readValue(
   record: SenmlRecord,
   type: ValueType | undefined,
   baseValue: number,
+  finiteOnly: boolean,
   fail: (reason: string) => never,
 ): ResourceValue {
   const present = VALUE_LABELS.filter((label) => record[label] !== undefined);
@@ -129,6 +137,7 @@ function readValue(
   let raw = record[label];
   if (label === 'v') {
     if (typeof raw !== 'number' && typeof raw !== 'bigint') fail(`v is ${describe(raw)}, not a number`);
+    if (finiteOnly && !Number.isFinite(raw)) fail(`v ${raw} is beyond the range of a double`);
     if (baseValue !== 0) raw = Number(raw) + baseValue;
     if (typeof raw === 'bigint') raw = type === 'Float' ? Number(raw) : normalizeInteger(raw);
   } else if (label === 'vs' || label === 'vlo') {

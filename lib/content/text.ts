@@ -72,7 +72,8 @@ export function textToValue(type: ValueType | undefined, text: string, path: LwM
     case 'Unsigned Integer':
       return readInteger(text, 0n, UINT64_MAX) ?? fail('an Unsigned Integer (decimal, 0..2^64-1)');
     case 'Float':
-      return FLOAT.test(text) ? Number(text) : fail('a Float (decimal number)');
+      if (!FLOAT.test(text)) return fail('a Float (decimal number)');
+      return Number.isFinite(Number(text)) ? Number(text) : fail('a Float within the range of a double');
     case 'Boolean':
       return text === '1' ? true : text === '0' ? false : fail('a Boolean ("0" or "1")');
     case 'Objlnk':

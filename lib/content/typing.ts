@@ -14,6 +14,7 @@ export type ValueType = Exclude<ResourceType, 'none'>;
 export const INT64_MIN = -(2n ** 63n);
 export const INT64_MAX = 2n ** 63n - 1n;
 export const UINT64_MAX = 2n ** 64n - 1n;
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
 /** The model's definition of the resource a resource or resource-instance path points into. */
 export function definitionAt(model: ResourceLookup, path: LwM2MPath): ResourceDefinition | undefined {
@@ -47,7 +48,9 @@ export function fitValue(type: ValueType, value: unknown): ResourceValue | { pro
   switch (type) {
     case 'String':
     case 'Corelnk':
-      return typeof value === 'string' ? value : mismatch(value, `a ${type} (string)`);
+      if (typeof value !== 'string') return mismatch(value, `a ${type} (string)`);
+      // UTF-8 cannot carry half of a surrogate pair; refuse rather than send U+FFFD in its place
+      return LONE_SURROGATE.test(value) ? { problem: `${describe(value)} holds a lone UTF-16 surrogate, which is not text` } : value;
     case 'Boolean':
       return typeof value === 'boolean' ? value : mismatch(value, 'a Boolean (true or false)');
     case 'Float':

@@ -109,6 +109,19 @@ describe('codecs', () => {
       }
     });
 
+    it('refuses text holding a lone UTF-16 surrogate in every format, rather than sending U+FFFD', () => {
+      for (const format of [TEXT, TLV, OMA_JSON, SENML_JSON, SENML_CBOR, LWM2M_CBOR]) {
+        rejects(() => encode(format, '/40000/0/0', 'a\uD800b', model), format, 'encode', /lone UTF-16 surrogate/);
+      }
+      assert.equal(decode(TLV, '/40000/0/0', encode(TLV, '/40000/0/0', 'a\uD83D\uDE00b', model), model), 'a\uD83D\uDE00b');
+    });
+
+    it('refuses decimal text that overflows a double instead of reading Infinity', () => {
+      rejects(() => decode(TEXT, '/3303/0/5700', Buffer.from('1e999'), model), TEXT, 'decode', /not a Float within the range of a double/);
+      rejects(() => decode(SENML_JSON, '/', Buffer.from('[{"n":"/3303/0/5700","v":-1e999}]'), model), SENML_JSON, 'decode', /v -Infinity is beyond the range of a double/);
+      rejects(() => decode(OMA_JSON, '/3303/0', Buffer.from('{"bn":"/3303/0/","e":[{"n":"5700","v":1e999}]}'), model), OMA_JSON, 'decode', /beyond the range of a double/);
+    });
+
     it('refuses shapes that do not fit the path level', () => {
       rejects(() => encode(TLV, '/40000/0', 5, model), TLV, 'encode', /expected \{ "<resource id>": \.\.\. \} for an instance path, not 5/);
       rejects(() => encode(TLV, '/40000', { 0: 5 }, model), TLV, 'encode', /expected \{ "<resource id>"/);

@@ -40,6 +40,7 @@ import {
   ObjectModel,
   type CompositeValue,
 } from '../../lib';
+import { DEVICE_EXAMPLE } from '../helpers/device';
 
 const PAYLOADS = Number(process.env.FUZZ_PAYLOADS ?? 100_000);
 const SEED = Number(process.env.FUZZ_SEED ?? 0x1f2e3d4c) >>> 0;
@@ -95,21 +96,7 @@ model.addXml(XML_40000);
 // ---------------------------------------------------------------------------------------------
 // Valid seeds
 
-const DEVICE = {
-  0: 'Open Mobile Alliance',
-  1: 'Lightweight M2M Client',
-  2: '345000123',
-  3: '1.0',
-  6: { 0: 1, 1: 5 },
-  7: { 0: 3800, 1: 5000 },
-  8: { 0: 125, 1: 900 },
-  9: 100,
-  10: 15,
-  11: { 0: 0 },
-  13: 1367491215,
-  14: '+02:00',
-  16: 'U',
-};
+const DEVICE = DEVICE_EXAMPLE;
 
 const T40000 = {
   0: 'hello, wörld 😀',
@@ -132,15 +119,6 @@ const T40000 = {
   18: {},
 };
 
-const VALUE_FORMATS = [
-  ContentFormat.TEXT,
-  ContentFormat.OPAQUE,
-  ContentFormat.TLV,
-  ContentFormat.OMA_JSON,
-  ContentFormat.SENML_JSON,
-  ContentFormat.SENML_CBOR,
-  ContentFormat.LWM2M_CBOR,
-] as const;
 const COMPOSITE_FORMATS: readonly number[] = [ContentFormat.SENML_JSON, ContentFormat.SENML_CBOR, ContentFormat.LWM2M_CBOR];
 
 const SEED_VALUES: Array<[string, unknown]> = [
@@ -517,7 +495,7 @@ const MB = 1024 * 1024;
 const mb = (bytes: number): string => `${(bytes / MB).toFixed(1)} MB`;
 const collect = (): void => (global as { gc?: () => void }).gc?.();
 /** A child that sends nothing for this long is taken to hang (256 payloads take well under a second). */
-const IDLE_MS = 20_000;
+const IDLE_MS = 10_000;
 
 function spawnChild(kind: 'fuzz' | 'sandbox', job?: unknown): ChildProcess {
   return fork(__filename, [], {

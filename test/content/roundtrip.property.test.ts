@@ -19,7 +19,6 @@ type Type = (typeof TYPES)[number];
 /** Resource id of the single-instance resource of each type; the multiple one is this + 10. */
 const RID: Readonly<Record<Type, number>> = Object.fromEntries(TYPES.map((type, index) => [type, index])) as Record<Type, number>;
 const MULTIPLE = 10;
-const TYPE_OF_RID = new Map<number, Type>(TYPES.flatMap((type, index): Array<[number, Type]> => [[index, type], [index + MULTIPLE, type]]));
 
 const model = new ObjectModel();
 model.addXml(`<LWM2M><Object><Name>T</Name><ObjectID>40000</ObjectID><MultipleInstances>Multiple</MultipleInstances><Resources>

@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict';
 import { ContentFormat, ContentFormatError, decode, decodeComposite, decodePaths, decodeRecords, encode, encodeComposite, encodePaths, ObjectModel } from '../../lib';
 import { hex } from '../helpers/bytes';
+import { DEVICE_EXAMPLE } from '../helpers/device';
 
 /** The example objects 65, 66 and 67 the specification uses to illustrate object links. */
 const model = ObjectModel.bundled();
@@ -26,22 +27,21 @@ model.addXml(`<LWM2M>
     <Item ID="2"><Name>Temperature</Name><Operations>R</Operations><Type>Float</Type></Item></Resources></Object>
 </LWM2M>`);
 
-/** The Device object instance all format examples describe (1.0 §6.4.3.1 and its later copies). */
-const DEVICE = {
-  0: 'Open Mobile Alliance',
-  1: 'Lightweight M2M Client',
-  2: '345000123',
-  3: '1.0',
-  6: { 0: 1, 1: 5 },
-  7: { 0: 3800, 1: 5000 },
-  8: { 0: 125, 1: 900 },
-  9: 100,
-  10: 15,
-  11: { 0: 0 },
-  13: 1367491215,
-  14: '+02:00',
-  16: 'U',
-};
+const DEVICE = DEVICE_EXAMPLE;
+
+/** Records as [path, value, time] rows, for comparing timelines. */
+function rows(records: ReadonlyArray<{ path: unknown; value: unknown; time?: number }>): unknown[][] {
+  return records.map((record) => [String(record.path), record.value, record.time]);
+}
+
+/** The temperature history of the /72 example: bt 25462634 with t -5, -30, -50, relative to `now`. */
+function history72(now: number): unknown[][] {
+  return [
+    ['/72/1/2', 22.4, now + 25462629],
+    ['/72/1/2', 22.9, now + 25462604],
+    ['/72/1/2', 24.1, now + 25462584],
+  ];
+}
 
 const DEVICE_TLV = hex(`
   C8 00 14 4F 70 65 6E 20 4D 6F 62 69 6C 65 20 41 6C 6C 69 61 6E 63 65
@@ -169,14 +169,7 @@ describe('specification examples', () => {
       const now = 1_700_000_000;
       const records = decodeRecords(ContentFormat.OMA_JSON, '/72', history, model, { now });
       // bt + t stays below 2^28, so under the SenML rules OMA JSON was drafted from it is relative to now
-      assert.deepEqual(
-        records.map((record) => [String(record.path), record.value, record.time]),
-        [
-          ['/72/1/2', 22.4, now + 25462629],
-          ['/72/1/2', 22.9, now + 25462604],
-          ['/72/1/2', 24.1, now + 25462584],
-        ],
-      );
+      assert.deepEqual(rows(records), history72(now));
       // the plain value is the latest of the history
       assert.deepEqual(decode(ContentFormat.OMA_JSON, '/72', history, model, { now }), { 1: { 2: 22.4 } });
     });
@@ -202,14 +195,7 @@ describe('specification examples', () => {
       const pack = '[{"bn":"/72/","bt":25462634,"n":"1/2","v":22.4,"t":-5},{"n":"1/2","v":22.9,"t":-30},{"n":"1/2","v":24.1,"t":-50}]';
       const now = 1_700_000_000;
       const records = decodeRecords(ContentFormat.SENML_JSON, '/', Buffer.from(pack), model, { now });
-      assert.deepEqual(
-        records.map((record) => [String(record.path), record.value, record.time]),
-        [
-          ['/72/1/2', 22.4, now + 25462629],
-          ['/72/1/2', 22.9, now + 25462604],
-          ['/72/1/2', 24.1, now + 25462584],
-        ],
-      );
+      assert.deepEqual(rows(records), history72(now));
     });
 
     it('an instance with object links and linked instances under bn "/" (1.1 Table 7.4.4-4)', () => {
@@ -305,14 +291,7 @@ describe('specification examples', () => {
                          A3 00 63 31 2F 32 02 FB 40 36 E6 66 66 66 66 66 06 38 1D
                          A3 00 63 31 2F 32 02 FB 40 38 19 99 99 99 99 9A 06 38 31`);
       const now = 1_700_000_000;
-      assert.deepEqual(
-        decodeRecords(ContentFormat.SENML_CBOR, '/72', bytes, model, { now }).map((record) => [String(record.path), record.value, record.time]),
-        [
-          ['/72/1/2', 22.4, now + 25462629],
-          ['/72/1/2', 22.9, now + 25462604],
-          ['/72/1/2', 24.1, now + 25462584],
-        ],
-      );
+      assert.deepEqual(rows(decodeRecords(ContentFormat.SENML_CBOR, '/72', bytes, model, { now })), history72(now));
     });
   });
 
