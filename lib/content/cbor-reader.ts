@@ -102,14 +102,8 @@ class Reader {
         return typeof argument === 'bigint' ? -1n - argument : argument === Number.MAX_SAFE_INTEGER ? -1n - BigInt(argument) : -1 - argument;
       case 2:
         return argument === null ? this.chunks(2, depth) : this.byteString(this.length(argument, 1));
-      case 3: {
-        const bytes = argument === null ? this.chunks(3, depth) : this.byteString(this.length(argument, 1));
-        try {
-          return utf8.decode(bytes);
-        } catch {
-          return this.fail('a text string that is not valid UTF-8');
-        }
-      }
+      case 3:
+        return argument === null ? this.text(this.chunks(3, depth), 0, undefined) : this.textAt(this.length(argument, 1));
       case 4:
         return this.array(argument, depth);
       case 5:
@@ -150,6 +144,25 @@ class Reader {
         return BREAK;
       default:
         return this.fail(`simple value ${info === 24 ? this.bytes[this.position] : info}, which LwM2M data never holds`);
+    }
+  }
+
+  /** A definite text string read in place: ASCII (most LwM2M text) without a decoder call. */
+  private textAt(length: number): string {
+    const start = this.position;
+    this.position += length;
+    const bytes = this.bytes;
+    for (let i = start; i < this.position; i++) {
+      if (bytes[i] >= 0x80) return this.text(bytes, start, this.position);
+    }
+    return bytes.toString('latin1', start, this.position);
+  }
+
+  private text(bytes: Buffer, start: number, end: number | undefined): string {
+    try {
+      return utf8.decode(bytes.subarray(start, end));
+    } catch {
+      return this.fail('a text string that is not valid UTF-8');
     }
   }
 
