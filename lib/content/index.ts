@@ -22,9 +22,8 @@ import { decodeSenmlCborPaths, encodeSenmlCborPaths, senmlCborCodec } from './se
 import { decodeSenmlJsonPaths, encodeSenmlJsonPaths, senmlJsonCodec } from './senml-json';
 import { textCodec } from './text';
 import { tlvCodec } from './tlv';
-import { flatten, flattenComposite, groupComposite, nest, type TypedRecord } from './tree';
-import { definitionAt, fitValue, typeForEncoding } from './typing';
-import { isResourceValue, type CompositeValue, type LwM2MValue, type ResourceRecord } from './value';
+import { flatten, flattenComposite, groupComposite, nest, typedRecord } from './tree';
+import type { CompositeValue, LwM2MValue, ResourceRecord } from './value';
 
 const CODECS: ReadonlyMap<number, Codec> = new Map(
   [textCodec, opaqueCodec, tlvCodec, omaJsonCodec, senmlJsonCodec, senmlCborCodec, lwm2mCborCodec].map((codec) => [codec.format, codec]),
@@ -156,15 +155,11 @@ export function encodeRecords(
   const codec = codecFor(format, 'encode');
   if (!codec.composite) throw new ContentFormatError(format, 'encode', `${formatName(format)} cannot carry records of several paths`);
   return guarded(format, 'encode', () => {
-    const typed: TypedRecord[] = records.map((record) => {
+    const typed = records.map((record) => {
       const path = toPath(format, 'encode', record.path);
       if (path.length < 3) throw new ContentFormatError(format, 'encode', 'a record must be a resource or resource instance path', path.toString());
-      const type = typeForEncoding(definitionAt(model, path), record.value);
-      if (typeof type !== 'string') throw new ContentFormatError(format, 'encode', type.problem, path.toString());
-      const value = fitValue(type, record.value);
-      if (!isResourceValue(value)) throw new ContentFormatError(format, 'encode', value.problem, path.toString());
       if (record.time !== undefined && !Number.isFinite(record.time)) throw new ContentFormatError(format, 'encode', `time ${record.time} is not a number`, path.toString());
-      return { path, type, value, time: record.time };
+      return typedRecord(format, path, record.value, model, record.time);
     });
     return codec.encode({ records: typed, emptyResources: [] }, LwM2MPath.ROOT, model);
   });

@@ -77,29 +77,27 @@ interface Leaf {
 
 function decodeLwm2mCbor(payload: Buffer, base: LwM2MPath, model: ResourceLookup): DecodedRecords {
   const root = decodeCbor(payload, FORMAT);
-  if (!(root instanceof Map)) throw new ContentFormatError(FORMAT, 'decode', `the payload must be a CBOR map, not ${kind(root)}`);
+  if (!(root instanceof Map)) throw new ContentFormatError(FORMAT, 'decode', `the payload must be a CBOR map, not ${describe(root)}`);
   const leaves: Leaf[] = [];
   const emptyMaps: number[][] = [];
   collect(root, [], leaves, emptyMaps);
 
   // absolute paths unless that puts a value outside the request path, then relative to it
-  const inside = (ids: number[]) => base.contains(toPath(ids));
-  const relative = base.length > 0 && !(leaves.every((leaf) => inside(leaf.ids)) && emptyMaps.every(inside));
-  const resolve = (ids: number[]): LwM2MPath => {
-    const full = relative ? [...base.ids, ...ids] : ids;
-    if (full.length > 4) throw new ContentFormatError(FORMAT, 'decode', `the path /${full.join('/')} has more than 4 ids`);
-    return toPath(full);
-  };
+  const idLists = [...leaves.map((leaf) => leaf.ids), ...emptyMaps];
+  let paths = idLists.map((ids) => LwM2MPath.of(...ids));
+  if (base.length > 0 && !paths.every((path) => base.contains(path))) {
+    paths = idLists.map((ids) => {
+      const full = [...base.ids, ...ids];
+      if (full.length > 4) throw new ContentFormatError(FORMAT, 'decode', `the path /${full.join('/')} has more than 4 ids`);
+      return LwM2MPath.of(...full);
+    });
+  }
 
   const records: ResourceRecord[] = [];
-  const emptyResources: LwM2MPath[] = [];
+  const emptyResources = paths.slice(leaves.length).filter((path) => path.length === 3);
   const seen = new Set<string>();
-  for (const ids of emptyMaps) {
-    const path = resolve(ids);
-    if (path.length === 3) emptyResources.push(path);
-  }
-  for (const leaf of leaves) {
-    const path = resolve(leaf.ids);
+  for (const [index, leaf] of leaves.entries()) {
+    const path = paths[index];
     if (path.length < 3) throw new ContentFormatError(FORMAT, 'decode', `a value sits at ${path}, which is not a resource or resource instance path`);
     const key = path.toString();
     if (seen.has(key)) throw new ContentFormatError(FORMAT, 'decode', 'the payload gives this path twice', key);
@@ -170,10 +168,3 @@ function untag(item: CborTag, type: ValueType | undefined, fail: (reason: string
   return fail(`CBOR tag ${tag} is not a value LwM2M CBOR carries`);
 }
 
-function toPath(ids: readonly number[]): LwM2MPath {
-  return LwM2MPath.of(...ids);
-}
-
-function kind(item: CborItem): string {
-  return describe(item instanceof Map ? {} : item);
-}

@@ -21,7 +21,7 @@ export const omaJsonCodec: Codec = {
   format: FORMAT,
   composite: false,
   encode(flat: FlatValue, base: LwM2MPath): Buffer {
-    const pack = packRecords(FORMAT, flat, base);
+    const pack = packRecords(flat, base);
     const baseName = pack.length > 0 && pack[0].bn !== undefined ? pack[0].bn : base.isRoot() ? undefined : base.toString() + '/';
     const entries = pack.map((out) => {
       let json = '{';

@@ -22,7 +22,7 @@ export const senmlCborCodec: Codec = {
   format: FORMAT,
   composite: true,
   encode(flat: FlatValue, base: LwM2MPath): Buffer {
-    const pack = packRecords(FORMAT, flat, base);
+    const pack = packRecords(flat, base);
     const writer = new CborWriter().array(pack.length);
     for (const out of pack) {
       writer.map((out.bn !== undefined ? 1 : 0) + (out.n !== undefined ? 1 : 0) + (out.t !== undefined ? 1 : 0) + 1);

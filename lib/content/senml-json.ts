@@ -17,7 +17,7 @@ export const senmlJsonCodec: Codec = {
   format: FORMAT,
   composite: true,
   encode(flat: FlatValue, base: LwM2MPath): Buffer {
-    const parts = packRecords(FORMAT, flat, base).map((out) => {
+    const parts = packRecords(flat, base).map((out) => {
       let json = '{';
       if (out.bn !== undefined) json += `"bn":${JSON.stringify(out.bn)},`;
       if (out.n !== undefined) json += `"n":${JSON.stringify(out.n)},`;

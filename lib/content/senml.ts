@@ -44,22 +44,15 @@ export interface SenmlOut {
  * as `bn` and every name is relative to it (`bn "/3/0/"`, `n "9"`); from the root (composites),
  * every `n` is a full path.
  */
-export function packRecords(format: number, flat: FlatValue, base: LwM2MPath): SenmlOut[] {
-  if (flat.records.length === 0 && flat.emptyResources.length > 0 && base.length > 0) {
-    // SenML cannot say "a multiple resource with no instances"; an empty pack is the closest
-    return [];
-  }
-  const prefix = base.isRoot() ? '' : base.toString();
+export function packRecords(flat: FlatValue, base: LwM2MPath): SenmlOut[] {
+  // (SenML cannot say "a multiple resource with no instances": such a resource is left out)
+  if (base.isRoot()) return flat.records.map((record) => ({ n: record.path.toString(), t: record.time, record }));
+  const prefix = base.toString();
   return flat.records.map((record, index) => {
     const full = record.path.toString();
-    const time = record.time;
-    if (prefix === '' || !full.startsWith(prefix)) {
-      if (prefix !== '' && index === 0) throw new ContentFormatError(format, 'encode', `record ${full} is outside the base path ${prefix}`);
-      return { n: full, t: time, record };
-    }
-    if (full === prefix) return { bn: index === 0 ? prefix : undefined, n: index === 0 ? undefined : '', t: time, record };
-    const relative = full.slice(prefix.length + 1);
-    return index === 0 ? { bn: prefix + '/', n: relative, t: time, record } : { n: relative, t: time, record };
+    if (full === prefix) return { bn: prefix, t: record.time, record }; // a single value: its path is the base name
+    const n = full.slice(prefix.length + 1);
+    return index === 0 ? { bn: prefix + '/', n, t: record.time, record } : { n, t: record.time, record };
   });
 }
 

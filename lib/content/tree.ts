@@ -13,7 +13,6 @@ import {
   type CompositeValue,
   type LwM2MValue,
   type ResourceRecord,
-  type ResourceValue,
 } from './value';
 
 /** A record whose value has been checked against its type. */
@@ -106,11 +105,7 @@ class Flattener {
   }
 
   private leaf(path: LwM2MPath, value: unknown): void {
-    const type = typeForEncoding(definitionAt(this.model, path), value);
-    if (typeof type !== 'string') this.fail(path, type.problem);
-    const fitted = fitValue(type, value);
-    if (!isResourceValue(fitted)) this.fail(path, fitted.problem);
-    this.flat.records.push({ path, type, value: fitted });
+    this.flat.records.push(typedRecord(this.format, path, value, this.model));
   }
 
   private idMap(path: LwM2MPath, value: unknown, what: string): Array<[number, unknown]> {
@@ -127,6 +122,18 @@ class Flattener {
   private fail(path: LwM2MPath, reason: string): never {
     throw new ContentFormatError(this.format, 'encode', reason, path.toString());
   }
+}
+
+/** A resource (instance) value checked against its type: the model's, or one inferred from the value. */
+export function typedRecord(format: number, path: LwM2MPath, value: unknown, model: ResourceLookup, time?: number): TypedRecord {
+  const fail = (reason: string): never => {
+    throw new ContentFormatError(format, 'encode', reason, path.toString());
+  };
+  const type = typeForEncoding(definitionAt(model, path), value);
+  if (typeof type !== 'string') return fail(type.problem);
+  const fitted = fitValue(type, value);
+  if (!isResourceValue(fitted)) return fail(fitted.problem);
+  return time === undefined ? { path, type, value: fitted } : { path, type, value: fitted, time };
 }
 
 /** The id a map key spells (`"0"`..`"65535"`, no sign or leading zero), or -1. */
@@ -242,8 +249,8 @@ export function groupComposite(
   paths?: readonly LwM2MPath[],
 ): CompositeValue {
   // one pass to put every record under its key, then one nest per key
-  const groups = new Map<string, { key: LwM2MPath; records: ResourceRecord[]; emptyResources: LwM2MPath[] }>();
-  if (paths) for (const key of paths) groups.set(key.toString(), { key, records: [], emptyResources: [] });
+  const groups = new Map<string, { key: LwM2MPath; records: ResourceRecord[]; emptyResources: LwM2MPath[]; unique?: boolean }>();
+  if (paths) for (const key of paths) groups.set(key.toString(), { key, records: [], emptyResources: [], unique: decoded.unique });
   const groupOf = (path: LwM2MPath) => {
     if (paths) {
       const key = paths.find((candidate) => candidate.contains(path));
@@ -253,7 +260,7 @@ export function groupComposite(
     const key = path.length === 4 ? path.parent() : path;
     const text = key.toString();
     let group = groups.get(text);
-    if (!group) groups.set(text, (group = { key, records: [], emptyResources: [] }));
+    if (!group) groups.set(text, (group = { key, records: [], emptyResources: [], unique: decoded.unique }));
     return group;
   };
   for (const record of decoded.records) groupOf(record.path).records.push(record);
@@ -272,5 +279,3 @@ export function modelType(model: ResourceLookup, path: LwM2MPath): ValueType | u
   const type = definitionAt(model, path)?.type;
   return type === undefined || type === 'none' ? undefined : type;
 }
-
-export type { ResourceValue };

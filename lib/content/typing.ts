@@ -56,7 +56,7 @@ export function fitValue(type: ValueType, value: unknown): ResourceValue | { pro
     case 'Float':
       return typeof value === 'number' ? value : mismatch(value, 'a Float (number)');
     case 'Integer':
-      return fitInteger(value, BigInt(INT64_MIN), INT64_MAX, 'an Integer (-2^63..2^63-1)');
+      return fitInteger(value, INT64_MIN, INT64_MAX, 'an Integer (-2^63..2^63-1)');
     case 'Unsigned Integer':
       return fitInteger(value, 0n, UINT64_MAX, 'an Unsigned Integer (0..2^64-1)');
     case 'Time':
@@ -79,9 +79,8 @@ export function fitValue(type: ValueType, value: unknown): ResourceValue | { pro
 function fitInteger(value: unknown, min: bigint, max: bigint, what: string): ResourceValue | { problem: string } {
   if (typeof value === 'number') {
     if (!Number.isInteger(value)) return mismatch(value, what);
-    if (Number.isSafeInteger(value)) {
-      return BigInt(value) < min || BigInt(value) > max ? mismatch(value, what) : value === 0 ? 0 : value;
-    }
+    // a safe integer is within every range here but the unsigned one's lower end
+    if (Number.isSafeInteger(value)) return min === 0n && value < 0 ? mismatch(value, what) : value === 0 ? 0 : value;
     value = BigInt(value);
   }
   if (typeof value === 'bigint') {
@@ -93,8 +92,9 @@ function fitInteger(value: unknown, min: bigint, max: bigint, what: string): Res
 
 /** An integer as a number when it is exact as one, else as a bigint: the form decoders return. */
 export function normalizeInteger(value: bigint): number | bigint {
-  return value >= -(2n ** 53n - 1n) && value <= 2n ** 53n - 1n ? Number(value) : value;
+  return value >= -MAX_SAFE && value <= MAX_SAFE ? Number(value) : value;
 }
+const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
 
 function mismatch(value: unknown, what: string): { problem: string } {
   return { problem: `${describe(value)} is not ${what}` };
