@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
@@ -25,6 +26,14 @@ describe('package', () => {
     }
     assert.equal(api.ContentFormat.LWM2M_CBOR, 11544);
     assert.equal(path.relative(root, require.resolve(root)), path.join('dist', 'lib', 'index.js'));
+  });
+
+  it('has an `npm start` demo that runs and shows every format round-tripping', () => {
+    assert.equal(pkg.scripts.start, 'node dist/demo/data-layer.js');
+    const output = execFileSync(process.execPath, [path.join(root, 'dist', 'demo', 'data-layer.js')], { encoding: 'utf8' });
+    assert.equal((output.match(/decodes back unchanged/g) ?? []).length, 5, output);
+    assert.doesNotMatch(output, /DIFFERENTLY/);
+    assert.match(output, /Values that do not fit the model are refused: Cannot encode TLV/);
   });
 
   it('keeps Node-RED out of the protocol core', () => {
