@@ -5,3 +5,5 @@
 export { LwM2MPath, PathError, parsePath, formatPath, comparePaths, pathContains, MAX_ID, type PathLevel } from './path';
 export * from './model';
 export * from './content';
+export * from './client';
+export * from './transport';

@@ -1,0 +1,509 @@
+/**
+ * LwM2MClient: a complete simulated LwM2M device over CoAP/UDP. It owns an object tree, registers
+ * with one server and keeps the registration alive, answers Device Management and Observe requests,
+ * sends notifications as the attributes allow, runs value generators, and can Send on demand.
+ *
+ *   const device = new LwM2MClient({ endpoint: 'sim-1', server: 'coap://127.0.0.1:5683' });
+ *   await device.start();
+ *   device.set('/3/0/9', 80);
+ *   await device.stop();
+ */
+import { lookup } from 'node:dns/promises';
+import { EventEmitter } from 'node:events';
+import { isIP } from 'node:net';
+import {
+  COMPOSITE_FORMATS,
+  ContentFormat,
+  canonicalFormat,
+  encodeComposite,
+  formatLinkFormat,
+  formatName,
+  type CompositeValue,
+  type Link,
+  type LwM2MValue,
+} from '../content';
+import { ObjectModel, defaultModel } from '../model';
+import { LwM2MPath } from '../path';
+import { CoapEndpoint, type Peer } from '../transport/endpoint';
+import { maxTransmitWait, type CoapTiming } from '../transport/timing';
+import { AttributeStore } from './attributes';
+import { ClientError } from './errors';
+import { installFirmwareUpdate, type FirmwareOptions } from './firmware';
+import { errorResponse, handleManagement, renderObservation, type LwM2MVersion, type ManagementContext } from './management';
+import { deviceInstance, securityInstance, serverInstance, type DeviceInfo } from './objects';
+import { Observations } from './observations';
+import { Registration, type RetryPolicy } from './registration';
+import { ObjectTree, type InstanceSpec, type Resource } from './tree';
+
+export interface LwM2MClientOptions {
+  /** the endpoint client name the device registers with */
+  endpoint: string;
+  /** `coap://host:port` of the LwM2M server (default port 5683) */
+  server: string;
+  /** registration lifetime in seconds (default 300) */
+  lifetime?: number;
+  version?: LwM2MVersion;
+  /** `U`, or `UQ` for queue mode */
+  binding?: 'U' | 'UQ';
+  /** ms of silence after which a queue-mode client sleeps (default MAX_TRANSMIT_WAIT, 93 s) */
+  queueQuietTime?: number;
+  /** format for reads without Accept, announced as `ct=` (default TLV for 1.0, SenML CBOR after) */
+  preferredFormat?: number;
+  /** Short Server ID of the server (default 1) */
+  shortServerId?: number;
+  /** object instances: `{ 3303: { 0: { 5700: 21.5 } } }`; Security (0), Server (1) and Device (3) are added when missing */
+  objects?: Record<number, Record<number, InstanceSpec>>;
+  /** Device (3) identity when `objects` has no Device */
+  device?: DeviceInfo;
+  /** adds Firmware Update (5) with this behaviour */
+  firmware?: FirmwareOptions | boolean;
+  model?: ObjectModel;
+  /** local address and port to bind (default: any address, a free port) */
+  localAddress?: string;
+  localPort?: number;
+  timing?: Partial<CoapTiming>;
+  retry?: Partial<RetryPolicy>;
+  /** ms to wait for the server's answer to Register/Update/Send (default MAX_TRANSMIT_WAIT) */
+  requestTimeout?: number;
+  /** default pmin/pmax (Server object resources 2/3) in seconds */
+  defaultPmin?: number;
+  defaultPmax?: number;
+}
+
+export interface SendOptions {
+  /** SenML CBOR (default), SenML JSON or LwM2M CBOR */
+  format?: number;
+}
+
+/** Events: registered, updated, deregistered, reregistering, retry, write, execute, create, delete,
+ *  observe, cancel, sleep, awake, reboot, factoryReset, firmwareUpdated, error. */
+export class LwM2MClient extends EventEmitter {
+  readonly tree: ObjectTree;
+  readonly endpointName: string;
+  private readonly options: LwM2MClientOptions;
+  private readonly version: LwM2MVersion;
+  private readonly attributes = new AttributeStore();
+  private readonly endpoint: CoapEndpoint;
+  private readonly observations: Observations;
+  private readonly context: ManagementContext;
+  private registration: Registration | undefined;
+  private server: Peer | undefined;
+  private readonly generatorTimers = new Map<string, NodeJS.Timeout>();
+  private readonly cleanups: Array<() => void> = [];
+  private structureTimer: NodeJS.Timeout | undefined;
+  private running = false;
+  private asleep = false;
+  private sleepTimer: NodeJS.Timeout | undefined;
+  private waking: Promise<void> | undefined;
+  private restartTimer: NodeJS.Timeout | undefined;
+
+  constructor(options: LwM2MClientOptions) {
+    super();
+    if (typeof options?.endpoint !== 'string' || options.endpoint === '' || /[&?=\s]/.test(options.endpoint)) {
+      throw new TypeError(`endpoint must be a non-empty name without "&", "?", "=" or spaces, not ${JSON.stringify(options?.endpoint)}`);
+    }
+    parseServerUri(options.server);
+    this.options = { ...options };
+    this.endpointName = options.endpoint;
+    this.version = options.version ?? '1.1';
+    if (!['1.0', '1.1', '1.2'].includes(this.version)) throw new TypeError(`version must be 1.0, 1.1 or 1.2, not ${this.version}`);
+    const lifetime = options.lifetime ?? 300;
+    if (!Number.isInteger(lifetime) || lifetime < 1) throw new TypeError(`lifetime must be a whole number of seconds ≥ 1, not ${lifetime}`);
+    this.options.lifetime = lifetime;
+    const binding = options.binding ?? 'U';
+    if (binding !== 'U' && binding !== 'UQ') throw new TypeError(`binding must be U or UQ, not ${binding}`);
+    this.options.binding = binding;
+
+    this.tree = new ObjectTree(options.model ?? defaultModel());
+    this.endpoint = new CoapEndpoint({ timing: options.timing });
+    this.endpoint.on('error', (error) => this.emit('error', error));
+    this.endpoint.on('reset', ({ peer, token }) => {
+      if (this.observations.cancel(peer, token)) this.emit('cancel', { token: token.toString('hex'), reason: 'reset' });
+    });
+    this.observations = new Observations({
+      endpoint: this.endpoint,
+      attributes: this.attributes,
+      defaults: () => this.defaultPeriods(),
+      render: (observation) => renderObservation(this.context, observation),
+      failure: errorResponse,
+      ready: () => this.wake(),
+      onError: (error) => this.emit('error', error),
+    });
+    this.context = {
+      tree: this.tree,
+      attributes: this.attributes,
+      observations: this.observations,
+      version: this.version,
+      preferredFormat: options.preferredFormat ?? (this.version === '1.0' ? ContentFormat.TLV : ContentFormat.SENML_CBOR),
+    };
+    this.buildObjects();
+    this.tree.on('change', (path: LwM2MPath) => this.observations.changed(path));
+    this.tree.on('structure', (path: LwM2MPath) => this.onStructure(path));
+    this.endpoint.setRequestHandler(async (request) => {
+      this.touch();
+      const before = this.observations.size;
+      const response = await handleManagement(this.context, request);
+      this.report(request.method, request.path, request, response.code, before);
+      return response;
+    });
+  }
+
+  /** True while registered with the server. */
+  get registered(): boolean {
+    return this.registration?.registered ?? false;
+  }
+
+  /** The registration location the server gave (`rd/…`). */
+  get location(): string | undefined {
+    return this.registration?.location;
+  }
+
+  get sleeping(): boolean {
+    return this.asleep;
+  }
+
+  /** Number of active observations. */
+  get observationCount(): number {
+    return this.observations.size;
+  }
+
+  /** Local address of the client's socket (after start). */
+  address(): { address: string; port: number } {
+    const { address, port } = this.endpoint.address();
+    return { address, port };
+  }
+
+  /** Binds the socket, registers, and starts the value generators; resolves once registered. */
+  async start(): Promise<void> {
+    if (this.running) throw new Error(`client ${this.endpointName} is already started`);
+    this.running = true;
+    try {
+      const { host, port } = parseServerUri(this.options.server);
+      const address = isIP(host) ? host : (await lookup(host)).address;
+      this.server = { address, port };
+      await this.endpoint.listen(this.options.localPort ?? 0, this.options.localAddress ?? (isIP(address) === 6 ? '::' : '0.0.0.0'));
+    } catch (error) {
+      this.running = false;
+      await this.endpoint.close();
+      throw error;
+    }
+    this.registration = new Registration(
+      this.endpoint,
+      this.server,
+      { endpoint: this.endpointName, lifetime: this.options.lifetime!, version: this.version, binding: this.options.binding! },
+      () => this.objectLinks(),
+      { initialDelay: this.options.retry?.initialDelay ?? 1000, maxDelay: this.options.retry?.maxDelay ?? 60_000 },
+      this.options.requestTimeout ?? maxTransmitWait(this.endpoint.timing),
+    );
+    for (const event of ['registered', 'updated', 'deregistered', 'reregistering', 'retry'] as const) {
+      this.registration.on(event, (detail) => {
+        if (event !== 'retry' && event !== 'reregistering') this.touch();
+        this.emit(event, detail);
+      });
+    }
+    this.registration.on('error', (error) => this.emit('error', error));
+    this.startGenerators();
+    await this.registration.start();
+  }
+
+  /** De-registers (unless told not to), then closes the socket and clears every timer. */
+  async stop(options: { deregister?: boolean } = {}): Promise<void> {
+    if (!this.running) return;
+    this.running = false;
+    clearTimeout(this.sleepTimer);
+    clearTimeout(this.structureTimer);
+    clearTimeout(this.restartTimer);
+    this.stopGenerators();
+    this.observations.clear();
+    for (const cleanup of this.cleanups) cleanup();
+    if (this.asleep) this.endpoint.setReceiving(true);
+    await this.registration?.stop(options.deregister !== false && !this.asleep);
+    await this.endpoint.close();
+    this.emit('stopped');
+  }
+
+  /** Sets a resource (or resource instance) value as the device itself; observers are notified as their attributes allow. */
+  set(path: string | LwM2MPath, value: unknown): void {
+    this.tree.set(path, value);
+  }
+
+  /** The current stored value at a path (no read handlers run). */
+  get(path: string | LwM2MPath): LwM2MValue | undefined {
+    return this.tree.get(path);
+  }
+
+  /** Adds an object instance (the server learns of it through an Update). */
+  addInstance(objectId: number, spec: InstanceSpec = {}, instanceId?: number): number {
+    const id = this.tree.addInstance(objectId, instanceId, spec);
+    this.startGenerators();
+    return id;
+  }
+
+  removeInstance(objectId: number, instanceId: number): boolean {
+    return this.tree.removeInstance(objectId, instanceId);
+  }
+
+  /** Sends an Update now; with a new lifetime or binding when given. */
+  async update(changes: { lifetime?: number; binding?: 'U' | 'UQ' } = {}): Promise<void> {
+    const registration = this.requireRegistration();
+    await this.wake();
+    if (changes.lifetime !== undefined) this.tree.set('/1/0/1', changes.lifetime);
+    if (changes.binding !== undefined) this.tree.set('/1/0/7', changes.binding);
+    await registration.change(changes);
+  }
+
+  /** LwM2M 1.1 Send: POSTs the current values of `paths` to /dp; resolves when the server answers 2.04. */
+  async send(paths: ReadonlyArray<string | LwM2MPath>, options: SendOptions = {}): Promise<void> {
+    if (this.version === '1.0') throw new ClientError('4.05', 'Send needs LwM2M 1.1 or later');
+    this.requireRegistration();
+    const format = canonicalFormat(options.format ?? ContentFormat.SENML_CBOR);
+    if (!COMPOSITE_FORMATS.includes(format)) throw new TypeError(`${formatName(format)} cannot carry a Send; use SenML CBOR, SenML JSON or LwM2M CBOR`);
+    if (paths.length === 0) throw new TypeError('send needs at least one path');
+    const values: CompositeValue = {};
+    for (const path of paths) {
+      const at = LwM2MPath.from(path);
+      values[at.toString()] = await this.tree.read(at, 'local');
+    }
+    const payload = encodeComposite(format, values, this.tree.model);
+    await this.wake();
+    this.touch();
+    const response = await this.endpoint.request(this.server!, {
+      method: 'POST',
+      path: ['dp'],
+      payload,
+      contentFormat: format,
+      timeout: this.options.requestTimeout ?? maxTransmitWait(this.endpoint.timing),
+    });
+    if (response.code !== '2.04') throw new ClientError(response.code, `Send was answered ${response.code}${response.payload.length ? `: ${response.payload.toString('utf8').slice(0, 100)}` : ''}`);
+  }
+
+  /** Wakes a sleeping queue-mode client: it sends an Update so the server knows it can talk to it. */
+  wake(): Promise<void> {
+    if (!this.asleep) return Promise.resolve();
+    if (!this.waking) {
+      this.waking = (async () => {
+        this.asleep = false;
+        this.endpoint.setReceiving(true);
+        this.emit('awake');
+        this.touch();
+        await this.registration?.update().catch((error) => this.emit('error', error));
+      })().finally(() => {
+        this.waking = undefined;
+      });
+    }
+    return this.waking;
+  }
+
+  // --- internals ---
+
+  private requireRegistration(): Registration {
+    if (!this.registration || !this.running) throw new Error(`client ${this.endpointName} is not started`);
+    return this.registration;
+  }
+
+  private defaultPeriods(): { pmin?: number; pmax?: number } {
+    const pmin = this.tree.get('/1/0/2');
+    const pmax = this.tree.get('/1/0/3');
+    return { pmin: typeof pmin === 'number' ? pmin : undefined, pmax: typeof pmax === 'number' && pmax > 0 ? pmax : undefined };
+  }
+
+  private buildObjects(): void {
+    const { objects = {}, shortServerId = 1 } = this.options;
+    const tree = this.tree;
+    if (!objects[0]) tree.addInstance(0, 0, securityInstance(this.options.server, shortServerId));
+    if (!objects[1]) {
+      tree.addInstance(
+        1,
+        0,
+        serverInstance({ shortServerId, lifetime: this.options.lifetime!, binding: this.options.binding!, defaultPmin: this.options.defaultPmin, defaultPmax: this.options.defaultPmax }),
+      );
+    }
+    if (!objects[3]) tree.addInstance(3, 0, deviceInstance(this.options.device));
+    for (const [oid, instances] of Object.entries(objects)) {
+      tree.addObject(Number(oid));
+      for (const [iid, spec] of Object.entries(instances)) tree.addInstance(Number(oid), Number(iid), spec);
+    }
+    if (this.options.firmware) {
+      const stop = installFirmwareUpdate(tree, this.options.firmware === true ? {} : this.options.firmware, (version) => {
+        if (version && tree.resource(LwM2MPath.parse('/3/0/3'))) tree.set('/3/0/3', version);
+        this.emit('firmwareUpdated', version);
+      });
+      this.cleanups.push(stop);
+    }
+    this.wireStandardResources();
+  }
+
+  /** Behaviour the specification gives Device and Server resources, unless the user wired their own. */
+  private wireStandardResources(): void {
+    const hook = (path: string, handlers: Partial<Resource>): void => {
+      const resource = this.tree.resource(LwM2MPath.parse(path));
+      if (!resource) return;
+      for (const [key, handler] of Object.entries(handlers) as Array<[keyof Resource, unknown]>) {
+        if (resource[key] === undefined) (resource as unknown as Record<string, unknown>)[key] = handler;
+      }
+    };
+    const device = this.tree.instanceIds(3).length > 0;
+    if (device) {
+      this.addExecutable('/3/0/4', () => this.simulateReboot('reboot'));
+      this.addExecutable('/3/0/5', () => this.simulateReboot('factoryReset'));
+      this.addExecutable('/3/0/12', () => this.tree.set('/3/0/11', { 0: 0 }));
+    }
+    if (this.tree.instanceIds(1).includes(0)) {
+      this.addExecutable('/1/0/8', () => void this.registration?.update().catch(() => undefined));
+      this.addExecutable('/1/0/4', () => this.simulateDisable());
+      hook('/1/0/1', {
+        write: (value) => {
+          // a new lifetime from the server goes out with the next Update
+          queueMicrotask(() => void this.registration?.change({ lifetime: value as number }).catch(() => undefined));
+        },
+      });
+      hook('/1/0/7', {
+        write: (value) => {
+          const binding = value === 'UQ' || value === 'U' ? value : undefined;
+          if (!binding) throw new ClientError('4.00', `binding ${String(value)} is not supported; use U or UQ`);
+          queueMicrotask(() => void this.registration?.change({ binding }).catch(() => undefined));
+        },
+      });
+    }
+  }
+
+  /** Makes an executable resource exist with a default handler (kept when the user gave one). */
+  private addExecutable(path: string, run: () => void): void {
+    const at = LwM2MPath.parse(path);
+    if (!this.tree.has(at.parent())) return;
+    const resource = this.tree.resource(at);
+    if (!resource) this.tree.define(at, { execute: () => run() });
+    else if (!resource.execute) resource.execute = () => run();
+  }
+
+  /** A reboot or factory reset: the device drops off without de-registering and registers again. */
+  private simulateReboot(kind: 'reboot' | 'factoryReset'): void {
+    this.emit(kind);
+    clearTimeout(this.restartTimer);
+    this.restartTimer = setTimeout(() => {
+      if (!this.running || !this.registration) return;
+      this.observations.clear();
+      // observations end with the old registration
+      void this.registration.stop(false).then(() => (this.running ? this.registration?.start().catch(() => undefined) : undefined));
+    }, 100);
+  }
+
+  /** Server Disable (/1/0/4): de-register and come back after Disable Timeout (/1/0/5) seconds. */
+  private simulateDisable(): void {
+    const timeout = this.tree.get('/1/0/5');
+    const seconds = typeof timeout === 'number' ? timeout : 86400;
+    this.emit('disabled', seconds);
+    clearTimeout(this.restartTimer);
+    this.restartTimer = setTimeout(() => {
+      void this.registration?.stop(true).then(() => {
+        this.restartTimer = setTimeout(() => {
+          if (this.running) void this.registration?.start().catch(() => undefined);
+        }, seconds * 1000);
+      });
+    }, 50);
+  }
+
+  /** The object list of Register/Update: `</>;rt="oma.lwm2m";ct=…`, then objects and instances, never /0. */
+  objectLinks(): string {
+    const links: Link[] = [];
+    if (this.version !== '1.0') links.push({ uri: '/', attributes: { rt: 'oma.lwm2m', ct: this.context.preferredFormat } });
+    for (const oid of this.tree.objectIds()) {
+      if (oid === 0 || oid === 21) continue;
+      const instances = this.tree.instanceIds(oid);
+      const version = this.tree.objectDefinition(oid)?.version;
+      const versioned: Record<string, string> = version && version !== '1.0' ? { ver: version } : {};
+      if (instances.length === 0 || Object.keys(versioned).length > 0) links.push({ uri: `/${oid}`, attributes: versioned });
+      for (const iid of instances) links.push({ uri: `/${oid}/${iid}`, attributes: {} });
+    }
+    return formatLinkFormat(links);
+  }
+
+  private onStructure(path: LwM2MPath): void {
+    this.observations.changed(path);
+    this.emit('structure', path.toString());
+    if (!this.registration?.registered) return;
+    // several creates in a row make one Update
+    clearTimeout(this.structureTimer);
+    this.structureTimer = setTimeout(() => void this.registration?.change({ objects: true }).catch(() => undefined), 20);
+  }
+
+  private report(method: string, segments: string[], request: { query: string[]; observe?: number; payload: Buffer }, code: string, observationsBefore: number): void {
+    const path = '/' + segments.join('/');
+    const ok = code.startsWith('2.');
+    if (!ok) return;
+    if (method === 'PUT' && request.payload.length === 0) this.emit('attributes', { path, query: request.query });
+    else if (method === 'PUT' || method === 'IPATCH' || (method === 'POST' && segments.length === 2)) this.emit('write', { path, value: this.tree.get(path === '/' ? '/3' : path) });
+    else if (method === 'POST' && segments.length === 3 && code === '2.04') this.emit('execute', { path, args: request.payload.toString('utf8') });
+    else if (method === 'POST' && segments.length === 1) this.emit('create', { path });
+    else if (method === 'DELETE') this.emit('delete', { path });
+    else if (request.observe === 0 && this.observations.size > observationsBefore) this.emit('observe', { path });
+  }
+
+  // --- generators ---
+
+  private startGenerators(): void {
+    if (!this.running) return;
+    for (const oid of this.tree.objectIds()) {
+      for (const iid of this.tree.instanceIds(oid)) {
+        for (const rid of this.tree.resourceIds(oid, iid)) {
+          const path = LwM2MPath.of(oid, iid, rid);
+          const resource = this.tree.resource(path)!;
+          const key = path.toString();
+          if (!resource.generator || this.generatorTimers.has(key)) continue;
+          const generator = resource.generator;
+          const started = Date.now();
+          const tick = (): void => {
+            if (!this.tree.has(path)) return this.stopGenerator(key);
+            try {
+              const value = generator.next({ previous: resource.value as never, elapsed: Date.now() - started, definition: resource.definition });
+              if (value !== resource.value) this.tree.set(path, value);
+            } catch (error) {
+              this.stopGenerator(key);
+              this.emit('error', error);
+            }
+          };
+          tick();
+          this.generatorTimers.set(key, setInterval(tick, generator.interval));
+        }
+      }
+    }
+  }
+
+  private stopGenerator(key: string): void {
+    clearInterval(this.generatorTimers.get(key));
+    this.generatorTimers.delete(key);
+  }
+
+  private stopGenerators(): void {
+    for (const timer of this.generatorTimers.values()) clearInterval(timer);
+    this.generatorTimers.clear();
+  }
+
+  // --- queue mode ---
+
+  /** Any traffic keeps a queue-mode client awake for the quiet time; then it sleeps. */
+  private touch(): void {
+    if (this.options.binding !== 'UQ' || !this.running) return;
+    clearTimeout(this.sleepTimer);
+    const quiet = this.options.queueQuietTime ?? maxTransmitWait(this.endpoint.timing);
+    this.sleepTimer = setTimeout(() => {
+      if (!this.running || this.asleep) return;
+      this.asleep = true;
+      this.endpoint.setReceiving(false);
+      this.emit('sleep');
+    }, quiet);
+  }
+}
+
+function parseServerUri(uri: string): { host: string; port: number } {
+  let url: URL;
+  try {
+    url = new URL(uri);
+  } catch {
+    throw new TypeError(`server must be a URI such as coap://127.0.0.1:5683, not ${JSON.stringify(uri)}`);
+  }
+  if (url.protocol !== 'coap:') throw new TypeError(`server URI scheme ${url.protocol} is not supported; use coap:// (coaps:// comes with DTLS)`);
+  const host = url.hostname.replace(/^\[|\]$/g, '');
+  if (!host) throw new TypeError(`server URI ${uri} has no host`);
+  return { host, port: url.port ? Number(url.port) : 5683 };
+}

@@ -1,0 +1,715 @@
+/**
+ * A CoAP endpoint on one UDP socket: it answers requests (with deduplication, block-wise transfer
+ * both ways and Observe notifications) and sends requests from the same socket (with
+ * retransmission, separate responses and block-wise transfer). Both the LwM2M client and server
+ * sit on it, because LwM2M needs both roles on one address: devices behind NAT are reached only at
+ * the address they registered from.
+ */
+import { randomBytes } from 'node:crypto';
+import { createSocket, type Socket, type RemoteInfo } from 'node:dgram';
+import { EventEmitter } from 'node:events';
+import { isIPv6, type AddressInfo } from 'node:net';
+import { BoundedCache } from './bounded-cache';
+import { CoapError } from './errors';
+import {
+  CoapFormatError,
+  METHODS,
+  OptionNumber,
+  blockSize,
+  decodeBlock,
+  encodeBlock,
+  getOption,
+  getUintOption,
+  methodOf,
+  parseMessage,
+  pathOptions,
+  peekHeader,
+  queryOptions,
+  serializeMessage,
+  stringOptions,
+  szxFor,
+  uintOption,
+  type BlockOption,
+  type CoapMessage,
+  type CoapOption,
+  type Method,
+  type MessageType,
+} from './message';
+import { DEFAULT_TIMING, maxTransmitWait, type CoapTiming } from './timing';
+
+export interface Peer {
+  address: string;
+  port: number;
+}
+
+export function peerKey(peer: Peer): string {
+  return `${peer.address}:${peer.port}`;
+}
+
+/** A request received by this endpoint, with its block-wise body already reassembled. */
+export interface IncomingRequest {
+  peer: Peer;
+  method: Method;
+  type: MessageType;
+  token: Buffer;
+  messageId: number;
+  path: string[];
+  query: string[];
+  options: CoapOption[];
+  payload: Buffer;
+  contentFormat?: number;
+  accept?: number;
+  observe?: number;
+}
+
+export interface OutgoingResponse {
+  code: string;
+  payload?: Buffer;
+  contentFormat?: number;
+  observe?: number;
+  options?: CoapOption[];
+}
+
+export type RequestHandler = (request: IncomingRequest) => OutgoingResponse | Promise<OutgoingResponse>;
+
+export interface RequestParams {
+  method: Method;
+  path?: readonly string[];
+  query?: readonly string[];
+  payload?: Buffer;
+  contentFormat?: number;
+  accept?: number;
+  observe?: number;
+  options?: readonly CoapOption[];
+  confirmable?: boolean;
+  /** ms to wait for the whole response, block-wise parts included; default MAX_TRANSMIT_WAIT */
+  timeout?: number;
+}
+
+export interface CoapResponse {
+  code: string;
+  payload: Buffer;
+  options: CoapOption[];
+  contentFormat?: number;
+  observe?: number;
+  token: Buffer;
+  peer: Peer;
+}
+
+export interface EndpointOptions {
+  /** use this socket instead of creating one; it is not closed by `close()` */
+  socket?: Socket;
+  timing?: Partial<CoapTiming>;
+  /** largest payload sent in one message before block-wise transfer; rounded down to a block size */
+  maxPayload?: number;
+  /** largest reassembled body accepted, in either direction (4.13 beyond it) */
+  maxBodySize?: number;
+  /** requests remembered for deduplication and block-wise state */
+  maxExchanges?: number;
+}
+
+export type NotificationOutcome = 'sent' | 'acknowledged' | 'reset' | 'timeout';
+
+interface Transmission {
+  peer: Peer;
+  datagram: Buffer;
+  timer?: NodeJS.Timeout;
+  onAck(message: CoapMessage): void;
+  onReset(): void;
+  onTimeout(): void;
+}
+
+interface PendingResponse {
+  resolve(message: CoapMessage): void;
+  reject(error: Error): void;
+}
+
+interface Block1Assembly {
+  chunks: Buffer[];
+  size: number;
+  next: number;
+}
+
+const EMPTY = Buffer.alloc(0);
+const MAX_MESSAGE_ID = 0x10000;
+
+export class CoapEndpoint extends EventEmitter {
+  readonly timing: CoapTiming;
+  private socket: Socket | undefined;
+  private readonly ownsSocket: boolean;
+  private handler: RequestHandler | undefined;
+  private readonly maxSzx: number;
+  private readonly maxBodySize: number;
+  private nextMessageId = Math.floor(Math.random() * MAX_MESSAGE_ID);
+  private closed = false;
+  private receiving = true;
+
+  /** our Confirmable messages awaiting ACK/RST, by peer + message id */
+  private readonly transmissions = new Map<string, Transmission>();
+  /** our requests awaiting a response, by peer + token */
+  private readonly pending = new Map<string, PendingResponse>();
+  /** client-side observations: notification listeners by peer + token */
+  private readonly observers = new Map<string, (response: CoapResponse) => void>();
+  /** requests received, by peer + message id: the response to repeat for a duplicate (undefined while in progress) */
+  private readonly received: BoundedCache<{ datagram?: Buffer }>;
+  /** notifications sent, by peer + message id, to match a Reset to its observation */
+  private readonly notified: BoundedCache<Buffer>;
+  private readonly block1: BoundedCache<Block1Assembly>;
+  private readonly block2: BoundedCache<OutgoingResponse>;
+  private readonly separateTimers = new Set<NodeJS.Timeout>();
+
+  constructor(options: EndpointOptions = {}) {
+    super();
+    this.timing = { ...DEFAULT_TIMING, ...options.timing };
+    this.maxSzx = szxFor(options.maxPayload ?? 1024);
+    this.maxBodySize = options.maxBodySize ?? 8 * 1024 * 1024;
+    const maxExchanges = options.maxExchanges ?? 1000;
+    this.received = new BoundedCache(maxExchanges, this.timing.exchangeLifetime);
+    this.notified = new BoundedCache(maxExchanges, this.timing.exchangeLifetime);
+    this.block1 = new BoundedCache(Math.max(4, maxExchanges >> 6), this.timing.exchangeLifetime);
+    this.block2 = new BoundedCache(Math.max(4, maxExchanges >> 6), this.timing.exchangeLifetime);
+    this.ownsSocket = options.socket === undefined;
+    if (options.socket) this.attach(options.socket);
+  }
+
+  /** Binds a new socket (port 0 = any free port); resolves with the bound address. */
+  async listen(port = 0, address?: string): Promise<AddressInfo> {
+    if (this.socket) throw new Error('the endpoint is already listening');
+    if (this.closed) throw new Error('the endpoint is closed');
+    const socket = createSocket({ type: address && isIPv6(address) ? 'udp6' : 'udp4' });
+    await new Promise<void>((resolve, reject) => {
+      socket.once('error', reject);
+      socket.bind(port, address, () => {
+        socket.off('error', reject);
+        resolve();
+      });
+    });
+    this.attach(socket);
+    return socket.address();
+  }
+
+  address(): AddressInfo {
+    if (!this.socket) throw new Error('the endpoint is not listening');
+    return this.socket.address();
+  }
+
+  /** Off: every datagram is dropped unread, as by a device whose radio sleeps (queue mode). */
+  setReceiving(on: boolean): void {
+    this.receiving = on;
+  }
+
+  setRequestHandler(handler: RequestHandler): void {
+    this.handler = handler;
+  }
+
+  /** Sends a request and resolves with the (reassembled) response; rejects with CoapError. */
+  async request(peer: Peer, params: RequestParams): Promise<CoapResponse> {
+    const timeout = params.timeout ?? maxTransmitWait(this.timing);
+    const deadline = Date.now() + timeout;
+    const token = randomBytes(8);
+    const body = params.payload ?? EMPTY;
+    if (body.length > this.maxBodySize) throw new CoapError('TOO_LARGE', `a request body of ${body.length} bytes is larger than ${this.maxBodySize}`);
+    const base: CoapOption[] = [...pathOptions(params.path ?? []), ...queryOptions(params.query ?? []), ...(params.options ?? [])];
+    if (params.contentFormat !== undefined) base.push(uintOption(OptionNumber.CONTENT_FORMAT, params.contentFormat));
+    if (params.accept !== undefined) base.push(uintOption(OptionNumber.ACCEPT, params.accept));
+    const observe = params.observe !== undefined ? [uintOption(OptionNumber.OBSERVE, params.observe)] : [];
+
+    // Block1: send the body in parts, each acknowledged with 2.31 Continue
+    let szx = this.maxSzx;
+    let offset = 0;
+    let response: CoapMessage;
+    for (;;) {
+      const size = blockSize(szx);
+      const blockwise = body.length > size;
+      const options = [...base, ...observe];
+      let payload = body;
+      if (blockwise) {
+        payload = body.subarray(offset, offset + size);
+        const more = offset + size < body.length;
+        options.push({ number: OptionNumber.BLOCK1, value: encodeBlock({ num: offset / size, more, szx }) });
+        if (offset === 0) options.push(uintOption(OptionNumber.SIZE1, body.length));
+      }
+      response = await this.exchange(peer, token, params, options, payload, deadline);
+      if (!blockwise || response.code !== '2.31') break;
+      const ack = getOption(response, OptionNumber.BLOCK1);
+      const acknowledged = ack ? decodeBlock(ack) : undefined;
+      offset += size;
+      // the server may ask for smaller blocks: continue at the same byte offset with its size
+      if (acknowledged && acknowledged.szx < szx) szx = acknowledged.szx;
+      if (offset >= body.length) break;
+    }
+
+    // Block2: fetch the remaining parts of a large response
+    let payload = response.payload;
+    let block2Value = getOption(response, OptionNumber.BLOCK2);
+    if (block2Value) {
+      const parts = [payload];
+      let total = payload.length;
+      let block = decodeBlock(block2Value);
+      while (block.more) {
+        const next: BlockOption = { num: block.num + 1, more: false, szx: block.szx };
+        const options = [...base, { number: OptionNumber.BLOCK2, value: encodeBlock(next) }];
+        const part = await this.exchange(peer, randomBytes(8), { ...params, method: params.method }, options, params.method === 'FETCH' ? body : EMPTY, deadline);
+        if (part.code !== response.code) throw new CoapError('PROTOCOL', `block ${next.num} of the response came back as ${part.code}`);
+        block2Value = getOption(part, OptionNumber.BLOCK2);
+        if (!block2Value) throw new CoapError('PROTOCOL', `block ${next.num} of the response has no Block2 option`);
+        block = decodeBlock(block2Value);
+        total += part.payload.length;
+        if (total > this.maxBodySize) throw new CoapError('TOO_LARGE', `the response is larger than ${this.maxBodySize} bytes`);
+        parts.push(part.payload);
+      }
+      payload = Buffer.concat(parts, total);
+    }
+    return toResponse(response, payload, peer);
+  }
+
+  /**
+   * Starts an observation: resolves with the first response; later notifications with the same
+   * token from the same peer go to `listener` until `cancel()` (which forgets them; the peer is
+   * told by a Reset on the next one, RFC 7641 §3.6).
+   */
+  async observe(
+    peer: Peer,
+    params: Omit<RequestParams, 'observe'>,
+    listener: (notification: CoapResponse) => void,
+  ): Promise<{ response: CoapResponse; cancel(): void }> {
+    let key: string | undefined;
+    const response = await this.request(peer, { ...params, observe: 0, options: [...(params.options ?? [])] }).then((res) => {
+      key = `${peerKey(peer)}#${res.token.toString('hex')}`;
+      return res;
+    });
+    if (response.observe !== undefined && key) this.observers.set(key, listener);
+    return {
+      response,
+      cancel: () => {
+        if (key) this.observers.delete(key);
+      },
+    };
+  }
+
+  /**
+   * Sends a notification for an observation started by `origin`. A Reset from the observer (to
+   * this or any earlier notification) is also emitted as `reset` with `{ peer, token }`.
+   */
+  notify(origin: IncomingRequest, response: OutgoingResponse, confirmable: boolean): Promise<NotificationOutcome> {
+    if (this.closed || !this.socket) return Promise.resolve('timeout');
+    const message = this.responseMessage(origin, response, undefined);
+    message.type = confirmable ? 'CON' : 'NON';
+    message.messageId = this.takeMessageId();
+    const datagram = serializeMessage(message);
+    this.notified.set(`${peerKey(origin.peer)}/${message.messageId}`, origin.token);
+    if (!confirmable) {
+      this.send(datagram, origin.peer);
+      return Promise.resolve('sent');
+    }
+    return new Promise((resolve) => {
+      this.transmit(origin.peer, message.messageId, datagram, {
+        onAck: () => resolve('acknowledged'),
+        onReset: () => resolve('reset'),
+        onTimeout: () => resolve('timeout'),
+      });
+    });
+  }
+
+  /** Stops everything: pending requests reject with CLOSED, timers are cleared, the own socket closes. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const transmission of this.transmissions.values()) clearTimeout(transmission.timer);
+    this.transmissions.clear();
+    for (const timer of this.separateTimers) clearTimeout(timer);
+    this.separateTimers.clear();
+    const pending = [...this.pending.values()];
+    this.pending.clear();
+    for (const waiter of pending) waiter.reject(new CoapError('CLOSED', 'the endpoint was closed'));
+    this.observers.clear();
+    this.received.clear();
+    this.notified.clear();
+    this.block1.clear();
+    this.block2.clear();
+    const socket = this.socket;
+    this.socket = undefined;
+    if (socket) {
+      socket.off('message', this.onDatagram);
+      if (this.ownsSocket) await new Promise<void>((resolve) => socket.close(() => resolve()));
+    }
+    this.emit('close');
+  }
+
+  // --- sending ---
+
+  private attach(socket: Socket): void {
+    this.socket = socket;
+    socket.on('message', this.onDatagram);
+    socket.on('error', (error) => this.emit('error', error));
+  }
+
+  private takeMessageId(): number {
+    this.nextMessageId = (this.nextMessageId + 1) % MAX_MESSAGE_ID;
+    return this.nextMessageId;
+  }
+
+  private send(datagram: Buffer, peer: Peer): void {
+    // a send error (e.g. the peer's address became unreachable) surfaces as a timeout, not a crash
+    this.socket?.send(datagram, peer.port, peer.address, (error) => {
+      if (error) this.emit('sendError', error);
+    });
+  }
+
+  /** Sends a Confirmable message and retransmits it with exponential back-off until ACK or RST. */
+  private transmit(peer: Peer, messageId: number, datagram: Buffer, handlers: Pick<Transmission, 'onAck' | 'onReset' | 'onTimeout'>): void {
+    const key = `${peerKey(peer)}/${messageId}`;
+    const { ackTimeout, ackRandomFactor, maxRetransmit } = this.timing;
+    let wait = ackTimeout * (1 + Math.random() * (ackRandomFactor - 1));
+    let attempts = 0;
+    const transmission: Transmission = {
+      peer,
+      datagram,
+      onAck: (message) => {
+        clearTimeout(transmission.timer);
+        this.transmissions.delete(key);
+        handlers.onAck(message);
+      },
+      onReset: () => {
+        clearTimeout(transmission.timer);
+        this.transmissions.delete(key);
+        handlers.onReset();
+      },
+      onTimeout: () => {
+        this.transmissions.delete(key);
+        handlers.onTimeout();
+      },
+    };
+    const fire = (): void => {
+      if (this.closed) return;
+      if (attempts > maxRetransmit) {
+        transmission.onTimeout();
+        return;
+      }
+      attempts++;
+      this.send(datagram, peer);
+      transmission.timer = setTimeout(fire, wait);
+      wait *= 2;
+    };
+    this.transmissions.set(key, transmission);
+    fire();
+  }
+
+  /** One request/response exchange (one block); resolves with the response message. */
+  private exchange(peer: Peer, token: Buffer, params: RequestParams, options: CoapOption[], payload: Buffer, deadline: number): Promise<CoapMessage> {
+    if (this.closed || !this.socket) return Promise.reject(new CoapError('CLOSED', 'the endpoint is closed'));
+    const confirmable = params.confirmable !== false;
+    const messageId = this.takeMessageId();
+    const message: CoapMessage = { type: confirmable ? 'CON' : 'NON', code: METHODS[params.method], messageId, token, options, payload };
+    const datagram = serializeMessage(message);
+    const tokenKey = `${peerKey(peer)}#${token.toString('hex')}`;
+    return new Promise<CoapMessage>((resolve, reject) => {
+      const remaining = deadline - Date.now();
+      const timer = setTimeout(() => fail(new CoapError('TIMEOUT', `no response from ${peerKey(peer)} within ${Math.round((remaining) / 1000)} s`)), Math.max(0, remaining));
+      const finish = (): void => {
+        clearTimeout(timer);
+        this.pending.delete(tokenKey);
+        const transmission = this.transmissions.get(`${peerKey(peer)}/${messageId}`);
+        if (transmission) {
+          clearTimeout(transmission.timer);
+          this.transmissions.delete(`${peerKey(peer)}/${messageId}`);
+        }
+      };
+      const fail = (error: Error): void => {
+        finish();
+        reject(error);
+      };
+      this.pending.set(tokenKey, {
+        resolve: (response) => {
+          finish();
+          resolve(response);
+        },
+        reject: fail,
+      });
+      if (confirmable) {
+        this.transmit(peer, messageId, datagram, {
+          onAck: (ack) => {
+            if (ack.code !== '0.00') this.pending.get(tokenKey)?.resolve(ack); // piggybacked
+          },
+          onReset: () => fail(new CoapError('RESET', `${peerKey(peer)} rejected the request with a Reset`)),
+          onTimeout: () => fail(new CoapError('TIMEOUT', `no acknowledgement from ${peerKey(peer)} after ${this.timing.maxRetransmit} retransmissions`)),
+        });
+      } else {
+        this.send(datagram, peer);
+      }
+    });
+  }
+
+  // --- receiving ---
+
+  private readonly onDatagram = (datagram: Buffer, info: RemoteInfo): void => {
+    if (this.closed || !this.receiving) return;
+    const peer: Peer = { address: info.address, port: info.port };
+    let message: CoapMessage;
+    try {
+      message = parseMessage(datagram);
+    } catch (error) {
+      // RFC 7252 §4.2: a Confirmable message that cannot be parsed is rejected with a Reset
+      const header = peekHeader(datagram);
+      if (header?.type === 'CON') this.sendEmpty('RST', header.messageId, peer);
+      this.emit('malformed', { peer, reason: error instanceof CoapFormatError ? error.message : String(error) });
+      return;
+    }
+    try {
+      this.dispatch(message, peer);
+    } catch (error) {
+      this.emit('malformed', { peer, reason: (error as Error).message });
+      if (message.type === 'CON') this.sendEmpty('RST', message.messageId, peer);
+    }
+  };
+
+  private dispatch(message: CoapMessage, peer: Peer): void {
+    const key = `${peerKey(peer)}/${message.messageId}`;
+    if (message.type === 'ACK' || message.type === 'RST') {
+      const transmission = this.transmissions.get(key);
+      if (message.type === 'RST') {
+        const token = this.notified.get(key);
+        if (token) {
+          this.notified.delete(key);
+          this.emit('reset', { peer, token });
+        }
+        transmission?.onReset();
+      } else {
+        transmission?.onAck(message);
+      }
+      return;
+    }
+    if (message.code === '0.00') {
+      // CoAP ping (or an empty NON): answer with a Reset
+      if (message.type === 'CON') this.sendEmpty('RST', message.messageId, peer);
+      return;
+    }
+    if (message.code.charAt(0) === '0') {
+      this.onRequest(message, peer, key);
+      return;
+    }
+    this.onResponse(message, peer);
+  }
+
+  /** A separate response or a notification. */
+  private onResponse(message: CoapMessage, peer: Peer): void {
+    const tokenKey = `${peerKey(peer)}#${message.token.toString('hex')}`;
+    const waiter = this.pending.get(tokenKey);
+    const observer = waiter ? undefined : this.observers.get(tokenKey);
+    if (!waiter && !observer) {
+      this.sendEmpty('RST', message.messageId, peer);
+      return;
+    }
+    if (message.type === 'CON') this.sendEmpty('ACK', message.messageId, peer);
+    if (waiter) waiter.resolve(message);
+    else if (observer && getOption(message, OptionNumber.OBSERVE) !== undefined) observer(toResponse(message, message.payload, peer));
+    else if (observer) this.observers.delete(tokenKey); // a final response without Observe ends the observation
+  }
+
+  private onRequest(message: CoapMessage, peer: Peer, key: string): void {
+    const method = methodOf(message.code);
+    const seen = this.received.get(key);
+    if (seen) {
+      // a duplicate: repeat the response, or ignore it while the first copy is still being handled
+      if (seen.datagram) this.send(seen.datagram, peer);
+      return;
+    }
+    this.received.set(key, {});
+    if (!method) {
+      this.answer(message, peer, key, { code: '4.05' });
+      return;
+    }
+    const request: IncomingRequest = {
+      peer,
+      method,
+      type: message.type,
+      token: message.token,
+      messageId: message.messageId,
+      path: stringOptions(message, OptionNumber.URI_PATH),
+      query: stringOptions(message, OptionNumber.URI_QUERY),
+      options: message.options,
+      payload: message.payload,
+      contentFormat: getUintOption(message, OptionNumber.CONTENT_FORMAT),
+      accept: getUintOption(message, OptionNumber.ACCEPT),
+      observe: getUintOption(message, OptionNumber.OBSERVE),
+    };
+    const block1Value = getOption(message, OptionNumber.BLOCK1);
+    let block1: BlockOption | undefined;
+    if (block1Value) {
+      block1 = decodeBlock(block1Value);
+      const outcome = this.collectBlock1(request, block1);
+      if (outcome) {
+        this.answer(message, peer, key, outcome);
+        return;
+      }
+    }
+    const block2Value = getOption(message, OptionNumber.BLOCK2);
+    const block2 = block2Value ? decodeBlock(block2Value) : undefined;
+    const cacheKey = this.block2Key(request);
+    if (block2 && block2.num > 0) {
+      const cached = this.block2.get(cacheKey);
+      if (cached) {
+        this.answer(message, peer, key, this.sliceBlock2(cached, block2, cacheKey, request));
+        return;
+      }
+    }
+    this.handle(request, message, peer, key, (response) => {
+      let out = response;
+      if (block1) out = { ...out, options: [...(out.options ?? []), { number: OptionNumber.BLOCK1, value: encodeBlock({ ...block1, more: false }) }] };
+      return this.sliceBlock2(out, block2, cacheKey, request);
+    });
+  }
+
+  /** Calls the handler, piggybacking its answer on the ACK when it comes quickly, else answering separately. */
+  private handle(request: IncomingRequest, message: CoapMessage, peer: Peer, key: string, finish: (response: OutgoingResponse) => OutgoingResponse): void {
+    const handler = this.handler;
+    if (!handler) {
+      this.answer(message, peer, key, { code: '4.04' });
+      return;
+    }
+    let separate = false;
+    let timer: NodeJS.Timeout | undefined;
+    const respond = (response: OutgoingResponse): void => {
+      if (timer) {
+        clearTimeout(timer);
+        this.separateTimers.delete(timer);
+      }
+      if (this.closed) return;
+      if (!separate) {
+        this.answer(message, peer, key, finish(response));
+        return;
+      }
+      const out = this.responseMessage(request, finish(response), undefined);
+      out.type = 'CON';
+      out.messageId = this.takeMessageId();
+      this.transmit(peer, out.messageId, serializeMessage(out), { onAck() {}, onReset() {}, onTimeout() {} });
+    };
+    let result: OutgoingResponse | Promise<OutgoingResponse>;
+    try {
+      result = handler(request);
+    } catch (error) {
+      respond(internalError(error));
+      return;
+    }
+    if (!(result instanceof Promise)) {
+      respond(result);
+      return;
+    }
+    if (message.type === 'CON') {
+      timer = setTimeout(() => {
+        this.separateTimers.delete(timer!);
+        separate = true;
+        const ack = serializeMessage({ type: 'ACK', code: '0.00', messageId: message.messageId, token: EMPTY, options: [], payload: EMPTY });
+        this.received.update(key, { datagram: ack });
+        this.send(ack, peer);
+      }, this.timing.piggybackDelay);
+      this.separateTimers.add(timer);
+    }
+    result.then(respond, (error) => respond(internalError(error)));
+  }
+
+  /** Sends the response to a request (piggybacked on the ACK, or as NON) and remembers it for duplicates. */
+  private answer(message: CoapMessage, peer: Peer, key: string, response: OutgoingResponse): void {
+    const out = this.responseMessage({ token: message.token }, response, message);
+    let datagram: Buffer;
+    try {
+      datagram = serializeMessage(out);
+    } catch (error) {
+      datagram = serializeMessage(this.responseMessage({ token: message.token }, internalError(error), message));
+    }
+    this.received.update(key, { datagram });
+    this.send(datagram, peer);
+  }
+
+  private responseMessage(origin: { token: Buffer }, response: OutgoingResponse, request: CoapMessage | undefined): CoapMessage {
+    const options: CoapOption[] = [...(response.options ?? [])];
+    if (response.observe !== undefined) options.push(uintOption(OptionNumber.OBSERVE, response.observe % 0x1000000));
+    if (response.contentFormat !== undefined) options.push(uintOption(OptionNumber.CONTENT_FORMAT, response.contentFormat));
+    const piggybacked = request?.type === 'CON';
+    return {
+      type: piggybacked ? 'ACK' : 'NON',
+      code: response.code,
+      messageId: piggybacked ? request.messageId : this.takeMessageId(),
+      token: origin.token,
+      options,
+      payload: response.payload ?? EMPTY,
+    };
+  }
+
+  private sendEmpty(type: 'ACK' | 'RST', messageId: number, peer: Peer): void {
+    this.send(serializeMessage({ type, code: '0.00', messageId, token: EMPTY, options: [], payload: EMPTY }), peer);
+  }
+
+  // --- block-wise, server side ---
+
+  /** Adds one Block1 part; returns the response to send now, or undefined when the body is complete. */
+  private collectBlock1(request: IncomingRequest, block: BlockOption): OutgoingResponse | undefined {
+    const key = `${peerKey(request.peer)}|${request.method}|${request.path.join('/')}?${request.query.join('&')}`;
+    const size = blockSize(block.szx);
+    let assembly = this.block1.get(key);
+    if (block.num === 0) {
+      assembly = { chunks: [], size: 0, next: 0 };
+      const announced = getUintOption(request, OptionNumber.SIZE1);
+      if (announced !== undefined && announced > this.maxBodySize) return tooLarge(this.maxBodySize);
+      this.block1.set(key, assembly);
+    }
+    if (!assembly || block.num * size !== assembly.size || (block.more && request.payload.length !== size)) {
+      // a part out of order, or the first part missing
+      this.block1.delete(key);
+      return { code: '4.08', payload: Buffer.from('block-wise transfer incomplete or out of order') };
+    }
+    assembly.size += request.payload.length;
+    if (assembly.size > this.maxBodySize) {
+      this.block1.delete(key);
+      return tooLarge(this.maxBodySize);
+    }
+    assembly.chunks.push(request.payload);
+    if (block.more) {
+      const szx = Math.min(block.szx, this.maxSzx);
+      return { code: '2.31', options: [{ number: OptionNumber.BLOCK1, value: encodeBlock({ num: block.num, more: true, szx }) }] };
+    }
+    this.block1.delete(key);
+    request.payload = Buffer.concat(assembly.chunks, assembly.size);
+    return undefined;
+  }
+
+  private block2Key(request: IncomingRequest): string {
+    const body = request.method === 'FETCH' ? request.payload.toString('base64') : '';
+    return `${peerKey(request.peer)}|${request.method === 'FETCH' ? 'FETCH' : 'GET'}|${request.path.join('/')}?${request.query.join('&')}|${request.accept ?? ''}|${body}`;
+  }
+
+  /** Cuts a response into the requested block; the whole body is kept for the following block requests. */
+  private sliceBlock2(response: OutgoingResponse, requested: BlockOption | undefined, cacheKey: string, request: IncomingRequest): OutgoingResponse {
+    const payload = response.payload ?? EMPTY;
+    const szx = Math.min(requested?.szx ?? this.maxSzx, this.maxSzx);
+    const size = blockSize(szx);
+    if (payload.length <= size && !requested?.num) return response;
+    const num = requested?.num ?? 0;
+    if (num * size >= payload.length && num > 0) return { code: '4.02', payload: Buffer.from('no such block') };
+    if (num === 0 && (request.method === 'GET' || request.method === 'FETCH')) this.block2.set(cacheKey, { ...response, observe: undefined });
+    const more = (num + 1) * size < payload.length;
+    const options = [...(response.options ?? []), { number: OptionNumber.BLOCK2, value: encodeBlock({ num, more, szx }) }];
+    if (num === 0) options.push(uintOption(OptionNumber.SIZE2, payload.length));
+    return { ...response, observe: num === 0 ? response.observe : undefined, options, payload: payload.subarray(num * size, (num + 1) * size) };
+  }
+}
+
+function toResponse(message: CoapMessage, payload: Buffer, peer: Peer): CoapResponse {
+  return {
+    code: message.code,
+    payload,
+    options: message.options,
+    contentFormat: getUintOption(message, OptionNumber.CONTENT_FORMAT),
+    observe: getUintOption(message, OptionNumber.OBSERVE),
+    token: message.token,
+    peer,
+  };
+}
+
+function internalError(error: unknown): OutgoingResponse {
+  return { code: '5.00', payload: Buffer.from(error instanceof Error ? error.message : String(error)) };
+}
+
+function tooLarge(limit: number): OutgoingResponse {
+  return { code: '4.13', options: [uintOption(OptionNumber.SIZE1, limit)], payload: Buffer.from(`the body is larger than ${limit} bytes`) };
+}

@@ -1,0 +1,264 @@
+/**
+ * CoAP messages (RFC 7252 §3) as plain objects, with option numbers instead of names. The wire
+ * format is coap-packet's; this module adds the checks it leaves out and the option helpers the
+ * LwM2M layers need.
+ */
+import { generate, parse } from 'coap-packet';
+
+export type MessageType = 'CON' | 'NON' | 'ACK' | 'RST';
+
+export interface CoapOption {
+  number: number;
+  value: Buffer;
+}
+
+export interface CoapMessage {
+  type: MessageType;
+  /** `class.detail`, e.g. `0.01` (GET) or `2.05` (Content); `0.00` for an empty message. */
+  code: string;
+  messageId: number;
+  token: Buffer;
+  options: CoapOption[];
+  payload: Buffer;
+}
+
+export const OptionNumber = {
+  IF_MATCH: 1,
+  URI_HOST: 3,
+  ETAG: 4,
+  IF_NONE_MATCH: 5,
+  OBSERVE: 6,
+  URI_PORT: 7,
+  LOCATION_PATH: 8,
+  URI_PATH: 11,
+  CONTENT_FORMAT: 12,
+  MAX_AGE: 14,
+  URI_QUERY: 15,
+  ACCEPT: 17,
+  LOCATION_QUERY: 20,
+  BLOCK2: 23,
+  BLOCK1: 27,
+  SIZE2: 28,
+  PROXY_URI: 35,
+  SIZE1: 60,
+} as const;
+
+export const METHODS = {
+  GET: '0.01',
+  POST: '0.02',
+  PUT: '0.03',
+  DELETE: '0.04',
+  FETCH: '0.05',
+  PATCH: '0.06',
+  IPATCH: '0.07',
+} as const;
+export type Method = keyof typeof METHODS;
+const METHOD_BY_CODE = new Map<string, Method>(Object.entries(METHODS).map(([name, code]) => [code, name as Method]));
+
+export function methodOf(code: string): Method | undefined {
+  return METHOD_BY_CODE.get(code);
+}
+
+/** A datagram that is not a well-formed CoAP message. */
+export class CoapFormatError extends Error {
+  override readonly name = 'CoapFormatError';
+}
+
+const TYPE_BITS: Record<MessageType, { confirmable: boolean; ack: boolean; reset: boolean }> = {
+  CON: { confirmable: true, ack: false, reset: false },
+  NON: { confirmable: false, ack: false, reset: false },
+  ACK: { confirmable: false, ack: true, reset: false },
+  RST: { confirmable: false, ack: false, reset: true },
+};
+
+/** Reads the header fields that survive a malformed rest (to answer it with a Reset). */
+export function peekHeader(datagram: Buffer): { type: MessageType; messageId: number } | undefined {
+  if (datagram.length < 4 || datagram[0]! >> 6 !== 1) return undefined;
+  const type = (['CON', 'NON', 'ACK', 'RST'] as const)[(datagram[0]! >> 4) & 3]!;
+  return { type, messageId: datagram.readUInt16BE(2) };
+}
+
+export function parseMessage(datagram: Buffer): CoapMessage {
+  const header = peekHeader(datagram);
+  if (!header) throw new CoapFormatError('not a CoAP 1 message');
+  const tokenLength = datagram[0]! & 0x0f;
+  if (tokenLength > 8) throw new CoapFormatError(`token length ${tokenLength} is reserved`);
+  let packet;
+  try {
+    packet = parse(datagram);
+  } catch (err) {
+    throw new CoapFormatError((err as Error).message);
+  }
+  // coap-packet slices past the end silently: check the option area and the payload marker first
+  checkOptionArea(datagram, 4 + tokenLength);
+  const options: CoapOption[] = [];
+  for (const option of packet.options) {
+    options.push({ number: typeof option.name === 'number' ? option.name : optionNumberOf(option.name), value: option.value });
+  }
+  return {
+    type: header.type,
+    code: packet.code,
+    messageId: header.messageId,
+    token: packet.token,
+    options,
+    payload: packet.payload,
+  };
+}
+
+/** Walks the options: every one must lie inside the datagram, and a payload marker must be followed by a payload. */
+function checkOptionArea(datagram: Buffer, start: number): void {
+  let index = start;
+  while (index < datagram.length) {
+    const byte = datagram[index++]!;
+    if (byte === 0xff) {
+      if (index === datagram.length) throw new CoapFormatError('payload marker followed by no payload');
+      return;
+    }
+    let length = byte & 0x0f;
+    const delta = byte >> 4;
+    if (delta === 15 || length === 15) throw new CoapFormatError('reserved option nibble 15');
+    index += delta === 13 ? 1 : delta === 14 ? 2 : 0;
+    if (length === 13) length = (datagram[index++] ?? 0) + 13;
+    else if (length === 14) {
+      if (index + 2 > datagram.length) throw new CoapFormatError('an option runs past the end of the datagram');
+      length = datagram.readUInt16BE(index) + 269;
+      index += 2;
+    }
+    index += length;
+    if (index > datagram.length) throw new CoapFormatError('an option runs past the end of the datagram');
+  }
+}
+
+const NAMED_OPTIONS: Record<string, number> = {
+  'If-Match': 1,
+  'Uri-Host': 3,
+  ETag: 4,
+  'If-None-Match': 5,
+  Observe: 6,
+  'Uri-Port': 7,
+  'Location-Path': 8,
+  OSCORE: 9,
+  'Uri-Path': 11,
+  'Content-Format': 12,
+  'Max-Age': 14,
+  'Uri-Query': 15,
+  'Hop-Limit': 16,
+  Accept: 17,
+  'Q-Block1': 19,
+  'Location-Query': 20,
+  Block2: 23,
+  Block1: 27,
+  Size2: 28,
+  'Q-Block2': 31,
+  'Proxy-Uri': 35,
+  'Proxy-Scheme': 39,
+  Size1: 60,
+  'No-Response': 258,
+  'OCF-Accept-Content-Format-Version': 2049,
+  'OCF-Content-Format-Version': 2053,
+};
+
+function optionNumberOf(name: string): number {
+  return NAMED_OPTIONS[name] ?? Number.parseInt(name, 10);
+}
+
+export function serializeMessage(message: CoapMessage, maxLength = 65507): Buffer {
+  return generate(
+    {
+      ...TYPE_BITS[message.type],
+      code: message.code,
+      messageId: message.messageId,
+      token: message.token,
+      // coap-packet sorts options stably by number, so repeated options keep their order
+      options: message.options.map((option) => ({ name: String(option.number), value: option.value })),
+      payload: message.payload,
+    },
+    maxLength,
+  );
+}
+
+// --- option helpers ---
+
+export function getOption(message: { options: readonly CoapOption[] }, number: number): Buffer | undefined {
+  for (const option of message.options) if (option.number === number) return option.value;
+  return undefined;
+}
+
+export function getOptions(message: { options: readonly CoapOption[] }, number: number): Buffer[] {
+  const values: Buffer[] = [];
+  for (const option of message.options) if (option.number === number) values.push(option.value);
+  return values;
+}
+
+/** The minimal big-endian encoding of an unsigned option value (RFC 7252 §3.2: zero is empty). */
+export function encodeUint(value: number): Buffer {
+  if (!Number.isInteger(value) || value < 0 || value > 0xffffffff) throw new RangeError(`option value ${value} is not a 32-bit unsigned integer`);
+  if (value === 0) return Buffer.alloc(0);
+  const bytes = value < 0x100 ? 1 : value < 0x10000 ? 2 : value < 0x1000000 ? 3 : 4;
+  const buffer = Buffer.alloc(bytes);
+  buffer.writeUIntBE(value, 0, bytes);
+  return buffer;
+}
+
+export function decodeUint(value: Buffer): number {
+  if (value.length > 4) throw new CoapFormatError(`an unsigned option of ${value.length} bytes is too long`);
+  return value.length === 0 ? 0 : value.readUIntBE(0, value.length);
+}
+
+export function uintOption(number: number, value: number): CoapOption {
+  return { number, value: encodeUint(value) };
+}
+
+export function getUintOption(message: { options: readonly CoapOption[] }, number: number): number | undefined {
+  const value = getOption(message, number);
+  return value === undefined ? undefined : decodeUint(value);
+}
+
+export function pathOptions(segments: readonly string[]): CoapOption[] {
+  return segments.map((segment) => ({ number: OptionNumber.URI_PATH, value: Buffer.from(segment, 'utf8') }));
+}
+
+export function queryOptions(items: readonly string[]): CoapOption[] {
+  return items.map((item) => ({ number: OptionNumber.URI_QUERY, value: Buffer.from(item, 'utf8') }));
+}
+
+export function stringOptions(message: { options: readonly CoapOption[] }, number: number): string[] {
+  return getOptions(message, number).map((value) => value.toString('utf8'));
+}
+
+// --- block-wise transfer (RFC 7959 §2.2) ---
+
+export interface BlockOption {
+  num: number;
+  more: boolean;
+  /** block size exponent: size = 2 ** (szx + 4) */
+  szx: number;
+}
+
+export function blockSize(szx: number): number {
+  return 1 << (szx + 4);
+}
+
+/** The largest SZX whose block size is no more than `bytes`. */
+export function szxFor(bytes: number): number {
+  let szx = 6;
+  while (szx > 0 && blockSize(szx) > bytes) szx--;
+  return szx;
+}
+
+export function decodeBlock(value: Buffer): BlockOption {
+  if (value.length > 3) throw new CoapFormatError(`a block option of ${value.length} bytes is too long`);
+  const raw = decodeUint(value);
+  const szx = raw & 7;
+  if (szx === 7) throw new CoapFormatError('block size exponent 7 is reserved');
+  return { num: raw >>> 4, more: (raw & 8) !== 0, szx };
+}
+
+export function encodeBlock(block: BlockOption): Buffer {
+  return encodeUint(block.num * 16 + (block.more ? 8 : 0) + block.szx);
+}
+
+/** `2.05` → 69: the code byte, for comparisons and success checks. */
+export function codeClass(code: string): number {
+  return Number(code.charAt(0));
+}
