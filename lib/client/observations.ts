@@ -19,7 +19,11 @@ export interface Observation {
   readonly format: number;
   sequence: number;
   lastPayload: Buffer;
+  /** the value last notified (st is measured from it) */
   lastScalar: number | boolean | undefined;
+  /** the value at the last evaluation (gt/lt crossings and edges happen between evaluations) */
+  seenScalar: number | boolean | undefined;
+  seenPayload: Buffer;
   lastNotifiedAt: number;
   lastConfirmableAt: number;
   pending: boolean;
@@ -82,6 +86,8 @@ export class Observations {
       sequence: nextSequence(),
       lastPayload: payload,
       lastScalar: scalarOf(value),
+      seenScalar: scalarOf(value),
+      seenPayload: payload,
       lastNotifiedAt: now,
       lastConfirmableAt: now,
       pending: false,
@@ -170,9 +176,10 @@ export class Observations {
     if (this.byKey.get(observation.key) !== observation) return;
     const scalar = scalarOf(rendered.value);
     // a write of the same value is not a change: compare what the observer would receive
-    if (!rendered.payload.equals(observation.lastPayload)) {
-      const met = scalar !== undefined && !observation.composite ? changeConditionsMet(observation.lastScalar, scalar, attrs) : true;
-      if (met) observation.pending = true;
+    if (!rendered.payload.equals(observation.seenPayload)) {
+      if (observation.composite || conditionsMet(observation, scalar, attrs)) observation.pending = true;
+      observation.seenScalar = scalar;
+      observation.seenPayload = rendered.payload;
     }
     const now = Date.now();
     const decision = schedule(attrs, observation.lastNotifiedAt, now, observation.pending);
@@ -197,6 +204,28 @@ export class Observations {
     }
     this.arm(observation, decision.nextCheckIn);
   }
+}
+
+/**
+ * Change conditions of a single resource: gt/lt crossings and boolean edges happen between two
+ * evaluations, while st is the distance from the last notified value (LwM2M 1.1 §5.1.2).
+ */
+function conditionsMet(observation: Observation, scalar: number | boolean | undefined, attrs: NotificationAttributes): boolean {
+  if (typeof scalar === 'number') {
+    const threshold = attrs.gt !== undefined || attrs.lt !== undefined;
+    const step = attrs.st !== undefined;
+    if (!threshold && !step) return true;
+    return (
+      (threshold && changeConditionsMet(numberOrUndefined(observation.seenScalar), scalar, { gt: attrs.gt, lt: attrs.lt })) ||
+      (step && changeConditionsMet(numberOrUndefined(observation.lastScalar), scalar, { st: attrs.st }))
+    );
+  }
+  if (typeof scalar === 'boolean' && attrs.edge !== undefined) return changeConditionsMet(observation.seenScalar, scalar, { edge: attrs.edge });
+  return true;
+}
+
+function numberOrUndefined(value: number | boolean | undefined): number | undefined {
+  return typeof value === 'number' ? value : undefined;
 }
 
 /** The Observe option value: 24 bits that grow with time, so a restarted client still counts up (RFC 7641 §4.4). */

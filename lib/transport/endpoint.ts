@@ -82,6 +82,8 @@ export interface RequestParams {
   observe?: number;
   options?: readonly CoapOption[];
   confirmable?: boolean;
+  /** the token to use (e.g. an observation's, to cancel it actively); default a fresh random one */
+  token?: Buffer;
   /** ms to wait for the whole response, block-wise parts included; default MAX_TRANSMIT_WAIT */
   timeout?: number;
 }
@@ -206,7 +208,7 @@ export class CoapEndpoint extends EventEmitter {
   async request(peer: Peer, params: RequestParams): Promise<CoapResponse> {
     const timeout = params.timeout ?? maxTransmitWait(this.timing);
     const deadline = Date.now() + timeout;
-    const token = randomBytes(8);
+    const token = params.token ?? randomBytes(8);
     const body = params.payload ?? EMPTY;
     if (body.length > this.maxBodySize) throw new CoapError('TOO_LARGE', `a request body of ${body.length} bytes is larger than ${this.maxBodySize}`);
     const base: CoapOption[] = [...pathOptions(params.path ?? []), ...queryOptions(params.query ?? []), ...(params.options ?? [])];
