@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+
+import { FakeServer } from './helpers/fake-server';
 
 const root = path.resolve(__dirname, '../..');
 const pkg = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8'));
@@ -21,7 +23,7 @@ describe('package', () => {
   it('loads its main entry, the public API, without Node-RED', () => {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const api = require(root);
-    for (const name of ['encode', 'decode', 'encodeComposite', 'decodeComposite', 'decodeRecords', 'LwM2MPath', 'ObjectModel', 'ContentFormat', 'ContentFormatError']) {
+    for (const name of ['encode', 'decode', 'encodeComposite', 'decodeComposite', 'decodeRecords', 'LwM2MPath', 'ObjectModel', 'ContentFormat', 'ContentFormatError', 'LwM2MClient', 'CoapEndpoint', 'randomWalk']) {
       assert.ok(api[name], name);
     }
     assert.equal(api.ContentFormat.LWM2M_CBOR, 11544);
@@ -48,5 +50,35 @@ describe('package', () => {
     walk(path.join(root, 'lib'));
     assert.ok(files.length > 10);
     for (const file of files) assert.doesNotMatch(fs.readFileSync(file, 'utf8'), /from ['"](node-red|@node-red\/)/, file);
+  });
+
+  it("runs the README's Library use script: the device registers, then de-registers on SIGINT", async () => {
+    const readme = fs.readFileSync(path.join(root, 'README.md'), 'utf8');
+    const block = /<!-- library-use -->\s*```js\n([\s\S]*?)```\s*<!-- \/library-use -->/.exec(readme);
+    assert.ok(block, 'README has a Library use script');
+    const code = block[1]!;
+    assert.ok(code.trim().split('\n').length <= 10, 'ten lines');
+    const server = new FakeServer();
+    const uri = await server.start();
+    try {
+      // the same script, pointed at the test's server and at this checkout instead of the installed package
+      const script = code.replace("require('@lwm2m-red/node-red-lwm2m')", `require(${JSON.stringify(root)})`).replace('coap://127.0.0.1:5683', uri);
+      const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let output = '';
+      child.stdout.on('data', (chunk) => (output += chunk));
+      child.stderr.on('data', (chunk) => (output += chunk));
+      const register = await server.waitFor((request) => request.path === '/rd');
+      assert.ok(register.query.includes('ep=sim-1'));
+      while (!output.includes('registered as rd/1')) await new Promise((resolve) => setTimeout(resolve, 20));
+      const written = await server.request('sim-1', { method: 'PUT', path: ['3', '0', '14'], contentFormat: 0, payload: Buffer.from('+01:00') });
+      assert.equal(written.code, '2.04');
+      while (!output.includes('server wrote /3/0/14 +01:00')) await new Promise((resolve) => setTimeout(resolve, 20));
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      child.kill('SIGINT');
+      assert.equal(await exited, 0, output);
+      assert.equal(server.requests.at(-1)?.method, 'DELETE');
+    } finally {
+      await server.close();
+    }
   });
 });
