@@ -6,7 +6,7 @@
 import { LwM2MPath } from '../path';
 import type { CoapEndpoint, IncomingRequest, OutgoingResponse } from '../transport/endpoint';
 import { peerKey, type Peer } from '../transport/endpoint';
-import { changeConditionsMet, schedule, type AttributeStore, type NotificationAttributes } from './attributes';
+import { changeConditionsMet, evaluationDelay, schedule, type AttributeStore, type NotificationAttributes } from './attributes';
 
 /** RFC 7641 §4.5: an observer that only gets NON notifications must still be checked at least daily. */
 const CONFIRMABLE_AT_LEAST_EVERY = 24 * 3600 * 1000;
@@ -18,13 +18,13 @@ export interface Observation {
   readonly composite: boolean;
   readonly format: number;
   sequence: number;
-  lastPayload: Buffer;
   /** the value last notified (st is measured from it) */
   lastScalar: number | boolean | undefined;
   /** the value at the last evaluation (gt/lt crossings and edges happen between evaluations) */
   seenScalar: number | boolean | undefined;
   seenPayload: Buffer;
   lastNotifiedAt: number;
+  lastEvaluatedAt: number;
   lastConfirmableAt: number;
   pending: boolean;
   timer?: NodeJS.Timeout;
@@ -84,11 +84,11 @@ export class Observations {
       composite,
       format,
       sequence: nextSequence(),
-      lastPayload: payload,
       lastScalar: scalarOf(value),
       seenScalar: scalarOf(value),
       seenPayload: payload,
       lastNotifiedAt: now,
+      lastEvaluatedAt: now,
       lastConfirmableAt: now,
       pending: false,
       busy: false,
@@ -163,6 +163,13 @@ export class Observations {
   private async evaluateOnce(observation: Observation): Promise<void> {
     if (this.byKey.get(observation.key) !== observation) return;
     const attrs = this.attributesOf(observation);
+    // epmin: the value is not evaluated more often than that; come back when it has passed
+    const wait = evaluationDelay(attrs, observation.lastEvaluatedAt, Date.now());
+    if (wait > 0) {
+      this.arm(observation, wait);
+      return;
+    }
+    observation.lastEvaluatedAt = Date.now();
     let rendered: { payload: Buffer; value: unknown };
     try {
       rendered = await this.host.render(observation);
@@ -187,7 +194,6 @@ export class Observations {
       const confirmable = attrs.con === 1 || now - observation.lastConfirmableAt >= CONFIRMABLE_AT_LEAST_EVERY;
       observation.pending = false;
       observation.lastNotifiedAt = now;
-      observation.lastPayload = rendered.payload;
       observation.lastScalar = scalar;
       observation.sequence = nextSequence();
       if (confirmable) observation.lastConfirmableAt = now;

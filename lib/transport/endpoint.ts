@@ -90,6 +90,8 @@ export interface RequestParams {
 
 export interface CoapResponse {
   code: string;
+  /** the message type it came in: ACK (piggybacked), CON or NON */
+  type: MessageType;
   payload: Buffer;
   options: CoapOption[];
   contentFormat?: number;
@@ -317,13 +319,16 @@ export class CoapEndpoint extends EventEmitter {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    for (const transmission of this.transmissions.values()) clearTimeout(transmission.timer);
+    const transmissions = [...this.transmissions.values()];
+    for (const transmission of transmissions) clearTimeout(transmission.timer);
     this.transmissions.clear();
     for (const timer of this.separateTimers) clearTimeout(timer);
     this.separateTimers.clear();
     const pending = [...this.pending.values()];
     this.pending.clear();
     for (const waiter of pending) waiter.reject(new CoapError('CLOSED', 'the endpoint was closed'));
+    // the rest (CON notifications, separate responses) would never settle: no ACK can arrive any more
+    for (const transmission of transmissions) transmission.onTimeout();
     this.observers.clear();
     this.received.clear();
     this.notified.clear();
@@ -699,6 +704,7 @@ export class CoapEndpoint extends EventEmitter {
 function toResponse(message: CoapMessage, payload: Buffer, peer: Peer): CoapResponse {
   return {
     code: message.code,
+    type: message.type,
     payload,
     options: message.options,
     contentFormat: getUintOption(message, OptionNumber.CONTENT_FORMAT),

@@ -83,6 +83,8 @@ export function parseMessage(datagram: Buffer): CoapMessage {
   if (!header) throw new CoapFormatError('not a CoAP 1 message');
   const tokenLength = datagram[0]! & 0x0f;
   if (tokenLength > 8) throw new CoapFormatError(`token length ${tokenLength} is reserved`);
+  // coap-packet slices a token past the end silently (and then sees no options): a truncated message
+  if (datagram.length < 4 + tokenLength) throw new CoapFormatError('the token runs past the end of the datagram');
   let packet;
   try {
     packet = parse(datagram);

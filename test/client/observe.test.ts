@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { ContentFormat, LwM2MClient, decode, decodeComposite, encodePaths, type CoapResponse } from '../../lib';
+import { ContentFormat, LwM2MClient, LwM2MPath, decode, decodeComposite, encodePaths, type CoapResponse } from '../../lib';
 import { FakeServer, FAST_TIMING } from '../helpers/fake-server';
 
 const EP = 'obs-1';
@@ -150,10 +150,35 @@ describe('LwM2MClient observe, send and queue mode (loopback)', () => {
     await observe('/3303/0/5700', inbox);
     device.set('/3303/0/5700', 40);
     await inbox.until(1);
-    // the observing endpoint ACKs it; what we can see is that it arrived and the observation lives on
+    assert.equal(inbox.items[0]!.type, 'CON');
+    assert.equal((await attributes('/3303/0/5700', ['con=0'])).code, '2.04');
     device.set('/3303/0/5700', 41);
     await inbox.until(2);
+    assert.equal(inbox.items[1]!.type, 'NON');
     assert.equal(device.observationCount, 1);
+  });
+
+  it('honours epmax: a value that changes behind the tree (a read handler) is sampled and notified', async () => {
+    let reading = 5;
+    device.tree.define(LwM2MPath.parse('/3303/0/5601'), { read: () => reading });
+    assert.equal((await attributes('/3303/0/5601', ['epmax=1'])).code, '2.04');
+    const inbox = new Inbox();
+    const { response } = await observe('/3303/0/5601', inbox);
+    assert.equal(response.payload.toString(), '5');
+    reading = 6; // no change event: only sampling can see it
+    await inbox.until(1);
+    assert.equal(inbox.items[0]!.payload.toString(), '6');
+  });
+
+  it('honours epmin: changes are not evaluated more often than epmin', async () => {
+    assert.equal((await attributes('/3303/0/5700', ['epmin=1'])).code, '2.04');
+    const inbox = new Inbox();
+    await observe('/3303/0/5700', inbox);
+    device.set('/3303/0/5700', 33);
+    await pause(400);
+    assert.equal(inbox.items.length, 0, 'not evaluated within epmin of the start');
+    await inbox.until(1);
+    assert.equal(inbox.items[0]!.payload.toString(), '33');
   });
 
   it('observes several paths with Observe-Composite (FETCH)', async () => {
@@ -171,6 +196,19 @@ describe('LwM2MClient observe, send and queue mode (loopback)', () => {
     device.set('/3342/0/5500', true);
     await inbox.until(1);
     assert.deepEqual(decodeComposite(ContentFormat.SENML_JSON, inbox.items[0]!.payload, undefined, { paths }), { '/3303/0/5700': 20, '/3342/0': { 5500: true } });
+
+    // active cancel: FETCH with Observe=1, the same token and the same paths
+    const cancel = await server.endpoint.request(peer, {
+      method: 'FETCH',
+      path: [],
+      observe: 1,
+      token: response.token,
+      contentFormat: ContentFormat.SENML_CBOR,
+      accept: ContentFormat.SENML_JSON,
+      payload: encodePaths(ContentFormat.SENML_CBOR, paths),
+    });
+    assert.equal(cancel.code, '2.05');
+    assert.equal(device.observationCount, 0);
   });
 
   it('cancels actively (GET with Observe=1) and passively (Reset)', async () => {

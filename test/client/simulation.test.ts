@@ -171,6 +171,35 @@ describe('LwM2MClient simulation (loopback)', () => {
     assert.equal(device.get('/5/0/5'), FirmwareResult.INITIAL);
   });
 
+  it('stop leaves no socket, timer or pending work behind', async () => {
+    const count = () => {
+      const resources = process.getActiveResourcesInfo();
+      return { sockets: resources.filter((name) => name === 'UDPWrap').length, timers: resources.filter((name) => name === 'Timeout').length };
+    };
+    await pause(1); // mocha arms its own test timer once the test is running: count after it
+    const before = count();
+    const device = new LwM2MClient({
+      endpoint: 'clean-1',
+      server: uri,
+      timing: FAST_TIMING,
+      binding: 'UQ',
+      queueQuietTime: 60_000,
+      firmware: { downloadTime: 60_000 },
+      objects: { 3303: { 0: { 5700: randomWalk({ interval: 50 }) } } },
+    });
+    device.on('error', () => undefined);
+    await device.start();
+    const observation = await server.endpoint.observe(server.peerOf('clean-1'), { method: 'GET', path: ['3303', '0', '5700'] }, () => undefined);
+    assert.equal((await server.request('clean-1', { method: 'PUT', path: ['3303', '0', '5700'], query: ['pmax=30'] })).code, '2.04');
+    assert.equal((await server.request('clean-1', { method: 'PUT', path: ['5', '0', '1'], contentFormat: 0, payload: Buffer.from('coap://example.com/fw') })).code, '2.04');
+    const during = count();
+    assert.ok(during.sockets > before.sockets && during.timers > before.timers, 'the running client holds a socket and timers');
+    await device.stop();
+    observation.cancel();
+    await pause(20);
+    assert.deepEqual(count(), before);
+  });
+
   it('runs 200 clients in one process, each on its own socket, and stops them all cleanly', async () => {
     const fleet = await Promise.all(Array.from({ length: 200 }, (_, n) => start(`fleet-${n}`, { lifetime: 600 })));
     assert.equal(server.registrations().length, 200);

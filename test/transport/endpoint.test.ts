@@ -161,6 +161,29 @@ function empty(type: MessageType, messageId: number): CoapMessage {
   return coap({ type, code: '0.00', messageId });
 }
 
+/** The event's arguments, or a failure when it does not come within RECEIVE_LIMIT (so a missing event fails instead of hanging). */
+function nextEvent<T extends unknown[]>(emitter: CoapEndpoint, name: string): Promise<T> {
+  return once(emitter, name, { signal: AbortSignal.timeout(RECEIVE_LIMIT) }).then(
+    (args) => args as T,
+    () => {
+      throw new Error(`no '${name}' event within ${RECEIVE_LIMIT} ms`);
+    },
+  );
+}
+
+/** The promise's value, or a failure when it does not settle within RECEIVE_LIMIT. */
+async function settled<T>(promise: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const limit = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`not settled within ${RECEIVE_LIMIT} ms`)), RECEIVE_LIMIT);
+  });
+  try {
+    return await Promise.race([promise, limit]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** A promise with its resolve function outside, for handlers the test releases by hand. */
 function deferred<T>(): { promise: Promise<T>; resolve(value: T): void } {
   let resolve!: (value: T) => void;
@@ -355,7 +378,8 @@ describe('CoapEndpoint (transport/endpoint)', () => {
     it('gives up with TIMEOUT after maxRetransmit retransmissions (maxRetransmit + 1 copies)', async () => {
       const client = await listening({ timing: FAST });
       const raw = await RawPeer.create();
-      await rejectsWithKind(client.endpoint.request(raw.peer, { method: 'POST', path: ['void'] }), 'TIMEOUT');
+      // a long overall timeout, so the retransmission count alone decides when to give up
+      await rejectsWithKind(client.endpoint.request(raw.peer, { method: 'POST', path: ['void'], timeout: RECEIVE_LIMIT }), 'TIMEOUT');
       // a NON request behind the retransmissions marks the end of what the endpoint sent
       await rejectsWithKind(client.endpoint.request(raw.peer, { method: 'GET', path: ['marker'], confirmable: false, timeout: 1 }), 'TIMEOUT');
       const copies: Buffer[] = [];
@@ -655,7 +679,7 @@ describe('CoapEndpoint (transport/endpoint)', () => {
     });
 
     it('answers 4.13 when the announced body (Size1) is larger than maxBodySize', async () => {
-      const server = await listening({ maxBodySize: 4000 });
+      const server = await tapped({ maxBodySize: 4000 });
       const client = await listening({ timing: QUICK });
       let calls = 0;
       server.endpoint.setRequestHandler(() => {
@@ -666,6 +690,11 @@ describe('CoapEndpoint (transport/endpoint)', () => {
       assert.equal(response.code, '4.13');
       assert.equal(getUintOption(response, OptionNumber.SIZE1), 4000);
       assert.equal(calls, 0);
+      // refused at the first block, from the announced size
+      const blocks = server.inbox.drainDistinct();
+      assert.equal(blocks.length, 1);
+      assert.equal(getUintOption(blocks[0]!, OptionNumber.SIZE1), 5000);
+      assert.equal(block(blocks[0]!, OptionNumber.BLOCK1).num, 0);
     });
 
     it('answers 4.13 when the blocks received grow past maxBodySize', async () => {
@@ -742,9 +771,9 @@ describe('CoapEndpoint (transport/endpoint)', () => {
       assert.equal(notifications[1]!.contentFormat, 0);
 
       observation.cancel();
-      const reset = once(server.endpoint, 'reset');
+      const reset = nextEvent<[{ peer: Peer; token: Buffer }]>(server.endpoint, 'reset');
       assert.equal(await server.endpoint.notify(origin, { code: '2.05', payload: Buffer.from('v3'), observe: 4 }, false), 'sent');
-      const [event] = (await reset) as [{ peer: Peer; token: Buffer }];
+      const [event] = await reset;
       assert.deepEqual(event.token, origin.token);
       assert.equal(event.peer.port, client.peer.port);
       // a CON notification to the cancelled observation ends as 'reset' as well
@@ -757,9 +786,9 @@ describe('CoapEndpoint (transport/endpoint)', () => {
       await server.endpoint.notify(origin, { code: '2.05', payload: Buffer.from('v1'), observe: 2 }, true);
       await received(1);
       assert.equal(await server.endpoint.notify(origin, { code: '4.04' }, true), 'acknowledged');
-      const reset = once(server.endpoint, 'reset');
+      const reset = nextEvent<[{ peer: Peer; token: Buffer }]>(server.endpoint, 'reset');
       await server.endpoint.notify(origin, { code: '2.05', payload: Buffer.from('v3'), observe: 4 }, false);
-      const [event] = (await reset) as [{ peer: Peer; token: Buffer }];
+      const [event] = await reset;
       assert.deepEqual(event.token, origin.token);
       assert.equal(notifications[0]!.payload.toString(), 'v1');
     });
@@ -811,10 +840,10 @@ describe('CoapEndpoint (transport/endpoint)', () => {
       const request = await origin.promise;
       const outcome = server.endpoint.notify(request, { code: '2.05', observe: 2 }, true);
       const notification = await raw.nextMessage();
-      const reset = once(server.endpoint, 'reset');
+      const reset = nextEvent<[{ peer: Peer; token: Buffer }]>(server.endpoint, 'reset');
       await raw.send(empty('RST', notification.messageId), server.peer);
       assert.equal(await outcome, 'reset');
-      const [event] = (await reset) as [{ peer: Peer; token: Buffer }];
+      const [event] = await reset;
       assert.deepEqual(event.token, hex('0c'));
       assert.deepEqual(event.peer, raw.peer);
     });
@@ -831,7 +860,7 @@ describe('CoapEndpoint (transport/endpoint)', () => {
         reasons.push(reason);
       });
       const malformed = async (bytes: Buffer): Promise<void> => {
-        const event = once(server.endpoint, 'malformed');
+        const event = nextEvent(server.endpoint, 'malformed');
         await raw.send(bytes, server.peer);
         await event;
       };
@@ -923,7 +952,7 @@ describe('CoapEndpoint (transport/endpoint)', () => {
       const nonPending = client.endpoint.request(raw.peer, { method: 'GET', confirmable: false, timeout: 60_000 });
       await raw.next();
       await raw.next();
-      const closed = once(client.endpoint, 'close');
+      const closed = nextEvent(client.endpoint, 'close');
       await client.endpoint.close();
       await closed;
       await rejectsWithKind(pending, 'CLOSED');
@@ -948,7 +977,7 @@ describe('CoapEndpoint (transport/endpoint)', () => {
       const outcome = server.endpoint.notify(request, { code: '2.05', observe: 2 }, true);
       await raw.nextMessage();
       await server.endpoint.close();
-      assert.equal(await outcome, 'timeout');
+      assert.equal(await settled(outcome), 'timeout');
       assert.equal(await server.endpoint.notify(request, { code: '2.05', observe: 3 }, true), 'timeout');
     });
 
