@@ -7,7 +7,10 @@ import {
   LwM2MClient,
   ObjectModel,
   callback,
+  connectivityInstance,
   constant,
+  decode,
+  locationInstance,
   ipsoInstance,
   randomWalk,
   sine,
@@ -113,6 +116,18 @@ describe('LwM2MClient simulation (loopback)', () => {
     const values = notifications.map((response) => Number(response.payload.toString()));
     assert.ok(values[1]! > values[0]!, `values grow: ${values}`);
     assert.equal(device.get('/3303/0/5700'), ticks);
+  });
+
+  it('ready-made Connectivity Monitoring (4) and Location (6) instances read back in TLV with their model types', async () => {
+    await start('ready-1', { objects: { 4: { 0: connectivityInstance({ ipAddress: '10.1.2.3' }) }, 6: { 0: locationInstance({ latitude: 48.1, longitude: 11.6 }) } } });
+    const connectivity = await server.request('ready-1', { method: 'GET', path: ['4', '0'], accept: ContentFormat.TLV });
+    assert.equal(connectivity.code, '2.05');
+    const monitoring = decode(ContentFormat.TLV, '/4/0', connectivity.payload) as Record<string, unknown>;
+    assert.deepEqual(monitoring[4], { 0: '10.1.2.3' });
+    assert.ok((monitoring[2] as number) <= -60 && (monitoring[2] as number) >= -110, 'signal strength in dBm');
+    const location = decode(ContentFormat.TLV, '/6/0', (await server.request('ready-1', { method: 'GET', path: ['6', '0'], accept: ContentFormat.TLV })).payload) as Record<string, number>;
+    assert.ok(Math.abs(location[0]! - 48.1) <= 0.01 && Math.abs(location[1]! - 11.6) <= 0.01, `near the start: ${location[0]}, ${location[1]}`);
+    assert.ok(Math.abs(location[5]! - Date.now() / 1000) < 5, 'the timestamp is now');
   });
 
   it('firmware update by package (Block1): Idle → Downloading → Downloaded → Updating → Idle, result 1', async () => {
