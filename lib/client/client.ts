@@ -33,7 +33,7 @@ import { errorResponse, handleManagement, renderObservation, type LwM2MVersion, 
 import { deviceInstance, securityInstance, serverInstance, type DeviceInfo } from './objects';
 import { Observations } from './observations';
 import { Registration, type RetryPolicy } from './registration';
-import { ObjectTree, type InstanceSpec, type Resource } from './tree';
+import { ObjectTree, executable, type InstanceSpec, type Resource } from './tree';
 
 export interface LwM2MClientOptions {
   /** the endpoint client name the device registers with */
@@ -433,10 +433,16 @@ export class LwM2MClient extends EventEmitter {
     if (!ok) return;
     if (method === 'PUT' && request.payload.length === 0) this.emit('attributes', { path, query: request.query });
     else if (method === 'PUT' || method === 'IPATCH' || (method === 'POST' && segments.length === 2)) this.emit('write', { path, value: this.tree.get(path === '/' ? '/3' : path) });
-    else if (method === 'POST' && segments.length === 3 && code === '2.04') this.emit('execute', { path, args: request.payload.toString('utf8') });
+    else if (method === 'POST' && segments.length === 3 && this.isExecutable(path)) this.emit('execute', { path, args: request.payload.toString('utf8') });
+    else if (method === 'POST' && segments.length === 3) this.emit('write', { path, value: this.tree.get(path) });
     else if (method === 'POST' && segments.length === 1) this.emit('create', { path });
     else if (method === 'DELETE') this.emit('delete', { path });
     else if (request.observe === 0 && this.observations.size > observationsBefore) this.emit('observe', { path });
+  }
+
+  private isExecutable(path: string): boolean {
+    const resource = this.tree.resource(LwM2MPath.parse(path));
+    return resource !== undefined && executable(resource);
   }
 
   // --- generators ---

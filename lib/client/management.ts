@@ -28,7 +28,7 @@ import type { IncomingRequest, OutgoingResponse } from '../transport/endpoint';
 import { AttributeError, checkAttributeLevel, parseAttributeQuery, type AttributeStore, type NotificationAttributes } from './attributes';
 import { ClientError, badRequest, notAcceptable, notAllowed, notFound, unauthorized, unsupportedFormat } from './errors';
 import type { Observation, Observations } from './observations';
-import type { ObjectTree } from './tree';
+import { executable, type ObjectTree } from './tree';
 
 export type LwM2MVersion = '1.0' | '1.1' | '1.2';
 
@@ -317,8 +317,7 @@ async function post(context: ManagementContext, request: IncomingRequest, path: 
   if (path.resourceInstanceId !== undefined) throw notAllowed('a resource instance cannot be executed');
   const resource = context.tree.resource(path);
   if (!resource) throw notFound(`${path} does not exist`);
-  const executable = resource.definition ? resource.definition.operations === 'E' : resource.execute !== undefined;
-  if (!executable && resource.definition?.multiple && request.contentFormat !== undefined) return write(context, request, path, 'update');
+  if (!executable(resource) && resource.definition?.multiple && request.contentFormat !== undefined) return write(context, request, path, 'update');
   await context.tree.execute(path, parseExecuteArguments(request.payload));
   return { code: '2.04' };
 }

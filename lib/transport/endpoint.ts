@@ -253,7 +253,7 @@ export class CoapEndpoint extends EventEmitter {
       while (block.more) {
         const next: BlockOption = { num: block.num + 1, more: false, szx: block.szx };
         const options = [...base, { number: OptionNumber.BLOCK2, value: encodeBlock(next) }];
-        const part = await this.exchange(peer, randomBytes(8), { ...params, method: params.method }, options, params.method === 'FETCH' ? body : EMPTY, deadline);
+        const part = await this.exchange(peer, randomBytes(8), params, options, params.method === 'FETCH' ? body : EMPTY, deadline);
         if (part.code !== response.code) throw new CoapError('PROTOCOL', `block ${next.num} of the response came back as ${part.code}`);
         block2Value = getOption(part, OptionNumber.BLOCK2);
         if (!block2Value) throw new CoapError('PROTOCOL', `block ${next.num} of the response has no Block2 option`);
@@ -277,16 +277,14 @@ export class CoapEndpoint extends EventEmitter {
     params: Omit<RequestParams, 'observe'>,
     listener: (notification: CoapResponse) => void,
   ): Promise<{ response: CoapResponse; cancel(): void }> {
-    let key: string | undefined;
-    const response = await this.request(peer, { ...params, observe: 0, options: [...(params.options ?? [])] }).then((res) => {
-      key = `${peerKey(peer)}#${res.token.toString('hex')}`;
-      return res;
-    });
-    if (response.observe !== undefined && key) this.observers.set(key, listener);
+    const response = await this.request(peer, { ...params, observe: 0 });
+    const key = `${peerKey(peer)}#${response.token.toString('hex')}`;
+    // a response without Observe means the server serves but does not observe
+    if (response.observe !== undefined) this.observers.set(key, listener);
     return {
       response,
       cancel: () => {
-        if (key) this.observers.delete(key);
+        this.observers.delete(key);
       },
     };
   }

@@ -133,6 +133,19 @@ describe('LwM2MClient registration (loopback)', () => {
     assert.ok(device.registered);
   });
 
+  it('executing Disable (/1/0/4) de-registers, and the client registers again after Disable Timeout (/1/0/5)', async () => {
+    const device = client();
+    await device.start();
+    assert.equal((await server.request('reg-1', { method: 'PUT', path: ['1', '0', '5'], contentFormat: 0, payload: Buffer.from('1') })).code, '2.04');
+    const before = server.requests.length;
+    assert.equal((await server.request('reg-1', { method: 'POST', path: ['1', '0', '4'] })).code, '2.04');
+    const deregister = await server.waitFor((request) => request.method === 'DELETE', before);
+    assert.equal(deregister.path, '/rd/1');
+    await server.waitFor((request) => request.path === '/rd', before);
+    await new Promise((resolve) => device.once('registered', resolve));
+    assert.equal(device.location, 'rd/2');
+  });
+
   it('de-registers on stop and closes its socket', async () => {
     const device = client();
     await device.start();
