@@ -182,9 +182,12 @@ export class CoapEndpoint extends EventEmitter {
     if (this.closed) throw new Error('the endpoint is closed');
     const socket = createSocket({ type: address && isIPv6(address) ? 'udp6' : 'udp4' });
     await new Promise<void>((resolve, reject) => {
-      socket.once('error', reject);
+      socket.once('error', (error) => {
+        socket.close();
+        reject(error);
+      });
       socket.bind(port, address, () => {
-        socket.off('error', reject);
+        socket.removeAllListeners('error');
         resolve();
       });
     });
@@ -336,6 +339,7 @@ export class CoapEndpoint extends EventEmitter {
     this.socket = undefined;
     if (socket) {
       socket.off('message', this.onDatagram);
+      socket.off('error', this.onSocketError);
       if (this.ownsSocket) await new Promise<void>((resolve) => socket.close(() => resolve()));
     }
     this.emit('close');
@@ -346,8 +350,12 @@ export class CoapEndpoint extends EventEmitter {
   private attach(socket: Socket): void {
     this.socket = socket;
     socket.on('message', this.onDatagram);
-    socket.on('error', (error) => this.emit('error', error));
+    socket.on('error', this.onSocketError);
   }
+
+  private readonly onSocketError = (error: Error): void => {
+    this.emit('error', error);
+  };
 
   private takeMessageId(): number {
     this.nextMessageId = (this.nextMessageId + 1) % MAX_MESSAGE_ID;
@@ -464,7 +472,12 @@ export class CoapEndpoint extends EventEmitter {
       this.dispatch(message, peer);
     } catch (error) {
       this.emit('malformed', { peer, reason: (error as Error).message });
-      if (message.type === 'CON') this.sendEmpty('RST', message.messageId, peer);
+      if (message.type === 'CON') {
+        const reset = serializeMessage({ type: 'RST', code: '0.00', messageId: message.messageId, token: EMPTY, options: [], payload: EMPTY });
+        // a retransmission of the same broken request gets the same Reset
+        this.received.update(`${peerKey(peer)}/${message.messageId}`, { datagram: reset });
+        this.send(reset, peer);
+      }
     }
   };
 
@@ -508,7 +521,11 @@ export class CoapEndpoint extends EventEmitter {
     if (message.type === 'CON') this.sendEmpty('ACK', message.messageId, peer);
     if (waiter) waiter.resolve(message);
     else if (observer && getOption(message, OptionNumber.OBSERVE) !== undefined) observer(toResponse(message, message.payload, peer));
-    else if (observer) this.observers.delete(tokenKey); // a final response without Observe ends the observation
+    else if (observer) {
+      // a final response without Observe (e.g. 4.04 when the resource went away) ends the observation
+      this.observers.delete(tokenKey);
+      observer(toResponse(message, message.payload, peer));
+    }
   }
 
   private onRequest(message: CoapMessage, peer: Peer, key: string): void {

@@ -165,6 +165,10 @@ function optionNumberOf(name: string): number {
 }
 
 export function serializeMessage(message: CoapMessage, maxLength = 65507): Buffer {
+  if (message.token.length > 8) throw new CoapFormatError(`a token has at most 8 bytes, not ${message.token.length}`);
+  if (message.code === '0.00' && (message.token.length > 0 || message.options.length > 0 || message.payload.length > 0)) {
+    throw new CoapFormatError('an empty message has no token, options or payload');
+  }
   return generate(
     {
       ...TYPE_BITS[message.type],
@@ -258,9 +262,4 @@ export function decodeBlock(value: Buffer): BlockOption {
 
 export function encodeBlock(block: BlockOption): Buffer {
   return encodeUint(block.num * 16 + (block.more ? 8 : 0) + block.szx);
-}
-
-/** `2.05` → 69: the code byte, for comparisons and success checks. */
-export function codeClass(code: string): number {
-  return Number(code.charAt(0));
 }

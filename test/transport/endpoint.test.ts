@@ -791,6 +791,8 @@ describe('CoapEndpoint (transport/endpoint)', () => {
       const [event] = await reset;
       assert.deepEqual(event.token, origin.token);
       assert.equal(notifications[0]!.payload.toString(), 'v1');
+      assert.equal(notifications[1]!.code, '4.04', 'the listener is told that the observation ended');
+      assert.equal(notifications.length, 2);
     });
 
     it('a CON notification that is never acknowledged ends as timeout after maxRetransmit + 1 copies', async () => {

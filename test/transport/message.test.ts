@@ -164,6 +164,12 @@ describe('CoAP messages (transport/message)', () => {
     });
   });
 
+  it('refuses to write a token over 8 bytes or an empty message with content', () => {
+    const base = { type: 'CON' as const, code: '0.01', messageId: 1, options: [], payload: Buffer.alloc(0) };
+    assert.throws(() => serializeMessage({ ...base, token: Buffer.alloc(9) }), /at most 8 bytes/);
+    assert.throws(() => serializeMessage({ ...base, code: '0.00', token: Buffer.alloc(0), payload: Buffer.from('x') }), /empty message/);
+  });
+
   describe('peekHeader', () => {
     it('reads type and message id of a version 1 header even when the rest is broken', () => {
       assert.deepEqual(peekHeader(hex('40 01 12 34 f1')), { type: 'CON', messageId: 0x1234 });
