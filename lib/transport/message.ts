@@ -1,9 +1,9 @@
 /**
- * CoAP messages (RFC 7252 §3) as plain objects, with option numbers instead of names. The wire
- * format is coap-packet's; this module adds the checks it leaves out and the option helpers the
- * LwM2M layers need.
+ * CoAP messages (RFC 7252 §3) as plain objects, with option numbers instead of names. Reading is
+ * ours (strict: every malformed datagram is a CoapFormatError, nothing is read past its end);
+ * writing is coap-packet's. Plus the option helpers the LwM2M layers need.
  */
-import { generate, parse } from 'coap-packet';
+import { generate } from 'coap-packet';
 
 export type MessageType = 'CON' | 'NON' | 'ACK' | 'RST';
 
@@ -83,85 +83,46 @@ export function parseMessage(datagram: Buffer): CoapMessage {
   if (!header) throw new CoapFormatError('not a CoAP 1 message');
   const tokenLength = datagram[0]! & 0x0f;
   if (tokenLength > 8) throw new CoapFormatError(`token length ${tokenLength} is reserved`);
-  // coap-packet slices a token past the end silently (and then sees no options): a truncated message
   if (datagram.length < 4 + tokenLength) throw new CoapFormatError('the token runs past the end of the datagram');
-  let packet;
-  try {
-    packet = parse(datagram);
-  } catch (err) {
-    throw new CoapFormatError((err as Error).message);
+  const codeByte = datagram[1]!;
+  const code = `${codeByte >> 5}.${String(codeByte & 0x1f).padStart(2, '0')}`;
+  const token = datagram.subarray(4, 4 + tokenLength);
+  if (code === '0.00') {
+    // RFC 7252 §4.1: an empty message is the 4-byte header and nothing else
+    if (datagram.length !== 4) throw new CoapFormatError('an empty message must be the header alone');
+    return { type: header.type, code, messageId: header.messageId, token, options: [], payload: EMPTY };
   }
-  // coap-packet slices past the end silently: check the option area and the payload marker first
-  checkOptionArea(datagram, 4 + tokenLength);
-  const options: CoapOption[] = [];
-  for (const option of packet.options) {
-    options.push({ number: typeof option.name === 'number' ? option.name : optionNumberOf(option.name), value: option.value });
-  }
-  return {
-    type: header.type,
-    code: packet.code,
-    messageId: header.messageId,
-    token: packet.token,
-    options,
-    payload: packet.payload,
-  };
+  const { options, payload } = readOptions(datagram, 4 + tokenLength);
+  return { type: header.type, code, messageId: header.messageId, token, options, payload };
 }
 
-/** Walks the options: every one must lie inside the datagram, and a payload marker must be followed by a payload. */
-function checkOptionArea(datagram: Buffer, start: number): void {
+const EMPTY = Buffer.alloc(0);
+
+/** Reads the options (RFC 7252 §3.1) and the payload after them; every option must lie inside the datagram. */
+function readOptions(datagram: Buffer, start: number): { options: CoapOption[]; payload: Buffer } {
+  const options: CoapOption[] = [];
   let index = start;
+  let number = 0;
+  const extended = (nibble: number): number => {
+    if (nibble === 15) throw new CoapFormatError('reserved option nibble 15');
+    const bytes = nibble === 13 ? 1 : nibble === 14 ? 2 : 0;
+    if (index + bytes > datagram.length) throw new CoapFormatError('an option runs past the end of the datagram');
+    index += bytes;
+    return bytes === 1 ? datagram[index - 1]! + 13 : bytes === 2 ? datagram.readUInt16BE(index - 2) + 269 : nibble;
+  };
   while (index < datagram.length) {
     const byte = datagram[index++]!;
     if (byte === 0xff) {
       if (index === datagram.length) throw new CoapFormatError('payload marker followed by no payload');
-      return;
+      return { options, payload: datagram.subarray(index) };
     }
-    let length = byte & 0x0f;
-    const delta = byte >> 4;
-    if (delta === 15 || length === 15) throw new CoapFormatError('reserved option nibble 15');
-    index += delta === 13 ? 1 : delta === 14 ? 2 : 0;
-    if (length === 13) length = (datagram[index++] ?? 0) + 13;
-    else if (length === 14) {
-      if (index + 2 > datagram.length) throw new CoapFormatError('an option runs past the end of the datagram');
-      length = datagram.readUInt16BE(index) + 269;
-      index += 2;
-    }
+    number += extended(byte >> 4);
+    const length = extended(byte & 0x0f);
+    if (index + length > datagram.length) throw new CoapFormatError('an option runs past the end of the datagram');
+    options.push({ number, value: datagram.subarray(index, index + length) });
     index += length;
-    if (index > datagram.length) throw new CoapFormatError('an option runs past the end of the datagram');
   }
-}
-
-const NAMED_OPTIONS: Record<string, number> = {
-  'If-Match': 1,
-  'Uri-Host': 3,
-  ETag: 4,
-  'If-None-Match': 5,
-  Observe: 6,
-  'Uri-Port': 7,
-  'Location-Path': 8,
-  OSCORE: 9,
-  'Uri-Path': 11,
-  'Content-Format': 12,
-  'Max-Age': 14,
-  'Uri-Query': 15,
-  'Hop-Limit': 16,
-  Accept: 17,
-  'Q-Block1': 19,
-  'Location-Query': 20,
-  Block2: 23,
-  Block1: 27,
-  Size2: 28,
-  'Q-Block2': 31,
-  'Proxy-Uri': 35,
-  'Proxy-Scheme': 39,
-  Size1: 60,
-  'No-Response': 258,
-  'OCF-Accept-Content-Format-Version': 2049,
-  'OCF-Content-Format-Version': 2053,
-};
-
-function optionNumberOf(name: string): number {
-  return NAMED_OPTIONS[name] ?? Number.parseInt(name, 10);
+  return { options, payload: EMPTY };
 }
 
 export function serializeMessage(message: CoapMessage, maxLength = 65507): Buffer {

@@ -170,6 +170,34 @@ describe('CoAP messages (transport/message)', () => {
     assert.throws(() => serializeMessage({ ...base, code: '0.00', token: Buffer.alloc(0), payload: Buffer.from('x') }), /empty message/);
   });
 
+  it('reads 20,000 random and mutated datagrams without any error but CoapFormatError, and re-writes what it accepts', () => {
+    let seed = 7;
+    const random = (n: number) => ((seed = (seed * 48271) % 2147483647) % n);
+    const valid = serializeMessage(
+      message({ token: hex('a1b2c3d4'), options: [...pathOptions(['rd']), ...queryOptions(['ep=x', 'lt=60']), uintOption(OptionNumber.CONTENT_FORMAT, 40)], payload: Buffer.from('</3/0>,</1/0>') }),
+    );
+    let accepted = 0;
+    for (let i = 0; i < 20_000; i++) {
+      let datagram: Buffer;
+      if (i % 2 === 0) {
+        datagram = Buffer.from(Array.from({ length: random(40) }, () => random(256)));
+        if (datagram.length > 0) datagram[0] = (datagram[0]! & 0x3f) | 0x40; // mostly version 1, to get past the header
+      } else {
+        datagram = Buffer.from(valid);
+        for (let flips = random(4) + 1; flips > 0; flips--) datagram[random(datagram.length)] = random(256);
+        if (random(3) === 0) datagram = datagram.subarray(0, random(datagram.length + 1));
+      }
+      try {
+        const parsed = parseMessage(datagram);
+        accepted++;
+        if (parsed.token.length <= 8) assert.deepEqual(parseMessage(serializeMessage(parsed)).options, parsed.options);
+      } catch (error) {
+        assert.ok(error instanceof CoapFormatError, `${datagram.toString('hex')}: ${String(error)}`);
+      }
+    }
+    assert.ok(accepted > 1000, `some mutations are still valid messages (${accepted})`);
+  });
+
   describe('peekHeader', () => {
     it('reads type and message id of a version 1 header even when the rest is broken', () => {
       assert.deepEqual(peekHeader(hex('40 01 12 34 f1')), { type: 'CON', messageId: 0x1234 });
