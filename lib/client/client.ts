@@ -29,7 +29,7 @@ import { maxTransmitWait, type CoapTiming } from '../transport/timing';
 import { AttributeStore } from './attributes';
 import { ClientError } from './errors';
 import { installFirmwareUpdate, type FirmwareOptions } from './firmware';
-import { errorResponse, handleManagement, renderObservation, type LwM2MVersion, type ManagementContext } from './management';
+import { errorResponse, formatsOf, handleManagement, renderObservation, type LwM2MVersion, type ManagementContext } from './management';
 import { deviceInstance, securityInstance, serverInstance, type DeviceInfo } from './objects';
 import { Observations } from './observations';
 import { Registration, type RetryPolicy } from './registration';
@@ -65,6 +65,8 @@ export interface LwM2MClientOptions {
   retry?: Partial<RetryPolicy>;
   /** ms to wait for the server's answer to Register/Update/Send (default MAX_TRANSMIT_WAIT) */
   requestTimeout?: number;
+  /** ms De-register may take before stop() goes on without the answer (default 5000) */
+  deregisterTimeout?: number;
   /** default pmin/pmax (Server object resources 2/3) in seconds */
   defaultPmin?: number;
   defaultPmax?: number;
@@ -116,7 +118,7 @@ export class LwM2MClient extends EventEmitter {
 
     this.tree = new ObjectTree(options.model ?? defaultModel());
     this.endpoint = new CoapEndpoint({ timing: options.timing });
-    this.endpoint.on('error', (error) => this.emit('error', error));
+    this.endpoint.on('error', (error) => this.fail(error));
     this.endpoint.on('reset', ({ peer, token }) => {
       if (this.observations.cancel(peer, token)) this.emit('cancel', { token: token.toString('hex'), reason: 'reset' });
     });
@@ -127,7 +129,7 @@ export class LwM2MClient extends EventEmitter {
       render: (observation) => renderObservation(this.context, observation),
       failure: errorResponse,
       ready: () => this.wake(),
-      onError: (error) => this.emit('error', error),
+      onError: (error) => this.fail(error),
     });
     this.context = {
       tree: this.tree,
@@ -136,6 +138,9 @@ export class LwM2MClient extends EventEmitter {
       version: this.version,
       preferredFormat: options.preferredFormat ?? (this.version === '1.0' ? ContentFormat.TLV : ContentFormat.SENML_CBOR),
     };
+    if (!formatsOf(this.version).has(this.context.preferredFormat)) {
+      throw new TypeError(`preferredFormat ${formatName(this.context.preferredFormat)} is not a format of LwM2M ${this.version}`);
+    }
     this.buildObjects();
     this.tree.on('change', (path: LwM2MPath) => this.observations.changed(path));
     this.tree.on('structure', (path: LwM2MPath) => this.onStructure(path));
@@ -194,6 +199,8 @@ export class LwM2MClient extends EventEmitter {
       () => this.objectLinks(),
       { initialDelay: this.options.retry?.initialDelay ?? 1000, maxDelay: this.options.retry?.maxDelay ?? 60_000 },
       this.options.requestTimeout ?? maxTransmitWait(this.endpoint.timing),
+      this.options.deregisterTimeout ?? 5000,
+      () => this.rouse(),
     );
     for (const event of ['registered', 'updated', 'deregistered', 'reregistering', 'retry'] as const) {
       this.registration.on(event, (detail) => {
@@ -201,7 +208,7 @@ export class LwM2MClient extends EventEmitter {
         this.emit(event, detail);
       });
     }
-    this.registration.on('error', (error) => this.emit('error', error));
+    this.registration.on('error', (error) => this.fail(error));
     this.startGenerators();
     await this.registration.start();
   }
@@ -257,7 +264,9 @@ export class LwM2MClient extends EventEmitter {
     if (this.version === '1.0') throw new ClientError('4.05', 'Send needs LwM2M 1.1 or later');
     this.requireRegistration();
     const format = canonicalFormat(options.format ?? ContentFormat.SENML_CBOR);
-    if (!COMPOSITE_FORMATS.includes(format)) throw new TypeError(`${formatName(format)} cannot carry a Send; use SenML CBOR, SenML JSON or LwM2M CBOR`);
+    if (!COMPOSITE_FORMATS.includes(format) || !formatsOf(this.version).has(format)) {
+      throw new TypeError(`${formatName(format)} cannot carry a Send in LwM2M ${this.version}; use SenML CBOR or SenML JSON${this.version === '1.2' ? ' or LwM2M CBOR' : ''}`);
+    }
     if (paths.length === 0) throw new TypeError('send needs at least one path');
     const values: CompositeValue = {};
     for (const path of paths) {
@@ -281,17 +290,29 @@ export class LwM2MClient extends EventEmitter {
   wake(): Promise<void> {
     if (!this.asleep) return Promise.resolve();
     if (!this.waking) {
-      this.waking = (async () => {
-        this.asleep = false;
-        this.endpoint.setReceiving(true);
-        this.emit('awake');
-        this.touch();
-        await this.registration?.update().catch((error) => this.emit('error', error));
-      })().finally(() => {
-        this.waking = undefined;
-      });
+      this.rouse();
+      this.waking = (this.registration?.update() ?? Promise.resolve())
+        .catch((error) => this.fail(error))
+        .finally(() => {
+          this.waking = undefined;
+        });
     }
     return this.waking;
+  }
+
+  /** Radio on: the client hears the server again (the caller is about to send). */
+  private rouse(): void {
+    this.touch();
+    if (!this.asleep) return;
+    this.asleep = false;
+    this.endpoint.setReceiving(true);
+    this.emit('awake');
+  }
+
+  /** Errors are events for whoever listens; without a listener they are warnings, never a crash. */
+  private fail(error: unknown): void {
+    if (this.listenerCount('error') > 0) this.emit('error', error);
+    else process.emitWarning(error instanceof Error ? error : new Error(String(error)), { type: 'LwM2MClientWarning', detail: `client ${this.endpointName}` });
   }
 
   // --- internals ---
@@ -465,7 +486,7 @@ export class LwM2MClient extends EventEmitter {
               if (value !== resource.value) this.tree.set(path, value);
             } catch (error) {
               this.stopGenerator(key);
-              this.emit('error', error);
+              this.fail(error);
             }
           };
           tick();

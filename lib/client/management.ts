@@ -32,6 +32,20 @@ import { executable, type ObjectTree } from './tree';
 
 export type LwM2MVersion = '1.0' | '1.1' | '1.2';
 
+/** The data formats of each LwM2M version (1.2 dropped OMA JSON and added LwM2M CBOR). */
+const FORMATS: Record<LwM2MVersion, ReadonlySet<number>> = {
+  '1.0': new Set([ContentFormat.TEXT, ContentFormat.OPAQUE, ContentFormat.TLV, ContentFormat.OMA_JSON]),
+  '1.1': new Set([ContentFormat.TEXT, ContentFormat.OPAQUE, ContentFormat.TLV, ContentFormat.OMA_JSON, ContentFormat.SENML_JSON, ContentFormat.SENML_CBOR]),
+  '1.2': new Set([ContentFormat.TEXT, ContentFormat.OPAQUE, ContentFormat.TLV, ContentFormat.SENML_JSON, ContentFormat.SENML_CBOR, ContentFormat.LWM2M_CBOR]),
+};
+
+/** Attributes LwM2M 1.2 added; a 1.0 or 1.1 client does not know them. */
+const ATTRIBUTES_SINCE_1_2 = ['edge', 'con', 'hqmax'];
+
+export function formatsOf(version: LwM2MVersion): ReadonlySet<number> {
+  return FORMATS[version];
+}
+
 /** Objects the server may never touch through Device Management (Security, OSCORE). */
 const PROTECTED_OBJECTS = new Set([0, 21]);
 
@@ -88,6 +102,7 @@ async function route(context: ManagementContext, request: IncomingRequest): Prom
       if (request.observe === 1) context.observations.cancel(request.peer, request.token);
       return read(context, request, path);
     case 'FETCH':
+      if (context.version === '1.0') throw notAllowed('Read-Composite and Observe-Composite need LwM2M 1.1 or later');
       if (!path.isRoot()) throw notAllowed('Read-Composite and Observe-Composite use FETCH on "/"');
       return composite(context, request);
     case 'PUT':
@@ -99,6 +114,7 @@ async function route(context: ManagementContext, request: IncomingRequest): Prom
     case 'POST':
       return post(context, request, path);
     case 'IPATCH':
+      if (context.version === '1.0') throw notAllowed('Write-Composite needs LwM2M 1.1 or later');
       if (!path.isRoot()) throw notAllowed('Write-Composite uses iPATCH on "/"');
       return writeComposite(context, request);
     case 'DELETE':
@@ -115,7 +131,7 @@ function responseFormat(context: ManagementContext, accept: number | undefined, 
   if (accept !== undefined) {
     const format = canonicalFormat(accept);
     if (!VALUE_FORMATS.includes(format)) throw notAcceptable(`${formatName(accept)} (${accept}) is not a format this client can answer a Read in`);
-    if (format === ContentFormat.OMA_JSON && context.version === '1.2') throw notAcceptable('OMA JSON (11543) is not part of LwM2M 1.2');
+    if (!FORMATS[context.version].has(format)) throw notAcceptable(`${formatName(format)} is not a format of LwM2M ${context.version}`);
     return format;
   }
   if (path.resourceId !== undefined && !isIdMap(value)) return Buffer.isBuffer(value) ? ContentFormat.OPAQUE : ContentFormat.TEXT;
@@ -238,7 +254,7 @@ async function readComposite(context: ManagementContext, paths: readonly LwM2MPa
 
 async function renderComposite(context: ManagementContext, request: IncomingRequest, paths: LwM2MPath[]): Promise<{ format: number; payload: Buffer; value: CompositeValue }> {
   const format = canonicalFormat(request.accept ?? request.contentFormat!);
-  if (!COMPOSITE_FORMATS.includes(format)) throw notAcceptable(`${formatName(format)} cannot carry a composite value`);
+  if (!COMPOSITE_FORMATS.includes(format) || !FORMATS[context.version].has(format)) throw notAcceptable(`${formatName(format)} cannot carry a composite value in LwM2M ${context.version}`);
   const value = await readComposite(context, paths);
   return { format, payload: encodeComposite(format, value, context.tree.model), value };
 }
@@ -253,10 +269,11 @@ async function composite(context: ManagementContext, request: IncomingRequest): 
 
 // --- Write, Write-Attributes, Create, Delete, Execute ---
 
-function payloadFormat(request: IncomingRequest): number {
+function payloadFormat(context: ManagementContext, request: IncomingRequest): number {
   if (request.contentFormat === undefined) throw badRequest('a Write needs a Content-Format option');
   const format = canonicalFormat(request.contentFormat);
   if (!VALUE_FORMATS.includes(format)) throw unsupportedFormat(`${formatName(request.contentFormat)} (${request.contentFormat}) is not a format this client can read values from`);
+  if (!FORMATS[context.version].has(format)) throw unsupportedFormat(`${formatName(format)} is not a format of LwM2M ${context.version}`);
   return format;
 }
 
@@ -271,14 +288,14 @@ function decodeValue(context: ManagementContext, format: number, path: LwM2MPath
 
 async function write(context: ManagementContext, request: IncomingRequest, path: LwM2MPath, mode: 'replace' | 'update'): Promise<OutgoingResponse> {
   if (path.instanceId === undefined) throw notAllowed(`Write applies to an instance or a resource, not ${path.isRoot() ? '"/"' : `object ${path}`}`);
-  const format = payloadFormat(request);
+  const format = payloadFormat(context, request);
   const value = decodeValue(context, format, path, request.payload);
   await context.tree.write(path, value, mode);
   return { code: '2.04' };
 }
 
 async function writeComposite(context: ManagementContext, request: IncomingRequest): Promise<OutgoingResponse> {
-  const format = payloadFormat(request);
+  const format = payloadFormat(context, request);
   if (!COMPOSITE_FORMATS.includes(format)) throw unsupportedFormat(`${formatName(format)} cannot carry a Write-Composite`);
   let values: CompositeValue;
   try {
@@ -303,6 +320,8 @@ function writeAttributes(context: ManagementContext, request: IncomingRequest, p
   if (path.isRoot()) throw notAllowed('attributes cannot be written on "/"');
   if (!context.tree.has(path)) throw notFound(`${path} does not exist`);
   const change = parseAttributeQuery(request.query);
+  const newer = [...Object.keys(change.set), ...change.unset].find((name) => ATTRIBUTES_SINCE_1_2.includes(name));
+  if (newer && context.version !== '1.2') throw badRequest(`the attribute ${newer} needs LwM2M 1.2`);
   const resource = path.resourceId === undefined ? undefined : context.tree.resource(path.resourceInstanceId === undefined ? path : path.parent());
   checkAttributeLevel(path, change.set, resource?.definition?.type);
   context.attributes.write(path, change);
@@ -336,7 +355,7 @@ export function parseExecuteArguments(payload: Buffer): string {
 async function create(context: ManagementContext, request: IncomingRequest, objectId: number): Promise<OutgoingResponse> {
   const { tree } = context;
   if (!tree.objectIds().includes(objectId)) throw notFound(`object ${objectId} is not supported by this client`);
-  const format = payloadFormat(request);
+  const format = payloadFormat(context, request);
   const objectPath = LwM2MPath.of(objectId);
   let instances: ObjectValue;
   try {

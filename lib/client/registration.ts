@@ -59,6 +59,10 @@ export class Registration extends EventEmitter {
     private readonly objectLinks: () => string,
     private readonly retry: RetryPolicy,
     private readonly timeout: number,
+    /** ms De-register may take: stop() must end soon even when the server is gone */
+    private readonly deregisterTimeout: number,
+    /** called before anything is sent (a sleeping queue-mode client wakes its radio) */
+    private readonly prepare: () => void = () => undefined,
   ) {
     super();
   }
@@ -119,10 +123,11 @@ export class Registration extends EventEmitter {
       this.location = undefined;
       return;
     }
-    await this.chain.catch(() => undefined);
+    // an Update still in flight is not waited for: it is moot, and its answer is ignored once stopped
     this.location = undefined;
+    this.prepare();
     try {
-      const response = await this.request('DELETE', location.split('/'), []);
+      const response = await this.request('DELETE', location.split('/'), [], undefined, this.deregisterTimeout);
       if (response.code !== '2.02') throw new RegistrationError('deregister', response.code, `De-register was answered ${response.code}`);
       this.emit('deregistered');
     } catch (error) {
@@ -150,20 +155,21 @@ export class Registration extends EventEmitter {
     return items;
   }
 
-  private request(method: 'POST' | 'DELETE', path: string[], query: string[], payload?: Buffer): Promise<CoapResponse> {
+  private request(method: 'POST' | 'DELETE', path: string[], query: string[], payload?: Buffer, timeout = this.timeout): Promise<CoapResponse> {
     return this.endpoint.request(this.server, {
       method,
       path,
       query,
       payload,
       contentFormat: payload ? ContentFormat.LINK : undefined,
-      timeout: this.timeout,
+      timeout,
     });
   }
 
   private async register(): Promise<void> {
     if (this.stopped) return;
     clearTimeout(this.timer);
+    this.prepare();
     try {
       const response = await this.request('POST', ['rd'], this.query(true), Buffer.from(this.objectLinks(), 'utf8'));
       if (response.code !== '2.01') throw new RegistrationError('register', response.code, `Register was answered ${response.code}${response.payload.length ? `: ${response.payload.toString('utf8').slice(0, 100)}` : ''}`);
@@ -188,6 +194,7 @@ export class Registration extends EventEmitter {
     clearTimeout(this.timer);
     const objects = this.changes.objects;
     const sent = { ...this.changes };
+    this.prepare();
     try {
       const response = await this.request('POST', this.location.split('/'), this.query(false), objects ? Buffer.from(this.objectLinks(), 'utf8') : undefined);
       if (response.code === '4.04') {

@@ -54,7 +54,8 @@ describe('LwM2MClient device management (loopback)', () => {
       assert.equal(response.payload.toString(), 'node-red-lwm2m');
     });
 
-    for (const format of [ContentFormat.TLV, ContentFormat.SENML_JSON, ContentFormat.SENML_CBOR, ContentFormat.LWM2M_CBOR, ContentFormat.OMA_JSON]) {
+    // LwM2M CBOR is a 1.2 format: the versions tests below read it from a 1.2 client
+    for (const format of [ContentFormat.TLV, ContentFormat.SENML_JSON, ContentFormat.SENML_CBOR, ContentFormat.OMA_JSON]) {
       it(`reads an instance, an object and a multiple resource in ${format}`, async () => {
         const instance = await get('/3303/0', format);
         assert.equal(instance.code, '2.05');
@@ -294,5 +295,64 @@ describe('LwM2MClient device management (loopback)', () => {
       assert.equal((await server.request(EP, { method: 'FETCH', path: ['3'], contentFormat: ContentFormat.SENML_JSON, payload: Buffer.from('[]') })).code, '4.05');
       assert.equal((await get('/3/0/0')).code, '2.05', 'still serving');
     });
+  });
+});
+
+describe('LwM2MClient versions (loopback)', () => {
+  let server: FakeServer;
+  let uri: string;
+  const devices: LwM2MClient[] = [];
+
+  before(async () => {
+    server = new FakeServer();
+    uri = await server.start();
+  });
+
+  after(async () => {
+    await Promise.all(devices.map((device) => device.stop()));
+    await server.close();
+  });
+
+  const start = async (endpoint: string, version: '1.0' | '1.1' | '1.2') => {
+    const device = new LwM2MClient({ endpoint, server: uri, version, timing: FAST_TIMING, requestTimeout: 1000, objects: { 3303: { 0: { 5700: 1 } } } });
+    devices.push(device);
+    await device.start();
+    return device;
+  };
+
+  it('a 1.0 client speaks TLV, text, opaque and OMA JSON only, and knows no composite operations', async () => {
+    await start('v10', '1.0');
+    const read = (accept: number) => server.request('v10', { method: 'GET', path: ['3303', '0'], accept });
+    assert.equal((await read(ContentFormat.TLV)).code, '2.05');
+    assert.equal((await read(ContentFormat.OMA_JSON)).code, '2.05');
+    assert.equal((await read(ContentFormat.SENML_JSON)).code, '4.06');
+    assert.equal((await read(ContentFormat.LWM2M_CBOR)).code, '4.06');
+    const instance = await server.request('v10', { method: 'GET', path: ['3303', '0'] });
+    assert.equal(instance.contentFormat, ContentFormat.TLV, 'TLV is its preferred format');
+    const senmlWrite = await server.request('v10', { method: 'PUT', path: ['3', '0', '14'], contentFormat: ContentFormat.SENML_JSON, payload: encode(ContentFormat.SENML_JSON, '/3/0/14', '+01:00') });
+    assert.equal(senmlWrite.code, '4.15');
+    const fetch = await server.request('v10', { method: 'FETCH', path: [], contentFormat: ContentFormat.SENML_JSON, payload: encodePaths(ContentFormat.SENML_JSON, ['/3/0/0']) });
+    assert.equal(fetch.code, '4.05');
+    assert.equal((await server.request('v10', { method: 'PUT', path: ['3303', '0', '5700'], query: ['pmin=1'] })).code, '2.04');
+  });
+
+  it('a 1.1 client refuses the 1.2 attributes and LwM2M CBOR', async () => {
+    const device = await start('v11', '1.1');
+    assert.equal((await server.request('v11', { method: 'PUT', path: ['3303', '0', '5700'], query: ['con=1'] })).code, '4.00');
+    assert.equal((await server.request('v11', { method: 'GET', path: ['3303', '0'], accept: ContentFormat.LWM2M_CBOR })).code, '4.06');
+    await assert.rejects(device.send(['/3303/0/5700'], { format: ContentFormat.LWM2M_CBOR }), /cannot carry a Send in LwM2M 1.1/);
+  });
+
+  it('a 1.2 client reads in LwM2M CBOR, no longer in OMA JSON, and sends in LwM2M CBOR', async () => {
+    const device = await start('v12', '1.2');
+    assert.equal((await server.request('v12', { method: 'GET', path: ['3303', '0'], accept: ContentFormat.LWM2M_CBOR })).code, '2.05');
+    assert.equal((await server.request('v12', { method: 'GET', path: ['3303', '0'], accept: ContentFormat.OMA_JSON })).code, '4.06');
+    await device.send(['/3303/0/5700'], { format: ContentFormat.LWM2M_CBOR });
+    const dp = server.requests.filter((request) => request.path === '/dp').at(-1)!;
+    assert.deepEqual(decodeComposite(ContentFormat.LWM2M_CBOR, dp.payload), { '/3303/0/5700': 1 });
+  });
+
+  it('refuses a preferred format its version does not have', () => {
+    assert.throws(() => new LwM2MClient({ endpoint: 'x', server: uri, version: '1.0', preferredFormat: ContentFormat.SENML_CBOR }), /not a format of LwM2M 1.0/);
   });
 });

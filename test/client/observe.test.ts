@@ -36,6 +36,7 @@ describe('LwM2MClient observe, send and queue mode (loopback)', () => {
     device = new LwM2MClient({
       endpoint: EP,
       server: uri,
+      version: '1.2', // for edge and con
       timing: FAST_TIMING,
       requestTimeout: 1000,
       objects: { 3303: { 0: { 5700: 20, 5701: 'Cel' } }, 3342: { 0: { 5500: false } } },

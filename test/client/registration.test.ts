@@ -160,6 +160,28 @@ describe('LwM2MClient registration (loopback)', () => {
     await device.stop(); // twice is harmless
   });
 
+  it('stop does not wait long for a server that no longer answers the De-register', async () => {
+    const device = client({ timing: undefined, deregisterTimeout: 300 });
+    await device.start();
+    server.behaviour = (request) => (request.method === 'DELETE' ? 'drop' : undefined);
+    const warnings: unknown[] = [];
+    device.on('error', (error) => warnings.push(error));
+    const began = Date.now();
+    await device.stop();
+    assert.ok(Date.now() - began < 3000, 'stop returned although the De-register got no answer');
+    assert.match(String(warnings[0]), /TIMEOUT|no response|no acknowledgement/i);
+  });
+
+  it('a sleeping queue-mode client wakes up for its periodic Update', async () => {
+    const device = client({ binding: 'UQ', queueQuietTime: 200, lifetime: 2 });
+    const events: string[] = [];
+    for (const name of ['sleep', 'awake', 'updated', 'retry']) device.on(name, () => events.push(name));
+    await device.start();
+    await new Promise((resolve) => device.once('updated', resolve));
+    assert.deepEqual(events.slice(0, 3), ['sleep', 'awake', 'updated']);
+    assert.ok(!events.includes('retry'), 'the Update was answered the first time');
+  });
+
   it('stop before the first registration rejects start and leaves nothing running', async () => {
     let seen!: () => void;
     const registerSeen = new Promise<void>((resolve) => (seen = resolve));
