@@ -94,6 +94,7 @@ export class LwM2MClient extends EventEmitter {
   private readonly cleanups: Array<() => void> = [];
   private structureTimer: NodeJS.Timeout | undefined;
   private running = false;
+  private finished = false;
   private asleep = false;
   private sleepTimer: NodeJS.Timeout | undefined;
   private waking: Promise<void> | undefined;
@@ -181,6 +182,7 @@ export class LwM2MClient extends EventEmitter {
   /** Binds the socket, registers, and starts the value generators; resolves once registered. */
   async start(): Promise<void> {
     if (this.running) throw new Error(`client ${this.endpointName} is already started`);
+    if (this.finished) throw new Error(`client ${this.endpointName} was stopped and cannot start again; create a new LwM2MClient`);
     this.running = true;
     try {
       const { host, port } = parseServerUri(this.options.server);
@@ -217,16 +219,32 @@ export class LwM2MClient extends EventEmitter {
   async stop(options: { deregister?: boolean } = {}): Promise<void> {
     if (!this.running) return;
     this.running = false;
+    this.finished = true;
     clearTimeout(this.sleepTimer);
     clearTimeout(this.structureTimer);
     clearTimeout(this.restartTimer);
     this.stopGenerators();
-    this.observations.clear();
+    this.observations.close();
     for (const cleanup of this.cleanups) cleanup();
     if (this.asleep) this.endpoint.setReceiving(true);
     await this.registration?.stop(options.deregister !== false && !this.asleep);
     await this.endpoint.close();
     this.emit('stopped');
+  }
+
+  /** De-registers but keeps running (socket open, values moving) until `register()` or `stop()`. */
+  async deregister(): Promise<void> {
+    const registration = this.requireRegistration();
+    this.observations.clear();
+    await registration.stop(true);
+  }
+
+  /** Registers again: a fresh registration (after `deregister()`, or replacing the current one). */
+  async register(): Promise<void> {
+    const registration = this.requireRegistration();
+    this.observations.clear(); // observations end with the old registration
+    if (registration.registered) await registration.stop(false);
+    await registration.start();
   }
 
   /** Sets a resource (or resource instance) value as the device itself; observers are notified as their attributes allow. */
@@ -402,10 +420,7 @@ export class LwM2MClient extends EventEmitter {
     this.emit(kind);
     clearTimeout(this.restartTimer);
     this.restartTimer = setTimeout(() => {
-      if (!this.running || !this.registration) return;
-      this.observations.clear();
-      // observations end with the old registration
-      void this.registration.stop(false).then(() => (this.running ? this.registration?.start().catch(() => undefined) : undefined));
+      if (this.running) void this.register().catch(() => undefined);
     }, 100);
   }
 
@@ -416,9 +431,10 @@ export class LwM2MClient extends EventEmitter {
     this.emit('disabled', seconds);
     clearTimeout(this.restartTimer);
     this.restartTimer = setTimeout(() => {
-      void this.registration?.stop(true).then(() => {
+      if (!this.running) return;
+      void this.deregister().then(() => {
         this.restartTimer = setTimeout(() => {
-          if (this.running) void this.registration?.start().catch(() => undefined);
+          if (this.running) void this.register().catch(() => undefined);
         }, seconds * 1000);
       });
     }, 50);

@@ -56,8 +56,6 @@ export interface ManagementContext {
   version: LwM2MVersion;
   /** the format used when the server does not ask for one */
   preferredFormat: number;
-  /** the Server object's default pmin/pmax, for Discover */
-  log?: (event: string, detail: Record<string, unknown>) => void;
 }
 
 /** Handles one request; never throws (every failure becomes an error response). */

@@ -116,9 +116,15 @@ export class Observations {
     for (const observation of this.byKey.values()) void this.evaluate(observation);
   }
 
+  /** Ends every observation (they belong to a registration that is gone). */
   clear(): void {
-    this.closed = true;
     for (const key of [...this.byKey.keys()]) this.stop(key);
+  }
+
+  /** Ends every observation for good: no timer is armed after this. */
+  close(): void {
+    this.closed = true;
+    this.clear();
   }
 
   private stop(key: string): boolean {

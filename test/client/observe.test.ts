@@ -236,6 +236,20 @@ describe('LwM2MClient observe, send and queue mode (loopback)', () => {
     second.cancel();
   });
 
+  it('observations end with a re-registration, and new ones work after it', async () => {
+    const inbox = new Inbox();
+    await observe('/3303/0/5700', inbox);
+    await device.register();
+    assert.equal(device.observationCount, 0);
+    // a pmax notification needs the observation's timer: they still run after the re-registration
+    assert.equal((await attributes('/3303/0/5700', ['pmax=1'])).code, '2.04');
+    const again = new Inbox();
+    await observe('/3303/0/5700', again);
+    await again.until(1);
+    assert.equal(again.items[0]!.payload.toString(), '20');
+    assert.equal(inbox.items.length, 0);
+  });
+
   it('ends an observation with 4.04 when its instance is deleted', async () => {
     device.addInstance(3303, { 5700: 1 }, 5);
     const inbox = new Inbox();

@@ -146,6 +146,20 @@ describe('LwM2MClient registration (loopback)', () => {
     assert.equal(device.location, 'rd/2');
   });
 
+  it('deregister() and register() leave and rejoin while the client keeps running; a stopped client cannot start again', async () => {
+    const device = client();
+    await device.start();
+    await device.deregister();
+    assert.equal(device.registered, false);
+    assert.equal(server.requests.at(-1)!.method, 'DELETE');
+    assert.deepEqual(server.registrations(), []);
+    await device.register();
+    assert.equal(device.location, 'rd/2');
+    assert.deepEqual(server.registrations(), ['reg-1']);
+    await device.stop();
+    await assert.rejects(device.start(), /cannot start again/);
+  });
+
   it('de-registers on stop and closes its socket', async () => {
     const device = client();
     await device.start();
