@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import {
+  ClientError,
   ContentFormat,
   LwM2MClient,
   decode,
@@ -32,7 +33,14 @@ describe('LwM2MClient device management (loopback)', () => {
         3311: { 0: { 5850: false, 5851: 40 } },
         3341: { 0: { 5527: 'hello' } },
         // a custom object without a model definition, with an execute handler taking arguments
-        32769: { 0: { 1: 'custom', 2: { execute: (args: string) => void executed.push(args) } } },
+        32769: {
+          0: {
+            1: 'custom',
+            2: { execute: (args: string) => void executed.push(args) },
+            3: { read: () => { throw new Error('sensor unplugged'); } },
+            4: { value: 'locked', write: () => { throw new ClientError('4.03', 'this value is locked'); } },
+          },
+        },
       },
     });
     device.on('error', () => undefined);
@@ -102,6 +110,16 @@ describe('LwM2MClient device management (loopback)', () => {
     it('answers 4.01 for the Security object, which no management server may see', async () => {
       const response = await get('/0/0');
       assert.equal(response.code, '4.01');
+    });
+
+    it('answers 5.00 when a read handler throws, the code of a ClientError from a write handler, and keeps serving', async () => {
+      const failed = await get('/32769/0/3');
+      assert.equal(failed.code, '5.00');
+      assert.equal(failed.payload.toString(), 'sensor unplugged');
+      const refused = await server.request(EP, { method: 'PUT', path: ['32769', '0', '4'], contentFormat: ContentFormat.TEXT, payload: Buffer.from('open') });
+      assert.equal(refused.code, '4.03');
+      assert.equal(device.get('/32769/0/4'), 'locked');
+      assert.equal((await get('/32769/0/1')).payload.toString(), 'custom');
     });
 
     it('answers 4.04 for paths that are not LwM2M paths, and keeps serving', async () => {
