@@ -7,3 +7,4 @@ export * from './model';
 export * from './content';
 export * from './client';
 export * from './transport';
+export * from './server';

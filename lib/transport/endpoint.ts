@@ -68,6 +68,8 @@ export interface OutgoingResponse {
   contentFormat?: number;
   observe?: number;
   options?: CoapOption[];
+  /** called once the response has been handed to the socket (e.g. to announce a registration only then) */
+  onSent?: () => void;
 }
 
 export type RequestHandler = (request: IncomingRequest) => OutgoingResponse | Promise<OutgoingResponse>;
@@ -599,12 +601,13 @@ export class CoapEndpoint extends EventEmitter {
       if (this.closed) return;
       if (!separate) {
         this.answer(message, peer, key, finish(response));
-        return;
+      } else {
+        const out = this.responseMessage(request, finish(response), undefined);
+        out.type = 'CON';
+        out.messageId = this.takeMessageId();
+        this.transmit(peer, out.messageId, serializeMessage(out), { onAck() {}, onReset() {}, onTimeout() {} });
       }
-      const out = this.responseMessage(request, finish(response), undefined);
-      out.type = 'CON';
-      out.messageId = this.takeMessageId();
-      this.transmit(peer, out.messageId, serializeMessage(out), { onAck() {}, onReset() {}, onTimeout() {} });
+      response.onSent?.();
     };
     let result: OutgoingResponse | Promise<OutgoingResponse>;
     try {

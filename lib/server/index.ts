@@ -1,0 +1,16 @@
+export {
+  LwM2MServer,
+  type LwM2MServerOptions,
+  type Registration,
+  type RequestOptions,
+  type WriteOptions,
+  type AttributeChanges,
+  type Observation,
+  type NotifyEvent,
+  type SendEvent,
+} from './server';
+export { LwM2MError, type LwM2MErrorCode } from './errors';
+export { MemoryStore, FileStore, StoreError, type RegistrationStore, type FileStoreOptions } from './store';
+export type { RegistrationRecord } from './types';
+export type { RegisteredObject } from './register-params';
+export type { Logger } from './log';

@@ -1,0 +1,789 @@
+/**
+ * LwM2MServer: the LwM2M server of the palette, usable without Node-RED. Devices register, update
+ * and de-register on `/rd` and Send on `/dp`; the caller reads, writes, executes and observes them.
+ * Downlink requests leave from the listening socket, so devices behind NAT receive them.
+ *
+ *   const server = new LwM2MServer({ port: 5683 });
+ *   server.on('register', (registration) => console.log(registration.endpoint));
+ *   await server.listen();
+ *   const value = await server.read('dev1', '/3/0/9');
+ */
+import { randomBytes } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import type { AddressInfo } from 'node:net';
+import {
+  ContentFormat,
+  ContentFormatError,
+  canonicalFormat,
+  decode,
+  decodeComposite,
+  decodeLinks,
+  decodeRecords,
+  encode,
+  encodeComposite,
+  encodePaths,
+  formatName,
+  type CompositeValue,
+  type Link,
+  type LwM2MValue,
+  type ResourceRecord,
+} from '../content';
+import { latestPerPath } from '../content/tree';
+import { ObjectModel, defaultModel } from '../model';
+import { LwM2MPath } from '../path';
+import { CoapEndpoint, type CoapResponse, type IncomingRequest, type OutgoingResponse, type Peer, type RequestParams } from '../transport/endpoint';
+import { CoapError } from '../transport/errors';
+import { OptionNumber } from '../transport/message';
+import { maxTransmitWait, type CoapTiming } from '../transport/timing';
+import type { NotificationAttributes } from '../client/attributes';
+import { LwM2MError, errorFromResponse } from './errors';
+import { RateLimitedLog, type Logger } from './log';
+import { RequestQueue } from './queue';
+import { RegistrationRequestError, parseObjectList, parseRegisterQuery, parseUpdateQuery, type RegisteredObject } from './register-params';
+import { Registry } from './registry';
+import { MemoryStore, type RegistrationStore } from './store';
+import type { RegistrationRecord } from './types';
+
+export interface LwM2MServerOptions {
+  /** UDP port (default 5683; 0 picks a free one) */
+  port?: number;
+  /** address to bind (default all IPv4 addresses) */
+  address?: string;
+  store?: RegistrationStore;
+  model?: ObjectModel;
+  /** ms a device-management request may take, block-wise parts included (default 10 s) */
+  requestTimeout?: number;
+  /** the format for reads and writes when the caller gives none; default: what the device announced, else by its version */
+  preferredFormat?: number;
+  /** seconds past a registration's lifetime before it expires (default 5) */
+  expiryGrace?: number;
+  /** ms a request to a sleeping queue-mode device may wait for it (default 60 s) */
+  queueTimeToLive?: number;
+  /** ms a queue-mode device stays reachable after its last message (default MAX_TRANSMIT_WAIT, 93 s) */
+  awakeTime?: number;
+  timing?: Partial<CoapTiming>;
+  /** requests remembered for deduplication (bounds the memory of the message layer; default 10,000) */
+  maxExchanges?: number;
+  /** where rate-limited log lines about bad input go (default: nowhere) */
+  logger?: Logger;
+}
+
+/** A registration as the server's users see it. */
+export interface Registration extends Readonly<RegistrationRecord> {
+  /** the objects and instances the device announced (never /0) */
+  readonly objects: readonly RegisteredObject[];
+  /** Content-Formats the device announced on its root link */
+  readonly contentFormats: readonly number[];
+  /** ms since the epoch when the registration expires without an Update */
+  readonly expiresAt: number;
+  /** for queue mode: whether the device is reachable now */
+  readonly awake: boolean;
+}
+
+export interface RequestOptions {
+  /** Content-Format to ask for (reads) or to send in (writes) */
+  format?: number;
+  /** ms for this request (default the server's requestTimeout) */
+  timeout?: number;
+  /** ms the request may wait for a sleeping queue-mode device (default the server's queueTimeToLive) */
+  ttl?: number;
+}
+
+export interface WriteOptions extends RequestOptions {
+  /** PUT (replace, default) or POST (partial update of an instance) */
+  mode?: 'replace' | 'update';
+}
+
+export type AttributeChanges = { [name in keyof NotificationAttributes]?: number | null };
+
+export interface Observation {
+  readonly id: string;
+  readonly endpoint: string;
+  readonly registrationId: string;
+  readonly paths: readonly string[];
+  readonly composite: boolean;
+  /** the value of the first response */
+  readonly value: LwM2MValue | CompositeValue;
+}
+
+export interface NotifyEvent {
+  observation: Observation;
+  endpoint: string;
+  /** the value: of the observed path, or `{ path: value }` for a composite observation */
+  value: LwM2MValue | CompositeValue;
+  contentFormat?: number;
+  /** the Observe sequence number */
+  sequence: number;
+}
+
+export interface SendEvent {
+  endpoint: string;
+  registration: Registration;
+  /** the latest value of each path */
+  values: CompositeValue;
+  /** every record with its time, as sent */
+  records: ResourceRecord[];
+}
+
+interface ObservationState extends Observation {
+  format?: number;
+  token: Buffer;
+  peer: Peer;
+  cancel(): void;
+  lastSequence: number;
+  lastAt: number;
+}
+
+/** RFC 7641 §3.4: Observe numbers are compared in a 24-bit circle, and anything older than 128 s is stale anyway. */
+function isNewer(previous: number, previousAt: number, next: number, now: number): boolean {
+  const half = 1 << 23;
+  return (previous < next && next - previous < half) || (previous > next && previous - next > half) || now > previousAt + 128_000;
+}
+
+const COMPOSITE = new Set<number>([ContentFormat.SENML_JSON, ContentFormat.SENML_CBOR, ContentFormat.LWM2M_CBOR]);
+
+export class LwM2MServer extends EventEmitter {
+  readonly model: ObjectModel;
+  private readonly options: LwM2MServerOptions;
+  private readonly endpoint: CoapEndpoint;
+  private readonly registry = new Registry();
+  private readonly store: RegistrationStore;
+  private readonly queue: RequestQueue;
+  private readonly log: RateLimitedLog;
+  private readonly observationsById = new Map<string, ObservationState>();
+  private readonly awakeUntil = new Map<string, { until: number; timer: NodeJS.Timeout }>();
+  private sweepTimer: NodeJS.Timeout | undefined;
+  private listening = false;
+  private closed = false;
+
+  constructor(options: LwM2MServerOptions = {}) {
+    super();
+    this.options = { ...options };
+    this.model = options.model ?? defaultModel();
+    this.store = options.store ?? new MemoryStore();
+    this.endpoint = new CoapEndpoint({ timing: options.timing, maxExchanges: options.maxExchanges ?? 10_000 });
+    this.endpoint.setRequestHandler((request) => this.uplink(request));
+    this.log = new RateLimitedLog(options.logger);
+    this.endpoint.on('malformed', ({ peer, reason }) => this.log.warn(`dropped a malformed datagram from ${peer.address}:${peer.port}: ${reason}`));
+    this.endpoint.on('error', (error) => this.fail(error));
+    this.queue = new RequestQueue();
+  }
+
+  /** Loads stored registrations and binds the socket. */
+  async listen(): Promise<AddressInfo> {
+    if (this.listening || this.closed) throw new Error(this.closed ? 'the server is closed' : 'the server is already listening');
+    this.listening = true;
+    let stored: RegistrationRecord[] = [];
+    try {
+      stored = await this.store.load();
+    } catch (error) {
+      this.fail(error);
+    }
+    const now = Date.now();
+    const grace = this.grace();
+    for (const record of stored) {
+      if (record.updatedAt + record.lifetime * 1000 + grace >= now) this.registry.add(record);
+      else this.store.remove(record.id);
+    }
+    const address = await this.endpoint.listen(this.options.port ?? 5683, this.options.address ?? '0.0.0.0');
+    this.sweepTimer = setInterval(() => this.sweep(), 1000);
+    return address;
+  }
+
+  address(): AddressInfo {
+    return this.endpoint.address();
+  }
+
+  /** Stops: pending requests fail, observations end, the store is flushed, the socket closed. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    clearInterval(this.sweepTimer);
+    for (const { timer } of this.awakeUntil.values()) clearTimeout(timer);
+    this.awakeUntil.clear();
+    this.queue.clear(new LwM2MError('TIMEOUT', 'the server was closed'));
+    for (const observation of this.observationsById.values()) observation.cancel();
+    this.observationsById.clear();
+    await this.endpoint.close();
+    await this.store.close();
+  }
+
+  // --- registrations ---
+
+  registrations(): Registration[] {
+    return [...this.registry.all()].map((record) => this.view(record));
+  }
+
+  registration(endpoint: string): Registration | undefined {
+    const record = this.registry.byEndpointName(endpoint);
+    return record ? this.view(record) : undefined;
+  }
+
+  private view(record: RegistrationRecord): Registration {
+    let list: { objects: RegisteredObject[]; contentFormats: number[] } | undefined;
+    const parsed = () => (list ??= parseObjectList(Buffer.from(record.objectLinks, 'utf8')));
+    const awake = this.isAwake(record);
+    return Object.freeze({
+      ...record,
+      get objects() {
+        return parsed().objects;
+      },
+      get contentFormats() {
+        return parsed().contentFormats;
+      },
+      expiresAt: record.updatedAt + record.lifetime * 1000,
+      awake,
+    });
+  }
+
+  private grace(): number {
+    return (this.options.expiryGrace ?? 5) * 1000;
+  }
+
+  private sweep(): void {
+    for (const record of this.registry.expired(Date.now(), this.grace())) {
+      this.end(record, 'expire');
+    }
+  }
+
+  /** Ends a registration: its observations, queued requests and awake state go with it. */
+  private end(record: RegistrationRecord, event: 'deregister' | 'expire' | 'replaced'): void {
+    this.registry.remove(record.id);
+    this.store.remove(record.id);
+    for (const observation of [...this.observationsById.values()]) {
+      if (observation.registrationId === record.id) {
+        observation.cancel();
+        this.observationsById.delete(observation.id);
+      }
+    }
+    this.queue.drop(record.id, new LwM2MError('NOT_REGISTERED', `${record.endpoint} is no longer registered`));
+    const awake = this.awakeUntil.get(record.id);
+    if (awake) clearTimeout(awake.timer);
+    this.awakeUntil.delete(record.id);
+    if (event !== 'replaced') this.emit(event, this.view(record));
+  }
+
+  // --- uplink: /rd and /dp ---
+
+  private uplink(request: IncomingRequest): OutgoingResponse {
+    try {
+      const [first, second, ...rest] = request.path;
+      if (first === 'rd' && rest.length === 0) {
+        if (second === undefined) {
+          if (request.method !== 'POST') return { code: '4.05' };
+          return this.register(request);
+        }
+        if (request.method === 'POST') return this.update(request, second);
+        if (request.method === 'DELETE') return this.deregister(request, second);
+        return { code: '4.05' };
+      }
+      if (first === 'dp' && second === undefined) {
+        if (request.method !== 'POST') return { code: '4.05' };
+        return this.receiveSend(request);
+      }
+      this.log.warn(`${request.method} /${request.path.join('/')} from ${request.peer.address}:${request.peer.port}: no such resource on this server`);
+      return { code: '4.04' };
+    } catch (error) {
+      if (error instanceof RegistrationRequestError) {
+        this.log.warn(`refused ${request.method} /${request.path.join('/')} from ${request.peer.address}:${request.peer.port}: ${error.message}`);
+        return { code: error.coapCode, payload: Buffer.from(error.message) };
+      }
+      this.fail(error);
+      return { code: '5.00' };
+    }
+  }
+
+  private register(request: IncomingRequest): OutgoingResponse {
+    const params = parseRegisterQuery(request.query);
+    if (request.contentFormat !== undefined && request.contentFormat !== ContentFormat.LINK) {
+      throw new RegistrationRequestError('4.00', `the object list must be CoRE link format (40), not ${formatName(request.contentFormat)}`);
+    }
+    const objectLinks = request.payload.toString('utf8');
+    const list = parseObjectList(request.payload);
+    const now = Date.now();
+    const record: RegistrationRecord = {
+      id: this.newId(),
+      endpoint: params.endpoint,
+      lifetime: params.lifetime,
+      version: params.version,
+      binding: params.binding,
+      queueMode: params.queueMode,
+      objectLinks,
+      address: request.peer.address,
+      port: request.peer.port,
+      rootPath: list.rootPath,
+      registeredAt: now,
+      updatedAt: now,
+    };
+    if (params.sms !== undefined) record.sms = params.sms;
+    const previous = this.registry.byEndpointName(record.endpoint);
+    if (previous) this.end(previous, 'replaced');
+    this.registry.add(record);
+    this.store.save(record);
+    return {
+      code: '2.01',
+      options: [
+        { number: OptionNumber.LOCATION_PATH, value: Buffer.from('rd') },
+        { number: OptionNumber.LOCATION_PATH, value: Buffer.from(record.id) },
+      ],
+      // the device may act on its registration only once it has the answer: announce it then
+      onSent: () => {
+        if (this.registry.get(record.id) !== record) return;
+        this.emit('register', this.view(record), previous ? this.view(previous) : undefined);
+        this.heard(record);
+      },
+    };
+  }
+
+  private update(request: IncomingRequest, id: string): OutgoingResponse {
+    const record = this.registry.get(id);
+    if (!record) return { code: '4.04', payload: Buffer.from(`no registration rd/${id}; register again`) };
+    const changes = parseUpdateQuery(request.query);
+    let list;
+    if (request.payload.length > 0) {
+      if (request.contentFormat !== undefined && request.contentFormat !== ContentFormat.LINK) {
+        throw new RegistrationRequestError('4.00', `the object list must be CoRE link format (40), not ${formatName(request.contentFormat)}`);
+      }
+      list = parseObjectList(request.payload);
+    }
+    // everything checked: apply
+    const changed: string[] = [];
+    if (changes.lifetime !== undefined && changes.lifetime !== record.lifetime) {
+      record.lifetime = changes.lifetime;
+      changed.push('lifetime');
+    }
+    if (changes.binding !== undefined && changes.binding !== record.binding) {
+      record.binding = changes.binding;
+      changed.push('binding');
+    }
+    if (changes.queueMode !== undefined && changes.queueMode !== record.queueMode) {
+      record.queueMode = changes.queueMode;
+      changed.push('queueMode');
+    }
+    if (changes.sms !== undefined && changes.sms !== record.sms) {
+      record.sms = changes.sms;
+      changed.push('sms');
+    }
+    if (list) {
+      // an object list, when present, replaces the old one
+      record.objectLinks = request.payload.toString('utf8');
+      record.rootPath = list.rootPath;
+      changed.push('objects');
+    }
+    if (record.address !== request.peer.address || record.port !== request.peer.port) {
+      this.registry.move(record, request.peer);
+      changed.push('address');
+    }
+    record.updatedAt = Date.now();
+    this.store.save(record);
+    return {
+      code: '2.04',
+      onSent: () => {
+        this.emit('update', this.view(record), changed);
+        this.heard(record);
+      },
+    };
+  }
+
+  private deregister(request: IncomingRequest, id: string): OutgoingResponse {
+    const record = this.registry.get(id);
+    if (!record) return { code: '4.04' };
+    return {
+      code: '2.02',
+      onSent: () => {
+        if (this.registry.get(id) === record) this.end(record, 'deregister');
+      },
+    };
+  }
+
+  private receiveSend(request: IncomingRequest): OutgoingResponse {
+    const record = this.registry.byAddress(request.peer);
+    if (!record) {
+      this.log.warn(`refused a Send from ${request.peer.address}:${request.peer.port}, which is not registered`);
+      return { code: '4.03', payload: Buffer.from('not registered') };
+    }
+    const format = request.contentFormat === undefined ? undefined : canonicalFormat(request.contentFormat);
+    if (format === undefined || !COMPOSITE.has(format)) {
+      return { code: '4.15', payload: Buffer.from('a Send is SenML CBOR, SenML JSON or LwM2M CBOR') };
+    }
+    let records: ResourceRecord[];
+    try {
+      records = decodeRecords(format, '/', request.payload, this.model);
+    } catch (error) {
+      this.log.warn(`refused a Send from ${record.endpoint}: ${(error as Error).message}`);
+      return { code: '4.00', payload: Buffer.from((error as Error).message.slice(0, 200)) };
+    }
+    this.heard(record);
+    const event: SendEvent = { endpoint: record.endpoint, registration: this.view(record), values: latestValues(records), records };
+    return { code: '2.04', onSent: () => this.emit('send', event) };
+  }
+
+  private newId(): string {
+    let id: string;
+    do id = randomBytes(6).toString('base64url');
+    while (this.registry.get(id));
+    return id;
+  }
+
+  // --- queue mode ---
+
+  private isAwake(record: RegistrationRecord): boolean {
+    return !record.queueMode || (this.awakeUntil.get(record.id)?.until ?? 0) > Date.now();
+  }
+
+  /** Any message from a queue-mode device: it is reachable for awakeTime, and what waited for it goes out. */
+  private heard(record: RegistrationRecord): void {
+    if (!record.queueMode || this.closed) return;
+    const wasAwake = this.isAwake(record);
+    const awakeTime = this.options.awakeTime ?? maxTransmitWait(this.endpoint.timing);
+    const previous = this.awakeUntil.get(record.id);
+    if (previous) clearTimeout(previous.timer);
+    const timer = setTimeout(() => {
+      this.awakeUntil.delete(record.id);
+      if (this.registry.get(record.id) === record) this.emit('sleep', this.view(record));
+    }, awakeTime);
+    this.awakeUntil.set(record.id, { until: Date.now() + awakeTime, timer });
+    if (!wasAwake) this.emit('awake', this.view(record));
+    this.queue.release(record.id);
+  }
+
+  // --- downlink ---
+
+  private target(endpoint: string): RegistrationRecord {
+    if (typeof endpoint !== 'string' || endpoint === '') throw new LwM2MError('BAD_REQUEST', 'an endpoint name is required');
+    const record = this.registry.byEndpointName(endpoint);
+    if (!record) throw new LwM2MError('NOT_REGISTERED', `${endpoint} is not registered`);
+    if (record.updatedAt + record.lifetime * 1000 < Date.now()) throw new LwM2MError('NOT_REGISTERED', `the registration of ${endpoint} has expired`);
+    return record;
+  }
+
+  private pathOf(path: string | LwM2MPath): LwM2MPath {
+    try {
+      return LwM2MPath.from(path);
+    } catch (error) {
+      throw new LwM2MError('BAD_REQUEST', (error as Error).message);
+    }
+  }
+
+  private segments(record: RegistrationRecord, path: LwM2MPath): string[] {
+    const root = record.rootPath === '' ? [] : record.rootPath.slice(1).split('/');
+    return [...root, ...path.ids.map(String)];
+  }
+
+  /** The format for values to and from a device: the caller's, the server's, what it announced, else by its version. */
+  private valueFormat(record: RegistrationRecord, requested: number | undefined, composite: boolean): number {
+    if (requested !== undefined) return canonicalFormat(requested);
+    const announced = this.view(record).contentFormats.map(canonicalFormat);
+    const preferred = this.options.preferredFormat;
+    const usable = (format: number) => (!composite || COMPOSITE.has(format)) && format !== ContentFormat.TEXT && format !== ContentFormat.OPAQUE;
+    if (preferred !== undefined && usable(canonicalFormat(preferred)) && (announced.length === 0 || announced.includes(canonicalFormat(preferred)))) {
+      return canonicalFormat(preferred);
+    }
+    const fromDevice = announced.find(usable);
+    if (fromDevice !== undefined) return fromDevice;
+    if (record.version === '1.0') return composite ? ContentFormat.SENML_CBOR : ContentFormat.TLV;
+    return ContentFormat.SENML_CBOR;
+  }
+
+  /** Sends one request to a registered device (waiting for it to wake in queue mode) and checks the answer. */
+  private async request(record: RegistrationRecord, operation: string, params: RequestParams, options: RequestOptions, success: string[]): Promise<CoapResponse> {
+    const timeout = options.timeout ?? this.options.requestTimeout ?? 10_000;
+    const send = async (): Promise<CoapResponse> => {
+      if (this.closed) throw new LwM2MError('TIMEOUT', 'the server was closed');
+      try {
+        return await this.endpoint.request({ address: record.address, port: record.port }, { ...params, timeout });
+      } catch (error) {
+        if (error instanceof CoapError) {
+          const code = error.kind === 'TIMEOUT' ? 'TIMEOUT' : error.kind === 'TOO_LARGE' ? 'BAD_REQUEST' : 'INTERNAL';
+          throw new LwM2MError(code, `${operation} on ${record.endpoint}: ${error.message}`);
+        }
+        throw error;
+      }
+    };
+    const response = this.isAwake(record) ? await send() : await this.queue.enqueue(record.id, send, options.ttl ?? this.options.queueTimeToLive ?? 60_000, `${operation} on ${record.endpoint}`);
+    if (!success.includes(response.code)) throw errorFromResponse(operation, record.endpoint, response.code, response.payload);
+    return response;
+  }
+
+  private decodeValue(record: RegistrationRecord, operation: string, response: CoapResponse, path: LwM2MPath): LwM2MValue {
+    const format = response.contentFormat ?? ContentFormat.TEXT;
+    try {
+      return decode(format, path, response.payload, this.model);
+    } catch (error) {
+      const reason = error instanceof ContentFormatError ? error.reason : (error as Error).message;
+      throw new LwM2MError('INTERNAL', `${operation} on ${record.endpoint}: the answer (${formatName(format)}) does not decode: ${reason}`, response.code);
+    }
+  }
+
+  async read(endpoint: string, path: string | LwM2MPath, options: RequestOptions = {}): Promise<LwM2MValue> {
+    const record = this.target(endpoint);
+    const at = this.pathOf(path);
+    const response = await this.request(record, `Read ${at}`, { method: 'GET', path: this.segments(record, at), accept: this.valueFormat(record, options.format, false) }, options, ['2.05']);
+    return this.decodeValue(record, `Read ${at}`, response, at);
+  }
+
+  async discover(endpoint: string, path: string | LwM2MPath, options: RequestOptions = {}): Promise<Link[]> {
+    const record = this.target(endpoint);
+    const at = this.pathOf(path);
+    const response = await this.request(record, `Discover ${at}`, { method: 'GET', path: this.segments(record, at), accept: ContentFormat.LINK }, options, ['2.05']);
+    try {
+      const links = decodeLinks(response.payload);
+      // links are relative to the device's root path: strip it so callers see LwM2M paths
+      return record.rootPath === '' ? links : links.map((link) => ({ ...link, uri: link.uri.startsWith(record.rootPath + '/') ? link.uri.slice(record.rootPath.length) : link.uri }));
+    } catch (error) {
+      throw new LwM2MError('INTERNAL', `Discover ${at} on ${endpoint}: the answer is not link format: ${(error as Error).message}`, response.code);
+    }
+  }
+
+  async readComposite(endpoint: string, paths: ReadonlyArray<string | LwM2MPath>, options: RequestOptions = {}): Promise<CompositeValue> {
+    const record = this.target(endpoint);
+    const at = paths.map((path) => this.pathOf(path));
+    if (at.length === 0) throw new LwM2MError('BAD_REQUEST', 'Read-Composite needs at least one path');
+    const format = this.valueFormat(record, options.format, true);
+    const request = format === ContentFormat.SENML_JSON ? ContentFormat.SENML_JSON : ContentFormat.SENML_CBOR;
+    const response = await this.request(
+      record,
+      'Read-Composite',
+      { method: 'FETCH', path: this.segments(record, LwM2MPath.ROOT), contentFormat: request, accept: format, payload: encodePaths(request, at) },
+      options,
+      ['2.05'],
+    );
+    try {
+      return decodeComposite(response.contentFormat ?? format, response.payload, this.model, { paths: at });
+    } catch (error) {
+      throw new LwM2MError('INTERNAL', `Read-Composite on ${endpoint}: the answer does not decode: ${(error as Error).message}`, response.code);
+    }
+  }
+
+  async write(endpoint: string, path: string | LwM2MPath, value: unknown, options: WriteOptions = {}): Promise<void> {
+    const record = this.target(endpoint);
+    const at = this.pathOf(path);
+    const format = this.valueFormat(record, options.format, false);
+    const payload = this.encodeFor(format, at, value);
+    const method = options.mode === 'update' ? 'POST' : 'PUT';
+    await this.request(record, `Write ${at}`, { method, path: this.segments(record, at), contentFormat: format, payload }, options, ['2.04']);
+  }
+
+  async writeComposite(endpoint: string, values: CompositeValue, options: RequestOptions = {}): Promise<void> {
+    const record = this.target(endpoint);
+    const format = this.valueFormat(record, options.format, true);
+    let payload: Buffer;
+    try {
+      payload = encodeComposite(format, values, this.model);
+    } catch (error) {
+      throw new LwM2MError('BAD_REQUEST', (error as Error).message);
+    }
+    await this.request(record, 'Write-Composite', { method: 'IPATCH', path: this.segments(record, LwM2MPath.ROOT), contentFormat: format, payload }, options, ['2.04']);
+  }
+
+  async writeAttributes(endpoint: string, path: string | LwM2MPath, attributes: AttributeChanges, options: RequestOptions = {}): Promise<void> {
+    const record = this.target(endpoint);
+    const at = this.pathOf(path);
+    const query = attributeQuery(attributes);
+    await this.request(record, `Write-Attributes ${at}`, { method: 'PUT', path: this.segments(record, at), query }, options, ['2.04']);
+  }
+
+  async execute(endpoint: string, path: string | LwM2MPath, args = '', options: RequestOptions = {}): Promise<void> {
+    const record = this.target(endpoint);
+    const at = this.pathOf(path);
+    if (at.level !== 'resource') throw new LwM2MError('BAD_REQUEST', `Execute needs a resource path, not ${at}`);
+    const payload = Buffer.from(String(args), 'utf8');
+    await this.request(record, `Execute ${at}`, { method: 'POST', path: this.segments(record, at), payload, contentFormat: payload.length > 0 ? ContentFormat.TEXT : undefined }, options, ['2.04']);
+  }
+
+  /** Creates an instance: `path` is the object (`/3303`, the device picks the id) or the new instance (`/3303/5`). Resolves with the new instance's path. */
+  async create(endpoint: string, path: string | LwM2MPath, value: unknown, options: RequestOptions = {}): Promise<string> {
+    const record = this.target(endpoint);
+    const at = this.pathOf(path);
+    if (at.level !== 'object' && at.level !== 'instance') throw new LwM2MError('BAD_REQUEST', `Create needs an object or instance path, not ${at}`);
+    const format = this.valueFormat(record, options.format, false);
+    const objectPath = LwM2MPath.of(at.objectId!);
+    let payload: Buffer;
+    if (at.level === 'instance') payload = this.encodeFor(format, objectPath, { [at.instanceId!]: value });
+    else if (format === ContentFormat.TLV) payload = this.encodeFor(format, LwM2MPath.of(at.objectId!, 0), value); // resources only: the device picks the id
+    else payload = this.encodeFor(format, objectPath, { [this.freeInstance(record, at.objectId!)]: value });
+    const response = await this.request(record, `Create ${at}`, { method: 'POST', path: this.segments(record, objectPath), contentFormat: format, payload }, options, ['2.01']);
+    const location = response.options.filter((option) => option.number === OptionNumber.LOCATION_PATH).map((option) => option.value.toString('utf8'));
+    const created = location.length >= 2 ? `/${location.slice(-2).join('/')}` : at.level === 'instance' ? at.toString() : undefined;
+    return created ?? objectPath.toString();
+  }
+
+  async delete(endpoint: string, path: string | LwM2MPath, options: RequestOptions = {}): Promise<void> {
+    const record = this.target(endpoint);
+    const at = this.pathOf(path);
+    await this.request(record, `Delete ${at}`, { method: 'DELETE', path: this.segments(record, at) }, options, ['2.02']);
+  }
+
+  private encodeFor(format: number, path: LwM2MPath, value: unknown): Buffer {
+    try {
+      return encode(format, path, value, this.model);
+    } catch (error) {
+      throw new LwM2MError('BAD_REQUEST', (error as Error).message);
+    }
+  }
+
+  private freeInstance(record: RegistrationRecord, objectId: number): number {
+    const used = new Set(this.view(record).objects.filter((object) => object.objectId === objectId).map((object) => object.instanceId));
+    let id = 0;
+    while (used.has(id)) id++;
+    return id;
+  }
+
+  // --- observe ---
+
+  /** Observes a path (Write-Attributes first when `attributes` are given); notifications come as `notify` events. */
+  async observe(endpoint: string, path: string | LwM2MPath, attributes?: AttributeChanges, options: RequestOptions = {}): Promise<Observation> {
+    const record = this.target(endpoint);
+    const at = this.pathOf(path);
+    if (attributes && Object.keys(attributes).length > 0) await this.writeAttributes(endpoint, at, attributes, options);
+    const accept = this.valueFormat(record, options.format, false);
+    return this.startObservation(record, [at], false, { method: 'GET', path: this.segments(record, at), accept }, options);
+  }
+
+  /** Observe-Composite: one observation of several paths (FETCH with Observe). */
+  async observeComposite(endpoint: string, paths: ReadonlyArray<string | LwM2MPath>, attributes?: AttributeChanges, options: RequestOptions = {}): Promise<Observation> {
+    const record = this.target(endpoint);
+    const at = paths.map((path) => this.pathOf(path));
+    if (at.length === 0) throw new LwM2MError('BAD_REQUEST', 'Observe-Composite needs at least one path');
+    if (attributes && Object.keys(attributes).length > 0) for (const path of at) await this.writeAttributes(endpoint, path, attributes, options);
+    const format = this.valueFormat(record, options.format, true);
+    const request = format === ContentFormat.SENML_JSON ? ContentFormat.SENML_JSON : ContentFormat.SENML_CBOR;
+    return this.startObservation(
+      record,
+      at,
+      true,
+      { method: 'FETCH', path: this.segments(record, LwM2MPath.ROOT), contentFormat: request, accept: format, payload: encodePaths(request, at) },
+      options,
+    );
+  }
+
+  private async startObservation(record: RegistrationRecord, paths: LwM2MPath[], composite: boolean, params: RequestParams, options: RequestOptions): Promise<Observation> {
+    const operation = composite ? 'Observe-Composite' : `Observe ${paths[0]}`;
+    const peer = { address: record.address, port: record.port };
+    const id = randomBytes(6).toString('base64url');
+    let state: ObservationState | undefined;
+    const pending: CoapResponse[] = [];
+    const decodeAny = (response: CoapResponse): LwM2MValue | CompositeValue =>
+      composite
+        ? decodeComposite(response.contentFormat ?? ContentFormat.SENML_CBOR, response.payload, this.model, { paths })
+        : this.decodeValue(record, operation, response, paths[0]!);
+    const onNotification = (response: CoapResponse): void => {
+      if (!state) {
+        pending.push(response);
+        return;
+      }
+      this.heard(record);
+      if (response.observe === undefined || !response.code.startsWith('2.')) {
+        // a final answer (e.g. 4.04: the resource went away) ends the observation
+        this.observationsById.delete(state.id);
+        this.emit('observationEnded', { observation: publicObservation(state), coapCode: response.code });
+        return;
+      }
+      const now = Date.now();
+      if (!isNewer(state.lastSequence, state.lastAt, response.observe, now)) return; // out of order: an older value
+      state.lastSequence = response.observe;
+      state.lastAt = now;
+      let value: LwM2MValue | CompositeValue;
+      try {
+        value = decodeAny(response);
+      } catch (error) {
+        this.log.warn(`dropped a notification from ${record.endpoint}: ${(error as Error).message}`);
+        return;
+      }
+      const event: NotifyEvent = { observation: publicObservation(state), endpoint: record.endpoint, value, contentFormat: response.contentFormat, sequence: response.observe };
+      this.emit('notify', event);
+    };
+    const start = async (): Promise<CoapResponse> => {
+      const timeout = options.timeout ?? this.options.requestTimeout ?? 10_000;
+      try {
+        const { response, cancel } = await this.endpoint.observe(peer, { ...params, timeout }, onNotification);
+        if (response.code !== '2.05') {
+          cancel();
+          throw errorFromResponse(operation, record.endpoint, response.code, response.payload);
+        }
+        if (response.observe === undefined) {
+          cancel();
+          throw new LwM2MError('INTERNAL', `${operation} on ${record.endpoint}: the device answered but does not observe (no Observe option)`, response.code);
+        }
+        const value = decodeAny(response);
+        state = {
+          id,
+          endpoint: record.endpoint,
+          registrationId: record.id,
+          paths: paths.map(String),
+          composite,
+          value,
+          token: response.token,
+          peer,
+          cancel,
+          lastSequence: response.observe,
+          lastAt: Date.now(),
+        };
+        return response;
+      } catch (error) {
+        if (error instanceof CoapError) throw new LwM2MError(error.kind === 'TIMEOUT' ? 'TIMEOUT' : 'INTERNAL', `${operation} on ${record.endpoint}: ${error.message}`);
+        if (error instanceof ContentFormatError) throw new LwM2MError('INTERNAL', `${operation} on ${record.endpoint}: the answer does not decode: ${error.reason}`);
+        throw error;
+      }
+    };
+    if (this.isAwake(record)) await start();
+    else await this.queue.enqueue(record.id, start, options.ttl ?? this.options.queueTimeToLive ?? 60_000, `${operation} on ${record.endpoint}`);
+    const observation = state!;
+    if (this.registry.get(record.id) !== record) {
+      observation.cancel();
+      throw new LwM2MError('NOT_REGISTERED', `${record.endpoint} is no longer registered`);
+    }
+    this.observationsById.set(observation.id, observation);
+    for (const early of pending.splice(0)) onNotification(early);
+    return publicObservation(observation);
+  }
+
+  /** The observations in force, of one device or all. */
+  observations(endpoint?: string): Observation[] {
+    return [...this.observationsById.values()].filter((observation) => endpoint === undefined || observation.endpoint === endpoint).map(publicObservation);
+  }
+
+  /** Cancels actively: GET (or FETCH) with Observe=1 and the observation's token; the observation ends either way. */
+  async cancelObservation(observation: Observation | string, options: RequestOptions = {}): Promise<void> {
+    const id = typeof observation === 'string' ? observation : observation.id;
+    const state = this.observationsById.get(id);
+    if (!state) throw new LwM2MError('NOT_FOUND', `no observation ${id}`);
+    this.observationsById.delete(id);
+    state.cancel();
+    const record = this.registry.get(state.registrationId);
+    if (!record) return;
+    const paths = state.paths.map((path) => LwM2MPath.parse(path));
+    const params: RequestParams = state.composite
+      ? { method: 'FETCH', path: this.segments(record, LwM2MPath.ROOT), contentFormat: ContentFormat.SENML_CBOR, payload: encodePaths(ContentFormat.SENML_CBOR, paths), observe: 1, token: state.token }
+      : { method: 'GET', path: this.segments(record, paths[0]!), observe: 1, token: state.token };
+    await this.request(record, 'Cancel Observation', params, options, ['2.05', '4.04']);
+  }
+
+  private fail(error: unknown): void {
+    if (this.listenerCount('error') > 0) this.emit('error', error);
+    else process.emitWarning(error instanceof Error ? error : new Error(String(error)), { type: 'LwM2MServerWarning' });
+  }
+}
+
+/** `{ path: value }` of the latest record of each path. */
+function latestValues(records: readonly ResourceRecord[]): CompositeValue {
+  const values: CompositeValue = {};
+  for (const record of latestPerPath(records)) values[record.path.toString()] = record.value;
+  return values;
+}
+
+function publicObservation(state: ObservationState): Observation {
+  return { id: state.id, endpoint: state.endpoint, registrationId: state.registrationId, paths: state.paths, composite: state.composite, value: state.value };
+}
+
+/** `{ pmin: 10, gt: null }` → `['pmin=10', 'gt']`: a value sets, null unsets. */
+function attributeQuery(attributes: AttributeChanges): string[] {
+  const query: string[] = [];
+  for (const [name, value] of Object.entries(attributes)) {
+    if (!/^(pmin|pmax|gt|lt|st|epmin|epmax|edge|con|hqmax)$/.test(name)) throw new LwM2MError('BAD_REQUEST', `${name} is not a notification attribute`);
+    if (value === null) query.push(name);
+    else if (typeof value === 'number' && Number.isFinite(value)) query.push(`${name}=${value}`);
+    else if (value !== undefined) throw new LwM2MError('BAD_REQUEST', `attribute ${name} must be a number (or null to unset it), not ${String(value)}`);
+  }
+  return query;
+}
