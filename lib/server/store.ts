@@ -105,6 +105,8 @@ type Opened =
  * Changes within `delay` ms are written together; at most one write is in flight; a change during
  * a write schedules one more.
  *
+ * - The delay is counted from the first unwritten change (not restarted by later ones), so under a
+ *   steady stream of changes the file is rewritten about once per `delay` plus the write time.
  * - The in-memory map is the source of truth; the file is read once (by `load()`, or by the first
  *   write if `save`/`remove` come first — changes made before the read win over the file).
  * - A failed write is reported to `onError`; the data stays in memory and is written by the next
@@ -267,7 +269,7 @@ export class FileStore implements RegistrationStore {
     } catch (error) {
       await handle?.close().catch(() => undefined);
       await fs.unlink(this.temp).catch(() => undefined);
-      this.report(new StoreError(this.file, `could not write ${records.length} registrations (kept in memory, retried on the next change or flush): ${messageOf(error)}`, { cause: error }));
+      this.report(new StoreError(this.file, `could not write ${records.length} registration${records.length === 1 ? '' : 's'} (kept in memory, retried on the next change or flush): ${messageOf(error)}`, { cause: error }));
       return false;
     }
     await syncDirectory(this.dir);
