@@ -81,4 +81,31 @@ describe('package', () => {
       await server.close();
     }
   });
+
+  it("runs the README's server example: a device registers, is read and observed", async () => {
+    const readme = fs.readFileSync(path.join(root, 'README.md'), 'utf8');
+    const block = /<!-- server-use -->\s*```js\n([\s\S]*?)```\s*<!-- \/server-use -->/.exec(readme);
+    assert.ok(block, 'README has a server example');
+    const script = block[1]!.replace("require('@lwm2m-red/node-red-lwm2m')", `require(${JSON.stringify(root)})`).replace('port: 5683', "port: 0, address: '127.0.0.1'");
+    const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout.on('data', (chunk) => (output += chunk));
+    child.stderr.on('data', (chunk) => (output += chunk));
+    const { LwM2MClient } = require(root) as typeof import('../lib');
+    let device: InstanceType<typeof LwM2MClient> | undefined;
+    try {
+      while (!/UDP port (\d+)/.test(output)) await new Promise((resolve) => setTimeout(resolve, 20));
+      const port = Number(/UDP port (\d+)/.exec(output)![1]);
+      device = new LwM2MClient({ endpoint: 'readme-dev', server: `coap://127.0.0.1:${port}`, objects: { 3303: { 0: { 5700: 19 } } } });
+      await device.start();
+      while (!/battery \d+ %/.test(output)) await new Promise((resolve) => setTimeout(resolve, 20));
+      while (device.observationCount === 0) await new Promise((resolve) => setTimeout(resolve, 20));
+      device.set('/3303/0/5700', 23.5);
+      while (!output.includes('readme-dev /3303/0/5700 23.5')) await new Promise((resolve) => setTimeout(resolve, 20));
+      assert.match(output, /readme-dev registered from/);
+    } finally {
+      await device?.stop();
+      child.kill();
+    }
+  });
 });
