@@ -569,18 +569,17 @@ export class CoapEndpoint extends EventEmitter {
     }
     const block2Value = getOption(message, OptionNumber.BLOCK2);
     const block2 = block2Value ? decodeBlock(block2Value) : undefined;
-    const cacheKey = this.block2Key(request);
     if (block2 && block2.num > 0) {
-      const cached = this.block2.get(cacheKey);
+      const cached = this.block2.get(this.block2Key(request));
       if (cached) {
-        this.answer(message, peer, key, this.sliceBlock2(cached, block2, cacheKey, request));
+        this.answer(message, peer, key, this.sliceBlock2(cached, block2, request));
         return;
       }
     }
     this.handle(request, message, peer, key, (response) => {
       let out = response;
       if (block1) out = { ...out, options: [...(out.options ?? []), { number: OptionNumber.BLOCK1, value: encodeBlock({ ...block1, more: false }) }] };
-      return this.sliceBlock2(out, block2, cacheKey, request);
+      return this.sliceBlock2(out, block2, request);
     });
   }
 
@@ -704,14 +703,14 @@ export class CoapEndpoint extends EventEmitter {
   }
 
   /** Cuts a response into the requested block; the whole body is kept for the following block requests. */
-  private sliceBlock2(response: OutgoingResponse, requested: BlockOption | undefined, cacheKey: string, request: IncomingRequest): OutgoingResponse {
+  private sliceBlock2(response: OutgoingResponse, requested: BlockOption | undefined, request: IncomingRequest): OutgoingResponse {
     const payload = response.payload ?? EMPTY;
     const szx = Math.min(requested?.szx ?? this.maxSzx, this.maxSzx);
     const size = blockSize(szx);
     if (payload.length <= size && !requested?.num) return response;
     const num = requested?.num ?? 0;
     if (num * size >= payload.length && num > 0) return { code: '4.02', payload: Buffer.from('no such block') };
-    if (num === 0 && (request.method === 'GET' || request.method === 'FETCH')) this.block2.set(cacheKey, { ...response, observe: undefined });
+    if (num === 0 && (request.method === 'GET' || request.method === 'FETCH')) this.block2.set(this.block2Key(request), { ...response, observe: undefined });
     const more = (num + 1) * size < payload.length;
     const options = [...(response.options ?? []), { number: OptionNumber.BLOCK2, value: encodeBlock({ num, more, szx }) }];
     if (num === 0) options.push(uintOption(OptionNumber.SIZE2, payload.length));
