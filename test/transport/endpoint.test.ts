@@ -1003,6 +1003,20 @@ describe('CoapEndpoint (transport/endpoint)', () => {
 });
 
 describe('BoundedCache (transport/bounded-cache)', () => {
+  it('keeps evicting the oldest after many re-sets behind a long-lived entry, with a bounded slot list', () => {
+    const cache = new BoundedCache<number>(100, 1e9);
+    cache.set('first', 0);
+    for (let i = 0; i < 50_000; i++) cache.set(`churn-${i % 10}`, i); // re-sets: stale slots pile up behind 'first'
+    const slots = (cache as unknown as { order: string[]; head: number }).order.length - (cache as unknown as { head: number }).head;
+    assert.ok(slots <= 2 * 100 + 1024 + 1, `slot list stays bounded (${slots})`);
+    assert.equal(cache.get('first'), 0);
+    for (let i = 0; i < 89; i++) cache.set(`fill-${i}`, i); // 100 entries now
+    cache.set('one-more', 1);
+    assert.equal(cache.get('first'), undefined, 'the oldest went first');
+    assert.equal(cache.get('churn-0'), 49_990);
+    assert.equal(cache.size, 100);
+  });
+
   function clock() {
     let now = 1000;
     return { now: () => now, advance: (ms: number) => (now += ms) };
