@@ -1,9 +1,8 @@
 /**
- * CoAP messages (RFC 7252 §3) as plain objects, with option numbers instead of names. Reading is
- * ours (strict: every malformed datagram is a CoapFormatError, nothing is read past its end);
- * writing is coap-packet's. Plus the option helpers the LwM2M layers need.
+ * CoAP messages (RFC 7252 §3) as plain objects, with option numbers instead of names: a strict
+ * reader (every malformed datagram is a CoapFormatError, nothing is read past its end), a writer
+ * that allocates once per message, and the option helpers the LwM2M layers need.
  */
-import { generate } from 'coap-packet';
 
 export type MessageType = 'CON' | 'NON' | 'ACK' | 'RST';
 
@@ -64,13 +63,6 @@ export class CoapFormatError extends Error {
   override readonly name = 'CoapFormatError';
 }
 
-const TYPE_BITS: Record<MessageType, { confirmable: boolean; ack: boolean; reset: boolean }> = {
-  CON: { confirmable: true, ack: false, reset: false },
-  NON: { confirmable: false, ack: false, reset: false },
-  ACK: { confirmable: false, ack: true, reset: false },
-  RST: { confirmable: false, ack: false, reset: true },
-};
-
 /** Reads the header fields that survive a malformed rest (to answer it with a Reset). */
 export function peekHeader(datagram: Buffer): { type: MessageType; messageId: number } | undefined {
   if (datagram.length < 4 || datagram[0]! >> 6 !== 1) return undefined;
@@ -125,23 +117,73 @@ function readOptions(datagram: Buffer, start: number): { options: CoapOption[]; 
   return { options, payload: EMPTY };
 }
 
+const TYPE_BITS: Record<MessageType, number> = { CON: 0, NON: 1, ACK: 2, RST: 3 };
+const CODE = /^([0-7])\.([0-2][0-9]|3[01])$/;
+
+/** Writes a message (RFC 7252 §3): header, token, options in number order (repeats keep theirs), payload. */
 export function serializeMessage(message: CoapMessage, maxLength = 65507): Buffer {
-  if (message.token.length > 8) throw new CoapFormatError(`a token has at most 8 bytes, not ${message.token.length}`);
-  if (message.code === '0.00' && (message.token.length > 0 || message.options.length > 0 || message.payload.length > 0)) {
+  const { token, payload } = message;
+  if (token.length > 8) throw new CoapFormatError(`a token has at most 8 bytes, not ${token.length}`);
+  const code = CODE.exec(message.code);
+  if (!code) throw new CoapFormatError(`${message.code} is not a CoAP code (c.dd)`);
+  if (message.code === '0.00' && (token.length > 0 || message.options.length > 0 || payload.length > 0)) {
     throw new CoapFormatError('an empty message has no token, options or payload');
   }
-  return generate(
-    {
-      ...TYPE_BITS[message.type],
-      code: message.code,
-      messageId: message.messageId,
-      token: message.token,
-      // coap-packet sorts options stably by number, so repeated options keep their order
-      options: message.options.map((option) => ({ name: String(option.number), value: option.value })),
-      payload: message.payload,
-    },
-    maxLength,
-  );
+  if (!Number.isInteger(message.messageId) || message.messageId < 0 || message.messageId > 0xffff) throw new CoapFormatError(`message id ${message.messageId} is not 0..65535`);
+  // a stable sort: options of the same number (Uri-Path segments) keep their order
+  const options = message.options.length < 2 || isSorted(message.options) ? message.options : [...message.options].sort((x, y) => x.number - y.number);
+  let length = 4 + token.length + (payload.length > 0 ? 1 + payload.length : 0);
+  let previous = 0;
+  for (const option of options) {
+    length += 1 + extensionBytes(option.number - previous) + extensionBytes(option.value.length) + option.value.length;
+    previous = option.number;
+  }
+  if (length > maxLength) throw new CoapFormatError(`the message is ${length} bytes, more than ${maxLength}`);
+  const out = Buffer.allocUnsafe(length);
+  out[0] = 0x40 | (TYPE_BITS[message.type] << 4) | token.length;
+  out[1] = (Number(code[1]) << 5) | Number(code[2]);
+  out.writeUInt16BE(message.messageId, 2);
+  let at = 4 + token.copy(out, 4);
+  previous = 0;
+  for (const option of options) {
+    const delta = option.number - previous;
+    const size = option.value.length;
+    if (delta < 0 || option.number > 0xffff) throw new CoapFormatError(`option number ${option.number} is out of range`);
+    out[at++] = (nibble(delta) << 4) | nibble(size);
+    at = writeExtension(out, at, delta);
+    at = writeExtension(out, at, size);
+    at += option.value.copy(out, at);
+    previous = option.number;
+  }
+  if (payload.length > 0) {
+    out[at++] = 0xff;
+    payload.copy(out, at);
+  }
+  return out;
+}
+
+function isSorted(options: readonly CoapOption[]): boolean {
+  for (let i = 1; i < options.length; i++) if (options[i]!.number < options[i - 1]!.number) return false;
+  return true;
+}
+
+function nibble(value: number): number {
+  return value < 13 ? value : value < 269 ? 13 : 14;
+}
+
+function extensionBytes(value: number): number {
+  return value < 13 ? 0 : value < 269 ? 1 : 2;
+}
+
+function writeExtension(out: Buffer, at: number, value: number): number {
+  if (value < 13) return at;
+  if (value < 269) {
+    out[at] = value - 13;
+    return at + 1;
+  }
+  if (value > 0xffff + 269) throw new CoapFormatError(`option field ${value} is too large`);
+  out.writeUInt16BE(value - 269, at);
+  return at + 2;
 }
 
 // --- option helpers ---

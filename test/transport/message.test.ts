@@ -22,6 +22,7 @@ import {
   type CoapMessage,
   type MessageType,
 } from '../../lib/transport/message';
+import * as coapPacket from 'coap-packet';
 import { hex } from '../helpers/bytes';
 
 const EMPTY = Buffer.alloc(0);
@@ -196,6 +197,33 @@ describe('CoAP messages (transport/message)', () => {
       }
     }
     assert.ok(accepted > 1000, `some mutations are still valid messages (${accepted})`);
+  });
+
+  it('writes the same bytes as coap-packet (an independent writer) for 2,000 random messages', () => {
+    let seed = 3;
+    const random = (n: number) => ((seed = (seed * 48271) % 2147483647) % n);
+    const types: MessageType[] = ['CON', 'NON', 'ACK', 'RST'];
+    const bits = { CON: { confirmable: true }, NON: {}, ACK: { ack: true }, RST: { reset: true } };
+    for (let i = 0; i < 2000; i++) {
+      const type = types[random(4)]!;
+      const options = Array.from({ length: random(6) }, () => ({
+        number: [1, 4, 6, 11, 12, 14, 15, 17, 23, 27, 28, 60, 258, 300, 2000][random(15)]!,
+        value: Buffer.from(Array.from({ length: [0, 1, 5, 12, 13, 14, 100, 268, 269, 300][random(10)]! }, () => random(256))),
+      }));
+      const original = message({
+        type,
+        code: `${1 + random(5)}.${String(random(32)).padStart(2, '0')}`,
+        messageId: random(65536),
+        token: Buffer.from(Array.from({ length: random(9) }, () => random(256))),
+        options,
+        payload: Buffer.from(Array.from({ length: random(3) === 0 ? 0 : random(400) }, () => random(256))),
+      });
+      const theirs = coapPacket.generate(
+        { ...bits[type], code: original.code, messageId: original.messageId, token: original.token, options: original.options.map((option) => ({ name: String(option.number), value: option.value })), payload: original.payload },
+        65507,
+      );
+      assert.deepEqual(serializeMessage(original), theirs, `message ${i}`);
+    }
   });
 
   describe('peekHeader', () => {
