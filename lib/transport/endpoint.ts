@@ -5,7 +5,7 @@
  * sit on it, because LwM2M needs both roles on one address: devices behind NAT are reached only at
  * the address they registered from.
  */
-import { randomBytes } from 'node:crypto';
+import { randomFillSync } from 'node:crypto';
 import { createSocket, type Socket, type RemoteInfo } from 'node:dgram';
 import { EventEmitter } from 'node:events';
 import { isIPv6, type AddressInfo } from 'node:net';
@@ -215,7 +215,7 @@ export class CoapEndpoint extends EventEmitter {
   async request(peer: Peer, params: RequestParams): Promise<CoapResponse> {
     const timeout = params.timeout ?? maxTransmitWait(this.timing);
     const deadline = Date.now() + timeout;
-    const token = params.token ?? randomBytes(8);
+    const token = params.token ?? newToken();
     const body = params.payload ?? EMPTY;
     if (body.length > this.maxBodySize) throw new CoapError('TOO_LARGE', `a request body of ${body.length} bytes is larger than ${this.maxBodySize}`);
     const base: CoapOption[] = [...pathOptions(params.path ?? []), ...queryOptions(params.query ?? []), ...(params.options ?? [])];
@@ -258,7 +258,7 @@ export class CoapEndpoint extends EventEmitter {
       while (block.more) {
         const next: BlockOption = { num: block.num + 1, more: false, szx: block.szx };
         const options = [...base, { number: OptionNumber.BLOCK2, value: encodeBlock(next) }];
-        const part = await this.exchange(peer, randomBytes(8), params, options, params.method === 'FETCH' ? body : EMPTY, deadline);
+        const part = await this.exchange(peer, newToken(), params, options, params.method === 'FETCH' ? body : EMPTY, deadline);
         if (part.code !== response.code) throw new CoapError('PROTOCOL', `block ${next.num} of the response came back as ${part.code}`);
         block2Value = getOption(part, OptionNumber.BLOCK2);
         if (!block2Value) throw new CoapError('PROTOCOL', `block ${next.num} of the response has no Block2 option`);
@@ -575,6 +575,11 @@ export class CoapEndpoint extends EventEmitter {
         this.answer(message, peer, key, this.sliceBlock2(cached, block2, request));
         return;
       }
+      // a later block of a GET/FETCH can be made again; of anything else, running the handler twice would act twice
+      if (request.method !== 'GET' && request.method !== 'FETCH') {
+        this.answer(message, peer, key, { code: '4.08', payload: Buffer.from('the earlier blocks of this response are gone; ask again from block 0') });
+        return;
+      }
     }
     this.handle(request, message, peer, key, (response) => {
       let out = response;
@@ -598,15 +603,17 @@ export class CoapEndpoint extends EventEmitter {
         this.separateTimers.delete(timer);
       }
       if (this.closed) return;
+      // the final form may differ (a block of it, or an error about the block asked for): only the handler's own answer reports onSent
+      const final = finish(response);
       if (!separate) {
-        this.answer(message, peer, key, finish(response));
+        this.answer(message, peer, key, final);
       } else {
-        const out = this.responseMessage(request, finish(response), undefined);
+        const out = this.responseMessage(request, final, undefined);
         out.type = 'CON';
         out.messageId = this.takeMessageId();
         this.transmit(peer, out.messageId, serializeMessage(out), { onAck() {}, onReset() {}, onTimeout() {} });
       }
-      response.onSent?.();
+      final.onSent?.();
     };
     let result: OutgoingResponse | Promise<OutgoingResponse>;
     try {
@@ -716,6 +723,20 @@ export class CoapEndpoint extends EventEmitter {
     if (num === 0) options.push(uintOption(OptionNumber.SIZE2, payload.length));
     return { ...response, observe: num === 0 ? response.observe : undefined, options, payload: payload.subarray(num * size, (num + 1) * size) };
   }
+}
+
+/** Random tokens (RFC 7252 §5.3.1: hard to guess for an off-path attacker), cut from a pooled random buffer. */
+const tokenPool = Buffer.allocUnsafe(8 * 512);
+let tokenOffset = tokenPool.length;
+function newToken(): Buffer {
+  if (tokenOffset === tokenPool.length) {
+    randomFillSync(tokenPool);
+    tokenOffset = 0;
+  }
+  const token = Buffer.allocUnsafe(8);
+  tokenPool.copy(token, 0, tokenOffset, tokenOffset + 8);
+  tokenOffset += 8;
+  return token;
 }
 
 function toResponse(message: CoapMessage, payload: Buffer, peer: Peer): CoapResponse {

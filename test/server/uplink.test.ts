@@ -13,7 +13,7 @@ import {
   type NotifyEvent,
   type Registration,
 } from '../../lib';
-import { OptionNumber } from '../../lib/transport/message';
+import { OptionNumber, encodeBlock } from '../../lib/transport/message';
 import { FAST_TIMING } from '../helpers/fake-server';
 import { LIBCOAP_AVAILABLE, coapClient, locationPath, type CoapClientOptions, type CoapClientResponse } from '../helpers/libcoap';
 
@@ -197,6 +197,20 @@ describe('LwM2MServer uplink edge cases', function () {
       assert.equal(broken.code, '4.00');
       const wrong = await device.request(peer(), { method: 'POST', path: ['dp'], contentFormat: ContentFormat.TLV, payload: Buffer.from([0xc1, 0x00, 0x01]) });
       assert.equal(wrong.code, '4.15');
+    });
+
+    it('refuses a Register that asks for a later Block2 block, without registering anything', async () => {
+      const response = await device.request(peer(), {
+        method: 'POST',
+        path: ['rd'],
+        query: ['ep=blk', 'lt=60'],
+        contentFormat: ContentFormat.LINK,
+        payload: Buffer.from('</3/0>'),
+        options: [{ number: OptionNumber.BLOCK2, value: encodeBlock({ num: 1, more: false, szx: 0 }) }],
+      });
+      assert.equal(response.code, '4.08');
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      assert.equal(server.registration('blk'), undefined);
     });
 
     it('rate-limits its log lines about bad input', async () => {
