@@ -39,7 +39,7 @@ import type { NotificationAttributes } from '../client/attributes';
 import { LwM2MError, errorFromResponse } from './errors';
 import { RateLimitedLog, type Logger } from './log';
 import { RequestQueue } from './queue';
-import { RegistrationRequestError, parseObjectList, parseRegisterQuery, parseUpdateQuery, type RegisteredObject } from './register-params';
+import { RegistrationRequestError, parseObjectList, parseRegisterQuery, parseUpdateQuery, type ObjectList, type RegisteredObject } from './register-params';
 import { Registry } from './registry';
 import { MemoryStore, type RegistrationStore } from './store';
 import type { RegistrationRecord } from './types';
@@ -151,6 +151,9 @@ export class LwM2MServer extends EventEmitter {
   private readonly queue: RequestQueue;
   private readonly log: RateLimitedLog;
   private readonly observationsById = new Map<string, ObservationState>();
+  /** observation ids by registration id, so ending a registration does not scan every observation */
+  private readonly observationsByRegistration = new Map<string, Set<string>>();
+  private readonly parsedLists = new WeakMap<RegistrationRecord, { links: string; list: ObjectList }>();
   private readonly awakeUntil = new Map<string, { until: number; timer: NodeJS.Timeout }>();
   private sweepTimer: NodeJS.Timeout | undefined;
   private listening = false;
@@ -204,6 +207,7 @@ export class LwM2MServer extends EventEmitter {
     this.queue.clear(new LwM2MError('TIMEOUT', 'the server was closed'));
     for (const observation of this.observationsById.values()) observation.cancel();
     this.observationsById.clear();
+    this.observationsByRegistration.clear();
     await this.endpoint.close();
     await this.store.close();
   }
@@ -220,20 +224,32 @@ export class LwM2MServer extends EventEmitter {
   }
 
   private view(record: RegistrationRecord): Registration {
-    let list: { objects: RegisteredObject[]; contentFormats: number[] } | undefined;
-    const parsed = () => (list ??= parseObjectList(Buffer.from(record.objectLinks, 'utf8')));
-    const awake = this.isAwake(record);
+    const list = () => this.objectList(record);
     return Object.freeze({
       ...record,
       get objects() {
-        return parsed().objects;
+        return list().objects;
       },
       get contentFormats() {
-        return parsed().contentFormats;
+        return list().contentFormats;
       },
       expiresAt: record.updatedAt + record.lifetime * 1000,
-      awake,
+      awake: this.isAwake(record),
     });
+  }
+
+  /** The parsed object list of a registration, parsed once per list the device sent. */
+  private objectList(record: RegistrationRecord): ObjectList {
+    const cached = this.parsedLists.get(record);
+    if (cached && cached.links === record.objectLinks) return cached.list;
+    const list = parseObjectList(Buffer.from(record.objectLinks, 'utf8'));
+    this.parsedLists.set(record, { links: record.objectLinks, list });
+    return list;
+  }
+
+  /** Emits a registration event only when someone listens: building the view costs, at 10,000 Updates a second. */
+  private announce(event: string, record: RegistrationRecord, ...rest: unknown[]): void {
+    if (this.listenerCount(event) > 0) this.emit(event, this.view(record), ...rest);
   }
 
   private grace(): number {
@@ -250,17 +266,16 @@ export class LwM2MServer extends EventEmitter {
   private end(record: RegistrationRecord, event: 'deregister' | 'expire' | 'replaced'): void {
     this.registry.remove(record.id);
     this.store.remove(record.id);
-    for (const observation of [...this.observationsById.values()]) {
-      if (observation.registrationId === record.id) {
-        observation.cancel();
-        this.observationsById.delete(observation.id);
-      }
+    for (const id of this.observationsByRegistration.get(record.id) ?? []) {
+      this.observationsById.get(id)?.cancel();
+      this.observationsById.delete(id);
     }
+    this.observationsByRegistration.delete(record.id);
     this.queue.drop(record.id, new LwM2MError('NOT_REGISTERED', `${record.endpoint} is no longer registered`));
     const awake = this.awakeUntil.get(record.id);
     if (awake) clearTimeout(awake.timer);
     this.awakeUntil.delete(record.id);
-    if (event !== 'replaced') this.emit(event, this.view(record));
+    if (event !== 'replaced') this.announce(event, record);
   }
 
   // --- uplink: /rd and /dp ---
@@ -329,7 +344,7 @@ export class LwM2MServer extends EventEmitter {
       // the device may act on its registration only once it has the answer: announce it then
       onSent: () => {
         if (this.registry.get(record.id) !== record) return;
-        this.emit('register', this.view(record), previous ? this.view(previous) : undefined);
+        this.announce('register', record, previous ? this.view(previous) : undefined);
         this.heard(record);
       },
     };
@@ -379,7 +394,7 @@ export class LwM2MServer extends EventEmitter {
     return {
       code: '2.04',
       onSent: () => {
-        this.emit('update', this.view(record), changed);
+        this.announce('update', record, changed);
         this.heard(record);
       },
     };
@@ -440,10 +455,10 @@ export class LwM2MServer extends EventEmitter {
     if (previous) clearTimeout(previous.timer);
     const timer = setTimeout(() => {
       this.awakeUntil.delete(record.id);
-      if (this.registry.get(record.id) === record) this.emit('sleep', this.view(record));
+      if (this.registry.get(record.id) === record) this.announce('sleep', record);
     }, awakeTime);
     this.awakeUntil.set(record.id, { until: Date.now() + awakeTime, timer });
-    if (!wasAwake) this.emit('awake', this.view(record));
+    if (!wasAwake) this.announce('awake', record);
     this.queue.release(record.id);
   }
 
@@ -473,7 +488,7 @@ export class LwM2MServer extends EventEmitter {
   /** The format for values to and from a device: the caller's, the server's, what it announced, else by its version. */
   private valueFormat(record: RegistrationRecord, requested: number | undefined, composite: boolean): number {
     if (requested !== undefined) return canonicalFormat(requested);
-    const announced = this.view(record).contentFormats.map(canonicalFormat);
+    const announced = this.objectList(record).contentFormats.map(canonicalFormat);
     const preferred = this.options.preferredFormat;
     const usable = (format: number) => (!composite || COMPOSITE.has(format)) && format !== ContentFormat.TEXT && format !== ContentFormat.OPAQUE;
     if (preferred !== undefined && usable(canonicalFormat(preferred)) && (announced.length === 0 || announced.includes(canonicalFormat(preferred)))) {
@@ -623,7 +638,7 @@ export class LwM2MServer extends EventEmitter {
   }
 
   private freeInstance(record: RegistrationRecord, objectId: number): number {
-    const used = new Set(this.view(record).objects.filter((object) => object.objectId === objectId).map((object) => object.instanceId));
+    const used = new Set(this.objectList(record).objects.filter((object) => object.objectId === objectId).map((object) => object.instanceId));
     let id = 0;
     while (used.has(id)) id++;
     return id;
@@ -675,7 +690,7 @@ export class LwM2MServer extends EventEmitter {
       this.heard(record);
       if (response.observe === undefined || !response.code.startsWith('2.')) {
         // a final answer (e.g. 4.04: the resource went away) ends the observation
-        this.observationsById.delete(state.id);
+        this.untrack(state);
         this.emit('observationEnded', { observation: publicObservation(state), coapCode: response.code });
         return;
       }
@@ -734,8 +749,18 @@ export class LwM2MServer extends EventEmitter {
       throw new LwM2MError('NOT_REGISTERED', `${record.endpoint} is no longer registered`);
     }
     this.observationsById.set(observation.id, observation);
+    const ofRegistration = this.observationsByRegistration.get(record.id);
+    if (ofRegistration) ofRegistration.add(observation.id);
+    else this.observationsByRegistration.set(record.id, new Set([observation.id]));
     for (const early of pending.splice(0)) onNotification(early);
     return publicObservation(observation);
+  }
+
+  private untrack(state: ObservationState): void {
+    this.observationsById.delete(state.id);
+    const ofRegistration = this.observationsByRegistration.get(state.registrationId);
+    ofRegistration?.delete(state.id);
+    if (ofRegistration?.size === 0) this.observationsByRegistration.delete(state.registrationId);
   }
 
   /** The observations in force, of one device or all. */
@@ -748,7 +773,7 @@ export class LwM2MServer extends EventEmitter {
     const id = typeof observation === 'string' ? observation : observation.id;
     const state = this.observationsById.get(id);
     if (!state) throw new LwM2MError('NOT_FOUND', `no observation ${id}`);
-    this.observationsById.delete(id);
+    this.untrack(state);
     state.cancel();
     const record = this.registry.get(state.registrationId);
     if (!record) return;
