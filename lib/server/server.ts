@@ -271,7 +271,7 @@ export class LwM2MServer extends EventEmitter {
       this.observationsById.delete(id);
     }
     this.observationsByRegistration.delete(record.id);
-    this.queue.drop(record.id, new LwM2MError('NOT_REGISTERED', `${record.endpoint} is no longer registered`));
+    if (this.queue.size(record.id) > 0) this.queue.drop(record.id, new LwM2MError('NOT_REGISTERED', `${record.endpoint} is no longer registered`));
     const awake = this.awakeUntil.get(record.id);
     if (awake) clearTimeout(awake.timer);
     this.awakeUntil.delete(record.id);

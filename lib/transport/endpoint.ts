@@ -365,10 +365,9 @@ export class CoapEndpoint extends EventEmitter {
   }
 
   private send(datagram: Buffer, peer: Peer): void {
-    // a send error (e.g. the peer's address became unreachable) surfaces as a timeout, not a crash
-    this.socket?.send(datagram, peer.port, peer.address, (error) => {
-      if (error) this.emit('sendError', error);
-    });
+    // no callback: it costs a request object per datagram; a send error comes as the socket's
+    // 'error' event instead, and the exchange it belonged to ends as a timeout
+    this.socket?.send(datagram, peer.port, peer.address);
   }
 
   /** Sends a Confirmable message and retransmits it with exponential back-off until ACK or RST. */
@@ -726,7 +725,7 @@ export class CoapEndpoint extends EventEmitter {
 }
 
 /** Random tokens (RFC 7252 §5.3.1: hard to guess for an off-path attacker), cut from a pooled random buffer. */
-const tokenPool = Buffer.allocUnsafe(8 * 512);
+const tokenPool = Buffer.allocUnsafe(8 * 4096);
 let tokenOffset = tokenPool.length;
 function newToken(): Buffer {
   if (tokenOffset === tokenPool.length) {
