@@ -73,6 +73,20 @@ describe('LwM2MServer with LwM2MClient (loopback)', () => {
       assert.deepEqual(server.registrations().map((entry) => entry.endpoint), ['r1']);
     });
 
+    it('emits register only after the 2.01 has been handed to the socket', async () => {
+      const socket = (server as unknown as { endpoint: { socket: { send: (...args: unknown[]) => void } } }).endpoint.socket;
+      const order: string[] = [];
+      const send = socket.send.bind(socket);
+      socket.send = (datagram: unknown, ...rest: unknown[]) => {
+        const bytes = datagram as Buffer;
+        if (bytes[1] === 0x41) order.push('2.01 sent'); // code byte 2.01 = (2 << 5) | 1
+        send(datagram, ...rest);
+      };
+      server.on('register', () => order.push('register event'));
+      await device('ordered');
+      assert.deepEqual(order, ['2.01 sent', 'register event']);
+    });
+
     it('takes only what changed from an Update, and a new object list replaces the old one', async () => {
       const client = await device('u1');
       const updated = once<[Registration, string[]]>(server, 'update');
@@ -140,6 +154,21 @@ describe('LwM2MServer with LwM2MClient (loopback)', () => {
         assert.equal(client.get('/3311/0/5851'), 55);
         await server.write(ep, '/3311/0', { 5850: true }, { format, mode: 'update' });
         assert.deepEqual(client.get('/3311/0'), { 5850: true, 5851: 55 });
+        const observation = await server.observe(ep, '/3303/0', undefined, { format });
+        assert.deepEqual(observation.value, { 5700: 21.5, 5701: 'Cel' });
+        const notified = once<NotifyEvent>(server, 'notify');
+        client.set('/3303/0/5700', 30);
+        assert.deepEqual((await notified).value, { 5700: 30, 5701: 'Cel' });
+        if (format === ContentFormat.SENML_JSON || format === ContentFormat.SENML_CBOR || format === ContentFormat.LWM2M_CBOR) {
+          assert.deepEqual(await server.readComposite(ep, ['/3303/0/5700', '/3311/0/5851'], { format }), { '/3303/0/5700': 30, '/3311/0/5851': 55 });
+          await server.writeComposite(ep, { '/3311/0/5851': 66 }, { format });
+          assert.equal(client.get('/3311/0/5851'), 66);
+          const composite = await server.observeComposite(ep, ['/3311/0/5851'], undefined, { format });
+          const compositeNotified = once<NotifyEvent>(server, 'notify');
+          client.set('/3311/0/5851', 67);
+          assert.deepEqual((await compositeNotified).value, { '/3311/0/5851': 67 });
+          await server.cancelObservation(composite);
+        }
       });
     }
 
