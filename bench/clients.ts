@@ -13,9 +13,8 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { createSocket, type Socket } from 'node:dgram';
 import os from 'node:os';
 import path from 'node:path';
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import { LwM2MClient } from '../lib';
+import { heapAfterGc } from '../test/helpers/heap';
 
 interface Settings {
   clients: number;
@@ -42,16 +41,6 @@ function readSettings(argv: readonly string[]): Settings {
     else settings.batch = Math.floor(value);
   }
   return settings;
-}
-
-// gc() lets heap figures mean live memory, not garbage waiting to be collected
-setFlagsFromString('--expose-gc');
-const gc = runInNewContext('gc') as () => void;
-
-function heapAfterGc(): number {
-  gc();
-  gc();
-  return process.memoryUsage().heapUsed;
 }
 
 const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));

@@ -30,10 +30,9 @@ import { createSocket } from 'node:dgram';
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import { ContentFormat, LwM2MServer, type NotifyEvent } from '../lib';
 import type { Command, RunResult } from './server-devices';
+import { heapAfterGc } from '../test/helpers/heap';
 
 interface Settings {
   devices: number;
@@ -81,16 +80,6 @@ function readSettings(argv: readonly string[]): Settings {
 /** the targets, as ratios to the raw UDP echo rate: printed, never asserted */
 const UPLINK = 0.6;
 const DOWNLINK = 0.5;
-
-// gc() lets heap figures mean live memory, not garbage waiting to be collected
-setFlagsFromString('--expose-gc');
-const gc = runInNewContext('gc') as () => void;
-
-function heapAfterGc(): number {
-  gc();
-  gc();
-  return process.memoryUsage().heapUsed;
-}
 
 const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 

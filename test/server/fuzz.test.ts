@@ -11,11 +11,10 @@
 import assert from 'node:assert/strict';
 import { createSocket, type Socket } from 'node:dgram';
 import { readFileSync } from 'node:fs';
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import { ContentFormat, LwM2MClient, LwM2MServer, encodeComposite, type NotifyEvent } from '../../lib';
 import { OptionNumber, parseMessage, serializeMessage, uintOption, type CoapMessage, type CoapOption } from '../../lib/transport/message';
 import { FAST_TIMING } from '../helpers/fake-server';
+import { heapAfterGc } from '../helpers/heap';
 
 const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -29,15 +28,6 @@ function prng(seed: number): () => number {
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
-}
-
-// gc() so that heap figures are live memory, not garbage waiting to be collected
-setFlagsFromString('--expose-gc');
-const gc = runInNewContext('gc') as () => void;
-function heapAfterGc(): number {
-  gc();
-  gc();
-  return process.memoryUsage().heapUsed;
 }
 
 /** Datagrams the kernel dropped for lack of receive-buffer room on the UDP sockets bound to these local ports (Linux only). */
