@@ -363,21 +363,11 @@ export class LwM2MServer extends EventEmitter {
     }
     // everything checked: apply
     const changed: string[] = [];
-    if (changes.lifetime !== undefined && changes.lifetime !== record.lifetime) {
-      record.lifetime = changes.lifetime;
-      changed.push('lifetime');
-    }
-    if (changes.binding !== undefined && changes.binding !== record.binding) {
-      record.binding = changes.binding;
-      changed.push('binding');
-    }
-    if (changes.queueMode !== undefined && changes.queueMode !== record.queueMode) {
-      record.queueMode = changes.queueMode;
-      changed.push('queueMode');
-    }
-    if (changes.sms !== undefined && changes.sms !== record.sms) {
-      record.sms = changes.sms;
-      changed.push('sms');
+    for (const field of ['lifetime', 'binding', 'queueMode', 'sms'] as const) {
+      const value = changes[field];
+      if (value === undefined || value === record[field]) continue;
+      Object.assign(record, { [field]: value });
+      changed.push(field);
     }
     if (list) {
       // an object list, when present, replaces the old one
