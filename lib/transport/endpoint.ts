@@ -443,7 +443,8 @@ export class CoapEndpoint extends EventEmitter {
       if (confirmable) {
         this.transmit(peer, messageId, datagram, {
           onAck: (ack) => {
-            if (ack.code !== '0.00') this.pending.get(tokenKey)?.resolve(ack); // piggybacked
+            // a piggybacked response must carry the request's token; one that does not answers something else
+            if (ack.code !== '0.00' && ack.token.equals(token)) this.pending.get(tokenKey)?.resolve(ack);
           },
           onReset: () => fail(new CoapError('RESET', `${peerKey(peer)} rejected the request with a Reset`)),
           onTimeout: () => fail(new CoapError('TIMEOUT', `no acknowledgement from ${peerKey(peer)} after ${this.timing.maxRetransmit} retransmissions`)),

@@ -287,6 +287,15 @@ describe('CoapEndpoint (transport/endpoint)', () => {
       assert.deepEqual(answer.payload, Buffer.from('NON'));
     });
 
+    it('does not take a piggybacked response whose token is not the request\'s', async () => {
+      const client = await listening({ timing: QUICK });
+      const raw = await RawPeer.create();
+      const pending = client.endpoint.request(raw.peer, { method: 'GET', path: ['x'], timeout: 300 });
+      const request = await raw.nextMessage();
+      await raw.send(coap({ type: 'ACK', code: '2.05', messageId: request.messageId, token: hex('deadbeef'), payload: Buffer.from('someone else') }), client.peer);
+      await assert.rejects(pending, (error: CoapError) => error.kind === 'TIMEOUT');
+    });
+
     it('answers 4.04 without a handler, 4.05 to an unknown method code and 5.00 when the handler fails', async () => {
       const server = await listening();
       const raw = await RawPeer.create();
