@@ -1,0 +1,52 @@
+/**
+ * `lwm2m-register-in`: a message per registration event (register, update, deregister, expire,
+ * awake, sleep), each of which can be switched off, for the endpoints matching a filter.
+ * Status: the number of registered devices.
+ */
+import type { Registration } from '../lib';
+import type { Node, NodeDef, Red } from './red';
+import type { ServerConfigNode } from './lwm2m-server';
+import { endpointFilter, registrationPayload } from './shared';
+
+const EVENTS = ['register', 'update', 'deregister', 'expire', 'awake', 'sleep'] as const;
+
+module.exports = (RED: Red) => {
+  function RegisterInNode(this: Node & { serverStatus?: (status: object) => void }, config: NodeDef) {
+    RED.nodes.createNode(this, config);
+    const node = this;
+    const serverNode = RED.nodes.getNode(String(config.server)) as ServerConfigNode | undefined;
+    if (!serverNode) {
+      node.status({ fill: 'red', shape: 'ring', text: 'no server' });
+      return;
+    }
+    const server = serverNode.server;
+    const matches = endpointFilter(config.endpoint as string | undefined);
+    const count = () => {
+      const devices = server.registrations().filter((registration) => matches(registration.endpoint)).length;
+      node.status({ fill: 'green', shape: 'dot', text: `${devices} device${devices === 1 ? '' : 's'}` });
+    };
+    // the server's state shows until the first device count
+    node.serverStatus = (status) => (status as { fill?: string }).fill === 'green' ? count() : node.status(status);
+    const listeners = new Map<string, (...args: unknown[]) => void>();
+    for (const event of EVENTS) {
+      const enabled = config[event] !== false;
+      const listener = (registration: Registration, detail?: unknown) => {
+        if (!matches(registration.endpoint)) return;
+        if (event === 'register' || event === 'deregister' || event === 'expire') count();
+        if (!enabled) return;
+        const msg: Record<string, unknown> = { topic: registration.endpoint, endpoint: registration.endpoint, event, payload: registrationPayload(registration) };
+        if (event === 'update' && Array.isArray(detail)) msg.changes = detail;
+        if (event === 'register' && detail) msg.previous = registrationPayload(detail as Registration);
+        node.send(msg);
+      };
+      listeners.set(event, listener as (...args: unknown[]) => void);
+      server.on(event, listener);
+    }
+    serverNode.register(node);
+    node.on('close', (_removed, done) => {
+      for (const [event, listener] of listeners) server.off(event, listener);
+      serverNode.deregister(node, done);
+    });
+  }
+  RED.nodes.registerType('lwm2m-register-in', RegisterInNode as never);
+};

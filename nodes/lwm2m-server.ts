@@ -1,0 +1,82 @@
+/**
+ * `lwm2m-server` (config): one LwM2MServer shared by every node that uses it, following the core
+ * MQTT node's pattern: users register and deregister; on close the socket is closed and only then
+ * is done() called, so a redeploy binds the port again without EADDRINUSE.
+ */
+import * as path from 'node:path';
+import { FileStore, LwM2MServer, ObjectModel, defaultModel } from '../lib';
+import type { Node, NodeDef, NodeStatus, Red } from './red';
+
+export interface ServerUser extends Node {
+  /** the user shows the server's state unless it has a status of its own to show */
+  serverStatus?(status: NodeStatus): void;
+}
+
+export interface ServerConfigNode extends Node {
+  server: LwM2MServer;
+  /** resolves once the server listens (or rejects with why it could not) */
+  ready: Promise<void>;
+  register(user: ServerUser): void;
+  deregister(user: ServerUser, done: () => void): void;
+}
+
+const FORMATS: Record<string, number | undefined> = { auto: undefined, 'senml-cbor': 112, 'senml-json': 110, tlv: 11542, 'lwm2m-cbor': 11544 };
+
+module.exports = (RED: Red) => {
+  function LwM2MServerNode(this: ServerConfigNode, config: NodeDef) {
+    RED.nodes.createNode(this, config);
+    const node = this;
+    const users = new Map<string, ServerUser>();
+    let state: NodeStatus = { fill: 'yellow', shape: 'ring', text: 'starting' };
+    const show = (status: NodeStatus) => {
+      state = status;
+      for (const user of users.values()) (user.serverStatus ?? user.status).call(user, status);
+    };
+
+    const port = config.port === '' || config.port === undefined ? 5683 : Number(config.port);
+    const timeout = Number(config.requestTimeout) > 0 ? Number(config.requestTimeout) * 1000 : 10_000;
+    const model = config.modelFolder ? ObjectModel.bundled() : defaultModel();
+    const store = config.store === 'file' ? new FileStore(path.join(RED.settings.userDir ?? '.', 'lwm2m', `registrations-${node.id}.json`), { onError: (error) => node.warn(error.message) }) : undefined;
+    node.server = new LwM2MServer({
+      port,
+      address: typeof config.address === 'string' && config.address !== '' ? config.address : undefined,
+      requestTimeout: timeout,
+      preferredFormat: FORMATS[String(config.format ?? 'auto')],
+      model,
+      store,
+      logger: (_level, message) => node.warn(message),
+    });
+    node.server.on('error', (error: Error) => node.error(error.message));
+
+    node.ready = (async () => {
+      if (config.modelFolder) {
+        const { errors } = await model.addFolder(String(config.modelFolder));
+        for (const error of errors) node.warn(error.message);
+      }
+      const { port: bound } = await node.server.listen();
+      show({ fill: 'green', shape: 'dot', text: `listening on ${bound}` });
+    })();
+    node.ready.catch((error: Error) => {
+      node.error(`LwM2M server cannot listen on port ${port}: ${error.message}`);
+      show({ fill: 'red', shape: 'ring', text: (error as NodeJS.ErrnoException).code ?? 'error' });
+    });
+
+    node.register = (user) => {
+      users.set(user.id, user);
+      (user.serverStatus ?? user.status).call(user, state);
+    };
+    node.deregister = (user, done) => {
+      users.delete(user.id);
+      done();
+    };
+    node.on('close', (_removed, done) => {
+      // the port must be free before done(): Node-RED starts the next deploy's server right after
+      void node.ready
+        .catch(() => undefined)
+        .then(() => node.server.close())
+        .catch((error: Error) => node.warn(error.message))
+        .then(() => done());
+    });
+  }
+  RED.nodes.registerType('lwm2m-server', LwM2MServerNode as never);
+};

@@ -1,0 +1,50 @@
+/**
+ * The small part of Node-RED's runtime API the nodes use, typed here so the nodes compile without
+ * Node-RED's own types (Node-RED is the user's, not a dependency).
+ */
+export interface NodeMessage {
+  _msgid?: string;
+  payload?: unknown;
+  topic?: string;
+  [key: string]: unknown;
+}
+
+export interface NodeStatus {
+  fill?: 'red' | 'green' | 'yellow' | 'blue' | 'grey';
+  shape?: 'ring' | 'dot';
+  text?: string;
+}
+
+export type Send = (msg: NodeMessage | Array<NodeMessage | null> | null) => void;
+export type Done = (error?: Error) => void;
+
+export interface Node {
+  id: string;
+  name?: string;
+  on(event: 'input', handler: (msg: NodeMessage, send: Send, done: Done) => void | Promise<void>): void;
+  on(event: 'close', handler: (removed: boolean, done: () => void) => void): void;
+  send(msg: NodeMessage | Array<NodeMessage | null> | null): void;
+  status(status: NodeStatus | Record<string, never>): void;
+  warn(message: unknown): void;
+  error(message: unknown, msg?: NodeMessage): void;
+  log(message: unknown): void;
+}
+
+export interface NodeDef {
+  id: string;
+  type: string;
+  name?: string;
+  [key: string]: unknown;
+}
+
+export interface Red {
+  nodes: {
+    createNode(node: object, config: NodeDef): void;
+    getNode(id: string): unknown;
+    registerType(type: string, constructor: (this: Node, config: NodeDef) => void, options?: object): void;
+  };
+  settings: { userDir?: string; [key: string]: unknown };
+  httpAdmin?: { get(path: string, ...handlers: unknown[]): void };
+  auth?: { needsPermission(permission: string): unknown };
+  _(key: string, substitutions?: Record<string, unknown>): string;
+}

@@ -1,0 +1,174 @@
+/**
+ * The Node-RED nodes in a real Node-RED runtime (node-red-node-test-helper), with a simulated
+ * device (LwM2MClient) registering to the server node over loopback.
+ */
+import assert from 'node:assert/strict';
+import { createSocket } from 'node:dgram';
+import { LwM2MClient } from '../../lib';
+import { FAST_TIMING } from '../helpers/fake-server';
+
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const helper = require('node-red-node-test-helper');
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const serverNode = require('../../nodes/lwm2m-server');
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const registerInNode = require('../../nodes/lwm2m-register-in');
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const readNode = require('../../nodes/lwm2m-read');
+
+helper.init(require.resolve('node-red'));
+
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const catchNode = require('@node-red/nodes/core/common/25-catch.js');
+
+const NODES = [serverNode, registerInNode, readNode, catchNode];
+
+interface TestNode {
+  on(event: 'input', handler: (msg: Record<string, unknown>) => void): void;
+  receive(msg: Record<string, unknown>): void;
+  server?: { address(): { port: number } };
+  ready?: Promise<void>;
+}
+
+async function freePort(): Promise<number> {
+  const socket = createSocket('udp4');
+  await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
+  const { port } = socket.address();
+  await new Promise<void>((resolve) => socket.close(() => resolve()));
+  return port;
+}
+
+function nextMessage(node: TestNode): Promise<Record<string, unknown>> {
+  return new Promise((resolve) => node.on('input', resolve));
+}
+
+describe('Node-RED nodes', function () {
+  this.timeout(20_000);
+  const devices: LwM2MClient[] = [];
+
+  before((done) => void helper.startServer(done));
+  after((done) => void helper.stopServer(done));
+
+  afterEach(async () => {
+    await Promise.all(devices.splice(0).map((device) => device.stop()));
+    await helper.unload();
+  });
+
+  const flow = (port: number, extra: object[] = []) => [
+    { id: 'f1', type: 'tab' },
+    { id: 'srv', type: 'lwm2m-server', port, address: '127.0.0.1', requestTimeout: 2 },
+    ...[
+      { id: 'reg', type: 'lwm2m-register-in', server: 'srv', endpoint: 'sim-*', awake: false, sleep: false, wires: [['out']] },
+      { id: 'read', type: 'lwm2m-read', server: 'srv', path: '/3303/0/5700', wires: [['readOut']] },
+      { id: 'c1', type: 'catch', scope: null, uncaught: false, wires: [['caught']] },
+      { id: 'out', type: 'helper' },
+      { id: 'readOut', type: 'helper' },
+      { id: 'caught', type: 'helper' },
+      ...extra,
+    ].map((node) => ({ z: 'f1', ...node })),
+  ];
+
+  const startDevice = async (endpoint: string, port: number) => {
+    const device = new LwM2MClient({ endpoint, server: `coap://127.0.0.1:${port}`, timing: FAST_TIMING, objects: { 3303: { 0: { 5700: 21.5 } } } });
+    device.on('error', () => undefined);
+    devices.push(device);
+    await device.start();
+    return device;
+  };
+
+  it('register-in emits a message for register and deregister of matching devices', async () => {
+    const port = await freePort();
+    await helper.load(NODES, flow(port));
+    await (helper.getNode('srv') as TestNode).ready;
+    const out = helper.getNode('out') as TestNode;
+    const registered = nextMessage(out);
+    const device = await startDevice('sim-1', port);
+    const msg = await registered;
+    assert.equal(msg.event, 'register');
+    assert.equal(msg.topic, 'sim-1');
+    assert.equal(msg.endpoint, 'sim-1');
+    const payload = msg.payload as Record<string, unknown>;
+    assert.equal(payload.endpoint, 'sim-1');
+    assert.equal(payload.version, '1.1');
+    assert.ok((payload.objects as Array<{ objectId: number }>).some((object) => object.objectId === 3303));
+    const deregistered = nextMessage(out);
+    await device.stop();
+    devices.length = 0;
+    assert.equal((await deregistered).event, 'deregister');
+  });
+
+  it('register-in leaves out endpoints the filter does not match', async () => {
+    const port = await freePort();
+    await helper.load(NODES, flow(port));
+    await (helper.getNode('srv') as TestNode).ready;
+    const out = helper.getNode('out') as TestNode;
+    const seen: string[] = [];
+    out.on('input', (msg) => seen.push(String(msg.endpoint)));
+    await startDevice('other-1', port);
+    await startDevice('sim-2', port);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.deepEqual(seen, ['sim-2']);
+  });
+
+  it('read gives the value in msg.payload, from msg.endpoint', async () => {
+    const port = await freePort();
+    await helper.load(NODES, flow(port));
+    await (helper.getNode('srv') as TestNode).ready;
+    await startDevice('sim-3', port);
+    const result = nextMessage(helper.getNode('readOut') as TestNode);
+    (helper.getNode('read') as TestNode).receive({ endpoint: 'sim-3' });
+    const msg = await result;
+    assert.equal(msg.payload, 21.5);
+    assert.equal(msg.coapCode, '2.05');
+    assert.equal(msg.topic, 'sim-3/3303/0/5700');
+  });
+
+  it('read errors reach a Catch node with msg.error { message, code }', async () => {
+    const port = await freePort();
+    await helper.load(NODES, flow(port));
+    await (helper.getNode('srv') as TestNode).ready;
+    await startDevice('sim-4', port);
+    const caught = helper.getNode('caught') as TestNode;
+    let result = nextMessage(caught);
+    (helper.getNode('read') as TestNode).receive({ endpoint: 'nobody' });
+    let msg = await result;
+    assert.equal((msg.error as { code: string }).code, 'NOT_REGISTERED');
+    assert.match((msg.error as { message: string }).message, /nobody is not registered/);
+    result = nextMessage(caught);
+    (helper.getNode('read') as TestNode).receive({ payload: 'no endpoint anywhere' });
+    msg = await result;
+    assert.match((msg.error as { message: string }).message, /no endpoint/);
+  });
+
+  it('a read node without a path takes msg.path, and a missing resource is NOT_FOUND with coapCode 4.04', async () => {
+    const port = await freePort();
+    await helper.load(NODES, flow(port, [{ id: 'read2', type: 'lwm2m-read', server: 'srv', wires: [['readOut']] }]));
+    await (helper.getNode('srv') as TestNode).ready;
+    await startDevice('sim-5', port);
+    const caught = nextMessage(helper.getNode('caught') as TestNode);
+    (helper.getNode('read2') as TestNode).receive({ endpoint: 'sim-5', path: '/3/0/99' });
+    const msg = await caught;
+    // Node-RED builds the Catch node's msg.error itself (message, code, source, stack); the response code rides in msg.coapCode
+    const error = msg.error as { message: string; code: string };
+    assert.equal(error.code, 'NOT_FOUND');
+    assert.match(error.message, /4\.04 Not Found/);
+    assert.equal(msg.coapCode, '4.04');
+    const ok = nextMessage(helper.getNode('readOut') as TestNode);
+    (helper.getNode('read2') as TestNode).receive({ endpoint: 'sim-5', path: '/3/0/0' });
+    assert.equal((await ok).payload, 'node-red-lwm2m');
+  });
+
+  it('redeploys on the same port without EADDRINUSE, and devices register each time', async () => {
+    const port = await freePort();
+    for (let round = 0; round < 10; round++) {
+      await helper.load(NODES, flow(port));
+      await (helper.getNode('srv') as TestNode).ready;
+      const registered = nextMessage(helper.getNode('out') as TestNode);
+      const device = await startDevice(`sim-r${round}`, port);
+      assert.equal((await registered).endpoint, `sim-r${round}`);
+      await device.stop({ deregister: false });
+      devices.length = 0;
+      await helper.unload();
+    }
+  });
+});
