@@ -4,11 +4,10 @@
  */
 import type { Node, NodeDef, NodeMessage, Red } from './red';
 import type { ServerConfigNode } from './lwm2m-server';
-import { failure } from './shared';
+import { FORMATS, failure, serverOf, settingOr } from './shared';
 
 const OPERATIONS = ['read', 'readComposite', 'discover'] as const;
 type Operation = (typeof OPERATIONS)[number];
-const FORMATS: Record<string, number | undefined> = { auto: undefined, text: 0, opaque: 42, 'senml-json': 110, 'senml-cbor': 112, tlv: 11542, 'oma-json': 11543, 'lwm2m-cbor': 11544 };
 
 function pathsOf(value: unknown): string[] {
   if (Array.isArray(value)) return value.map(String);
@@ -20,19 +19,15 @@ module.exports = (RED: Red) => {
   function ReadNode(this: Node, config: NodeDef) {
     RED.nodes.createNode(this, config);
     const node = this;
-    const serverNode = RED.nodes.getNode(String(config.server)) as ServerConfigNode | undefined;
-    if (!serverNode) {
-      node.status({ fill: 'red', shape: 'ring', text: 'no server' });
-      return;
-    }
+    const serverNode = serverOf(RED, node, config) as ServerConfigNode | undefined;
+    if (!serverNode) return;
     serverNode.register(node);
     node.on('input', async (msg: NodeMessage, send, done) => {
       try {
-        const endpoint = String(config.endpoint || msg.endpoint || '');
+        const endpoint = settingOr(config.endpoint, msg.endpoint, 'endpoint');
         const paths = pathsOf(config.path || msg.path);
         const operation = String(config.operation || msg.operation || 'read') as Operation;
         const format = FORMATS[String(config.format || 'auto')] ?? (typeof msg.format === 'number' ? msg.format : undefined);
-        if (!endpoint) throw new Error('no endpoint: set one on the node or in msg.endpoint');
         if (paths.length === 0) throw new Error('no path: set one on the node or in msg.path');
         if (!OPERATIONS.includes(operation)) throw new Error(`operation must be one of ${OPERATIONS.join(', ')}, not ${operation}`);
         const server = serverNode.server;
@@ -47,8 +42,8 @@ module.exports = (RED: Red) => {
         send(msg);
         done();
       } catch (error) {
-        const problem = failure(msg, error) as Error & { code?: string };
-        node.status({ fill: 'red', shape: 'ring', text: problem.code?.toLowerCase().replace(/_/g, ' ') ?? 'error' });
+        const problem = failure(msg, error);
+        node.status({ fill: 'red', shape: 'ring', text: problem.statusText });
         done(problem);
       }
     });

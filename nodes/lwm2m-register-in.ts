@@ -6,7 +6,7 @@
 import type { Registration } from '../lib';
 import type { Node, NodeDef, Red } from './red';
 import type { ServerConfigNode } from './lwm2m-server';
-import { endpointFilter, registrationPayload } from './shared';
+import { endpointFilter, registrationPayload, serverOf } from './shared';
 
 const EVENTS = ['register', 'update', 'deregister', 'expire', 'awake', 'sleep'] as const;
 
@@ -14,11 +14,8 @@ module.exports = (RED: Red) => {
   function RegisterInNode(this: Node & { serverStatus?: (status: object) => void }, config: NodeDef) {
     RED.nodes.createNode(this, config);
     const node = this;
-    const serverNode = RED.nodes.getNode(String(config.server)) as ServerConfigNode | undefined;
-    if (!serverNode) {
-      node.status({ fill: 'red', shape: 'ring', text: 'no server' });
-      return;
-    }
+    const serverNode = serverOf(RED, node, config) as ServerConfigNode | undefined;
+    if (!serverNode) return;
     const server = serverNode.server;
     const matches = endpointFilter(config.endpoint as string | undefined);
     const count = () => {

@@ -3,7 +3,7 @@
  * and finding the server config node a node is attached to.
  */
 import { LwM2MError, type Registration } from '../lib';
-import type { NodeMessage } from './red';
+import type { Node, NodeDef, NodeMessage, Red } from './red';
 
 /** The registration as `msg.payload`: plain data, JSON-friendly. */
 export function registrationPayload(registration: Registration): Record<string, unknown> {
@@ -33,12 +33,41 @@ export function errorInfo(error: unknown): { message: string; code: string; coap
   return { message: error instanceof Error ? error.message : String(error), code: 'BAD_REQUEST' };
 }
 
-/** An Error for done(): it carries msg.error's fields so a Catch node sees the same. */
-export function failure(msg: NodeMessage, error: unknown): Error {
+/**
+ * An Error for done(). Node-RED builds the Catch node's msg.error from it (message and code), so
+ * the device's response code is put in msg.coapCode as well.
+ */
+export function failure(msg: NodeMessage, error: unknown): Error & { code: string; statusText: string } {
   const info = errorInfo(error);
   msg.error = info;
   if (info.coapCode) msg.coapCode = info.coapCode;
-  return Object.assign(new Error(info.message), info);
+  return Object.assign(new Error(info.message), info, { statusText: info.code.toLowerCase().replace(/_/g, ' ') });
+}
+
+/** Content formats by the names the editor offers. */
+export const FORMATS: Record<string, number | undefined> = {
+  auto: undefined,
+  text: 0,
+  opaque: 42,
+  'senml-json': 110,
+  'senml-cbor': 112,
+  tlv: 11542,
+  'oma-json': 11543,
+  'lwm2m-cbor': 11544,
+};
+
+/** The node's own setting wins; an empty one falls back to the message (DESIGN.md, message contract). */
+export function settingOr(setting: unknown, fromMessage: unknown, what: string): string {
+  const value = setting !== undefined && setting !== '' ? setting : fromMessage;
+  if (value === undefined || value === null || value === '') throw new Error(`no ${what}: set one on the node or in msg.${what}`);
+  return String(value);
+}
+
+/** The server config node this node uses; without one the node shows why and does nothing. */
+export function serverOf(red: Red, node: Node, config: NodeDef): unknown {
+  const server = red.nodes.getNode(String(config.server));
+  if (!server) node.status({ fill: 'red', shape: 'ring', text: 'no server' });
+  return server ?? undefined;
 }
 
 /** Endpoint filter: empty or `*` matches all; `*` inside matches any run of characters. */

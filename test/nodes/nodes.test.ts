@@ -20,8 +20,15 @@ helper.init(require.resolve('node-red'));
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const catchNode = require('@node-red/nodes/core/common/25-catch.js');
+/* eslint-disable @typescript-eslint/no-require-imports */
+const writeNode = require('../../nodes/lwm2m-write');
+const executeNode = require('../../nodes/lwm2m-execute');
+const observeNode = require('../../nodes/lwm2m-observe');
+const notifyInNode = require('../../nodes/lwm2m-notify-in');
+const sendInNode = require('../../nodes/lwm2m-send-in');
+/* eslint-enable @typescript-eslint/no-require-imports */
 
-const NODES = [serverNode, registerInNode, readNode, catchNode];
+const NODES = [serverNode, registerInNode, readNode, catchNode, writeNode, executeNode, observeNode, notifyInNode, sendInNode];
 
 interface TestNode {
   on(event: 'input', handler: (msg: Record<string, unknown>) => void): void;
@@ -170,5 +177,119 @@ describe('Node-RED nodes', function () {
       devices.length = 0;
       await helper.unload();
     }
+  });
+
+  it('write replaces a value, writes attributes, creates and deletes an instance', async () => {
+    const port = await freePort();
+    await helper.load(
+      NODES,
+      flow(port, [
+        { id: 'w', type: 'lwm2m-write', server: 'srv', wires: [['wOut']] },
+        { id: 'wOut', type: 'helper' },
+      ]),
+    );
+    await (helper.getNode('srv') as TestNode).ready;
+    const device = await startDevice('sim-w', port);
+    const w = helper.getNode('w') as TestNode;
+    const out = helper.getNode('wOut') as TestNode;
+    let result = nextMessage(out);
+    w.receive({ endpoint: 'sim-w', path: '/3/0/14', payload: '+05:00' });
+    assert.equal((await result).coapCode, '2.04');
+    assert.equal(device.get('/3/0/14'), '+05:00');
+    result = nextMessage(out);
+    w.receive({ endpoint: 'sim-w', path: '/3303/0/5700', operation: 'writeAttributes', attributes: { pmin: 2, pmax: 20 } });
+    await result;
+    const links = await (helper.getNode('srv') as { server: { discover(e: string, p: string): Promise<Array<{ attributes: object }>> } }).server.discover('sim-w', '/3303/0/5700');
+    assert.deepEqual(links[0]!.attributes, { pmin: 2, pmax: 20 });
+    result = nextMessage(out);
+    w.receive({ endpoint: 'sim-w', path: '/3303/4', operation: 'create', payload: { 5700: 1.5 } });
+    const created = await result;
+    assert.equal(created.coapCode, '2.01');
+    assert.equal(created.payload, '/3303/4');
+    assert.equal(device.get('/3303/4/5700'), 1.5);
+    result = nextMessage(out);
+    w.receive({ endpoint: 'sim-w', path: '/3303/4', operation: 'delete' });
+    assert.equal((await result).coapCode, '2.02');
+    assert.equal(device.get('/3303/4'), undefined);
+    const caught = nextMessage(helper.getNode('caught') as TestNode);
+    w.receive({ endpoint: 'sim-w', path: '/3/0/0', payload: 'read-only' });
+    assert.equal(((await caught).error as { code: string }).code, 'METHOD_NOT_ALLOWED');
+  });
+
+  it('execute runs a resource with arguments', async () => {
+    const port = await freePort();
+    await helper.load(NODES, flow(port, [{ id: 'x', type: 'lwm2m-execute', server: 'srv', path: '/3/0/4', wires: [['xOut']] }, { id: 'xOut', type: 'helper' }]));
+    await (helper.getNode('srv') as TestNode).ready;
+    const device = await startDevice('sim-x', port);
+    const rebooted = new Promise((resolve) => device.once('reboot', resolve));
+    const result = nextMessage(helper.getNode('xOut') as TestNode);
+    (helper.getNode('x') as TestNode).receive({ endpoint: 'sim-x' });
+    assert.equal((await result).coapCode, '2.04');
+    await rebooted;
+  });
+
+  it('observe emits the first value and each notification; notify-in sees them too; cancel ends it', async () => {
+    const port = await freePort();
+    await helper.load(
+      NODES,
+      flow(port, [
+        { id: 'o', type: 'lwm2m-observe', server: 'srv', path: '/3303/0/5700', pmin: '0', wires: [['oOut']] },
+        { id: 'n', type: 'lwm2m-notify-in', server: 'srv', endpoint: 'sim-*', path: '/3303', wires: [['nOut']] },
+        { id: 'oOut', type: 'helper' },
+        { id: 'nOut', type: 'helper' },
+      ]),
+    );
+    await (helper.getNode('srv') as TestNode).ready;
+    const device = await startDevice('sim-o', port);
+    const o = helper.getNode('o') as TestNode;
+    const out = helper.getNode('oOut') as TestNode;
+    let result = nextMessage(out);
+    o.receive({ endpoint: 'sim-o' });
+    assert.equal((await result).payload, 21.5);
+    result = nextMessage(out);
+    const notified = nextMessage(helper.getNode('nOut') as TestNode);
+    device.set('/3303/0/5700', 25);
+    assert.equal((await result).payload, 25);
+    const fromNotifyIn = await notified;
+    assert.equal(fromNotifyIn.payload, 25);
+    assert.equal(fromNotifyIn.topic, 'sim-o/3303/0/5700');
+    result = nextMessage(out);
+    o.receive({ endpoint: 'sim-o', action: 'cancel' });
+    assert.equal(((await result).payload as string[]).length, 1);
+    assert.equal(device.observationCount, 0);
+  });
+
+  it('auto-observe observes every matching device that registers', async () => {
+    const port = await freePort();
+    await helper.load(
+      NODES,
+      flow(port, [
+        { id: 'auto', type: 'lwm2m-observe', server: 'srv', endpoint: 'sim-*', path: '/3303/0/5700', autoObserve: true, wires: [['aOut']] },
+        { id: 'aOut', type: 'helper' },
+      ]),
+    );
+    await (helper.getNode('srv') as TestNode).ready;
+    const device = await startDevice('sim-auto', port);
+    const other = await startDevice('else-1', port);
+    while (device.observationCount === 0) await new Promise((resolve) => setTimeout(resolve, 10));
+    const result = nextMessage(helper.getNode('aOut') as TestNode);
+    device.set('/3303/0/5700', 30);
+    const msg = await result;
+    assert.equal(msg.endpoint, 'sim-auto');
+    assert.equal(msg.payload, 30);
+    assert.equal(other.observationCount, 0, 'the filter leaves other devices alone');
+  });
+
+  it('send-in emits a Send with the latest values and every record', async () => {
+    const port = await freePort();
+    await helper.load(NODES, flow(port, [{ id: 's', type: 'lwm2m-send-in', server: 'srv', wires: [['sOut']] }, { id: 'sOut', type: 'helper' }]));
+    await (helper.getNode('srv') as TestNode).ready;
+    const device = await startDevice('sim-s', port);
+    const result = nextMessage(helper.getNode('sOut') as TestNode);
+    await device.send(['/3303/0/5700']);
+    const msg = await result;
+    assert.deepEqual(msg.payload, { '/3303/0/5700': 21.5 });
+    assert.deepEqual(msg.records, [{ path: '/3303/0/5700', value: 21.5 }]);
+    assert.equal(msg.endpoint, 'sim-s');
   });
 });

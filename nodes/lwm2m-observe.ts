@@ -1,0 +1,122 @@
+/**
+ * `lwm2m-observe`: starts an Observe (or Observe-Composite for several paths) with optional
+ * attributes, and emits every notification of the observations it started. `msg.action = "cancel"`
+ * cancels them. With auto-observe it observes the configured paths on every device that registers
+ * (and again when it registers anew) whose endpoint matches the filter: telemetry without an inject.
+ */
+import type { AttributeChanges, NotifyEvent, Observation, Registration } from '../lib';
+import type { Node, NodeDef, NodeMessage, Red } from './red';
+import type { ServerConfigNode } from './lwm2m-server';
+import { FORMATS, endpointFilter, failure, serverOf, settingOr } from './shared';
+
+const ATTRIBUTES = ['pmin', 'pmax', 'gt', 'lt', 'st', 'epmin', 'epmax'] as const;
+
+function pathsOf(value: unknown): string[] {
+  if (Array.isArray(value)) return value.map(String);
+  if (typeof value === 'string') return value.split(',').map((path) => path.trim()).filter(Boolean);
+  return [];
+}
+
+module.exports = (RED: Red) => {
+  function ObserveNode(this: Node, config: NodeDef) {
+    RED.nodes.createNode(this, config);
+    const node = this;
+    const serverNode = serverOf(RED, node, config) as ServerConfigNode | undefined;
+    if (!serverNode) return;
+    const server = serverNode.server;
+    const mine = new Map<string, Observation>();
+    const configured: AttributeChanges = {};
+    for (const name of ATTRIBUTES) {
+      const value = config[name];
+      if (value !== undefined && value !== '' && Number.isFinite(Number(value))) configured[name] = Number(value);
+    }
+    const format = FORMATS[String(config.format || 'auto')];
+    const showCount = () => node.status(mine.size > 0 ? { fill: 'green', shape: 'dot', text: `observing ${mine.size}` } : {});
+
+    const start = async (endpoint: string, paths: string[], attributes: AttributeChanges): Promise<Observation> => {
+      const observation =
+        paths.length > 1 ? await server.observeComposite(endpoint, paths, attributes, { format }) : await server.observe(endpoint, paths[0]!, attributes, { format });
+      mine.set(observation.id, observation);
+      showCount();
+      return observation;
+    };
+
+    const onNotify = (event: NotifyEvent) => {
+      if (!mine.has(event.observation.id)) return;
+      const paths = event.observation.paths;
+      node.send({
+        topic: `${event.endpoint}${event.observation.composite ? '' : paths[0]}`,
+        endpoint: event.endpoint,
+        path: event.observation.composite ? [...paths] : paths[0],
+        payload: event.value,
+        observation: event.observation.id,
+        sequence: event.sequence,
+      });
+    };
+    const forget = (registration: Registration) => {
+      for (const [id, observation] of mine) if (observation.registrationId === registration.id) mine.delete(id);
+      showCount();
+    };
+    server.on('notify', onNotify);
+    server.on('deregister', forget);
+    server.on('expire', forget);
+
+    // auto-observe: every (re)registration of a matching device
+    const matches = endpointFilter(config.endpoint as string | undefined);
+    const autoPaths = pathsOf(config.path);
+    const onRegister = (registration: Registration) => {
+      if (!matches(registration.endpoint) || autoPaths.length === 0) return;
+      start(registration.endpoint, autoPaths, configured).catch((error: Error) => node.warn(`auto-observe of ${registration.endpoint} failed: ${error.message}`));
+    };
+    if (config.autoObserve) {
+      server.on('register', onRegister);
+      // devices registered before this node was deployed
+      void serverNode.ready.then(() => server.registrations().forEach(onRegister)).catch(() => undefined);
+    }
+
+    node.on('input', async (msg: NodeMessage, send, done) => {
+      try {
+        const endpoint = settingOr(config.autoObserve ? undefined : config.endpoint, msg.endpoint, 'endpoint');
+        if (msg.action === 'cancel') {
+          const wanted = pathsOf(msg.path);
+          const cancelled: string[] = [];
+          for (const observation of [...mine.values()]) {
+            if (observation.endpoint !== endpoint || (wanted.length > 0 && !wanted.some((path) => observation.paths.includes(path)))) continue;
+            mine.delete(observation.id);
+            cancelled.push(observation.id);
+            await server.cancelObservation(observation.id).catch(() => undefined);
+          }
+          showCount();
+          msg.payload = cancelled;
+          send(msg);
+          return done();
+        }
+        const paths = pathsOf(config.path || msg.path);
+        if (paths.length === 0) throw new Error('no path: set one on the node or in msg.path');
+        const attributes = { ...configured, ...((msg.attributes as AttributeChanges | undefined) ?? {}) };
+        const observation = await start(endpoint, paths, attributes);
+        msg.payload = observation.value;
+        Object.assign(msg, { endpoint, path: paths.length > 1 ? paths : paths[0], observation: observation.id, coapCode: '2.05' });
+        send(msg);
+        done();
+      } catch (error) {
+        const problem = failure(msg, error);
+        node.status({ fill: 'red', shape: 'ring', text: problem.statusText });
+        done(problem);
+      }
+    });
+
+    serverNode.register(node);
+    node.on('close', (_removed, done) => {
+      server.off('notify', onNotify);
+      server.off('register', onRegister);
+      server.off('deregister', forget);
+      server.off('expire', forget);
+      // the device is told in the background; close must not wait for a device that may be gone
+      for (const id of mine.keys()) void server.cancelObservation(id).catch(() => undefined);
+      mine.clear();
+      serverNode.deregister(node, done);
+    });
+  }
+  RED.nodes.registerType('lwm2m-observe', ObserveNode as never);
+};
