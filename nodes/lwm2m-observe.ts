@@ -7,15 +7,9 @@
 import type { AttributeChanges, NotifyEvent, Observation, Registration } from '../lib';
 import type { Node, NodeDef, NodeMessage, Red } from './red';
 import type { ServerConfigNode } from './lwm2m-server';
-import { FORMATS, endpointFilter, failure, serverOf, settingOr } from './shared';
+import { FORMATS, endpointFilter, failure, pathsOf, serverOf, settingOr } from './shared';
 
 const ATTRIBUTES = ['pmin', 'pmax', 'gt', 'lt', 'st', 'epmin', 'epmax'] as const;
-
-function pathsOf(value: unknown): string[] {
-  if (Array.isArray(value)) return value.map(String);
-  if (typeof value === 'string') return value.split(',').map((path) => path.trim()).filter(Boolean);
-  return [];
-}
 
 module.exports = (RED: Red) => {
   function ObserveNode(this: Node, config: NodeDef) {

@@ -4,6 +4,7 @@
  */
 import { LwM2MError, type Registration } from '../lib';
 import type { Node, NodeDef, NodeMessage, Red } from './red';
+import type { ServerConfigNode } from './lwm2m-server';
 
 /** The registration as `msg.payload`: plain data, JSON-friendly. */
 export function registrationPayload(registration: Registration): Record<string, unknown> {
@@ -76,4 +77,35 @@ export function endpointFilter(pattern: string | undefined): (endpoint: string) 
   if (text === '' || text === '*') return () => true;
   const expression = new RegExp(`^${text.split('*').map((part) => part.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`);
   return (endpoint) => expression.test(endpoint);
+}
+
+/** Paths from a setting or a message: an array, or a comma-separated string. */
+export function pathsOf(value: unknown): string[] {
+  if (Array.isArray(value)) return value.map(String);
+  if (typeof value === 'string') return value.split(',').map((path) => path.trim()).filter(Boolean);
+  return [];
+}
+
+/**
+ * Wires a node that acts on each message (read, write, execute): it finds its server, registers
+ * as its user, runs `act` per message, and sends the message on success or hands the error to
+ * done() (for Catch nodes) with a short status.
+ */
+export function actionNode(red: Red, node: Node, config: NodeDef, act: (msg: NodeMessage, serverNode: ServerConfigNode) => Promise<void>): void {
+  const serverNode = serverOf(red, node, config) as ServerConfigNode | undefined;
+  if (!serverNode) return;
+  serverNode.register(node);
+  node.on('input', async (msg, send, done) => {
+    try {
+      await act(msg, serverNode);
+      node.status({});
+      send(msg);
+      done();
+    } catch (error) {
+      const problem = failure(msg, error);
+      node.status({ fill: 'red', shape: 'ring', text: problem.statusText });
+      done(problem);
+    }
+  });
+  node.on('close', (_removed, done) => serverNode.deregister(node, done));
 }
