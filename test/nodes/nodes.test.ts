@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { createSocket } from 'node:dgram';
-import { LwM2MClient } from '../../lib';
+import { LwM2MClient, LwM2MServer } from '../../lib';
 import { FAST_TIMING } from '../helpers/fake-server';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -26,9 +26,10 @@ const executeNode = require('../../nodes/lwm2m-execute');
 const observeNode = require('../../nodes/lwm2m-observe');
 const notifyInNode = require('../../nodes/lwm2m-notify-in');
 const sendInNode = require('../../nodes/lwm2m-send-in');
+const deviceSimNode = require('../../nodes/lwm2m-device-sim');
 /* eslint-enable @typescript-eslint/no-require-imports */
 
-const NODES = [serverNode, registerInNode, readNode, catchNode, writeNode, executeNode, observeNode, notifyInNode, sendInNode];
+const NODES = [serverNode, registerInNode, readNode, catchNode, writeNode, executeNode, observeNode, notifyInNode, sendInNode, deviceSimNode];
 
 interface TestNode {
   on(event: 'input', handler: (msg: Record<string, unknown>) => void): void;
@@ -291,5 +292,50 @@ describe('Node-RED nodes', function () {
     assert.deepEqual(msg.payload, { '/3303/0/5700': 21.5 });
     assert.deepEqual(msg.records, [{ path: '/3303/0/5700', value: 21.5 }]);
     assert.equal(msg.endpoint, 'sim-s');
+  });
+
+  it('device-sim runs a fleet that registers with the server node; the flow reads it, writes it, and sees the writes', async () => {
+    const port = await freePort();
+    await helper.load(
+      NODES,
+      flow(port, [
+        { id: 'sim', type: 'lwm2m-device-sim', serverUri: `coap://127.0.0.1:${port}`, endpoint: 'sim-{n}', count: 3, objects: 'temperature,light', wires: [['simOut']] },
+        { id: 'w2', type: 'lwm2m-write', server: 'srv', path: '/3311/0/5850', wires: [[]] },
+        { id: 'simOut', type: 'helper' },
+      ]),
+    );
+    const srv = helper.getNode('srv') as TestNode & { server: { registrations(): Array<{ endpoint: string }>; read(e: string, p: string): Promise<unknown> } };
+    await srv.ready;
+    while (srv.server.registrations().length < 3) await new Promise((resolve) => setTimeout(resolve, 20));
+    assert.deepEqual(srv.server.registrations().map((registration) => registration.endpoint).sort(), ['sim-1', 'sim-2', 'sim-3']);
+    const value = (await srv.server.read('sim-2', '/3303/0/5700')) as number;
+    assert.ok(value >= -10 && value <= 40, `a plausible temperature: ${value}`);
+    // the flow sets a value on one device, then the server reads it
+    (helper.getNode('sim') as TestNode).receive({ endpoint: 'sim-1', path: '/3303/0/5700', payload: 33.3 });
+    assert.equal(await srv.server.read('sim-1', '/3303/0/5700'), 33.3);
+    // a write from the server comes out of the sim node
+    const written = nextMessage(helper.getNode('simOut') as TestNode);
+    (helper.getNode('w2') as TestNode).receive({ endpoint: 'sim-3', payload: true });
+    const msg = await written;
+    assert.deepEqual({ endpoint: msg.endpoint, event: msg.event, path: msg.path, payload: msg.payload }, { endpoint: 'sim-3', event: 'write', path: '/3311/0/5850', payload: true });
+  });
+
+  it('device-sim de-registers its devices when the flow is stopped', async () => {
+    // a server outside the flow, so it is still there to hear the De-register
+    const server = new LwM2MServer({ port: 0, address: '127.0.0.1' });
+    const { port } = await server.listen();
+    try {
+      await helper.load(NODES, [
+        { id: 'f1', type: 'tab' },
+        { id: 'sim', z: 'f1', type: 'lwm2m-device-sim', serverUri: `coap://127.0.0.1:${port}`, endpoint: 'gone', count: 1, objects: 'temperature', wires: [[]] },
+      ]);
+      while (server.registrations().length < 1) await new Promise((resolve) => setTimeout(resolve, 20));
+      const deregistered = new Promise((resolve) => server.once('deregister', resolve));
+      await helper.unload();
+      await deregistered;
+      assert.equal(server.registrations().length, 0);
+    } finally {
+      await server.close();
+    }
   });
 });

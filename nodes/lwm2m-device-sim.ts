@@ -1,0 +1,115 @@
+/**
+ * `lwm2m-device-sim`: one simulated LwM2M device, or a fleet (`count` devices named from a pattern
+ * such as `sim-{n}`), registering with any LwM2M server by URI. Input messages set values, trigger
+ * a Send, an Update, a De-register or a new Register; output messages tell what the server did to
+ * a device (writes, executes, creates, deletes), so a flow can play device logic.
+ */
+import { LwM2MClient, ObjectModel, connectivityInstance, defaultModel, ipsoInstance, locationInstance, type InstanceSpec, type LwM2MVersion } from '../lib';
+import type { Node, NodeDef, NodeMessage, Red } from './red';
+import { pathsOf } from './shared';
+
+/** The objects the editor offers, and what each adds. */
+const OBJECTS: Record<string, (model: ObjectModel) => Record<number, InstanceSpec>> = {
+  connectivity: () => ({ 4: connectivityInstance() }),
+  location: () => ({ 6: locationInstance() }),
+  temperature: (model) => ({ 3303: ipsoInstance(model, 3303) }),
+  humidity: (model) => ({ 3304: ipsoInstance(model, 3304) }),
+  light: (model) => ({ 3311: ipsoInstance(model, 3311) }),
+  switch: (model) => ({ 3342: ipsoInstance(model, 3342) }),
+};
+const MAX_DEVICES = 10_000;
+
+export function deviceNames(pattern: string, count: number): string[] {
+  if (count === 1 && !pattern.includes('{n}')) return [pattern];
+  const template = pattern.includes('{n}') ? pattern : `${pattern}-{n}`;
+  return Array.from({ length: count }, (_, index) => template.replace(/\{n\}/g, String(index + 1)));
+}
+
+module.exports = (RED: Red) => {
+  function DeviceSimNode(this: Node, config: NodeDef) {
+    RED.nodes.createNode(this, config);
+    const node = this;
+    const count = Math.max(1, Math.min(MAX_DEVICES, Math.floor(Number(config.count) || 1)));
+    const names = deviceNames(String(config.endpoint || 'sim-{n}'), count);
+    const chosen = (Array.isArray(config.objects) ? config.objects : String(config.objects ?? 'temperature').split(',')).map(String).filter((name) => name in OBJECTS || name === 'firmware');
+    const model = defaultModel();
+    const devices = new Map<string, LwM2MClient>();
+    let registered = 0;
+    const showStatus = () =>
+      node.status({ fill: registered === count ? 'green' : 'yellow', shape: registered === count ? 'dot' : 'ring', text: `${registered}/${count} registered` });
+
+    for (const endpoint of names) {
+      const objects: Record<number, Record<number, InstanceSpec>> = {};
+      for (const name of chosen) for (const [oid, instance] of Object.entries(OBJECTS[name]!(model))) objects[Number(oid)] = { 0: instance };
+      let device: LwM2MClient;
+      try {
+        device = new LwM2MClient({
+          endpoint,
+          server: String(config.serverUri || 'coap://127.0.0.1:5683'),
+          lifetime: Number(config.lifetime) || 300,
+          version: (String(config.version || '1.1') as LwM2MVersion),
+          binding: config.binding === 'UQ' ? 'UQ' : 'U',
+          objects,
+          firmware: chosen.includes('firmware') || config.firmware === true,
+        });
+      } catch (error) {
+        node.error((error as Error).message);
+        node.status({ fill: 'red', shape: 'ring', text: 'bad settings' });
+        return;
+      }
+      devices.set(endpoint, device);
+      device.on('registered', () => {
+        registered++;
+        showStatus();
+      });
+      const lost = () => {
+        registered = Math.max(0, registered - 1);
+        showStatus();
+      };
+      device.on('deregistered', lost);
+      device.on('reregistering', lost);
+      device.on('error', (error: Error) => node.warn(`${endpoint}: ${error.message}`));
+      for (const event of ['write', 'execute', 'create', 'delete'] as const) {
+        device.on(event, (detail: { path: string; value?: unknown; args?: string }) => {
+          node.send({ topic: `${endpoint}${detail.path}`, endpoint, event, path: detail.path, payload: event === 'execute' ? detail.args : detail.value });
+        });
+      }
+      device.start().catch(() => undefined); // it keeps retrying until the server answers; stop() ends that
+    }
+    showStatus();
+
+    const targets = (msg: NodeMessage): LwM2MClient[] => {
+      if (msg.endpoint === undefined) return [...devices.values()];
+      const device = devices.get(String(msg.endpoint));
+      if (!device) throw new Error(`this node simulates no device ${String(msg.endpoint)}`);
+      return [device];
+    };
+
+    node.on('input', async (msg, send, done) => {
+      try {
+        const action = String(msg.action ?? 'set');
+        for (const device of targets(msg)) {
+          if (action === 'set') {
+            const path = pathsOf(msg.path)[0];
+            if (!path) throw new Error('set needs msg.path (e.g. /3303/0/5700) and msg.payload');
+            device.set(path, msg.payload);
+          } else if (action === 'send') {
+            const paths = pathsOf(msg.path);
+            await device.send(paths.length > 0 ? paths : chosen.includes('temperature') ? ['/3303/0/5700'] : ['/3/0/9']);
+          } else if (action === 'update') await device.update();
+          else if (action === 'deregister') await device.deregister();
+          else if (action === 'register') await device.register();
+          else throw new Error(`action must be set, send, update, deregister or register, not ${action}`);
+        }
+        done();
+      } catch (error) {
+        done(error as Error);
+      }
+    });
+
+    node.on('close', (_removed, done) => {
+      void Promise.all([...devices.values()].map((device) => device.stop().catch(() => undefined))).then(() => done());
+    });
+  }
+  RED.nodes.registerType('lwm2m-device-sim', DeviceSimNode as never);
+};
