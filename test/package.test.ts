@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as os from 'node:os';
 import * as path from 'node:path';
 
 import { FakeServer } from './helpers/fake-server';
@@ -30,8 +32,8 @@ describe('package', () => {
     assert.equal(path.relative(root, require.resolve(root)), path.join('dist', 'lib', 'index.js'));
   });
 
-  it('has an `npm start` demo that runs and shows every format round-tripping', () => {
-    assert.equal(pkg.scripts.start, 'node dist/demo/data-layer.js');
+  it('has a console tour of the data layer that shows every format round-tripping', () => {
+    assert.equal(pkg.scripts['demo:console'], 'node dist/demo/data-layer.js');
     const output = execFileSync(process.execPath, [path.join(root, 'dist', 'demo', 'data-layer.js')], { encoding: 'utf8' });
     assert.equal((output.match(/decodes back unchanged/g) ?? []).length, 5, output);
     assert.doesNotMatch(output, /DIFFERENTLY/);
@@ -108,4 +110,45 @@ describe('package', () => {
       child.kill();
     }
   });
+
+  it('`npm start` runs Node-RED with the palette and the demo flow: the simulated devices register', async function () {
+    this.timeout(60_000);
+    assert.equal(pkg.scripts.start, 'node scripts/start.js');
+    const userDir = fs.mkdtempSync(path.join(os.tmpdir(), 'lwm2m-demo-'));
+    const httpPort = await freeTcpPort();
+    const coapPort = String(await freeTcpPort());
+    const child = spawn(process.execPath, [path.join(root, 'scripts', 'start.js')], {
+      env: { ...process.env, LWM2M_DEMO_DIR: userDir, PORT: String(httpPort), LWM2M_DEMO_COAP_PORT: coapPort },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let output = '';
+    child.stdout.on('data', (chunk) => (output += chunk));
+    child.stderr.on('data', (chunk) => (output += chunk));
+    try {
+      while (!['sim-1', 'sim-2', 'sim-3'].every((name) => output.includes(`endpoint: '${name}'`))) {
+        if (child.exitCode !== null) assert.fail(`Node-RED exited: ${output}`);
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      const response = await fetch(`http://127.0.0.1:${httpPort}/nodes`, { headers: { Accept: 'application/json' } });
+      const sets = (await response.json()) as Array<{ module: string; types: string[] }>;
+      const ours = sets.filter((set) => set.module === '@lwm2m-red/node-red-lwm2m').flatMap((set) => set.types);
+      for (const type of ['lwm2m-server', 'lwm2m-register-in', 'lwm2m-observe', 'lwm2m-notify-in', 'lwm2m-send-in', 'lwm2m-read', 'lwm2m-write', 'lwm2m-execute', 'lwm2m-device-sim']) {
+        assert.ok(ours.includes(type), `${type} is in the palette: ${ours.join(', ')}`);
+      }
+      assert.doesNotMatch(output, /\[error\]/);
+    } finally {
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      child.kill('SIGINT');
+      await exited;
+      fs.rmSync(userDir, { recursive: true, force: true });
+    }
+  });
 });
+
+async function freeTcpPort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}

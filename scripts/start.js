@@ -1,0 +1,36 @@
+#!/usr/bin/env node
+// `npm start`: Node-RED with this palette and the demo flow, in a user directory of its own
+// (.demo/, git-ignored). The editor is at http://127.0.0.1:1880 (PORT to change it).
+'use strict';
+const fs = require('node:fs');
+const path = require('node:path');
+const { spawn } = require('node:child_process');
+
+const root = path.resolve(__dirname, '..');
+const userDir = path.resolve(process.env.LWM2M_DEMO_DIR || path.join(root, '.demo'));
+const port = process.env.PORT || '1880';
+
+if (!fs.existsSync(path.join(root, 'dist', 'nodes', 'lwm2m-server.js'))) {
+  console.error('dist/ is missing: run `npm install` (or `npm run build`) first');
+  process.exit(1);
+}
+
+// Node-RED finds the palette as an installed module of the user directory
+const link = path.join(userDir, 'node_modules', '@lwm2m-red', 'node-red-lwm2m');
+fs.mkdirSync(path.dirname(link), { recursive: true });
+if (!fs.existsSync(link)) fs.symlinkSync(root, link, 'dir');
+fs.writeFileSync(path.join(userDir, 'package.json'), JSON.stringify({ name: 'lwm2m-demo', private: true, dependencies: { '@lwm2m-red/node-red-lwm2m': `file:${root}` } }, null, 2));
+
+// the demo flow, unless the user has changed the flows since; LWM2M_DEMO_COAP_PORT moves its server off 5683
+const flows = path.join(userDir, 'flows.json');
+if (!fs.existsSync(flows)) {
+  let flow = fs.readFileSync(path.join(root, 'examples', 'Device telemetry to debug.json'), 'utf8');
+  if (process.env.LWM2M_DEMO_COAP_PORT) flow = flow.replace(/"5683"/g, JSON.stringify(process.env.LWM2M_DEMO_COAP_PORT)).replace(/:5683"/g, `:${process.env.LWM2M_DEMO_COAP_PORT}"`);
+  fs.writeFileSync(flows, flow);
+}
+
+const child = spawn(process.execPath, [require.resolve('node-red/red.js'), '--userDir', userDir, '--port', port, 'flows.json'], { stdio: 'inherit' });
+const stop = (signal) => child.kill(signal);
+process.on('SIGINT', stop);
+process.on('SIGTERM', stop);
+child.on('exit', (code, signal) => process.exit(code ?? (signal ? 1 : 0)));
