@@ -40,7 +40,10 @@ module.exports = (RED: Red) => {
 
     for (const endpoint of names) {
       const objects: Record<number, Record<number, InstanceSpec>> = {};
-      for (const name of chosen) for (const [oid, instance] of Object.entries(OBJECTS[name]!(model))) objects[Number(oid)] = { 0: instance };
+      for (const name of chosen) {
+        const build = OBJECTS[name];
+        if (build) for (const [oid, instance] of Object.entries(build(model))) objects[Number(oid)] = { 0: instance };
+      }
       let device: LwM2MClient;
       try {
         device = new LwM2MClient({

@@ -166,9 +166,12 @@ describe('Node-RED nodes', function () {
     assert.equal((await ok).payload, 'node-red-lwm2m');
   });
 
-  it('redeploys on the same port without EADDRINUSE, and devices register each time', async () => {
+  it('redeploys 50 times on the same port: no EADDRINUSE, devices register each time, open handles stay flat', async () => {
     const port = await freePort();
-    for (let round = 0; round < 10; round++) {
+    const handles = () => process.getActiveResourcesInfo().filter((name) => name === 'UDPWrap' || name === 'Timeout').length;
+    let baseline = 0;
+    for (let round = 0; round < 50; round++) {
+      if (round === 1) baseline = handles();
       await helper.load(NODES, flow(port));
       await (helper.getNode('srv') as TestNode).ready;
       const registered = nextMessage(helper.getNode('out') as TestNode);
@@ -178,6 +181,7 @@ describe('Node-RED nodes', function () {
       devices.length = 0;
       await helper.unload();
     }
+    assert.ok(handles() <= baseline, `UDP sockets and timers after 50 redeploys: ${handles()}, after the first: ${baseline}`);
   });
 
   it('write replaces a value, writes attributes, creates and deletes an instance', async () => {

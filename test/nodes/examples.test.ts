@@ -1,0 +1,75 @@
+/**
+ * Every example flow loads in Node-RED and runs: its simulated devices register and data arrives
+ * at its debug nodes. Each runs on a free UDP port instead of 5683.
+ */
+import assert from 'node:assert/strict';
+import { createSocket } from 'node:dgram';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+/* eslint-disable @typescript-eslint/no-require-imports */
+const helper = require('node-red-node-test-helper');
+const NODES = [
+  ...['lwm2m-server', 'lwm2m-register-in', 'lwm2m-observe', 'lwm2m-notify-in', 'lwm2m-send-in', 'lwm2m-read', 'lwm2m-write', 'lwm2m-execute', 'lwm2m-device-sim'].map((type) => require(`../../nodes/${type}`)),
+  require('@node-red/nodes/core/common/20-inject.js'),
+  require('@node-red/nodes/core/common/21-debug.js'),
+  require('@node-red/nodes/core/common/25-catch.js'),
+  require('@node-red/nodes/core/function/10-function.js'),
+];
+/* eslint-enable @typescript-eslint/no-require-imports */
+
+helper.init(require.resolve('node-red'));
+
+const root = path.resolve(__dirname, '../../..');
+const examples = fs.readdirSync(path.join(root, 'examples')).filter((file) => file.endsWith('.json'));
+
+interface FlowNode {
+  id: string;
+  type: string;
+  z?: string;
+  count?: string;
+  [key: string]: unknown;
+}
+
+async function freePort(): Promise<number> {
+  const socket = createSocket('udp4');
+  await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
+  const { port } = socket.address();
+  await new Promise<void>((resolve) => socket.close(() => resolve()));
+  return port;
+}
+
+describe('example flows', function () {
+  this.timeout(30_000);
+
+  before((done) => void helper.startServer(done));
+  after((done) => void helper.stopServer(done));
+  afterEach(() => helper.unload());
+
+  it('there are at least the four the palette promises, and every non-config node appears in one', () => {
+    for (const name of ['Device telemetry to debug.json', 'Remote management.json', 'Send data.json', 'Registration dashboard.json']) assert.ok(examples.includes(name), name);
+    const used = new Set(examples.flatMap((file) => (JSON.parse(fs.readFileSync(path.join(root, 'examples', file), 'utf8')) as FlowNode[]).map((node) => node.type)));
+    for (const type of ['lwm2m-register-in', 'lwm2m-observe', 'lwm2m-read', 'lwm2m-write', 'lwm2m-execute', 'lwm2m-send-in', 'lwm2m-device-sim']) assert.ok(used.has(type), `${type} is in an example`);
+  });
+
+  for (const file of examples) {
+    it(`"${file}" loads and runs: its devices register and its debug nodes get data`, async () => {
+      const port = await freePort();
+      const text = fs.readFileSync(path.join(root, 'examples', file), 'utf8').replace(/"5683"/g, `"${port}"`).replace(/:5683"/g, `:${port}"`);
+      const flow = JSON.parse(text) as FlowNode[];
+      const expected = flow.filter((node) => node.type === 'lwm2m-device-sim').reduce((sum, node) => sum + Number(node.count ?? 1), 0);
+      const debugs = flow.filter((node) => node.type === 'debug').map((node) => node.id);
+      await helper.load(NODES, flow);
+      const serverNode = helper.getNode(flow.find((node) => node.type === 'lwm2m-server')!.id) as { ready: Promise<void>; server: { registrations(): unknown[] } };
+      await serverNode.ready;
+      const received = new Set<string>();
+      for (const id of debugs) helper.getNode(id).on('input', () => received.add(id));
+      const deadline = Date.now() + 20_000;
+      while (serverNode.server.registrations().length < expected || received.size === 0) {
+        if (Date.now() > deadline) assert.fail(`${serverNode.server.registrations().length} of ${expected} registered, debug messages at ${[...received].join(', ') || 'none'}`);
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      assert.equal(serverNode.server.registrations().length, expected);
+    });
+  }
+});
