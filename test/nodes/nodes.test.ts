@@ -342,4 +342,17 @@ describe('Node-RED nodes', function () {
       await server.close();
     }
   });
+
+  it('serves the editor its suggestions: registered endpoints of a server node, and the model\'s paths', async () => {
+    const port = await freePort();
+    await helper.load(NODES, flow(port));
+    await (helper.getNode('srv') as TestNode).ready;
+    await startDevice('sim-admin', port);
+    const endpoints = await helper.request().get('/lwm2m/servers/srv/endpoints').expect(200);
+    assert.deepEqual(endpoints.body, ['sim-admin']);
+    const unknown = await helper.request().get('/lwm2m/servers/nope/endpoints').expect(200);
+    assert.deepEqual(unknown.body, []);
+    const model = await helper.request().get('/lwm2m/model').expect(200);
+    assert.ok((model.body as Array<{ path: string; label: string }>).some((entry) => entry.path === '/3/0/9' && entry.label === 'Device / Battery Level — /3/0/9'));
+  });
 });
