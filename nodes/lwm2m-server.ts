@@ -51,9 +51,14 @@ module.exports = (RED: Red) => {
     const node = this;
     const users = new Map<string, ServerUser>();
     let state: NodeStatus = { fill: 'yellow', shape: 'ring', text: 'starting' };
+    // a user shows the server's state only when something is wrong (or when it asks for it)
+    const tell = (user: ServerUser, status: NodeStatus) => {
+      if (user.serverStatus) user.serverStatus(status);
+      else user.status(status.fill === 'green' ? {} : status);
+    };
     const show = (status: NodeStatus) => {
       state = status;
-      for (const user of users.values()) (user.serverStatus ?? user.status).call(user, status);
+      for (const user of users.values()) tell(user, status);
     };
 
     const port = config.port === '' || config.port === undefined ? 5683 : Number(config.port);
@@ -86,7 +91,7 @@ module.exports = (RED: Red) => {
 
     node.register = (user) => {
       users.set(user.id, user);
-      (user.serverStatus ?? user.status).call(user, state);
+      tell(user, state);
     };
     node.deregister = (user, done) => {
       users.delete(user.id);

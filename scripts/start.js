@@ -21,6 +21,12 @@ fs.mkdirSync(path.dirname(link), { recursive: true });
 if (!fs.existsSync(link)) fs.symlinkSync(root, link, 'dir');
 fs.writeFileSync(path.join(userDir, 'package.json'), JSON.stringify({ name: 'lwm2m-demo', private: true, dependencies: { '@lwm2m-red/node-red-lwm2m': `file:${root}` } }, null, 2));
 
+// settings of the demo: no welcome tour over the editor, credentials kept unencrypted (a demo has none)
+const settings = path.join(userDir, 'settings.js');
+if (!fs.existsSync(settings)) {
+  fs.writeFileSync(settings, "module.exports = {\n  flowFile: 'flows.json',\n  credentialSecret: false,\n  editorTheme: { tours: false, projects: { enabled: false } },\n  telemetry: { enabled: false },\n};\n");
+}
+
 // the demo flow, unless the user has changed the flows since; LWM2M_DEMO_COAP_PORT moves its server off 5683
 const flows = path.join(userDir, 'flows.json');
 if (!fs.existsSync(flows)) {

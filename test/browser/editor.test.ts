@@ -1,0 +1,104 @@
+/**
+ * The editor in a real browser: Node-RED started as `npm start` does, opened in headless Chromium
+ * (Debian's `chromium`, driven by playwright-core). The palette shows the LwM2M nodes, and a read
+ * node's edit dialog suggests the registered endpoints and the model's paths.
+ */
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { chromium, type Browser, type Page } from 'playwright-core';
+
+const root = path.resolve(__dirname, '../../..');
+const CHROMIUM = '/usr/bin/chromium';
+const PALETTE = ['lwm2m-register-in', 'lwm2m-observe', 'lwm2m-notify-in', 'lwm2m-send-in', 'lwm2m-read', 'lwm2m-write', 'lwm2m-execute', 'lwm2m-device-sim'];
+
+async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+describe('the editor in headless Chromium', function () {
+  this.timeout(120_000);
+  let nodeRed: ChildProcess;
+  let browser: Browser;
+  let page: Page;
+  let userDir: string;
+  let output = '';
+
+  before(async () => {
+    // CI installs chromium; a missing browser is a failure, never a skip
+    assert.ok(fs.existsSync(CHROMIUM), 'Debian chromium is not installed (apt-get install -y chromium)');
+    userDir = fs.mkdtempSync(path.join(os.tmpdir(), 'lwm2m-editor-'));
+    const port = await freePort();
+    nodeRed = spawn(process.execPath, [path.join(root, 'scripts', 'start.js')], {
+      env: { ...process.env, LWM2M_DEMO_DIR: userDir, PORT: String(port), LWM2M_DEMO_COAP_PORT: String(await freePort()) },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    nodeRed.stdout!.on('data', (chunk) => (output += chunk));
+    nodeRed.stderr!.on('data', (chunk) => (output += chunk));
+    while (!['sim-1', 'sim-2', 'sim-3'].every((name) => output.includes(`endpoint: '${name}'`))) {
+      if (nodeRed.exitCode !== null) assert.fail(`Node-RED exited: ${output}`);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'] });
+    page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+    await page.goto(`http://127.0.0.1:${port}/`);
+    await page.waitForSelector('.red-ui-palette-node[data-palette-type="lwm2m-read"]', { timeout: 60_000 });
+  });
+
+  after(async () => {
+    await browser?.close();
+    if (nodeRed && nodeRed.exitCode === null) {
+      const exited = new Promise((resolve) => nodeRed.once('exit', resolve));
+      nodeRed.kill('SIGINT');
+      await exited;
+    }
+    if (userDir) fs.rmSync(userDir, { recursive: true, force: true });
+  });
+
+  it('shows the LwM2M nodes in the palette under "LwM2M", and the server as a config node', async () => {
+    const found = await page.evaluate((types) => {
+      const page = globalThis as unknown as { RED: { nodes: { getType(type: string): { category: string } | undefined } }; document: { querySelector(selector: string): unknown } };
+      return types.map((type) => ({ type, category: page.RED.nodes.getType(type)?.category, shown: page.document.querySelector(`.red-ui-palette-node[data-palette-type="${type}"]`) !== null }));
+    }, PALETTE);
+    for (const entry of found) {
+      assert.equal(entry.category, 'LwM2M', entry.type);
+      assert.equal(entry.shown, true, `${entry.type} is in the palette`);
+    }
+    const server = await page.evaluate(() => (globalThis as unknown as { RED: { nodes: { getType(type: string): { category: string } | undefined } } }).RED.nodes.getType('lwm2m-server')?.category);
+    assert.equal(server, 'config');
+    const header = await page.textContent('#red-ui-palette-header-LwM2M');
+    assert.match(header ?? '', /LwM2M/i);
+    fs.mkdirSync(path.join(root, 'test', 'artifacts'), { recursive: true });
+    await page.screenshot({ path: path.join(root, 'test', 'artifacts', 'demo-flow.png') });
+  });
+
+  it('a read node\'s edit dialog suggests the registered endpoints and the model\'s paths', async () => {
+    await page.evaluate(() => {
+      const red = (globalThis as unknown as { RED: { editor: { edit(node: unknown): void }; nodes: { node(id: string): unknown } } }).RED;
+      red.editor.edit(red.nodes.node('demo-read'));
+    });
+    await page.waitForSelector('#node-input-endpoint', { state: 'visible' });
+    await page.click('#node-input-endpoint');
+    await page.fill('#node-input-endpoint', 'sim');
+    await page.waitForSelector('ul.ui-autocomplete li:has-text("sim-1")', { timeout: 10_000 });
+    const endpoints = await page.$$eval('ul.ui-autocomplete:visible li', (items) => items.map((item) => item.textContent?.trim()));
+    assert.deepEqual(endpoints, ['sim-1', 'sim-2', 'sim-3']);
+
+    await page.keyboard.press('Escape'); // close the endpoint suggestions
+    await page.focus('#node-input-path');
+    await page.fill('#node-input-path', 'Battery');
+    await page.waitForSelector('ul.ui-autocomplete li:has-text("/3/0/9")', { timeout: 10_000 });
+    const paths = await page.$$eval('ul.ui-autocomplete:visible li', (items) => items.map((item) => item.textContent?.trim()));
+    assert.ok(paths.includes('Device / Battery Level — /3/0/9'), paths.join(' | '));
+
+    fs.mkdirSync(path.join(root, 'test', 'artifacts'), { recursive: true });
+    await page.screenshot({ path: path.join(root, 'test', 'artifacts', 'editor-read-node.png') });
+  });
+});
