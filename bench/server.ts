@@ -25,14 +25,13 @@
  * The figures are never asserted; it exits non-zero only when something fails functionally
  * (devices or registrations missing, observations not established, reads failing, server errors).
  */
-import { fork, type ChildProcess } from 'node:child_process';
 import { createSocket } from 'node:dgram';
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
-import path from 'node:path';
 import { ContentFormat, LwM2MServer, type NotifyEvent } from '../lib';
-import type { Command, RunResult } from './server-devices';
+import type { RunResult } from './server-devices';
 import { heapAfterGc } from '../test/helpers/heap';
+import { Generator } from './generator';
 
 interface Settings {
   devices: number;
@@ -108,34 +107,6 @@ interface Row {
   generatorCpu: number;
   drops: number | undefined;
   note: string;
-}
-
-class Generator {
-  private constructor(private readonly child: ChildProcess) {}
-
-  static start(): Promise<Generator> {
-    const child = fork(path.join(__dirname, 'server-devices.js'), { stdio: 'inherit' });
-    return new Promise((resolve, reject) => {
-      child.once('message', () => resolve(new Generator(child)));
-      child.once('exit', (code) => reject(new Error(`the device process exited with ${code}`)));
-    });
-  }
-
-  run(command: Command): Promise<RunResult> {
-    return new Promise((resolve, reject) => {
-      const onMessage = (message: { type: string; result?: RunResult; error?: string }) => {
-        this.child.off('message', onMessage);
-        if (message.type === 'done') resolve(message.result!);
-        else reject(new Error(`the device process failed in ${command.cmd}: ${message.error}`));
-      };
-      this.child.on('message', onMessage);
-      this.child.send(command);
-    });
-  }
-
-  stop(): void {
-    this.child.send({ cmd: 'stop' } satisfies Command);
-  }
 }
 
 /** What a phase measured in this process: CPU of the server and datagrams the kernel dropped on its socket. */
