@@ -12,14 +12,13 @@ import { createSocket } from 'node:dgram';
 import os from 'node:os';
 import { Generator } from './generator';
 
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-const helper = require('node-red-node-test-helper');
-/* eslint-disable @typescript-eslint/no-require-imports */
+import { coreNode, helper } from '../test/helpers/node-red';
+
 const NODES = [
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
   ...['lwm2m-server', 'lwm2m-observe', 'lwm2m-notify-in'].map((type) => require(`../nodes/${type}`)),
-  require('@node-red/nodes/core/function/10-function.js'),
+  coreNode('function/10-function.js'),
 ];
-/* eslint-enable @typescript-eslint/no-require-imports */
 
 interface Settings {
   devices: number;
@@ -55,7 +54,6 @@ async function main(): Promise<void> {
   echo.close();
 
   // the flow
-  helper.init(require.resolve('node-red'));
   await new Promise<void>((resolve) => helper.startServer(resolve));
   const flow = [
     { id: 'f', type: 'tab' },

@@ -7,18 +7,13 @@ import { createSocket } from 'node:dgram';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
-/* eslint-disable @typescript-eslint/no-require-imports */
-const helper = require('node-red-node-test-helper');
-const NODES = [
-  ...['lwm2m-server', 'lwm2m-register-in', 'lwm2m-observe', 'lwm2m-notify-in', 'lwm2m-send-in', 'lwm2m-read', 'lwm2m-write', 'lwm2m-execute', 'lwm2m-device-sim'].map((type) => require(`../../nodes/${type}`)),
-  require('@node-red/nodes/core/common/20-inject.js'),
-  require('@node-red/nodes/core/common/21-debug.js'),
-  require('@node-red/nodes/core/common/25-catch.js'),
-  require('@node-red/nodes/core/function/10-function.js'),
-];
-/* eslint-enable @typescript-eslint/no-require-imports */
+import { coreNode, helper } from '../helpers/node-red';
 
-helper.init(require.resolve('node-red'));
+const NODES = [
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  ...['lwm2m-server', 'lwm2m-register-in', 'lwm2m-observe', 'lwm2m-notify-in', 'lwm2m-send-in', 'lwm2m-read', 'lwm2m-write', 'lwm2m-execute', 'lwm2m-device-sim'].map((type) => require(`../../nodes/${type}`)),
+  ...['common/20-inject.js', 'common/21-debug.js', 'common/25-catch.js', 'function/10-function.js'].map(coreNode),
+];
 
 const root = path.resolve(__dirname, '../../..');
 const examples = fs.readdirSync(path.join(root, 'examples')).filter((file) => file.endsWith('.json'));

@@ -7,8 +7,7 @@ import { createSocket } from 'node:dgram';
 import { LwM2MClient, LwM2MServer } from '../../lib';
 import { FAST_TIMING } from '../helpers/fake-server';
 
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-const helper = require('node-red-node-test-helper');
+import { coreNode, helper, nodeRedVersion } from '../helpers/node-red';
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const serverNode = require('../../nodes/lwm2m-server');
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -16,10 +15,8 @@ const registerInNode = require('../../nodes/lwm2m-register-in');
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const readNode = require('../../nodes/lwm2m-read');
 
-helper.init(require.resolve('node-red'));
 
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-const catchNode = require('@node-red/nodes/core/common/25-catch.js');
+const catchNode = coreNode('common/25-catch.js');
 /* eslint-disable @typescript-eslint/no-require-imports */
 const writeNode = require('../../nodes/lwm2m-write');
 const executeNode = require('../../nodes/lwm2m-execute');
@@ -50,7 +47,7 @@ function nextMessage(node: TestNode): Promise<Record<string, unknown>> {
   return new Promise((resolve) => node.on('input', resolve));
 }
 
-describe('Node-RED nodes', function () {
+describe(`Node-RED nodes (Node-RED ${nodeRedVersion}, Node.js ${process.version})`, function () {
   this.timeout(20_000);
   const devices: LwM2MClient[] = [];
 
