@@ -3,10 +3,10 @@
  * at its debug nodes. Each runs on a free UDP port instead of 5683.
  */
 import assert from 'node:assert/strict';
-import { createSocket } from 'node:dgram';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
+import { freeUdpPort } from '../helpers/ports';
 import { coreNode, helper } from '../helpers/node-red';
 
 const NODES = [
@@ -26,14 +26,6 @@ interface FlowNode {
   [key: string]: unknown;
 }
 
-async function freePort(): Promise<number> {
-  const socket = createSocket('udp4');
-  await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
-  const { port } = socket.address();
-  await new Promise<void>((resolve) => socket.close(() => resolve()));
-  return port;
-}
-
 describe('example flows', function () {
   this.timeout(30_000);
 
@@ -49,7 +41,7 @@ describe('example flows', function () {
 
   for (const file of examples) {
     it(`"${file}" loads and runs: its devices register and its debug nodes get data`, async () => {
-      const port = await freePort();
+      const port = await freeUdpPort();
       const text = fs.readFileSync(path.join(root, 'examples', file), 'utf8').replace(/"5683"/g, `"${port}"`).replace(/:5683"/g, `:${port}"`);
       const flow = JSON.parse(text) as FlowNode[];
       const expected = flow.filter((node) => node.type === 'lwm2m-device-sim').reduce((sum, node) => sum + Number(node.count ?? 1), 0);

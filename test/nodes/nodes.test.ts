@@ -3,10 +3,10 @@
  * device (LwM2MClient) registering to the server node over loopback.
  */
 import assert from 'node:assert/strict';
-import { createSocket } from 'node:dgram';
 import { LwM2MClient, LwM2MServer } from '../../lib';
 import { FAST_TIMING } from '../helpers/fake-server';
 
+import { freeUdpPort } from '../helpers/ports';
 import { coreNode, helper, nodeRedVersion } from '../helpers/node-red';
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const serverNode = require('../../nodes/lwm2m-server');
@@ -33,14 +33,6 @@ interface TestNode {
   receive(msg: Record<string, unknown>): void;
   server?: { address(): { port: number } };
   ready?: Promise<void>;
-}
-
-async function freePort(): Promise<number> {
-  const socket = createSocket('udp4');
-  await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
-  const { port } = socket.address();
-  await new Promise<void>((resolve) => socket.close(() => resolve()));
-  return port;
 }
 
 function nextMessage(node: TestNode): Promise<Record<string, unknown>> {
@@ -82,7 +74,7 @@ describe(`Node-RED nodes (Node-RED ${nodeRedVersion}, Node.js ${process.version}
   };
 
   it('register-in emits a message for register and deregister of matching devices', async () => {
-    const port = await freePort();
+    const port = await freeUdpPort();
     await helper.load(NODES, flow(port));
     await (helper.getNode('srv') as TestNode).ready;
     const out = helper.getNode('out') as TestNode;
@@ -103,7 +95,7 @@ describe(`Node-RED nodes (Node-RED ${nodeRedVersion}, Node.js ${process.version}
   });
 
   it('register-in leaves out endpoints the filter does not match', async () => {
-    const port = await freePort();
+    const port = await freeUdpPort();
     await helper.load(NODES, flow(port));
     await (helper.getNode('srv') as TestNode).ready;
     const out = helper.getNode('out') as TestNode;
@@ -116,7 +108,7 @@ describe(`Node-RED nodes (Node-RED ${nodeRedVersion}, Node.js ${process.version}
   });
 
   it('read gives the value in msg.payload, from msg.endpoint', async () => {
-    const port = await freePort();
+    const port = await freeUdpPort();
     await helper.load(NODES, flow(port));
     await (helper.getNode('srv') as TestNode).ready;
     await startDevice('sim-3', port);
@@ -129,7 +121,7 @@ describe(`Node-RED nodes (Node-RED ${nodeRedVersion}, Node.js ${process.version}
   });
 
   it('read errors reach a Catch node with msg.error { message, code }', async () => {
-    const port = await freePort();
+    const port = await freeUdpPort();
     await helper.load(NODES, flow(port));
     await (helper.getNode('srv') as TestNode).ready;
     await startDevice('sim-4', port);
@@ -146,7 +138,7 @@ describe(`Node-RED nodes (Node-RED ${nodeRedVersion}, Node.js ${process.version}
   });
 
   it('a read node without a path takes msg.path, and a missing resource is NOT_FOUND with coapCode 4.04', async () => {
-    const port = await freePort();
+    const port = await freeUdpPort();
     await helper.load(NODES, flow(port, [{ id: 'read2', type: 'lwm2m-read', server: 'srv', wires: [['readOut']] }]));
     await (helper.getNode('srv') as TestNode).ready;
     await startDevice('sim-5', port);
@@ -164,7 +156,7 @@ describe(`Node-RED nodes (Node-RED ${nodeRedVersion}, Node.js ${process.version}
   });
 
   it('redeploys 50 times on the same port: no EADDRINUSE, devices register each time, open handles stay flat', async () => {
-    const port = await freePort();
+    const port = await freeUdpPort();
     const handles = () => process.getActiveResourcesInfo().filter((name) => name === 'UDPWrap' || name === 'Timeout').length;
     let baseline = 0;
     for (let round = 0; round < 50; round++) {
@@ -182,7 +174,7 @@ describe(`Node-RED nodes (Node-RED ${nodeRedVersion}, Node.js ${process.version}
   });
 
   it('write replaces a value, writes attributes, creates and deletes an instance', async () => {
-    const port = await freePort();
+    const port = await freeUdpPort();
     await helper.load(
       NODES,
       flow(port, [
@@ -219,7 +211,7 @@ describe(`Node-RED nodes (Node-RED ${nodeRedVersion}, Node.js ${process.version}
   });
 
   it('execute runs a resource with arguments', async () => {
-    const port = await freePort();
+    const port = await freeUdpPort();
     await helper.load(NODES, flow(port, [{ id: 'x', type: 'lwm2m-execute', server: 'srv', path: '/3/0/4', wires: [['xOut']] }, { id: 'xOut', type: 'helper' }]));
     await (helper.getNode('srv') as TestNode).ready;
     const device = await startDevice('sim-x', port);
@@ -231,7 +223,7 @@ describe(`Node-RED nodes (Node-RED ${nodeRedVersion}, Node.js ${process.version}
   });
 
   it('observe emits the first value and each notification; notify-in sees them too; cancel ends it', async () => {
-    const port = await freePort();
+    const port = await freeUdpPort();
     await helper.load(
       NODES,
       flow(port, [
@@ -262,7 +254,7 @@ describe(`Node-RED nodes (Node-RED ${nodeRedVersion}, Node.js ${process.version}
   });
 
   it('auto-observe observes every matching device that registers', async () => {
-    const port = await freePort();
+    const port = await freeUdpPort();
     await helper.load(
       NODES,
       flow(port, [
@@ -283,7 +275,7 @@ describe(`Node-RED nodes (Node-RED ${nodeRedVersion}, Node.js ${process.version}
   });
 
   it('send-in emits a Send with the latest values and every record', async () => {
-    const port = await freePort();
+    const port = await freeUdpPort();
     await helper.load(NODES, flow(port, [{ id: 's', type: 'lwm2m-send-in', server: 'srv', wires: [['sOut']] }, { id: 'sOut', type: 'helper' }]));
     await (helper.getNode('srv') as TestNode).ready;
     const device = await startDevice('sim-s', port);
@@ -296,7 +288,7 @@ describe(`Node-RED nodes (Node-RED ${nodeRedVersion}, Node.js ${process.version}
   });
 
   it('device-sim runs a fleet that registers with the server node; the flow reads it, writes it, and sees the writes', async () => {
-    const port = await freePort();
+    const port = await freeUdpPort();
     await helper.load(
       NODES,
       flow(port, [
@@ -341,7 +333,7 @@ describe(`Node-RED nodes (Node-RED ${nodeRedVersion}, Node.js ${process.version}
   });
 
   it('serves the editor its suggestions: registered endpoints of a server node, and the model\'s paths', async () => {
-    const port = await freePort();
+    const port = await freeUdpPort();
     await helper.load(NODES, flow(port));
     await (helper.getNode('srv') as TestNode).ready;
     await startDevice('sim-admin', port);
