@@ -4,7 +4,7 @@
 import type { NotifyEvent } from '../lib';
 import type { Node, NodeDef, Red } from './red';
 import type { ServerConfigNode } from './lwm2m-server';
-import { endpointFilter, serverOf } from './shared';
+import { endpointFilter, serverOf, withResourceNames } from './shared';
 
 module.exports = (RED: Red) => {
   function NotifyInNode(this: Node, config: NodeDef) {
@@ -24,7 +24,11 @@ module.exports = (RED: Red) => {
         topic: `${event.endpoint}${event.observation.composite ? '' : paths[0]}`,
         endpoint: event.endpoint,
         path,
-        payload: event.value,
+        payload: config.names
+          ? event.observation.composite
+            ? Object.fromEntries(Object.entries(event.value as Record<string, unknown>).map(([path, value]) => [path, withResourceNames(serverNode.server.model, path, value)]))
+            : withResourceNames(serverNode.server.model, paths[0]!, event.value)
+          : event.value,
         observation: event.observation.id,
         sequence: event.sequence,
       });

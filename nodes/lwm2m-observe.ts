@@ -7,7 +7,7 @@
 import type { AttributeChanges, NotifyEvent, Observation, Registration } from '../lib';
 import type { Node, NodeDef, NodeMessage, Red } from './red';
 import type { ServerConfigNode } from './lwm2m-server';
-import { FORMATS, endpointFilter, failure, pathsOf, serverOf, settingOr } from './shared';
+import { FORMATS, endpointFilter, failure, pathsOf, serverOf, settingOr, withResourceNames } from './shared';
 
 const ATTRIBUTES = ['pmin', 'pmax', 'gt', 'lt', 'st', 'epmin', 'epmax'] as const;
 
@@ -42,7 +42,11 @@ module.exports = (RED: Red) => {
         topic: `${event.endpoint}${event.observation.composite ? '' : paths[0]}`,
         endpoint: event.endpoint,
         path: event.observation.composite ? [...paths] : paths[0],
-        payload: event.value,
+        payload: config.names
+          ? event.observation.composite
+            ? Object.fromEntries(Object.entries(event.value as Record<string, unknown>).map(([path, value]) => [path, withResourceNames(serverNode.server.model, path, value)]))
+            : withResourceNames(serverNode.server.model, paths[0]!, event.value)
+          : event.value,
         observation: event.observation.id,
         sequence: event.sequence,
       });

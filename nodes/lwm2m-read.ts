@@ -3,7 +3,7 @@
  * operation and format come from the node, else from the message; the result is `msg.payload`.
  */
 import type { Node, NodeDef, Red } from './red';
-import { FORMATS, actionNode, pathsOf, settingOr } from './shared';
+import { FORMATS, actionNode, pathsOf, settingOr, withResourceNames } from './shared';
 
 const OPERATIONS = ['read', 'readComposite', 'discover'] as const;
 type Operation = (typeof OPERATIONS)[number];
@@ -22,6 +22,10 @@ module.exports = (RED: Red) => {
       if (operation === 'readComposite') msg.payload = await server.readComposite(endpoint, paths, { format });
       else if (operation === 'discover') msg.payload = await server.discover(endpoint, paths[0]!);
       else msg.payload = await server.read(endpoint, paths[0]!, { format });
+      if (config.names && operation === 'read') msg.payload = withResourceNames(server.model, paths[0]!, msg.payload);
+      if (config.names && operation === 'readComposite') {
+        msg.payload = Object.fromEntries(Object.entries(msg.payload as Record<string, unknown>).map(([path, value]) => [path, withResourceNames(server.model, path, value)]));
+      }
       msg.endpoint = endpoint;
       msg.path = operation === 'readComposite' ? paths : paths[0];
       msg.topic = `${endpoint}${operation === 'readComposite' ? '' : paths[0]}`;

@@ -2,7 +2,7 @@
  * What the LwM2M nodes share: the message shapes of registrations and errors, the endpoint filter,
  * and finding the server config node a node is attached to.
  */
-import { LwM2MError, type Registration } from '../lib';
+import { LwM2MError, type Registration, type ResourceLookup } from '../lib';
 import type { Node, NodeDef, NodeMessage, Red } from './red';
 import type { ServerConfigNode } from './lwm2m-server';
 
@@ -108,4 +108,20 @@ export function actionNode(red: Red, node: Node, config: NodeDef, act: (msg: Nod
     }
   });
   node.on('close', (_removed, done) => serverNode.deregister(node, done));
+}
+
+/**
+ * The "resource names" option: instance values keyed by the model's resource names instead of ids
+ * (`{ "Sensor Value": 21.5 }` for `{ "5700": 21.5 }`); ids the model does not know stay ids.
+ */
+export function withResourceNames(model: ResourceLookup, path: string, value: unknown): unknown {
+  if (typeof value !== 'object' || value === null || Buffer.isBuffer(value)) return value;
+  const ids = path.split('/').filter(Boolean).map(Number);
+  const rename = (objectId: number, instance: Record<string, unknown>) =>
+    Object.fromEntries(Object.entries(instance).map(([rid, item]) => [model.resource(objectId, Number(rid))?.name ?? rid, item]));
+  if (path.startsWith('/') && ids.length === 2) return rename(ids[0]!, value as Record<string, unknown>);
+  if (path.startsWith('/') && ids.length === 1) {
+    return Object.fromEntries(Object.entries(value as Record<string, Record<string, unknown>>).map(([iid, instance]) => [iid, rename(ids[0]!, instance)]));
+  }
+  return value;
 }

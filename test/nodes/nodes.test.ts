@@ -120,6 +120,16 @@ describe(`Node-RED nodes (Node-RED ${nodeRedVersion}, Node.js ${process.version}
     assert.equal(msg.topic, 'sim-3/3303/0/5700');
   });
 
+  it('read keys instance values by resource names when asked', async () => {
+    const port = await freeUdpPort();
+    await helper.load(NODES, flow(port, [{ id: 'named', type: 'lwm2m-read', server: 'srv', path: '/3303/0', names: true, wires: [['readOut']] }]));
+    await (helper.getNode('srv') as TestNode).ready;
+    await startDevice('sim-names', port);
+    const result = nextMessage(helper.getNode('readOut') as TestNode);
+    (helper.getNode('named') as TestNode).receive({ endpoint: 'sim-names' });
+    assert.deepEqual((await result).payload, { 'Sensor Value': 21.5 });
+  });
+
   it('read errors reach a Catch node with msg.error { message, code }', async () => {
     const port = await freeUdpPort();
     await helper.load(NODES, flow(port));
@@ -251,6 +261,25 @@ describe(`Node-RED nodes (Node-RED ${nodeRedVersion}, Node.js ${process.version}
     o.receive({ endpoint: 'sim-o', action: 'cancel' });
     assert.equal(((await result).payload as string[]).length, 1);
     assert.equal(device.observationCount, 0);
+  });
+
+  it('notify-in keys an observed instance by resource names when asked', async () => {
+    const port = await freeUdpPort();
+    await helper.load(
+      NODES,
+      flow(port, [
+        { id: 'o2', type: 'lwm2m-observe', server: 'srv', path: '/3303/0', wires: [[]] },
+        { id: 'n2', type: 'lwm2m-notify-in', server: 'srv', names: true, wires: [['nOut2']] },
+        { id: 'nOut2', type: 'helper' },
+      ]),
+    );
+    await (helper.getNode('srv') as TestNode).ready;
+    const device = await startDevice('sim-n2', port);
+    (helper.getNode('o2') as TestNode).receive({ endpoint: 'sim-n2' });
+    while (device.observationCount === 0) await new Promise((resolve) => setTimeout(resolve, 10));
+    const notified = nextMessage(helper.getNode('nOut2') as TestNode);
+    device.set('/3303/0/5700', 26);
+    assert.deepEqual((await notified).payload, { 'Sensor Value': 26 });
   });
 
   it('auto-observe observes every matching device that registers', async () => {
