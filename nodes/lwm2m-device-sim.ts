@@ -88,7 +88,7 @@ module.exports = (RED: Red) => {
       return [device];
     };
 
-    node.on('input', async (msg, send, done) => {
+    node.on('input', async (msg, _send, done) => {
       try {
         const action = String(msg.action ?? 'set');
         for (const device of targets(msg)) {

@@ -4,7 +4,7 @@
 import type { NotifyEvent } from '../lib';
 import type { Node, NodeDef, Red } from './red';
 import type { ServerConfigNode } from './lwm2m-server';
-import { endpointFilter, serverOf, withResourceNames } from './shared';
+import { endpointFilter, notificationMessage, serverOf } from './shared';
 
 module.exports = (RED: Red) => {
   function NotifyInNode(this: Node, config: NodeDef) {
@@ -19,19 +19,7 @@ module.exports = (RED: Red) => {
       if (!matches(event.endpoint)) return;
       const paths = event.observation.paths;
       if (!paths.some(underPrefix)) return;
-      const path = event.observation.composite ? [...paths] : paths[0]!;
-      node.send({
-        topic: `${event.endpoint}${event.observation.composite ? '' : paths[0]}`,
-        endpoint: event.endpoint,
-        path,
-        payload: config.names
-          ? event.observation.composite
-            ? Object.fromEntries(Object.entries(event.value as Record<string, unknown>).map(([path, value]) => [path, withResourceNames(serverNode.server.model, path, value)]))
-            : withResourceNames(serverNode.server.model, paths[0]!, event.value)
-          : event.value,
-        observation: event.observation.id,
-        sequence: event.sequence,
-      });
+      node.send(notificationMessage(event, serverNode.server.model, Boolean(config.names)));
     };
     serverNode.server.on('notify', listener);
     serverNode.register(node);

@@ -7,7 +7,7 @@
 import type { AttributeChanges, NotifyEvent, Observation, Registration } from '../lib';
 import type { Node, NodeDef, NodeMessage, Red } from './red';
 import type { ServerConfigNode } from './lwm2m-server';
-import { FORMATS, endpointFilter, failure, pathsOf, serverOf, settingOr, withResourceNames } from './shared';
+import { FORMATS, endpointFilter, failure, pathsOf, notificationMessage, serverOf, settingOr } from './shared';
 
 const ATTRIBUTES = ['pmin', 'pmax', 'gt', 'lt', 'st', 'epmin', 'epmax'] as const;
 
@@ -37,19 +37,7 @@ module.exports = (RED: Red) => {
 
     const onNotify = (event: NotifyEvent) => {
       if (!mine.has(event.observation.id)) return;
-      const paths = event.observation.paths;
-      node.send({
-        topic: `${event.endpoint}${event.observation.composite ? '' : paths[0]}`,
-        endpoint: event.endpoint,
-        path: event.observation.composite ? [...paths] : paths[0],
-        payload: config.names
-          ? event.observation.composite
-            ? Object.fromEntries(Object.entries(event.value as Record<string, unknown>).map(([path, value]) => [path, withResourceNames(serverNode.server.model, path, value)]))
-            : withResourceNames(serverNode.server.model, paths[0]!, event.value)
-          : event.value,
-        observation: event.observation.id,
-        sequence: event.sequence,
-      });
+      node.send(notificationMessage(event, server.model, Boolean(config.names)));
     };
     const forget = (registration: Registration) => {
       for (const [id, observation] of mine) if (observation.registrationId === registration.id) mine.delete(id);

@@ -3,7 +3,7 @@
  * operation and format come from the node, else from the message; the result is `msg.payload`.
  */
 import type { Node, NodeDef, Red } from './red';
-import { FORMATS, actionNode, pathsOf, settingOr, withResourceNames } from './shared';
+import { FORMATS, actionNode, compositeWithResourceNames, pathsOf, settingOr, withResourceNames } from './shared';
 
 const OPERATIONS = ['read', 'readComposite', 'discover'] as const;
 type Operation = (typeof OPERATIONS)[number];
@@ -23,9 +23,7 @@ module.exports = (RED: Red) => {
       else if (operation === 'discover') msg.payload = await server.discover(endpoint, paths[0]!);
       else msg.payload = await server.read(endpoint, paths[0]!, { format });
       if (config.names && operation === 'read') msg.payload = withResourceNames(server.model, paths[0]!, msg.payload);
-      if (config.names && operation === 'readComposite') {
-        msg.payload = Object.fromEntries(Object.entries(msg.payload as Record<string, unknown>).map(([path, value]) => [path, withResourceNames(server.model, path, value)]));
-      }
+      if (config.names && operation === 'readComposite') msg.payload = compositeWithResourceNames(server.model, msg.payload);
       msg.endpoint = endpoint;
       msg.path = operation === 'readComposite' ? paths : paths[0];
       msg.topic = `${endpoint}${operation === 'readComposite' ? '' : paths[0]}`;

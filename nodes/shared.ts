@@ -2,7 +2,7 @@
  * What the LwM2M nodes share: the message shapes of registrations and errors, the endpoint filter,
  * and finding the server config node a node is attached to.
  */
-import { LwM2MError, type Registration, type ResourceLookup } from '../lib';
+import { LwM2MError, type NotifyEvent, type Registration, type ResourceLookup } from '../lib';
 import type { Node, NodeDef, NodeMessage, Red } from './red';
 import type { ServerConfigNode } from './lwm2m-server';
 
@@ -124,4 +124,24 @@ export function withResourceNames(model: ResourceLookup, path: string, value: un
     return Object.fromEntries(Object.entries(value as Record<string, Record<string, unknown>>).map(([iid, instance]) => [iid, rename(ids[0]!, instance)]));
   }
   return value;
+}
+
+/** `{ path: value }` of a composite, each value with resource names. */
+export function compositeWithResourceNames(model: ResourceLookup, values: unknown): unknown {
+  return Object.fromEntries(Object.entries(values as Record<string, unknown>).map(([path, value]) => [path, withResourceNames(model, path, value)]));
+}
+
+/** The message of a notification, as observe and notify-in send it. */
+export function notificationMessage(event: NotifyEvent, model: ResourceLookup, names: boolean): NodeMessage {
+  const { composite, paths } = event.observation;
+  let payload = event.value as unknown;
+  if (names) payload = composite ? compositeWithResourceNames(model, payload) : withResourceNames(model, paths[0]!, payload);
+  return {
+    topic: `${event.endpoint}${composite ? '' : paths[0]}`,
+    endpoint: event.endpoint,
+    path: composite ? [...paths] : paths[0],
+    payload,
+    observation: event.observation.id,
+    sequence: event.sequence,
+  };
 }

@@ -200,7 +200,7 @@ export class LwM2MClient extends EventEmitter {
       { endpoint: this.endpointName, lifetime: this.options.lifetime!, version: this.version, binding: this.options.binding! },
       () => this.objectLinks(),
       { initialDelay: this.options.retry?.initialDelay ?? 1000, maxDelay: this.options.retry?.maxDelay ?? 60_000 },
-      this.options.requestTimeout ?? maxTransmitWait(this.endpoint.timing),
+      this.requestTimeout(),
       this.options.deregisterTimeout ?? 5000,
       () => this.rouse(),
     );
@@ -299,7 +299,7 @@ export class LwM2MClient extends EventEmitter {
       path: ['dp'],
       payload,
       contentFormat: format,
-      timeout: this.options.requestTimeout ?? maxTransmitWait(this.endpoint.timing),
+      timeout: this.requestTimeout(),
     });
     if (response.code !== '2.04') throw new ClientError(response.code, `Send was answered ${response.code}${response.payload.length ? `: ${response.payload.toString('utf8').slice(0, 100)}` : ''}`);
   }
@@ -334,6 +334,11 @@ export class LwM2MClient extends EventEmitter {
   }
 
   // --- internals ---
+
+  /** ms to wait for the server's answer to Register, Update and Send. */
+  private requestTimeout(): number {
+    return this.options.requestTimeout ?? maxTransmitWait(this.endpoint.timing);
+  }
 
   private requireRegistration(): Registration {
     if (!this.registration || !this.running) throw new Error(`client ${this.endpointName} is not started`);

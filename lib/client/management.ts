@@ -363,7 +363,7 @@ async function create(context: ManagementContext, request: IncomingRequest, obje
     if (!(error instanceof ContentFormatError) || (format !== ContentFormat.TLV && format !== ContentFormat.OMA_JSON)) {
       throw badRequest(`the payload is not valid ${formatName(format)} for ${objectPath}: ${(error as Error).message}`);
     }
-    const free = firstFreeInstance(context, objectId);
+    const free = tree.freeInstanceId(objectId);
     const value = decodeValue(context, format, LwM2MPath.of(objectId, free), request.payload);
     instances = { [free]: value as ObjectValue[string] };
   }
@@ -376,13 +376,6 @@ async function create(context: ManagementContext, request: IncomingRequest, obje
   const created = tree.addInstance(objectId, instanceId, resources as Record<string, never>, 'server');
   const location: CoapOption[] = [String(objectId), String(created)].map((segment) => ({ number: OptionNumber.LOCATION_PATH, value: Buffer.from(segment) }));
   return { code: '2.01', options: location };
-}
-
-function firstFreeInstance(context: ManagementContext, objectId: number): number {
-  const used = new Set(context.tree.instanceIds(objectId));
-  let id = 0;
-  while (used.has(id)) id++;
-  return id;
 }
 
 function remove(context: ManagementContext, path: LwM2MPath): OutgoingResponse {

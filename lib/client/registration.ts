@@ -71,10 +71,6 @@ export class Registration extends EventEmitter {
     return this.location !== undefined;
   }
 
-  get lifetime(): number {
-    return this.params.lifetime;
-  }
-
   /** Registers now, then keeps the registration alive until `stop()`. Resolves on the first success. */
   start(): Promise<void> {
     this.stopped = false;

@@ -85,11 +85,7 @@ export class ObjectTree extends EventEmitter {
     this.addObject(objectId);
     const instances = this.objects.get(objectId)!;
     const definition = this.model.object(objectId);
-    let id = instanceId;
-    if (id === undefined) {
-      id = 0;
-      while (instances.has(id)) id++;
-    }
+    const id = instanceId ?? this.freeInstanceId(objectId);
     checkId(id, 'instance id');
     if (instances.has(id)) throw badRequest(`/${objectId}/${id} already exists`);
     if (definition && !definition.multiple && instances.size > 0) throw badRequest(`object ${objectId} (${definition.name}) allows only one instance`);
@@ -110,6 +106,14 @@ export class ObjectTree extends EventEmitter {
     if (!resources || path.resourceId === undefined || path.resourceInstanceId !== undefined) throw new RangeError(`define needs a resource path in an existing instance, not ${path}`);
     resources.set(path.resourceId, this.buildResource(path.objectId!, path.resourceId, content, 'local'));
     this.emit('change', path);
+  }
+
+  /** The lowest instance id not in use in an object. */
+  freeInstanceId(objectId: number): number {
+    const instances = this.objects.get(objectId);
+    let id = 0;
+    while (instances?.has(id)) id++;
+    return id;
   }
 
   removeInstance(objectId: number, instanceId: number): boolean {

@@ -5,7 +5,7 @@
  */
 import { parseLinkFormat, ContentFormatError, type Link } from '../content';
 import { LwM2MPath, PathError } from '../path';
-import type { LwM2MVersion } from './types';
+import type { LwM2MVersion, RegistrationRecord } from './types';
 
 export class RegistrationRequestError extends Error {
   override readonly name = 'RegistrationRequestError';
@@ -26,21 +26,11 @@ const VERSION = /^[0-9]+\.[0-9]+$/;
 const BINDING = /^[USNTMHQ]+$/;
 const MAX_LIFETIME = 0xffffffff;
 
-export interface RegisterParams {
-  endpoint: string;
-  lifetime: number;
-  version: LwM2MVersion;
-  binding: string;
-  queueMode: boolean;
-  sms?: string;
-}
+/** What a Register sets: these fields of the registration. */
+export type RegisterParams = Pick<RegistrationRecord, 'endpoint' | 'lifetime' | 'version' | 'binding' | 'queueMode' | 'sms'>;
 
-export interface UpdateParams {
-  lifetime?: number;
-  binding?: string;
-  queueMode?: boolean;
-  sms?: string;
-}
+/** What an Update may change. */
+export type UpdateParams = Partial<Pick<RegistrationRecord, 'lifetime' | 'binding' | 'queueMode' | 'sms'>>;
 
 /** Splits `name=value` items; a name given twice is refused (which one would count?). */
 function queryMap(query: readonly string[]): Map<string, string | true> {

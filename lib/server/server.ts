@@ -289,7 +289,7 @@ export class LwM2MServer extends EventEmitter {
           return this.register(request);
         }
         if (request.method === 'POST') return this.update(request, second);
-        if (request.method === 'DELETE') return this.deregister(request, second);
+        if (request.method === 'DELETE') return this.deregister(second);
         return { code: '4.05' };
       }
       if (first === 'dp' && second === undefined) {
@@ -390,7 +390,7 @@ export class LwM2MServer extends EventEmitter {
     };
   }
 
-  private deregister(request: IncomingRequest, id: string): OutgoingResponse {
+  private deregister(id: string): OutgoingResponse {
     const record = this.registry.get(id);
     if (!record) return { code: '4.04' };
     return {

@@ -675,7 +675,7 @@ export class CoapEndpoint extends EventEmitter {
 
   /** Adds one Block1 part; returns the response to send now, or undefined when the body is complete. */
   private collectBlock1(request: IncomingRequest, block: BlockOption): OutgoingResponse | undefined {
-    const key = `${peerKey(request.peer)}|${request.method}|${request.path.join('/')}?${request.query.join('&')}`;
+    const key = resourceKey(request, request.method);
     const size = blockSize(block.szx);
     let assembly = this.block1.get(key);
     if (block.num === 0) {
@@ -706,7 +706,7 @@ export class CoapEndpoint extends EventEmitter {
 
   private block2Key(request: IncomingRequest): string {
     const body = request.method === 'FETCH' ? request.payload.toString('base64') : '';
-    return `${peerKey(request.peer)}|${request.method === 'FETCH' ? 'FETCH' : 'GET'}|${request.path.join('/')}?${request.query.join('&')}|${request.accept ?? ''}|${body}`;
+    return `${resourceKey(request, request.method === 'FETCH' ? 'FETCH' : 'GET')}|${request.accept ?? ''}|${body}`;
   }
 
   /** Cuts a response into the requested block; the whole body is kept for the following block requests. */
@@ -723,6 +723,11 @@ export class CoapEndpoint extends EventEmitter {
     if (num === 0) options.push(uintOption(OptionNumber.SIZE2, payload.length));
     return { ...response, observe: num === 0 ? response.observe : undefined, options, payload: payload.subarray(num * size, (num + 1) * size) };
   }
+}
+
+/** What a block-wise transfer is about: the peer, the method and the URI (tokens may differ per block). */
+function resourceKey(request: IncomingRequest, method: string): string {
+  return `${peerKey(request.peer)}|${method}|${request.path.join('/')}?${request.query.join('&')}`;
 }
 
 /** Random tokens (RFC 7252 §5.3.1: hard to guess for an off-path attacker), cut from a pooled random buffer. */
