@@ -6,7 +6,7 @@
  */
 import { LwM2MClient, ObjectModel, connectivityInstance, defaultModel, ipsoInstance, locationInstance, type InstanceSpec, type LwM2MVersion } from '../lib';
 import type { Node, NodeDef, NodeMessage, Red } from './red';
-import { pathsOf } from './shared';
+import { pathsOf } from './settings';
 
 /** The objects the editor offers, and what each adds. */
 const OBJECTS: Record<string, (model: ObjectModel) => Record<number, InstanceSpec>> = {

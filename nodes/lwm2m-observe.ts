@@ -7,9 +7,18 @@
 import type { AttributeChanges, NotifyEvent, Observation, Registration } from '../lib';
 import type { Node, NodeDef, NodeMessage, Red } from './red';
 import type { ServerConfigNode } from './lwm2m-server';
-import { FORMATS, endpointFilter, failure, pathsOf, notificationMessage, serverOf, settingOr } from './shared';
+import { endpointFilter, failure, notificationMessage, serverOf } from './shared';
+import { Settings, formatOf, messageText, pathsOf } from './settings';
 
 const ATTRIBUTES = ['pmin', 'pmax', 'gt', 'lt', 'st', 'epmin', 'epmax'] as const;
+
+/** Auto-observe runs without a message, so its endpoint filter, paths and format must be literals. */
+function autoObserveSettings(settings: Settings, node: Node): boolean {
+  const lookedUp = ['endpoint', 'path', 'format'].filter((name) => !settings.isLiteral(name));
+  if (lookedUp.length === 0) return true;
+  node.warn(`auto-observe is off: its ${lookedUp.join(', ')} must be set on the node, not taken from msg, flow, global, env or JSONata`);
+  return false;
+}
 
 module.exports = (RED: Red) => {
   function ObserveNode(this: Node, config: NodeDef) {
@@ -24,10 +33,10 @@ module.exports = (RED: Red) => {
       const value = config[name];
       if (value !== undefined && value !== '' && Number.isFinite(Number(value))) configured[name] = Number(value);
     }
-    const format = FORMATS[String(config.format || 'auto')];
+    const settings = new Settings(RED, node, config);
     const showCount = () => node.status(mine.size > 0 ? { fill: 'green', shape: 'dot', text: `observing ${mine.size}` } : {});
 
-    const start = async (endpoint: string, paths: string[], attributes: AttributeChanges): Promise<Observation> => {
+    const start = async (endpoint: string, paths: string[], attributes: AttributeChanges, format: number | undefined): Promise<Observation> => {
       const observation =
         paths.length > 1 ? await server.observeComposite(endpoint, paths, attributes, { format }) : await server.observe(endpoint, paths[0]!, attributes, { format });
       mine.set(observation.id, observation);
@@ -47,14 +56,17 @@ module.exports = (RED: Red) => {
     server.on('deregister', forget);
     server.on('expire', forget);
 
-    // auto-observe: every (re)registration of a matching device
+    // auto-observe: every (re)registration of a matching device, by the node's literal settings
+    const autoObserve = Boolean(config.autoObserve) && autoObserveSettings(settings, node);
     const matches = endpointFilter(config.endpoint as string | undefined);
     const autoPaths = pathsOf(config.path);
     const onRegister = (registration: Registration) => {
       if (!matches(registration.endpoint) || autoPaths.length === 0) return;
-      start(registration.endpoint, autoPaths, configured).catch((error: Error) => node.warn(`auto-observe of ${registration.endpoint} failed: ${error.message}`));
+      start(registration.endpoint, autoPaths, configured, formatOf(config.format)).catch((error: Error) =>
+        node.warn(`auto-observe of ${registration.endpoint} failed: ${error.message}`),
+      );
     };
-    if (config.autoObserve) {
+    if (autoObserve) {
       server.on('register', onRegister);
       // devices registered before this node was deployed
       void serverNode.ready.then(() => server.registrations().forEach(onRegister)).catch(() => undefined);
@@ -62,7 +74,8 @@ module.exports = (RED: Red) => {
 
     node.on('input', async (msg: NodeMessage, send, done) => {
       try {
-        const endpoint = settingOr(config.autoObserve ? undefined : config.endpoint, msg.endpoint, 'endpoint');
+        // with auto-observe the endpoint setting is a filter, so a message names its device itself
+        const endpoint = config.autoObserve ? messageText(msg, 'endpoint') : await settings.text(msg, 'endpoint');
         if (msg.action === 'cancel') {
           const wanted = pathsOf(msg.path);
           const cancelled: string[] = [];
@@ -77,10 +90,9 @@ module.exports = (RED: Red) => {
           send(msg);
           return done();
         }
-        const paths = pathsOf(config.path || msg.path);
-        if (paths.length === 0) throw new Error('no path: set one on the node or in msg.path');
+        const paths = await settings.paths(msg);
         const attributes = { ...configured, ...((msg.attributes as AttributeChanges | undefined) ?? {}) };
-        const observation = await start(endpoint, paths, attributes);
+        const observation = await start(endpoint, paths, attributes, await settings.format(msg));
         msg.payload = observation.value;
         Object.assign(msg, { endpoint, path: paths.length > 1 ? paths : paths[0], observation: observation.id, coapCode: '2.05' });
         send(msg);

@@ -1,11 +1,11 @@
 /**
  * `lwm2m-write`: Write (replace or partial update), Write-Composite, Write-Attributes, Create and
- * Delete on a registered device. Endpoint, path, operation and value come from the node, else from
- * the message (`msg.payload` is the value; `msg.attributes` the attributes).
+ * Delete on a registered device. Endpoint, path, operation and format come from the node's
+ * typedInputs, else from the message; the value is `msg.payload`, the attributes `msg.attributes`.
  */
 import type { AttributeChanges, CompositeValue } from '../lib';
 import type { Node, NodeDef, Red } from './red';
-import { FORMATS, actionNode, settingOr } from './shared';
+import { actionNode } from './shared';
 
 const OPERATIONS = ['write', 'update', 'writeComposite', 'writeAttributes', 'create', 'delete'] as const;
 type Operation = (typeof OPERATIONS)[number];
@@ -14,13 +14,12 @@ const SUCCESS: Record<Operation, string> = { write: '2.04', update: '2.04', writ
 module.exports = (RED: Red) => {
   function WriteNode(this: Node, config: NodeDef) {
     RED.nodes.createNode(this, config);
-    actionNode(RED, this, config, async (msg, serverNode) => {
-      const endpoint = settingOr(config.endpoint, msg.endpoint, 'endpoint');
-      const operation = String(config.operation || msg.operation || 'write') as Operation;
-      if (!OPERATIONS.includes(operation)) throw new Error(`operation must be one of ${OPERATIONS.join(', ')}, not ${operation}`);
+    actionNode(RED, this, config, async (msg, serverNode, settings) => {
+      const endpoint = await settings.text(msg, 'endpoint');
+      const operation = await settings.choice(msg, 'operation', OPERATIONS, 'write');
       const server = serverNode.server;
-      const format = FORMATS[String(config.format || 'auto')];
-      const path = operation === 'writeComposite' ? '' : settingOr(config.path, msg.path, 'path');
+      const format = await settings.format(msg);
+      const path = operation === 'writeComposite' ? '' : await settings.text(msg, 'path');
       if (operation === 'writeComposite') {
         if (typeof msg.payload !== 'object' || msg.payload === null) throw new Error('Write-Composite needs msg.payload = { "/path": value, ... }');
         await server.writeComposite(endpoint, msg.payload as CompositeValue, { format });

@@ -44,6 +44,9 @@ export interface Red {
     registerType(type: string, constructor: (this: Node, config: NodeDef) => void, options?: object): void;
   };
   settings: { userDir?: string; [key: string]: unknown };
+  util: {
+    evaluateNodeProperty(value: string, type: string, node: Node, msg: NodeMessage, callback: (error: Error | null, result?: unknown) => void): void;
+  };
   httpAdmin?: { get(path: string, ...handlers: unknown[]): void };
   auth?: { needsPermission(permission: string): unknown };
   _(key: string, substitutions?: Record<string, unknown>): string;

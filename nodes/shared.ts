@@ -5,6 +5,7 @@
 import { LwM2MError, type NotifyEvent, type Registration, type ResourceLookup } from '../lib';
 import type { Node, NodeDef, NodeMessage, Red } from './red';
 import type { ServerConfigNode } from './lwm2m-server';
+import { Settings } from './settings';
 
 /** The registration as `msg.payload`: plain data, JSON-friendly. */
 export function registrationPayload(registration: Registration): Record<string, unknown> {
@@ -45,25 +46,6 @@ export function failure(msg: NodeMessage, error: unknown): Error & { code: strin
   return Object.assign(new Error(info.message), info, { statusText: info.code.toLowerCase().replace(/_/g, ' ') });
 }
 
-/** Content formats by the names the editor offers. */
-export const FORMATS: Record<string, number | undefined> = {
-  auto: undefined,
-  text: 0,
-  opaque: 42,
-  'senml-json': 110,
-  'senml-cbor': 112,
-  tlv: 11542,
-  'oma-json': 11543,
-  'lwm2m-cbor': 11544,
-};
-
-/** The node's own setting wins; an empty one falls back to the message (DESIGN.md, message contract). */
-export function settingOr(setting: unknown, fromMessage: unknown, what: string): string {
-  const value = setting !== undefined && setting !== '' ? setting : fromMessage;
-  if (value === undefined || value === null || value === '') throw new Error(`no ${what}: set one on the node or in msg.${what}`);
-  return String(value);
-}
-
 /** The server config node this node uses; without one the node shows why and does nothing. */
 export function serverOf(red: Red, node: Node, config: NodeDef): unknown {
   const server = red.nodes.getNode(String(config.server));
@@ -79,25 +61,24 @@ export function endpointFilter(pattern: string | undefined): (endpoint: string) 
   return (endpoint) => expression.test(endpoint);
 }
 
-/** Paths from a setting or a message: an array, or a comma-separated string. */
-export function pathsOf(value: unknown): string[] {
-  if (Array.isArray(value)) return value.map(String);
-  if (typeof value === 'string') return value.split(',').map((path) => path.trim()).filter(Boolean);
-  return [];
-}
-
 /**
  * Wires a node that acts on each message (read, write, execute): it finds its server, registers
  * as its user, runs `act` per message, and sends the message on success or hands the error to
  * done() (for Catch nodes) with a short status.
  */
-export function actionNode(red: Red, node: Node, config: NodeDef, act: (msg: NodeMessage, serverNode: ServerConfigNode) => Promise<void>): void {
+export function actionNode(
+  red: Red,
+  node: Node,
+  config: NodeDef,
+  act: (msg: NodeMessage, serverNode: ServerConfigNode, settings: Settings) => Promise<void>,
+): void {
   const serverNode = serverOf(red, node, config) as ServerConfigNode | undefined;
   if (!serverNode) return;
+  const settings = new Settings(red, node, config);
   serverNode.register(node);
   node.on('input', async (msg, send, done) => {
     try {
-      await act(msg, serverNode);
+      await act(msg, serverNode, settings);
       node.status({});
       send(msg);
       done();

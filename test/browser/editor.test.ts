@@ -84,21 +84,42 @@ describe('the editor in headless Chromium', function () {
       const red = (globalThis as unknown as { RED: { editor: { edit(node: unknown): void }; nodes: { node(id: string): unknown } } }).RED;
       red.editor.edit(red.nodes.node('demo-read'));
     });
-    await page.waitForSelector('#node-input-endpoint', { state: 'visible' });
-    await page.click('#node-input-endpoint');
-    await page.fill('#node-input-endpoint', 'sim');
-    await page.waitForSelector('ul.ui-autocomplete li:has-text("sim-1")', { timeout: 10_000 });
-    const endpoints = await page.$$eval('ul.ui-autocomplete:visible li', (items) => items.map((item) => item.textContent?.trim()));
+    // the fields are typedInputs: Node-RED hides the original input and shows its own beside it
+    const endpointInput = '#node-input-endpoint + .red-ui-typedInput-container input.red-ui-typedInput-input';
+    const pathInput = '#node-input-path + .red-ui-typedInput-container input.red-ui-typedInput-input';
+    await page.waitForSelector(endpointInput, { state: 'visible' });
+    await page.fill(endpointInput, '');
+    await page.click(endpointInput);
+    await page.keyboard.type('sim');
+    await page.waitForSelector('.red-ui-autoComplete-container li:has-text("sim-1")', { timeout: 10_000 });
+    const endpoints = await page.$$eval('.red-ui-autoComplete-container li', (items) => items.map((item) => item.textContent?.trim()));
     assert.deepEqual(endpoints, ['sim-1', 'sim-2', 'sim-3']);
+    await page.click('.red-ui-autoComplete-container li:has-text("sim-2")');
+    assert.equal(await page.inputValue(endpointInput), 'sim-2');
 
-    await page.keyboard.press('Escape'); // close the endpoint suggestions
-    await page.focus('#node-input-path');
-    await page.fill('#node-input-path', 'Battery');
-    await page.waitForSelector('ul.ui-autocomplete li:has-text("/3/0/9")', { timeout: 10_000 });
-    const paths = await page.$$eval('ul.ui-autocomplete:visible li', (items) => items.map((item) => item.textContent?.trim()));
+    await page.fill(pathInput, '');
+    await page.click(pathInput);
+    await page.keyboard.type('Battery');
+    await page.waitForSelector('.red-ui-autoComplete-container li:has-text("/3/0/9")', { timeout: 10_000 });
+    const paths = await page.$$eval('.red-ui-autoComplete-container li', (items) => items.map((item) => item.textContent?.trim()));
     assert.ok(paths.includes('Device / Battery Level — /3/0/9'), paths.join(' | '));
+    await page.click('.red-ui-autoComplete-container li:has-text("/3/0/9")');
+    assert.equal(await page.inputValue(pathInput), '/3/0/9');
 
     fs.mkdirSync(path.join(root, 'test', 'artifacts'), { recursive: true });
     await page.screenshot({ path: path.join(root, 'test', 'artifacts', 'editor-read-node.png') });
+
+    // the operation is a list or a msg property; Done saves each field with its type
+    await page.evaluate(() => {
+      const $ = (globalThis as unknown as { $: (selector: string) => { typedInput(method: string, value: string): void } }).$;
+      $('#node-input-operation').typedInput('type', 'msg');
+      $('#node-input-operation').typedInput('value', 'operation');
+    });
+    await page.click('#node-dialog-ok');
+    const saved = await page.evaluate(() => {
+      const node = (globalThis as unknown as { RED: { nodes: { node(id: string): Record<string, unknown> } } }).RED.nodes.node('demo-read');
+      return { endpoint: node.endpoint, endpointType: node.endpointType, path: node.path, pathType: node.pathType, operation: node.operation, operationType: node.operationType, formatType: node.formatType };
+    });
+    assert.deepEqual(saved, { endpoint: 'sim-2', endpointType: 'str', path: '/3/0/9', pathType: 'str', operation: 'operation', operationType: 'msg', formatType: 'choice' });
   });
 });

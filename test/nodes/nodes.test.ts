@@ -165,6 +165,72 @@ describe(`Node-RED nodes (Node-RED ${nodeRedVersion}, Node.js ${process.version}
     assert.equal((await ok).payload, 'node-red-lwm2m');
   });
 
+  it('takes endpoint, path, operation, format and arguments from typedInputs: msg, flow, env', async () => {
+    const port = await freeUdpPort();
+    process.env.LWM2M_TEST_OPERATION = 'read';
+    await helper.load(
+      NODES,
+      flow(port, [
+        {
+          id: 'typed', type: 'lwm2m-read', server: 'srv', wires: [['readOut']],
+          endpoint: 'device', endpointType: 'msg', path: 'target', pathType: 'flow', operation: 'LWM2M_TEST_OPERATION', operationType: 'env', format: 'fmt', formatType: 'msg',
+        },
+        { id: 'typedX', type: 'lwm2m-execute', server: 'srv', endpoint: 'sim-typed', endpointType: 'str', path: '/3/0/4', pathType: 'str', args: 'how', argsType: 'msg', wires: [['readOut']] },
+        { id: 'typedW', type: 'lwm2m-write', server: 'srv', endpoint: 'sim-typed', path: '/3/0/14', operation: 'op', operationType: 'msg', format: 'auto', formatType: 'choice', wires: [['readOut']] },
+      ]),
+    );
+    await (helper.getNode('srv') as TestNode).ready;
+    const device = await startDevice('sim-typed', port);
+    const typed = helper.getNode('typed') as TestNode & { context(): { flow: { set(key: string, value: unknown): void } } };
+    typed.context().flow.set('target', '/3303/0');
+    const out = helper.getNode('readOut') as TestNode;
+    const caught = helper.getNode('caught') as TestNode;
+
+    // TLV from msg.fmt: the instance, keyed by resource id
+    let result = nextMessage(out);
+    typed.receive({ device: 'sim-typed', fmt: 'tlv' });
+    let msg = await result;
+    assert.deepEqual(msg.payload, { 5700: 21.5 });
+    assert.equal(msg.endpoint, 'sim-typed');
+    assert.equal(msg.path, '/3303/0');
+
+    // text cannot carry an instance, so the device refuses: the format really reached it
+    let failed = nextMessage(caught);
+    typed.receive({ device: 'sim-typed', fmt: 'text' });
+    assert.equal(((await failed).error as { code: string }).code, 'NOT_ACCEPTABLE');
+
+    failed = nextMessage(caught);
+    typed.receive({ device: 'sim-typed', fmt: 'xml' });
+    assert.match(((await failed).error as { message: string }).message, /unknown format "xml"/);
+
+    failed = nextMessage(caught);
+    typed.receive({ fmt: 'tlv' });
+    assert.match(((await failed).error as { message: string }).message, /no endpoint: msg\.device is empty/);
+
+    process.env.LWM2M_TEST_OPERATION = 'discover';
+    result = nextMessage(out);
+    typed.receive({ device: 'sim-typed' });
+    assert.ok(Array.isArray((await result).payload), 'discover from env gives links');
+    delete process.env.LWM2M_TEST_OPERATION;
+
+    // the operation from msg.op, the value from msg.payload
+    result = nextMessage(out);
+    (helper.getNode('typedW') as TestNode).receive({ op: 'write', payload: '+01:00' });
+    assert.equal((await result).coapCode, '2.04');
+    assert.equal(device.get('/3/0/14'), '+01:00');
+    failed = nextMessage(caught);
+    (helper.getNode('typedW') as TestNode).receive({ op: 'erase', payload: 'x' });
+    assert.match(((await failed).error as { message: string }).message, /operation must be one of write, update/);
+
+    // execute arguments from msg.how reach the device's execute handler
+    const executed = new Promise<string>((resolve) => device.once('execute', (event: { args: string }) => resolve(event.args)));
+    device.on('reboot', () => undefined);
+    result = nextMessage(out);
+    (helper.getNode('typedX') as TestNode).receive({ how: "0='soft'", payload: 1700000000000 });
+    assert.equal((await result).coapCode, '2.04');
+    assert.equal(await executed, "0='soft'");
+  });
+
   it('redeploys 50 times on the same port: no EADDRINUSE, devices register each time, open handles stay flat', async () => {
     const port = await freeUdpPort();
     const handles = () => process.getActiveResourcesInfo().filter((name) => name === 'UDPWrap' || name === 'Timeout').length;

@@ -1,0 +1,114 @@
+/**
+ * A node's typedInput settings, read per message. A literal setting (type `str`, or one of the
+ * node's option lists) wins unless it is empty, then `msg.<name>` is used (DESIGN.md, message
+ * contract); `msg`, `flow`, `global`, `env` and `jsonata` settings are looked up by Node-RED.
+ */
+import type { Node, NodeDef, NodeMessage, Red } from './red';
+
+const LOOKED_UP = new Set(['msg', 'flow', 'global', 'env', 'jsonata']);
+
+/** Content formats by the names the editor offers. */
+export const FORMATS: Record<string, number | undefined> = {
+  auto: undefined,
+  text: 0,
+  opaque: 42,
+  'senml-json': 110,
+  'senml-cbor': 112,
+  tlv: 11542,
+  'oma-json': 11543,
+  'lwm2m-cbor': 11544,
+};
+const FORMAT_NUMBERS = new Set(Object.values(FORMATS).filter((format) => format !== undefined));
+
+export class Settings {
+  constructor(
+    private readonly red: Red,
+    private readonly node: Node,
+    private readonly config: NodeDef,
+  ) {}
+
+  /** The setting's value for this message; undefined when neither the node nor the message has one. */
+  async value(msg: NodeMessage, name: string): Promise<unknown> {
+    const type = this.typeOf(name);
+    const setting = this.config[name];
+    if (!LOOKED_UP.has(type)) return setting !== undefined && setting !== '' ? setting : msg[name];
+    return new Promise((resolve, reject) => {
+      try {
+        this.red.util.evaluateNodeProperty(String(setting ?? ''), type, this.node, msg, (error, result) => (error ? reject(error) : resolve(result)));
+      } catch (error) {
+        reject(error);
+      }
+    });
+  }
+
+  /** A setting that must be a non-empty text, such as the endpoint. */
+  async text(msg: NodeMessage, name: string): Promise<string> {
+    const value = await this.value(msg, name);
+    if (value === undefined || value === null || value === '') throw new Error(`no ${name}: ${this.emptyHint(name)}`);
+    if (typeof value === 'object') throw new Error(`${name} must be text, not ${Array.isArray(value) ? 'an array' : 'an object'} (from ${this.source(name)})`);
+    return String(value);
+  }
+
+  /** One or more paths: an array, or a comma-separated text. */
+  async paths(msg: NodeMessage, name = 'path'): Promise<string[]> {
+    const paths = pathsOf(await this.value(msg, name));
+    if (paths.length === 0) throw new Error(`no ${name}: ${this.emptyHint(name)}`);
+    return paths;
+  }
+
+  /** The content format: a name from FORMATS or its number; `auto` (or nothing) leaves it to the server. */
+  async format(msg: NodeMessage): Promise<number | undefined> {
+    return formatOf(await this.value(msg, 'format'));
+  }
+
+  /** One of `allowed`, or `fallback` when neither the node nor the message names one. */
+  async choice<T extends string>(msg: NodeMessage, name: string, allowed: readonly T[], fallback: T): Promise<T> {
+    const value = await this.value(msg, name);
+    if (value === undefined || value === null || value === '') return fallback;
+    if (!allowed.includes(value as T)) throw new Error(`${name} must be one of ${allowed.join(', ')}, not ${JSON.stringify(value)}`);
+    return value as T;
+  }
+
+  /** Whether the setting is a literal (not looked up per message), as auto-observe needs. */
+  isLiteral(name: string): boolean {
+    return !LOOKED_UP.has(this.typeOf(name));
+  }
+
+  private typeOf(name: string): string {
+    return String(this.config[`${name}Type`] || 'str');
+  }
+
+  /** Where the setting is read from, for error messages: `msg.device`, `flow.target`, ... */
+  private source(name: string): string {
+    const type = this.typeOf(name);
+    if (!LOOKED_UP.has(type)) return `the node or msg.${name}`;
+    if (type === 'jsonata') return 'the JSONata expression';
+    return `${type}.${String(this.config[name] ?? '')}`;
+  }
+
+  private emptyHint(name: string): string {
+    return LOOKED_UP.has(this.typeOf(name)) ? `${this.source(name)} is empty` : `set one on the node or in msg.${name}`;
+  }
+}
+
+/** `msg.<name>` as a non-empty text, for settings a node does not offer. */
+export function messageText(msg: NodeMessage, name: string): string {
+  const value = msg[name];
+  if (value === undefined || value === null || value === '' || typeof value === 'object') throw new Error(`no ${name}: set msg.${name}`);
+  return String(value);
+}
+
+/** Paths from a setting or a message: an array, or a comma-separated string. */
+export function pathsOf(value: unknown): string[] {
+  if (Array.isArray(value)) return value.map(String);
+  if (typeof value === 'string') return value.split(',').map((path) => path.trim()).filter(Boolean);
+  return [];
+}
+
+/** A content format by name (`senml-cbor`) or number (112); undefined for auto. */
+export function formatOf(value: unknown): number | undefined {
+  if (value === undefined || value === null || value === '' || value === 'auto') return undefined;
+  const format = typeof value === 'number' || /^\d+$/.test(String(value)) ? Number(value) : FORMATS[String(value)];
+  if (format === undefined || !FORMAT_NUMBERS.has(format)) throw new Error(`unknown format ${JSON.stringify(value)}: use one of ${Object.keys(FORMATS).join(', ')} or its number`);
+  return format;
+}
