@@ -36,7 +36,9 @@ describe('example flows', function () {
   it('there are at least the four the palette promises, and every non-config node appears in one', () => {
     for (const name of ['Device telemetry to debug.json', 'Remote management.json', 'Send data.json', 'Registration dashboard.json']) assert.ok(examples.includes(name), name);
     const used = new Set(examples.flatMap((file) => (JSON.parse(fs.readFileSync(path.join(root, 'examples', file), 'utf8')) as FlowNode[]).map((node) => node.type)));
-    for (const type of ['lwm2m-register-in', 'lwm2m-observe', 'lwm2m-read', 'lwm2m-write', 'lwm2m-execute', 'lwm2m-send-in', 'lwm2m-device-sim']) assert.ok(used.has(type), `${type} is in an example`);
+    const palette = Object.keys((JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')) as { 'node-red': { nodes: Record<string, string> } })['node-red'].nodes);
+    assert.equal(palette.length, 9);
+    for (const type of palette.filter((type) => type !== 'lwm2m-server')) assert.ok(used.has(type), `${type} is in an example`);
   });
 
   for (const file of examples) {
@@ -46,13 +48,18 @@ describe('example flows', function () {
       const flow = JSON.parse(text) as FlowNode[];
       const expected = flow.filter((node) => node.type === 'lwm2m-device-sim').reduce((sum, node) => sum + Number(node.count ?? 1), 0);
       const debugs = flow.filter((node) => node.type === 'debug').map((node) => node.id);
+      // a debug fed by an event node (register-in, notify-in, send-in) must get data by itself
+      const fedByEvents = flow
+        .filter((node) => /^lwm2m-(register|notify|send)-in$/.test(node.type))
+        .flatMap((node) => (node.wires as string[][]).flat())
+        .filter((id) => debugs.includes(id));
       await helper.load(NODES, flow);
       const serverNode = helper.getNode(flow.find((node) => node.type === 'lwm2m-server')!.id) as { ready: Promise<void>; server: { registrations(): unknown[] } };
       await serverNode.ready;
       const received = new Set<string>();
       for (const id of debugs) helper.getNode(id).on('input', () => received.add(id));
       const deadline = Date.now() + 20_000;
-      while (serverNode.server.registrations().length < expected || received.size === 0) {
+      while (serverNode.server.registrations().length < expected || received.size === 0 || !fedByEvents.every((id) => received.has(id))) {
         if (Date.now() > deadline) assert.fail(`${serverNode.server.registrations().length} of ${expected} registered, debug messages at ${[...received].join(', ') || 'none'}`);
         await new Promise((resolve) => setTimeout(resolve, 50));
       }
