@@ -22,6 +22,26 @@ describe('package', () => {
     assert.equal(pkg.scripts.prepare, 'npm run build');
   });
 
+  it('gives every node an editor in the LwM2M category, labels, and help with what it does, its messages and an example', () => {
+    const types = Object.keys(pkg['node-red'].nodes);
+    assert.equal(types.length, 9);
+    for (const type of types) {
+      assert.equal(pkg['node-red'].nodes[type], `dist/nodes/${type}.js`);
+      const editor = fs.readFileSync(path.join(root, 'nodes', `${type}.html`), 'utf8');
+      assert.match(editor, new RegExp(`registerType\\('${type}'`), type);
+      assert.match(editor, type === 'lwm2m-server' ? /category: 'config'/ : /category: 'LwM2M'/, `${type} category`);
+      const labels = JSON.parse(fs.readFileSync(path.join(root, 'locales', 'en-US', `${type}.json`), 'utf8'));
+      for (const key of editor.match(new RegExp(`${type}\\.label\\.[A-Za-z]+`, 'g')) ?? []) {
+        assert.ok(key.split('.').reduce((at: Record<string, unknown> | undefined, part) => at?.[part] as Record<string, unknown> | undefined, labels), `${key} has a text`);
+      }
+      const help = fs.readFileSync(path.join(root, 'locales', 'en-US', `${type}.html`), 'utf8');
+      assert.match(help, new RegExp(`data-help-name="${type}"`));
+      assert.match(help, /^\s*<script[^>]*>\s*<p>[^<]{20,}/, `${type} help starts with what it does`);
+      assert.match(help, /<h3>(Inputs|Outputs|Properties)<\/h3>/, `${type} help names its messages or properties`);
+      assert.match(help, /<h3>Example<\/h3>\s*<p>(?:(?!<\/p>)[\s\S]){20,}<\/p>/, `${type} help has an example`);
+    }
+  });
+
   it('loads its main entry, the public API, without Node-RED', () => {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const api = require(root);
