@@ -63,12 +63,14 @@ module.exports = (RED: Red) => {
 
     const port = config.port === '' || config.port === undefined ? 5683 : Number(config.port);
     const timeout = Number(config.requestTimeout) > 0 ? Number(config.requestTimeout) * 1000 : 10_000;
+    const awakeTime = Number(config.awakeTime) > 0 ? Number(config.awakeTime) * 1000 : undefined;
     const model = config.modelFolder ? ObjectModel.bundled() : defaultModel();
     const store = config.store === 'file' ? new FileStore(path.join(RED.settings.userDir ?? '.', 'lwm2m', `registrations-${node.id}.json`), { onError: (error) => node.warn(error.message) }) : undefined;
     node.server = new LwM2MServer({
       port,
       address: typeof config.address === 'string' && config.address !== '' ? config.address : undefined,
       requestTimeout: timeout,
+      awakeTime,
       preferredFormat: FORMATS[String(config.format ?? 'auto')],
       model,
       store,

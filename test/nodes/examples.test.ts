@@ -7,13 +7,9 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 import { freeUdpPort } from '../helpers/ports';
-import { coreNode, helper } from '../helpers/node-red';
+import { helper } from '../helpers/node-red';
+import { NODES } from '../helpers/palette';
 
-const NODES = [
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  ...['lwm2m-server', 'lwm2m-register-in', 'lwm2m-observe', 'lwm2m-notify-in', 'lwm2m-send-in', 'lwm2m-read', 'lwm2m-write', 'lwm2m-execute', 'lwm2m-device-sim'].map((type) => require(`../../nodes/${type}`)),
-  ...['common/20-inject.js', 'common/21-debug.js', 'common/25-catch.js', 'function/10-function.js'].map(coreNode),
-];
 
 const root = path.resolve(__dirname, '../../..');
 const examples = fs.readdirSync(path.join(root, 'examples')).filter((file) => file.endsWith('.json'));

@@ -3,81 +3,29 @@
  * device (LwM2MClient) registering to the server node over loopback.
  */
 import assert from 'node:assert/strict';
-import { LwM2MClient, LwM2MServer } from '../../lib';
-import { FAST_TIMING } from '../helpers/fake-server';
-
+import { LwM2MServer } from '../../lib';
+import { helper, nodeRedVersion } from '../helpers/node-red';
 import { freeUdpPort } from '../helpers/ports';
-import { coreNode, helper, nodeRedVersion } from '../helpers/node-red';
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-const serverNode = require('../../nodes/lwm2m-server');
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-const registerInNode = require('../../nodes/lwm2m-register-in');
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-const readNode = require('../../nodes/lwm2m-read');
-
-
-const catchNode = coreNode('common/25-catch.js');
-/* eslint-disable @typescript-eslint/no-require-imports */
-const writeNode = require('../../nodes/lwm2m-write');
-const executeNode = require('../../nodes/lwm2m-execute');
-const observeNode = require('../../nodes/lwm2m-observe');
-const notifyInNode = require('../../nodes/lwm2m-notify-in');
-const sendInNode = require('../../nodes/lwm2m-send-in');
-const deviceSimNode = require('../../nodes/lwm2m-device-sim');
-/* eslint-enable @typescript-eslint/no-require-imports */
-
-const NODES = [serverNode, registerInNode, readNode, catchNode, writeNode, executeNode, observeNode, notifyInNode, sendInNode, deviceSimNode];
-
-interface TestNode {
-  on(event: 'input', handler: (msg: Record<string, unknown>) => void): void;
-  receive(msg: Record<string, unknown>): void;
-  server?: { address(): { port: number } };
-  ready?: Promise<void>;
-}
-
-function nextMessage(node: TestNode): Promise<Record<string, unknown>> {
-  return new Promise((resolve) => node.on('input', resolve));
-}
+import { Devices, NODES, nextMessage, node, paletteFlow as flow, type TestNode } from '../helpers/palette';
 
 describe(`Node-RED nodes (Node-RED ${nodeRedVersion}, Node.js ${process.version})`, function () {
   this.timeout(20_000);
-  const devices: LwM2MClient[] = [];
+  const devices = new Devices();
+  const startDevice = (endpoint: string, port: number) => devices.start(endpoint, port);
 
   before((done) => void helper.startServer(done));
   after((done) => void helper.stopServer(done));
 
   afterEach(async () => {
-    await Promise.all(devices.splice(0).map((device) => device.stop()));
+    await devices.stopAll();
     await helper.unload();
   });
-
-  const flow = (port: number, extra: object[] = []) => [
-    { id: 'f1', type: 'tab' },
-    { id: 'srv', type: 'lwm2m-server', port, address: '127.0.0.1', requestTimeout: 2 },
-    ...[
-      { id: 'reg', type: 'lwm2m-register-in', server: 'srv', endpoint: 'sim-*', awake: false, sleep: false, wires: [['out']] },
-      { id: 'read', type: 'lwm2m-read', server: 'srv', path: '/3303/0/5700', wires: [['readOut']] },
-      { id: 'c1', type: 'catch', scope: null, uncaught: false, wires: [['caught']] },
-      { id: 'out', type: 'helper' },
-      { id: 'readOut', type: 'helper' },
-      { id: 'caught', type: 'helper' },
-      ...extra,
-    ].map((node) => ({ z: 'f1', ...node })),
-  ];
-
-  const startDevice = async (endpoint: string, port: number) => {
-    const device = new LwM2MClient({ endpoint, server: `coap://127.0.0.1:${port}`, timing: FAST_TIMING, objects: { 3303: { 0: { 5700: 21.5 } } } });
-    device.on('error', () => undefined);
-    devices.push(device);
-    await device.start();
-    return device;
-  };
 
   it('register-in emits a message for register and deregister of matching devices', async () => {
     const port = await freeUdpPort();
     await helper.load(NODES, flow(port));
-    await (helper.getNode('srv') as TestNode).ready;
-    const out = helper.getNode('out') as TestNode;
+    await node('srv').ready;
+    const out = node('out');
     const registered = nextMessage(out);
     const device = await startDevice('sim-1', port);
     const msg = await registered;
@@ -90,15 +38,15 @@ describe(`Node-RED nodes (Node-RED ${nodeRedVersion}, Node.js ${process.version}
     assert.ok((payload.objects as Array<{ objectId: number }>).some((object) => object.objectId === 3303));
     const deregistered = nextMessage(out);
     await device.stop();
-    devices.length = 0;
+    devices.forget(device);
     assert.equal((await deregistered).event, 'deregister');
   });
 
   it('register-in leaves out endpoints the filter does not match', async () => {
     const port = await freeUdpPort();
     await helper.load(NODES, flow(port));
-    await (helper.getNode('srv') as TestNode).ready;
-    const out = helper.getNode('out') as TestNode;
+    await node('srv').ready;
+    const out = node('out');
     const seen: string[] = [];
     out.on('input', (msg) => seen.push(String(msg.endpoint)));
     await startDevice('other-1', port);
@@ -110,10 +58,10 @@ describe(`Node-RED nodes (Node-RED ${nodeRedVersion}, Node.js ${process.version}
   it('read gives the value in msg.payload, from msg.endpoint', async () => {
     const port = await freeUdpPort();
     await helper.load(NODES, flow(port));
-    await (helper.getNode('srv') as TestNode).ready;
+    await node('srv').ready;
     await startDevice('sim-3', port);
-    const result = nextMessage(helper.getNode('readOut') as TestNode);
-    (helper.getNode('read') as TestNode).receive({ endpoint: 'sim-3' });
+    const result = nextMessage('readOut');
+    node('read').receive({ endpoint: 'sim-3' });
     const msg = await result;
     assert.equal(msg.payload, 21.5);
     assert.equal(msg.coapCode, '2.05');
@@ -123,26 +71,26 @@ describe(`Node-RED nodes (Node-RED ${nodeRedVersion}, Node.js ${process.version}
   it('read keys instance values by resource names when asked', async () => {
     const port = await freeUdpPort();
     await helper.load(NODES, flow(port, [{ id: 'named', type: 'lwm2m-read', server: 'srv', path: '/3303/0', names: true, wires: [['readOut']] }]));
-    await (helper.getNode('srv') as TestNode).ready;
+    await node('srv').ready;
     await startDevice('sim-names', port);
-    const result = nextMessage(helper.getNode('readOut') as TestNode);
-    (helper.getNode('named') as TestNode).receive({ endpoint: 'sim-names' });
+    const result = nextMessage('readOut');
+    node('named').receive({ endpoint: 'sim-names' });
     assert.deepEqual((await result).payload, { 'Sensor Value': 21.5 });
   });
 
   it('read errors reach a Catch node with msg.error { message, code }', async () => {
     const port = await freeUdpPort();
     await helper.load(NODES, flow(port));
-    await (helper.getNode('srv') as TestNode).ready;
+    await node('srv').ready;
     await startDevice('sim-4', port);
-    const caught = helper.getNode('caught') as TestNode;
+    const caught = node('caught');
     let result = nextMessage(caught);
-    (helper.getNode('read') as TestNode).receive({ endpoint: 'nobody' });
+    node('read').receive({ endpoint: 'nobody' });
     let msg = await result;
     assert.equal((msg.error as { code: string }).code, 'NOT_REGISTERED');
     assert.match((msg.error as { message: string }).message, /nobody is not registered/);
     result = nextMessage(caught);
-    (helper.getNode('read') as TestNode).receive({ payload: 'no endpoint anywhere' });
+    node('read').receive({ payload: 'no endpoint anywhere' });
     msg = await result;
     assert.match((msg.error as { message: string }).message, /no endpoint/);
   });
@@ -150,18 +98,18 @@ describe(`Node-RED nodes (Node-RED ${nodeRedVersion}, Node.js ${process.version}
   it('a read node without a path takes msg.path, and a missing resource is NOT_FOUND with coapCode 4.04', async () => {
     const port = await freeUdpPort();
     await helper.load(NODES, flow(port, [{ id: 'read2', type: 'lwm2m-read', server: 'srv', wires: [['readOut']] }]));
-    await (helper.getNode('srv') as TestNode).ready;
+    await node('srv').ready;
     await startDevice('sim-5', port);
-    const caught = nextMessage(helper.getNode('caught') as TestNode);
-    (helper.getNode('read2') as TestNode).receive({ endpoint: 'sim-5', path: '/3/0/99' });
+    const caught = nextMessage('caught');
+    node('read2').receive({ endpoint: 'sim-5', path: '/3/0/99' });
     const msg = await caught;
     // Node-RED builds the Catch node's msg.error itself (message, code, source, stack); the response code rides in msg.coapCode
     const error = msg.error as { message: string; code: string };
     assert.equal(error.code, 'NOT_FOUND');
     assert.match(error.message, /4\.04 Not Found/);
     assert.equal(msg.coapCode, '4.04');
-    const ok = nextMessage(helper.getNode('readOut') as TestNode);
-    (helper.getNode('read2') as TestNode).receive({ endpoint: 'sim-5', path: '/3/0/0' });
+    const ok = nextMessage('readOut');
+    node('read2').receive({ endpoint: 'sim-5', path: '/3/0/0' });
     assert.equal((await ok).payload, 'node-red-lwm2m');
   });
 
@@ -179,12 +127,12 @@ describe(`Node-RED nodes (Node-RED ${nodeRedVersion}, Node.js ${process.version}
         { id: 'typedW', type: 'lwm2m-write', server: 'srv', endpoint: 'sim-typed', path: '/3/0/14', operation: 'op', operationType: 'msg', format: 'auto', formatType: 'choice', wires: [['readOut']] },
       ]),
     );
-    await (helper.getNode('srv') as TestNode).ready;
+    await node('srv').ready;
     const device = await startDevice('sim-typed', port);
-    const typed = helper.getNode('typed') as TestNode & { context(): { flow: { set(key: string, value: unknown): void } } };
+    const typed = node('typed');
     typed.context().flow.set('target', '/3303/0');
-    const out = helper.getNode('readOut') as TestNode;
-    const caught = helper.getNode('caught') as TestNode;
+    const out = node('readOut');
+    const caught = node('caught');
 
     // TLV from msg.fmt: the instance, keyed by resource id
     let result = nextMessage(out);
@@ -215,18 +163,18 @@ describe(`Node-RED nodes (Node-RED ${nodeRedVersion}, Node.js ${process.version}
 
     // the operation from msg.op, the value from msg.payload
     result = nextMessage(out);
-    (helper.getNode('typedW') as TestNode).receive({ op: 'write', payload: '+01:00' });
+    node('typedW').receive({ op: 'write', payload: '+01:00' });
     assert.equal((await result).coapCode, '2.04');
     assert.equal(device.get('/3/0/14'), '+01:00');
     failed = nextMessage(caught);
-    (helper.getNode('typedW') as TestNode).receive({ op: 'erase', payload: 'x' });
+    node('typedW').receive({ op: 'erase', payload: 'x' });
     assert.match(((await failed).error as { message: string }).message, /operation must be one of write, update/);
 
     // execute arguments from msg.how reach the device's execute handler
     const executed = new Promise<string>((resolve) => device.once('execute', (event: { args: string }) => resolve(event.args)));
     device.on('reboot', () => undefined);
     result = nextMessage(out);
-    (helper.getNode('typedX') as TestNode).receive({ how: "0='soft'", payload: 1700000000000 });
+    node('typedX').receive({ how: "0='soft'", payload: 1700000000000 });
     assert.equal((await result).coapCode, '2.04');
     assert.equal(await executed, "0='soft'");
   });
@@ -238,12 +186,12 @@ describe(`Node-RED nodes (Node-RED ${nodeRedVersion}, Node.js ${process.version}
     for (let round = 0; round < 50; round++) {
       if (round === 1) baseline = handles();
       await helper.load(NODES, flow(port));
-      await (helper.getNode('srv') as TestNode).ready;
-      const registered = nextMessage(helper.getNode('out') as TestNode);
+      await node('srv').ready;
+      const registered = nextMessage('out');
       const device = await startDevice(`sim-r${round}`, port);
       assert.equal((await registered).endpoint, `sim-r${round}`);
       await device.stop({ deregister: false });
-      devices.length = 0;
+      devices.forget(device);
       await helper.unload();
     }
     assert.ok(handles() <= baseline, `UDP sockets and timers after 50 redeploys: ${handles()}, after the first: ${baseline}`);
@@ -258,10 +206,10 @@ describe(`Node-RED nodes (Node-RED ${nodeRedVersion}, Node.js ${process.version}
         { id: 'wOut', type: 'helper' },
       ]),
     );
-    await (helper.getNode('srv') as TestNode).ready;
+    await node('srv').ready;
     const device = await startDevice('sim-w', port);
-    const w = helper.getNode('w') as TestNode;
-    const out = helper.getNode('wOut') as TestNode;
+    const w = node('w');
+    const out = node('wOut');
     let result = nextMessage(out);
     w.receive({ endpoint: 'sim-w', path: '/3/0/14', payload: '+05:00' });
     assert.equal((await result).coapCode, '2.04');
@@ -281,7 +229,7 @@ describe(`Node-RED nodes (Node-RED ${nodeRedVersion}, Node.js ${process.version}
     w.receive({ endpoint: 'sim-w', path: '/3303/4', operation: 'delete' });
     assert.equal((await result).coapCode, '2.02');
     assert.equal(device.get('/3303/4'), undefined);
-    const caught = nextMessage(helper.getNode('caught') as TestNode);
+    const caught = nextMessage('caught');
     w.receive({ endpoint: 'sim-w', path: '/3/0/0', payload: 'read-only' });
     assert.equal(((await caught).error as { code: string }).code, 'METHOD_NOT_ALLOWED');
   });
@@ -289,11 +237,11 @@ describe(`Node-RED nodes (Node-RED ${nodeRedVersion}, Node.js ${process.version}
   it('execute runs a resource with arguments', async () => {
     const port = await freeUdpPort();
     await helper.load(NODES, flow(port, [{ id: 'x', type: 'lwm2m-execute', server: 'srv', path: '/3/0/4', wires: [['xOut']] }, { id: 'xOut', type: 'helper' }]));
-    await (helper.getNode('srv') as TestNode).ready;
+    await node('srv').ready;
     const device = await startDevice('sim-x', port);
     const rebooted = new Promise((resolve) => device.once('reboot', resolve));
-    const result = nextMessage(helper.getNode('xOut') as TestNode);
-    (helper.getNode('x') as TestNode).receive({ endpoint: 'sim-x' });
+    const result = nextMessage('xOut');
+    node('x').receive({ endpoint: 'sim-x' });
     assert.equal((await result).coapCode, '2.04');
     await rebooted;
   });
@@ -309,15 +257,15 @@ describe(`Node-RED nodes (Node-RED ${nodeRedVersion}, Node.js ${process.version}
         { id: 'nOut', type: 'helper' },
       ]),
     );
-    await (helper.getNode('srv') as TestNode).ready;
+    await node('srv').ready;
     const device = await startDevice('sim-o', port);
-    const o = helper.getNode('o') as TestNode;
-    const out = helper.getNode('oOut') as TestNode;
+    const o = node('o');
+    const out = node('oOut');
     let result = nextMessage(out);
     o.receive({ endpoint: 'sim-o' });
     assert.equal((await result).payload, 21.5);
     result = nextMessage(out);
-    const notified = nextMessage(helper.getNode('nOut') as TestNode);
+    const notified = nextMessage('nOut');
     device.set('/3303/0/5700', 25);
     assert.equal((await result).payload, 25);
     const fromNotifyIn = await notified;
@@ -339,11 +287,11 @@ describe(`Node-RED nodes (Node-RED ${nodeRedVersion}, Node.js ${process.version}
         { id: 'nOut2', type: 'helper' },
       ]),
     );
-    await (helper.getNode('srv') as TestNode).ready;
+    await node('srv').ready;
     const device = await startDevice('sim-n2', port);
-    (helper.getNode('o2') as TestNode).receive({ endpoint: 'sim-n2' });
+    node('o2').receive({ endpoint: 'sim-n2' });
     while (device.observationCount === 0) await new Promise((resolve) => setTimeout(resolve, 10));
-    const notified = nextMessage(helper.getNode('nOut2') as TestNode);
+    const notified = nextMessage('nOut2');
     device.set('/3303/0/5700', 26);
     assert.deepEqual((await notified).payload, { 'Sensor Value': 26 });
   });
@@ -357,11 +305,11 @@ describe(`Node-RED nodes (Node-RED ${nodeRedVersion}, Node.js ${process.version}
         { id: 'aOut', type: 'helper' },
       ]),
     );
-    await (helper.getNode('srv') as TestNode).ready;
+    await node('srv').ready;
     const device = await startDevice('sim-auto', port);
     const other = await startDevice('else-1', port);
     while (device.observationCount === 0) await new Promise((resolve) => setTimeout(resolve, 10));
-    const result = nextMessage(helper.getNode('aOut') as TestNode);
+    const result = nextMessage('aOut');
     device.set('/3303/0/5700', 30);
     const msg = await result;
     assert.equal(msg.endpoint, 'sim-auto');
@@ -372,9 +320,9 @@ describe(`Node-RED nodes (Node-RED ${nodeRedVersion}, Node.js ${process.version}
   it('send-in emits a Send with the latest values and every record', async () => {
     const port = await freeUdpPort();
     await helper.load(NODES, flow(port, [{ id: 's', type: 'lwm2m-send-in', server: 'srv', wires: [['sOut']] }, { id: 'sOut', type: 'helper' }]));
-    await (helper.getNode('srv') as TestNode).ready;
+    await node('srv').ready;
     const device = await startDevice('sim-s', port);
-    const result = nextMessage(helper.getNode('sOut') as TestNode);
+    const result = nextMessage('sOut');
     await device.send(['/3303/0/5700']);
     const msg = await result;
     assert.deepEqual(msg.payload, { '/3303/0/5700': 21.5 });
@@ -399,11 +347,11 @@ describe(`Node-RED nodes (Node-RED ${nodeRedVersion}, Node.js ${process.version}
     const value = (await srv.server.read('sim-2', '/3303/0/5700')) as number;
     assert.ok(value >= -10 && value <= 40, `a plausible temperature: ${value}`);
     // the flow sets a value on one device, then the server reads it
-    (helper.getNode('sim') as TestNode).receive({ endpoint: 'sim-1', path: '/3303/0/5700', payload: 33.3 });
+    node('sim').receive({ endpoint: 'sim-1', path: '/3303/0/5700', payload: 33.3 });
     assert.equal(await srv.server.read('sim-1', '/3303/0/5700'), 33.3);
     // a write from the server comes out of the sim node
-    const written = nextMessage(helper.getNode('simOut') as TestNode);
-    (helper.getNode('w2') as TestNode).receive({ endpoint: 'sim-3', payload: true });
+    const written = nextMessage('simOut');
+    node('w2').receive({ endpoint: 'sim-3', payload: true });
     const msg = await written;
     assert.deepEqual({ endpoint: msg.endpoint, event: msg.event, path: msg.path, payload: msg.payload }, { endpoint: 'sim-3', event: 'write', path: '/3311/0/5850', payload: true });
   });
@@ -430,7 +378,7 @@ describe(`Node-RED nodes (Node-RED ${nodeRedVersion}, Node.js ${process.version}
   it('serves the editor its suggestions: registered endpoints of a server node, and the model\'s paths', async () => {
     const port = await freeUdpPort();
     await helper.load(NODES, flow(port));
-    await (helper.getNode('srv') as TestNode).ready;
+    await node('srv').ready;
     await startDevice('sim-admin', port);
     const endpoints = await helper.request().get('/lwm2m/servers/srv/endpoints').expect(200);
     assert.deepEqual(endpoints.body, ['sim-admin']);
