@@ -138,6 +138,7 @@ export class LwM2MClient extends EventEmitter {
       observations: this.observations,
       version: this.version,
       preferredFormat: options.preferredFormat ?? (this.version === '1.0' ? ContentFormat.TLV : ContentFormat.SENML_CBOR),
+      onCompositeWrite: (paths) => paths.forEach((path) => this.emit('write', { path: path.toString(), value: this.tree.get(path.toString()) })),
     };
     if (!formatsOf(this.version).has(this.context.preferredFormat)) {
       throw new TypeError(`preferredFormat ${formatName(this.context.preferredFormat)} is not a format of LwM2M ${this.version}`);
@@ -474,7 +475,7 @@ export class LwM2MClient extends EventEmitter {
     const ok = code.startsWith('2.');
     if (!ok) return;
     if (method === 'PUT' && request.payload.length === 0) this.emit('attributes', { path, query: request.query });
-    else if (method === 'PUT' || method === 'IPATCH' || (method === 'POST' && segments.length === 2)) this.emit('write', { path, value: this.tree.get(path === '/' ? '/3' : path) });
+    else if (method === 'PUT' || (method === 'POST' && segments.length === 2)) this.emit('write', { path, value: this.tree.get(path) });
     else if (method === 'POST' && segments.length === 3 && this.isExecutable(path)) this.emit('execute', { path, args: request.payload.toString('utf8') });
     else if (method === 'POST' && segments.length === 3) this.emit('write', { path, value: this.tree.get(path) });
     else if (method === 'POST' && segments.length === 1) this.emit('create', { path });

@@ -56,6 +56,8 @@ export interface ManagementContext {
   version: LwM2MVersion;
   /** the format used when the server does not ask for one */
   preferredFormat: number;
+  /** told the paths a Write-Composite changed (the request's own path is only "/") */
+  onCompositeWrite?: (paths: LwM2MPath[]) => void;
 }
 
 /** Handles one request; never throws (every failure becomes an error response). */
@@ -311,6 +313,7 @@ async function writeComposite(context: ManagementContext, request: IncomingReque
     if (resource?.definition && !resource.definition.operations.includes('W')) throw notAllowed(`${path} (${resource.definition.name}) is not writable`);
   }
   for (const { path, value } of entries) await context.tree.write(path, value, 'replace');
+  context.onCompositeWrite?.(entries.map(({ path }) => path));
   return { code: '2.04' };
 }
 

@@ -224,10 +224,19 @@ describe('LwM2MClient device management (loopback)', () => {
 
     it('writes several resources at once with Write-Composite (iPATCH)', async () => {
       const values: CompositeValue = { '/3/0/14': '+01:00', '/3311/0/5851': 77 };
+      const events: Array<{ path: string; value: unknown }> = [];
+      const onWrite = (event: { path: string; value: unknown }) => events.push(event);
+      device.on('write', onWrite);
       const response = await server.request(EP, { method: 'IPATCH', path: [], contentFormat: ContentFormat.SENML_CBOR, payload: encodeComposite(ContentFormat.SENML_CBOR, values) });
+      device.off('write', onWrite);
       assert.equal(response.code, '2.04');
       assert.equal(device.get('/3/0/14'), '+01:00');
       assert.equal(device.get('/3311/0/5851'), 77);
+      // one write event per path written, with its new value
+      assert.deepEqual(events, [
+        { path: '/3/0/14', value: '+01:00' },
+        { path: '/3311/0/5851', value: 77 },
+      ]);
       const refused = await server.request(EP, {
         method: 'IPATCH',
         path: [],
