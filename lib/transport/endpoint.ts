@@ -6,7 +6,8 @@
  * the address they registered from.
  */
 import { randomFillSync } from 'node:crypto';
-import { createSocket, type Socket, type RemoteInfo } from 'node:dgram';
+import { createSocket } from 'node:dgram';
+import type { DatagramInfo, DatagramSocket } from './datagram';
 import { EventEmitter } from 'node:events';
 import { isIPv6, type AddressInfo } from 'node:net';
 import { BoundedCache } from './bounded-cache';
@@ -40,6 +41,8 @@ import { DEFAULT_TIMING, maxTransmitWait, type CoapTiming } from './timing';
 export interface Peer {
   address: string;
   port: number;
+  /** the PSK identity, when the peer came over DTLS */
+  identity?: string;
 }
 
 export function peerKey(peer: Peer): string {
@@ -103,8 +106,8 @@ export interface CoapResponse {
 }
 
 export interface EndpointOptions {
-  /** use this socket instead of creating one; it is not closed by `close()` */
-  socket?: Socket;
+  /** use this socket (or a DTLS layer) instead of creating one; it is not closed by `close()` */
+  socket?: DatagramSocket;
   timing?: Partial<CoapTiming>;
   /** largest payload sent in one message before block-wise transfer; rounded down to a block size */
   maxPayload?: number;
@@ -141,7 +144,7 @@ const MAX_MESSAGE_ID = 0x10000;
 
 export class CoapEndpoint extends EventEmitter {
   readonly timing: CoapTiming;
-  private socket: Socket | undefined;
+  private socket: DatagramSocket | undefined;
   private readonly ownsSocket: boolean;
   private handler: RequestHandler | undefined;
   private readonly maxSzx: number;
@@ -193,7 +196,7 @@ export class CoapEndpoint extends EventEmitter {
         resolve();
       });
     });
-    this.attach(socket);
+    this.attach(socket as unknown as DatagramSocket);
     return socket.address();
   }
 
@@ -349,7 +352,7 @@ export class CoapEndpoint extends EventEmitter {
 
   // --- sending ---
 
-  private attach(socket: Socket): void {
+  private attach(socket: DatagramSocket): void {
     this.socket = socket;
     socket.on('message', this.onDatagram);
     socket.on('error', this.onSocketError);
@@ -457,9 +460,9 @@ export class CoapEndpoint extends EventEmitter {
 
   // --- receiving ---
 
-  private readonly onDatagram = (datagram: Buffer, info: RemoteInfo): void => {
+  private readonly onDatagram = (datagram: Buffer, info: DatagramInfo): void => {
     if (this.closed || !this.receiving) return;
-    const peer: Peer = { address: info.address, port: info.port };
+    const peer: Peer = info.identity === undefined ? { address: info.address, port: info.port } : { address: info.address, port: info.port, identity: info.identity };
     let message: CoapMessage;
     try {
       message = parseMessage(datagram);

@@ -1,0 +1,73 @@
+/** Numbers of DTLS 1.2 (RFC 6347, RFC 5246) and its PSK cipher suites (RFC 4279, 5487, 6655). */
+
+export const DTLS_1_2 = 0xfefd;
+/** RFC 6347 §4.2.1: a HelloVerifyRequest carries DTLS 1.0 whatever version is negotiated */
+export const DTLS_1_0 = 0xfeff;
+
+export const enum ContentType {
+  CHANGE_CIPHER_SPEC = 20,
+  ALERT = 21,
+  HANDSHAKE = 22,
+  APPLICATION_DATA = 23,
+}
+
+export const enum HandshakeType {
+  HELLO_REQUEST = 0,
+  CLIENT_HELLO = 1,
+  SERVER_HELLO = 2,
+  HELLO_VERIFY_REQUEST = 3,
+  SERVER_KEY_EXCHANGE = 12,
+  SERVER_HELLO_DONE = 14,
+  CLIENT_KEY_EXCHANGE = 16,
+  FINISHED = 20,
+}
+
+export const enum AlertLevel {
+  WARNING = 1,
+  FATAL = 2,
+}
+
+export const AlertDescription = {
+  close_notify: 0,
+  unexpected_message: 10,
+  bad_record_mac: 20,
+  handshake_failure: 40,
+  illegal_parameter: 47,
+  decode_error: 50,
+  decrypt_error: 51,
+  protocol_version: 70,
+  insufficient_security: 71,
+  internal_error: 80,
+  no_renegotiation: 100,
+  unknown_psk_identity: 115,
+} as const;
+export type AlertName = keyof typeof AlertDescription;
+
+export function alertName(code: number): string {
+  return (Object.keys(AlertDescription) as AlertName[]).find((name) => AlertDescription[name] === code) ?? `alert ${code}`;
+}
+
+export const enum ExtensionType {
+  EXTENDED_MASTER_SECRET = 23,
+  RENEGOTIATION_INFO = 0xff01,
+}
+
+/** TLS_EMPTY_RENEGOTIATION_INFO_SCSV (RFC 5746): a client's "I do secure renegotiation". */
+export const EMPTY_RENEGOTIATION_INFO_SCSV = 0x00ff;
+
+export type CipherSuiteName = 'TLS_PSK_WITH_AES_128_CCM_8' | 'TLS_PSK_WITH_AES_128_GCM_SHA256' | 'TLS_PSK_WITH_AES_128_CBC_SHA256';
+
+export const CIPHER_SUITES: Record<CipherSuiteName, number> = {
+  TLS_PSK_WITH_AES_128_CCM_8: 0xc0a8,
+  TLS_PSK_WITH_AES_128_GCM_SHA256: 0x00a8,
+  TLS_PSK_WITH_AES_128_CBC_SHA256: 0x00ae,
+};
+
+export function cipherSuiteName(id: number): CipherSuiteName | undefined {
+  return (Object.keys(CIPHER_SUITES) as CipherSuiteName[]).find((name) => CIPHER_SUITES[name] === id);
+}
+
+/** Bytes of the record header: type, version, epoch, sequence number (48 bits), length. */
+export const RECORD_HEADER = 13;
+/** Bytes of the handshake header: type, length, message_seq, fragment_offset, fragment_length. */
+export const HANDSHAKE_HEADER = 12;

@@ -1,0 +1,552 @@
+/**
+ * A DTLS 1.2 server with pre-shared keys (RFC 6347, RFC 4279) on one UDP socket. It looks like a
+ * socket to the CoAP endpoint (DatagramSocket): `message` delivers each peer's decrypted
+ * application data with the peer's PSK identity, `send` encrypts to the peer's session.
+ *
+ * Before any per-peer state there is a stateless cookie exchange; handshakes and sessions are
+ * capped; a flight is retransmitted with back-off; records are checked against an anti-replay
+ * window; renegotiation is refused. What fails to parse or authenticate is dropped, never thrown.
+ */
+import { createSocket, type Socket } from 'node:dgram';
+import { EventEmitter } from 'node:events';
+import { randomBytes, timingSafeEqual } from 'node:crypto';
+import type { AddressInfo } from 'node:net';
+import { isIPv6 } from 'node:net';
+import type { DatagramInfo, DatagramSocket } from '../datagram';
+import { protectionsFor, keyBlockLength, type RecordProtection } from './cipher';
+import {
+  AlertDescription,
+  AlertLevel,
+  CIPHER_SUITES,
+  ContentType,
+  DTLS_1_0,
+  DTLS_1_2,
+  ExtensionType,
+  HANDSHAKE_HEADER,
+  HandshakeType,
+  RECORD_HEADER,
+  alertName,
+  type AlertName,
+  type CipherSuiteName,
+} from './constants';
+import { CookieJar } from './cookie';
+import {
+  Reassembler,
+  fragmentHandshake,
+  parseClientHello,
+  parseHandshakeFragments,
+  parsePskIdentity,
+  wantsRenegotiationInfo,
+  writeHandshake,
+  writeHelloVerifyRequest,
+  writeServerHello,
+  type ClientHello,
+  type HandshakeFragment,
+  type HandshakeMessage,
+} from './handshake';
+import { HandshakeHash, extendedMasterSecret, finishedVerifyData, keyBlock, masterSecret, pskPremasterSecret } from './prf';
+import { parseRecords, writeRecord, type DtlsRecord } from './record';
+import { ReplayWindow } from './replay';
+
+export interface DtlsTiming {
+  /** ms before a flight is first sent again (RFC 6347: 1 s) */
+  initialTimeout: number;
+  /** the doubling stops here (RFC 6347: 60 s) */
+  maxTimeout: number;
+  /** sends of a flight before the handshake is given up */
+  maxRetransmissions: number;
+}
+
+export interface DtlsServerOptions {
+  /** the key of a PSK identity, or undefined when the identity is unknown (the handshake then fails) */
+  psk(identity: string): Buffer | undefined;
+  /** in order of preference (default: CCM_8, GCM, CBC) */
+  cipherSuites?: CipherSuiteName[];
+  /** handshakes in progress at once (default 256); more ClientHellos are dropped */
+  maxHandshakes?: number;
+  /** established sessions (default 10,000); a new one then ends the least recently used */
+  maxSessions?: number;
+  /** ms a session may stay silent before it is forgotten (default 24 h) */
+  sessionTimeout?: number;
+  timing?: Partial<DtlsTiming>;
+  /** largest datagram sent (default 1200) */
+  mtu?: number;
+  /** refuse clients without extended master secret (RFC 7627; default false: used when offered) */
+  requireExtendedMasterSecret?: boolean;
+}
+
+export interface SessionInfo {
+  address: string;
+  port: number;
+  identity: string;
+  cipherSuite: CipherSuiteName;
+  /** whether the master secret is bound to the handshake (RFC 7627) */
+  extendedMasterSecret: boolean;
+}
+
+export const DEFAULT_DTLS_TIMING: DtlsTiming = { initialTimeout: 1000, maxTimeout: 60_000, maxRetransmissions: 6 };
+const ALL_SUITES: CipherSuiteName[] = ['TLS_PSK_WITH_AES_128_CCM_8', 'TLS_PSK_WITH_AES_128_GCM_SHA256', 'TLS_PSK_WITH_AES_128_CBC_SHA256'];
+/** epoch-1 records kept while the ChangeCipherSpec they follow is still missing */
+const MAX_EARLY_RECORDS = 8;
+
+/** One handshake message of a flight, or a ChangeCipherSpec; sealed anew on every (re)send. */
+interface FlightEntry {
+  type: ContentType;
+  epoch: number;
+  data: Buffer;
+}
+
+/** The DTLS state of one peer: a handshake in progress, then a session. */
+class Connection {
+  state: 'handshake' | 'established' = 'handshake';
+  identity = '';
+  readonly suite: CipherSuiteName;
+  lastActivity = Date.now();
+  readonly startedAt = Date.now();
+
+  // record layer
+  writeEpoch = 0;
+  readonly writeSequence = [0, 0];
+  readProtection: RecordProtection | undefined;
+  writeProtection: RecordProtection | undefined;
+  readonly replay = new ReplayWindow();
+  changeCipherSpecSeen = false;
+  readonly early: DtlsRecord[] = [];
+
+  // handshake
+  readonly hash = new HandshakeHash();
+  readonly reassembler: Reassembler;
+  readonly clientHelloSeq: number;
+  readonly clientRandom: Buffer;
+  readonly serverRandom = randomBytes(32);
+  readonly extendedMasterSecret: boolean;
+  nextMessageSeq: number;
+  master: Buffer | undefined;
+  pendingRead: RecordProtection | undefined;
+  flight: FlightEntry[] = [];
+  timer: NodeJS.Timeout | undefined;
+  timeout = 0;
+  sends = 0;
+
+  constructor(
+    readonly address: string,
+    readonly port: number,
+    hello: ClientHello,
+    helloFragment: HandshakeFragment,
+    firstSequence: number,
+    suite: CipherSuiteName,
+    extended: boolean,
+  ) {
+    this.suite = suite;
+    this.clientHelloSeq = helloFragment.messageSeq;
+    this.clientRandom = hello.random;
+    this.extendedMasterSecret = extended;
+    this.nextMessageSeq = helloFragment.messageSeq;
+    this.reassembler = new Reassembler(helloFragment.messageSeq + 1);
+    this.writeSequence[0] = firstSequence;
+  }
+
+  get key(): string {
+    return `${this.address}:${this.port}`;
+  }
+}
+
+export class DtlsServer extends EventEmitter implements DatagramSocket {
+  private socket: Socket | undefined;
+  private readonly connections = new Map<string, Connection>();
+  private readonly cookies = new CookieJar();
+  private readonly suites: CipherSuiteName[];
+  private readonly timing: DtlsTiming;
+  private readonly mtu: number;
+  private handshakes = 0;
+  private sweeper: NodeJS.Timeout | undefined;
+
+  constructor(private readonly options: DtlsServerOptions) {
+    super();
+    this.suites = options.cipherSuites ?? ALL_SUITES;
+    this.timing = { ...DEFAULT_DTLS_TIMING, ...options.timing };
+    this.mtu = options.mtu ?? 1200;
+  }
+
+  async listen(port = 0, address?: string): Promise<AddressInfo> {
+    if (this.socket) throw new Error('the DTLS server is already listening');
+    const socket = createSocket({ type: address && isIPv6(address) ? 'udp6' : 'udp4' });
+    await new Promise<void>((resolve, reject) => {
+      socket.once('error', (error) => {
+        socket.close();
+        reject(error);
+      });
+      socket.bind(port, address, () => {
+        socket.removeAllListeners('error');
+        resolve();
+      });
+    });
+    socket.on('message', (datagram, info) => this.receive(datagram, info.address, info.port));
+    socket.on('error', (error) => this.emit('error', error));
+    this.socket = socket;
+    const every = Math.min(this.sessionTimeout, 30_000);
+    this.sweeper = setInterval(() => this.sweep(), every);
+    this.sweeper.unref();
+    return socket.address();
+  }
+
+  address(): AddressInfo {
+    if (!this.socket) throw new Error('the DTLS server is not listening');
+    return this.socket.address();
+  }
+
+  /** Established sessions and handshakes in progress. */
+  get counts(): { sessions: number; handshakes: number } {
+    return { sessions: this.connections.size - this.handshakes, handshakes: this.handshakes };
+  }
+
+  /** The session with this peer, if there is one. */
+  session(address: string, port: number): SessionInfo | undefined {
+    const connection = this.connections.get(`${address}:${port}`);
+    if (connection?.state !== 'established') return undefined;
+    return { address, port, identity: connection.identity, cipherSuite: connection.suite, extendedMasterSecret: connection.extendedMasterSecret };
+  }
+
+  /** Encrypts application data to the peer's session; without a session it is dropped. */
+  send(data: Buffer, port: number, address: string): void {
+    const connection = this.connections.get(`${address}:${port}`);
+    if (connection?.state !== 'established') return;
+    this.transmit(connection, [this.seal(connection, ContentType.APPLICATION_DATA, 1, data)]);
+  }
+
+  /** Ends a session with close_notify. */
+  end(address: string, port: number): void {
+    const connection = this.connections.get(`${address}:${port}`);
+    if (!connection) return;
+    if (connection.state === 'established') this.alert(connection, AlertLevel.WARNING, 'close_notify');
+    this.forget(connection, 'closed by the server');
+  }
+
+  close(callback?: () => void): void {
+    for (const connection of [...this.connections.values()]) this.end(connection.address, connection.port);
+    clearInterval(this.sweeper);
+    const socket = this.socket;
+    this.socket = undefined;
+    if (!socket) {
+      callback?.();
+      return;
+    }
+    socket.close(() => callback?.());
+  }
+
+  private get sessionTimeout(): number {
+    return this.options.sessionTimeout ?? 24 * 3600_000;
+  }
+
+  // --- receiving ---
+
+  private receive(datagram: Buffer, address: string, port: number): void {
+    try {
+      for (const record of parseRecords(datagram)) {
+        if (record.version !== DTLS_1_2 && record.version !== DTLS_1_0) continue;
+        this.record(record, address, port);
+      }
+    } catch (error) {
+      // a bug must not take the socket down with it; the peer's datagram is lost
+      this.emit('handshakeFailed', { address, port, reason: `internal error: ${(error as Error).message}` });
+    }
+  }
+
+  private record(record: DtlsRecord, address: string, port: number): void {
+    const connection = this.connections.get(`${address}:${port}`);
+    if (record.epoch === 0) return this.plainRecord(record, address, port, connection);
+    if (!connection || record.epoch !== 1) return;
+    if (!connection.readProtection) {
+      if (connection.state === 'handshake' && connection.early.length < MAX_EARLY_RECORDS) connection.early.push(record);
+      return;
+    }
+    if (!connection.replay.fresh(record.sequence)) return;
+    const plaintext = connection.readProtection.open(record.type, record.version, record.epoch, record.sequence, record.fragment);
+    if (!plaintext) return; // RFC 6347 §4.1.2.7: records that do not authenticate are dropped silently
+    connection.replay.mark(record.sequence);
+    connection.lastActivity = Date.now();
+    if (record.type === ContentType.APPLICATION_DATA) {
+      if (connection.state !== 'established') return;
+      const info: DatagramInfo = { address, port, identity: connection.identity };
+      this.emit('message', plaintext, info);
+    } else if (record.type === ContentType.HANDSHAKE) {
+      this.protectedHandshake(connection, plaintext);
+    } else if (record.type === ContentType.ALERT) {
+      this.peerAlert(connection, plaintext);
+    }
+  }
+
+  private plainRecord(record: DtlsRecord, address: string, port: number, connection: Connection | undefined): void {
+    if (record.type === ContentType.HANDSHAKE) {
+      let fragments: HandshakeFragment[];
+      try {
+        fragments = parseHandshakeFragments(record.fragment);
+      } catch {
+        return;
+      }
+      const first = fragments[0];
+      if (!first) return;
+      if (first.type === HandshakeType.CLIENT_HELLO) return this.clientHello(record, first, fragments.length, address, port, connection);
+      if (!connection) return;
+      if (connection.state === 'established') {
+        // the client did not get our last flight and repeats its own: send ours again
+        if (first.type === HandshakeType.CLIENT_KEY_EXCHANGE) this.sendFlight(connection);
+        return;
+      }
+      this.handshakeFragments(connection, fragments);
+    } else if (record.type === ContentType.CHANGE_CIPHER_SPEC && connection?.state === 'handshake') {
+      if (record.fragment.length !== 1 || record.fragment[0] !== 1) return this.fail(connection, 'decode_error', 'a malformed ChangeCipherSpec');
+      connection.changeCipherSpecSeen = true;
+      this.activateRead(connection);
+    } else if (record.type === ContentType.ALERT && connection?.state === 'handshake') {
+      // unauthenticated alerts are heeded only during the handshake: they cannot end a session
+      this.peerAlert(connection, record.fragment);
+    }
+  }
+
+  private clientHello(record: DtlsRecord, fragment: HandshakeFragment, count: number, address: string, port: number, existing: Connection | undefined): void {
+    // a ClientHello must come whole, alone in its record: it is handled before any state exists
+    if (count !== 1 || fragment.offset !== 0 || fragment.body.length !== fragment.length) return;
+    let hello: ClientHello;
+    try {
+      hello = parseClientHello(fragment.body);
+    } catch {
+      return;
+    }
+    if (existing?.state === 'handshake' && existing.clientHelloSeq === fragment.messageSeq && existing.clientRandom.equals(hello.random)) {
+      return this.sendFlight(existing); // the client repeats its ClientHello: it lost our flight
+    }
+    const peer = `${address}:${port}`;
+    if (hello.cookie.length === 0 || !this.cookies.verify(peer, hello.cookieInput, hello.cookie)) {
+      return this.helloVerifyRequest(record, fragment, address, port, this.cookies.make(peer, hello.cookieInput));
+    }
+    // the peer owns its address: from here on state is kept
+    // versions count down: 0xfeff is DTLS 1.0, 0xfefd DTLS 1.2
+    if (hello.version > DTLS_1_2) return this.plainAlert(address, port, 'protocol_version', record.sequence);
+    const suite = this.suites.find((name) => hello.cipherSuites.includes(CIPHER_SUITES[name]));
+    const extended = hello.extensions.has(ExtensionType.EXTENDED_MASTER_SECRET);
+    if (!suite || (this.options.requireExtendedMasterSecret && !extended)) {
+      this.emit('handshakeFailed', { address, port, reason: suite ? 'the client does not offer extended master secret' : 'no cipher suite in common' });
+      return this.plainAlert(address, port, 'handshake_failure', record.sequence);
+    }
+    if (this.handshakes >= (this.options.maxHandshakes ?? 256)) {
+      this.emit('handshakeFailed', { address, port, reason: 'too many handshakes in progress' });
+      return;
+    }
+    if (existing) this.forget(existing, 'the client started a new handshake');
+    this.makeRoom();
+    const connection = new Connection(address, port, hello, fragment, record.sequence, suite, extended);
+    this.connections.set(connection.key, connection);
+    this.handshakes++;
+    connection.hash.update(writeHandshake(fragment.type, fragment.messageSeq, fragment.body));
+
+    const extensions = new Map<number, Buffer>();
+    if (extended) extensions.set(ExtensionType.EXTENDED_MASTER_SECRET, Buffer.alloc(0));
+    if (wantsRenegotiationInfo(hello)) extensions.set(ExtensionType.RENEGOTIATION_INFO, Buffer.from([0]));
+    const serverHello = writeServerHello({ version: DTLS_1_2, random: connection.serverRandom, sessionId: Buffer.alloc(0), cipherSuite: CIPHER_SUITES[suite], extensions });
+    connection.flight = [this.handshakeEntry(connection, HandshakeType.SERVER_HELLO, serverHello, 0), this.handshakeEntry(connection, HandshakeType.SERVER_HELLO_DONE, Buffer.alloc(0), 0)];
+    this.startFlight(connection);
+  }
+
+  /** RFC 6347 §4.2.1: stateless; record sequence and message_seq mirror the ClientHello's. */
+  private helloVerifyRequest(record: DtlsRecord, fragment: HandshakeFragment, address: string, port: number, cookie: Buffer): void {
+    const message = writeHandshake(HandshakeType.HELLO_VERIFY_REQUEST, fragment.messageSeq, writeHelloVerifyRequest(DTLS_1_0, cookie));
+    this.socket?.send(writeRecord(ContentType.HANDSHAKE, DTLS_1_0, 0, record.sequence, message), port, address);
+  }
+
+  private handshakeFragments(connection: Connection, fragments: HandshakeFragment[]): void {
+    let messages: HandshakeMessage[];
+    try {
+      messages = fragments.flatMap((fragment) => connection.reassembler.add(fragment));
+    } catch (error) {
+      return this.fail(connection, 'decode_error', (error as Error).message);
+    }
+    for (const message of messages) {
+      if (!this.connections.has(connection.key) || connection.state !== 'handshake') return;
+      if (message.type === HandshakeType.CLIENT_KEY_EXCHANGE && !connection.master) this.clientKeyExchange(connection, message);
+      else if (message.type === HandshakeType.FINISHED && connection.readProtection) this.finished(connection, message);
+      else return this.fail(connection, 'unexpected_message', `an unexpected handshake message (type ${message.type})`);
+    }
+  }
+
+  private protectedHandshake(connection: Connection, plaintext: Buffer): void {
+    let fragments: HandshakeFragment[];
+    try {
+      fragments = parseHandshakeFragments(plaintext);
+    } catch {
+      return;
+    }
+    if (connection.state === 'handshake') return this.handshakeFragments(connection, fragments);
+    const first = fragments[0];
+    if (first?.type === HandshakeType.FINISHED) return this.sendFlight(connection); // our Finished was lost
+    if (first?.type === HandshakeType.CLIENT_HELLO) this.alert(connection, AlertLevel.WARNING, 'no_renegotiation');
+  }
+
+  private clientKeyExchange(connection: Connection, message: HandshakeMessage): void {
+    let identity: string;
+    try {
+      identity = parsePskIdentity(message.body).toString('utf8');
+    } catch (error) {
+      return this.fail(connection, 'decode_error', (error as Error).message);
+    }
+    const psk = this.options.psk(identity);
+    if (!psk || psk.length === 0) return this.fail(connection, 'unknown_psk_identity', `unknown PSK identity ${JSON.stringify(identity)}`, identity);
+    connection.identity = identity;
+    connection.hash.update(writeHandshake(message.type, message.messageSeq, message.body));
+    const premaster = pskPremasterSecret(psk);
+    connection.master = connection.extendedMasterSecret
+      ? extendedMasterSecret(premaster, connection.hash.digest())
+      : masterSecret(premaster, connection.clientRandom, connection.serverRandom);
+    const block = keyBlock(connection.master, connection.clientRandom, connection.serverRandom, keyBlockLength(connection.suite));
+    const { read, write } = protectionsFor(connection.suite, block, true);
+    connection.pendingRead = read;
+    connection.writeProtection = write;
+    connection.flight = []; // the client answered: our flight needs no more resending
+    clearTimeout(connection.timer);
+    this.activateRead(connection);
+  }
+
+  /** After both the keys and the client's ChangeCipherSpec: read epoch 1, and what came early. */
+  private activateRead(connection: Connection): void {
+    if (!connection.changeCipherSpecSeen || !connection.pendingRead || connection.readProtection) return;
+    connection.readProtection = connection.pendingRead;
+    for (const record of connection.early.splice(0)) this.record(record, connection.address, connection.port);
+  }
+
+  private finished(connection: Connection, message: HandshakeMessage): void {
+    const expected = finishedVerifyData(connection.master!, false, connection.hash.digest());
+    if (message.body.length !== expected.length || !timingSafeEqual(message.body, expected)) {
+      return this.fail(connection, 'decrypt_error', 'the client Finished does not verify: wrong key?', connection.identity);
+    }
+    connection.hash.update(writeHandshake(message.type, message.messageSeq, message.body));
+    const verify = finishedVerifyData(connection.master!, true, connection.hash.digest());
+    connection.flight = [{ type: ContentType.CHANGE_CIPHER_SPEC, epoch: 0, data: Buffer.from([1]) }, this.handshakeEntry(connection, HandshakeType.FINISHED, verify, 1)];
+    connection.state = 'established';
+    this.handshakes--;
+    // the last flight is sent again only when the client repeats its own (RFC 6347 §4.2.4)
+    this.sendFlight(connection);
+    this.emit('session', this.session(connection.address, connection.port));
+  }
+
+  private peerAlert(connection: Connection, fragment: Buffer): void {
+    if (fragment.length !== 2) return;
+    const [level, description] = [fragment[0]!, fragment[1]!];
+    if (description === AlertDescription.close_notify) {
+      if (connection.state === 'established') this.alert(connection, AlertLevel.WARNING, 'close_notify');
+      this.forget(connection, 'closed by the client');
+    } else if (level === AlertLevel.FATAL) {
+      if (connection.state === 'handshake') this.emit('handshakeFailed', { address: connection.address, port: connection.port, reason: `the client sent ${alertName(description)}` });
+      this.forget(connection, `the client sent ${alertName(description)}`);
+    }
+  }
+
+  // --- sending ---
+
+  private handshakeEntry(connection: Connection, type: HandshakeType, body: Buffer, epoch: number): FlightEntry {
+    const messageSeq = connection.nextMessageSeq++;
+    const whole = writeHandshake(type, messageSeq, body);
+    connection.hash.update(whole);
+    return { type: ContentType.HANDSHAKE, epoch, data: whole };
+  }
+
+  private startFlight(connection: Connection): void {
+    connection.timeout = this.timing.initialTimeout;
+    connection.sends = 0;
+    this.sendFlight(connection);
+  }
+
+  /** Sends the current flight (sealed with fresh sequence numbers), and arms its retransmission while handshaking. */
+  private sendFlight(connection: Connection): void {
+    const records: Buffer[] = [];
+    for (const entry of connection.flight) {
+      if (entry.type !== ContentType.HANDSHAKE) {
+        records.push(this.seal(connection, entry.type, entry.epoch, entry.data));
+        continue;
+      }
+      const type = entry.data[0]!;
+      const messageSeq = entry.data.readUInt16BE(4);
+      const body = entry.data.subarray(HANDSHAKE_HEADER);
+      const room = this.mtu - RECORD_HEADER - HANDSHAKE_HEADER - 64;
+      for (const fragment of fragmentHandshake(type, messageSeq, body, room)) records.push(this.seal(connection, ContentType.HANDSHAKE, entry.epoch, fragment));
+    }
+    this.transmit(connection, records);
+    if (connection.state !== 'handshake' || connection.flight.length === 0) return;
+    clearTimeout(connection.timer);
+    if (++connection.sends > this.timing.maxRetransmissions) {
+      this.emit('handshakeFailed', { address: connection.address, port: connection.port, reason: 'the client stopped answering' });
+      return this.forget(connection, 'handshake timed out');
+    }
+    connection.timer = setTimeout(() => {
+      connection.timeout = Math.min(connection.timeout * 2, this.timing.maxTimeout);
+      this.sendFlight(connection);
+    }, connection.timeout);
+    connection.timer.unref();
+  }
+
+  private seal(connection: Connection, type: number, epoch: number, data: Buffer): Buffer {
+    const sequence = connection.writeSequence[epoch]!;
+    connection.writeSequence[epoch] = sequence + 1;
+    const fragment = epoch === 0 ? data : connection.writeProtection!.seal(type, DTLS_1_2, epoch, sequence, data);
+    return writeRecord(type, DTLS_1_2, epoch, sequence, fragment);
+  }
+
+  /** Packs records into datagrams of at most the MTU. */
+  private transmit(connection: Connection, records: Buffer[]): void {
+    const socket = this.socket;
+    if (!socket) return;
+    let batch: Buffer[] = [];
+    let size = 0;
+    for (const record of records) {
+      if (size > 0 && size + record.length > this.mtu) {
+        socket.send(Buffer.concat(batch), connection.port, connection.address);
+        batch = [];
+        size = 0;
+      }
+      batch.push(record);
+      size += record.length;
+    }
+    if (batch.length > 0) socket.send(batch.length === 1 ? batch[0]! : Buffer.concat(batch), connection.port, connection.address);
+  }
+
+  private alert(connection: Connection, level: AlertLevel, name: AlertName): void {
+    const epoch = connection.state === 'established' ? 1 : 0;
+    this.transmit(connection, [this.seal(connection, ContentType.ALERT, epoch, Buffer.from([level, AlertDescription[name]]))]);
+  }
+
+  /** A fatal alert to a peer the server keeps no state for. */
+  private plainAlert(address: string, port: number, name: AlertName, sequence: number): void {
+    this.socket?.send(writeRecord(ContentType.ALERT, DTLS_1_2, 0, sequence, Buffer.from([AlertLevel.FATAL, AlertDescription[name]])), port, address);
+  }
+
+  /** Ends a handshake with a fatal alert. */
+  private fail(connection: Connection, name: AlertName, reason: string, identity?: string): void {
+    this.alert(connection, AlertLevel.FATAL, name);
+    this.emit('handshakeFailed', { address: connection.address, port: connection.port, reason, ...(identity !== undefined ? { identity } : {}) });
+    this.forget(connection, reason);
+  }
+
+  private forget(connection: Connection, reason: string): void {
+    if (this.connections.get(connection.key) !== connection) return;
+    clearTimeout(connection.timer);
+    this.connections.delete(connection.key);
+    if (connection.state === 'handshake') this.handshakes--;
+    else this.emit('sessionEnded', { address: connection.address, port: connection.port, identity: connection.identity, reason });
+  }
+
+  /** At the session cap, the least recently heard session goes. */
+  private makeRoom(): void {
+    if (this.connections.size - this.handshakes < (this.options.maxSessions ?? 10_000)) return;
+    let oldest: Connection | undefined;
+    for (const connection of this.connections.values()) {
+      if (connection.state === 'established' && (!oldest || connection.lastActivity < oldest.lastActivity)) oldest = connection;
+    }
+    if (oldest) this.forget(oldest, 'too many sessions');
+  }
+
+  private sweep(): void {
+    const now = Date.now();
+    for (const connection of [...this.connections.values()]) {
+      if (connection.state === 'established' && now - connection.lastActivity > this.sessionTimeout) this.forget(connection, 'idle too long');
+    }
+  }
+}
