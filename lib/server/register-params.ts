@@ -10,7 +10,7 @@ import type { LwM2MVersion, RegistrationRecord } from './types';
 export class RegistrationRequestError extends Error {
   override readonly name = 'RegistrationRequestError';
   constructor(
-    readonly coapCode: '4.00' | '4.12',
+    readonly coapCode: '4.00' | '4.03' | '4.12',
     message: string,
   ) {
     super(message);

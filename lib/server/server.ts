@@ -43,6 +43,7 @@ import { RegistrationRequestError, parseObjectList, parseRegisterQuery, parseUpd
 import { Registry } from './registry';
 import { MemoryStore, type RegistrationStore } from './store';
 import type { RegistrationRecord } from './types';
+import { DtlsServer, type DtlsServerOptions } from '../transport/dtls/server';
 
 export interface LwM2MServerOptions {
   /** UDP port (default 5683; 0 picks a free one) */
@@ -66,6 +67,25 @@ export interface LwM2MServerOptions {
   maxExchanges?: number;
   /** where rate-limited log lines about bad input go (default: nowhere) */
   logger?: Logger;
+  /** CoAP over DTLS with pre-shared keys, on a port of its own beside plain CoAP */
+  dtls?: DtlsOptions;
+  /** refuse registrations over plain CoAP (NoSec); default false */
+  requireSecurity?: boolean;
+}
+
+/** A device's PSK: its identity and key, and the one endpoint name it may register as. */
+export interface PskCredential {
+  identity: string;
+  key: Buffer;
+  endpoint: string;
+}
+
+export interface DtlsOptions extends Omit<DtlsServerOptions, 'psk'> {
+  /** UDP port for DTLS (default 5684; 0 picks a free one) */
+  port?: number;
+  /** address to bind (default: the plain CoAP address) */
+  address?: string;
+  credentials: readonly PskCredential[];
 }
 
 /** A registration as the server's users see it. */
@@ -156,6 +176,11 @@ export class LwM2MServer extends EventEmitter {
   private readonly parsedLists = new WeakMap<RegistrationRecord, { links: string; list: ObjectList }>();
   private readonly awakeUntil = new Map<string, { until: number; timer: NodeJS.Timeout }>();
   private sweepTimer: NodeJS.Timeout | undefined;
+  /** CoAP over DTLS, when configured */
+  private readonly dtls: DtlsServer | undefined;
+  private readonly secureEndpoint: CoapEndpoint | undefined;
+  private credentialsByIdentity = new Map<string, PskCredential>();
+  private credentialsByEndpoint = new Map<string, PskCredential>();
   private listening = false;
   private closed = false;
 
@@ -170,6 +195,34 @@ export class LwM2MServer extends EventEmitter {
     this.endpoint.on('malformed', ({ peer, reason }) => this.log.warn(`dropped a malformed datagram from ${peer.address}:${peer.port}: ${reason}`));
     this.endpoint.on('error', (error) => this.fail(error));
     this.queue = new RequestQueue();
+    if (options.dtls) {
+      this.setCredentials(options.dtls.credentials);
+      this.dtls = new DtlsServer({ ...options.dtls, psk: (identity) => this.credentialsByIdentity.get(identity)?.key });
+      this.dtls.on('error', (error: Error) => this.fail(error));
+      this.dtls.on('handshakeFailed', ({ address, port, reason }: { address: string; port: number; reason: string }) => this.log.warn(`DTLS handshake with ${address}:${port} failed: ${reason}`));
+      this.secureEndpoint = new CoapEndpoint({ socket: this.dtls, timing: options.timing, maxExchanges: options.maxExchanges ?? 10_000 });
+      this.secureEndpoint.setRequestHandler((request) => this.uplink(request));
+      this.secureEndpoint.on('malformed', ({ peer, reason }) => this.log.warn(`dropped a malformed datagram from ${peer.address}:${peer.port} (DTLS): ${reason}`));
+    }
+  }
+
+  /**
+   * Replaces the PSK credentials. A device may register only as the endpoint bound to its identity,
+   * and an endpoint bound to an identity may not register over plain CoAP.
+   */
+  setCredentials(credentials: readonly PskCredential[]): void {
+    const byIdentity = new Map<string, PskCredential>();
+    const byEndpoint = new Map<string, PskCredential>();
+    for (const credential of credentials) {
+      if (!credential.identity || !Buffer.isBuffer(credential.key) || credential.key.length === 0 || !credential.endpoint) {
+        throw new TypeError('a PSK credential needs an identity, a non-empty key (Buffer) and an endpoint');
+      }
+      if (byIdentity.has(credential.identity)) throw new TypeError(`the PSK identity ${credential.identity} is given twice`);
+      byIdentity.set(credential.identity, credential);
+      byEndpoint.set(credential.endpoint, credential);
+    }
+    this.credentialsByIdentity = byIdentity;
+    this.credentialsByEndpoint = byEndpoint;
   }
 
   /** Loads stored registrations and binds the socket. */
@@ -189,12 +242,26 @@ export class LwM2MServer extends EventEmitter {
       else this.store.remove(record.id);
     }
     const address = await this.endpoint.listen(this.options.port ?? 5683, this.options.address ?? '0.0.0.0');
+    if (this.dtls) {
+      try {
+        await this.dtls.listen(this.options.dtls!.port ?? 5684, this.options.dtls!.address ?? this.options.address ?? '0.0.0.0');
+      } catch (error) {
+        await this.endpoint.close();
+        throw error;
+      }
+    }
     this.sweepTimer = setInterval(() => this.sweep(), 1000);
     return address;
   }
 
+  /** The plain CoAP address. */
   address(): AddressInfo {
     return this.endpoint.address();
+  }
+
+  /** The DTLS address, when DTLS is configured. */
+  secureAddress(): AddressInfo | undefined {
+    return this.dtls?.address();
   }
 
   /** Stops: pending requests fail, observations end, the store is flushed, the socket closed. */
@@ -209,6 +276,8 @@ export class LwM2MServer extends EventEmitter {
     this.observationsById.clear();
     this.observationsByRegistration.clear();
     await this.endpoint.close();
+    if (this.secureEndpoint) await this.secureEndpoint.close();
+    if (this.dtls) await new Promise<void>((resolve) => this.dtls!.close(resolve));
     await this.store.close();
   }
 
@@ -289,7 +358,7 @@ export class LwM2MServer extends EventEmitter {
           return this.register(request);
         }
         if (request.method === 'POST') return this.update(request, second);
-        if (request.method === 'DELETE') return this.deregister(second);
+        if (request.method === 'DELETE') return this.deregister(request, second);
         return { code: '4.05' };
       }
       if (first === 'dp' && second === undefined) {
@@ -313,6 +382,7 @@ export class LwM2MServer extends EventEmitter {
     if (request.contentFormat !== undefined && request.contentFormat !== ContentFormat.LINK) {
       throw new RegistrationRequestError('4.00', `the object list must be CoRE link format (40), not ${formatName(request.contentFormat)}`);
     }
+    this.checkSecurity(request, params.endpoint);
     const objectLinks = request.payload.toString('utf8');
     const list = parseObjectList(request.payload);
     const now = Date.now();
@@ -331,6 +401,7 @@ export class LwM2MServer extends EventEmitter {
       updatedAt: now,
     };
     if (params.sms !== undefined) record.sms = params.sms;
+    if (request.peer.identity !== undefined) record.identity = request.peer.identity;
     const previous = this.registry.byEndpointName(record.endpoint);
     if (previous) this.end(previous, 'replaced');
     this.registry.add(record);
@@ -353,6 +424,7 @@ export class LwM2MServer extends EventEmitter {
   private update(request: IncomingRequest, id: string): OutgoingResponse {
     const record = this.registry.get(id);
     if (!record) return { code: '4.04', payload: Buffer.from(`no registration rd/${id}; register again`) };
+    if (!this.sameDevice(request, record)) return this.refuse(request, `an Update of ${record.endpoint}'s registration from another session`);
     const changes = parseUpdateQuery(request.query);
     let list;
     if (request.payload.length > 0) {
@@ -390,9 +462,10 @@ export class LwM2MServer extends EventEmitter {
     };
   }
 
-  private deregister(id: string): OutgoingResponse {
+  private deregister(request: IncomingRequest, id: string): OutgoingResponse {
     const record = this.registry.get(id);
     if (!record) return { code: '4.04' };
+    if (!this.sameDevice(request, record)) return this.refuse(request, `a De-register of ${record.endpoint} from another session`);
     return {
       code: '2.02',
       onSent: () => {
@@ -402,7 +475,11 @@ export class LwM2MServer extends EventEmitter {
   }
 
   private receiveSend(request: IncomingRequest): OutgoingResponse {
-    const record = this.registry.byAddress(request.peer);
+    // over DTLS the session's identity names the device; over plain CoAP only its address can
+    const identity = request.peer.identity;
+    const bound = identity === undefined ? undefined : this.credentialsByIdentity.get(identity)?.endpoint;
+    const record = identity === undefined ? this.registry.byAddress(request.peer) : bound === undefined ? undefined : this.registry.byEndpointName(bound);
+    if (record && !this.sameDevice(request, record)) return this.refuse(request, `a Send as ${record.endpoint} from another session`);
     if (!record) {
       this.log.warn(`refused a Send from ${request.peer.address}:${request.peer.port}, which is not registered`);
       return { code: '4.03', payload: Buffer.from('not registered') };
@@ -421,6 +498,39 @@ export class LwM2MServer extends EventEmitter {
     this.heard(record);
     const event: SendEvent = { endpoint: record.endpoint, registration: this.view(record), values: latestValues(records), records };
     return { code: '2.04', onSent: () => this.emit('send', event) };
+  }
+
+  /**
+   * The security policy of a Register: over DTLS only the endpoint bound to the session's identity;
+   * over plain CoAP nothing bound to an identity, and nothing at all when security is required.
+   */
+  private checkSecurity(request: IncomingRequest, endpoint: string): void {
+    const identity = request.peer.identity;
+    if (identity !== undefined) {
+      const bound = this.credentialsByIdentity.get(identity)?.endpoint;
+      if (bound !== endpoint) throw new RegistrationRequestError('4.03', `the PSK identity ${identity} may not register as ${endpoint}`);
+    } else if (this.options.requireSecurity) {
+      throw new RegistrationRequestError('4.03', 'this server accepts registrations over DTLS only');
+    } else if (this.credentialsByEndpoint.has(endpoint)) {
+      throw new RegistrationRequestError('4.03', `${endpoint} has a PSK: it must register over DTLS`);
+    }
+  }
+
+  /** Whether a request about a registration comes from that registration's transport and identity. */
+  private sameDevice(request: IncomingRequest, record: RegistrationRecord): boolean {
+    return request.peer.identity === record.identity;
+  }
+
+  private refuse(request: IncomingRequest, what: string): OutgoingResponse {
+    this.log.warn(`refused ${what} (${request.peer.address}:${request.peer.port})`);
+    return { code: '4.03', payload: Buffer.from('forbidden') };
+  }
+
+  /** Downlink goes over the transport the device registered over. */
+  private endpointFor(record: RegistrationRecord): CoapEndpoint {
+    if (record.identity === undefined) return this.endpoint;
+    if (!this.secureEndpoint) throw new LwM2MError('TIMEOUT', `${record.endpoint} registered over DTLS, which this server no longer offers`);
+    return this.secureEndpoint;
   }
 
   private newId(): string {
@@ -496,7 +606,7 @@ export class LwM2MServer extends EventEmitter {
     const send = async (): Promise<CoapResponse> => {
       if (this.closed) throw new LwM2MError('TIMEOUT', 'the server was closed');
       try {
-        return await this.endpoint.request({ address: record.address, port: record.port }, { ...params, timeout });
+        return await this.endpointFor(record).request({ address: record.address, port: record.port }, { ...params, timeout });
       } catch (error) {
         if (error instanceof CoapError) {
           const code = error.kind === 'TIMEOUT' ? 'TIMEOUT' : error.kind === 'TOO_LARGE' ? 'BAD_REQUEST' : 'INTERNAL';
@@ -701,7 +811,7 @@ export class LwM2MServer extends EventEmitter {
     const start = async (): Promise<CoapResponse> => {
       const timeout = options.timeout ?? this.options.requestTimeout ?? 10_000;
       try {
-        const { response, cancel } = await this.endpoint.observe(peer, { ...params, timeout }, onNotification);
+        const { response, cancel } = await this.endpointFor(record).observe(peer, { ...params, timeout }, onNotification);
         if (response.code !== '2.05') {
           cancel();
           throw errorFromResponse(operation, record.endpoint, response.code, response.payload);

@@ -405,6 +405,7 @@ const FIELDS: { [K in keyof RegistrationRecord]-?: FieldCheck<K> } = {
   rootPath: string,
   registeredAt: time,
   updatedAt: time,
+  identity: { ...string, optional: true },
 };
 const FIELD_NAMES = Object.keys(FIELDS) as Array<keyof RegistrationRecord>;
 

@@ -32,4 +32,6 @@ export interface RegistrationRecord {
   registeredAt: number;
   /** ms since the epoch of the last Register or Update */
   updatedAt: number;
+  /** the PSK identity of the DTLS session it registered over; absent for plain CoAP (NoSec) */
+  identity?: string;
 }

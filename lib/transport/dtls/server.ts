@@ -68,6 +68,8 @@ export interface DtlsServerOptions {
   maxSessions?: number;
   /** ms a session may stay silent before it is forgotten (default 24 h) */
   sessionTimeout?: number;
+  /** ms a handshake may take in all (default 120 s) */
+  handshakeTimeout?: number;
   timing?: Partial<DtlsTiming>;
   /** largest datagram sent (default 1200) */
   mtu?: number;
@@ -125,6 +127,7 @@ class Connection {
   pendingRead: RecordProtection | undefined;
   flight: FlightEntry[] = [];
   timer: NodeJS.Timeout | undefined;
+  deadline: NodeJS.Timeout | undefined;
   timeout = 0;
   sends = 0;
 
@@ -262,7 +265,11 @@ export class DtlsServer extends EventEmitter implements DatagramSocket {
     }
     if (!connection.replay.fresh(record.sequence)) return;
     const plaintext = connection.readProtection.open(record.type, record.version, record.epoch, record.sequence, record.fragment);
-    if (!plaintext) return; // RFC 6347 §4.1.2.7: records that do not authenticate are dropped silently
+    if (!plaintext) {
+      // in a handshake the client's first protected record is its Finished: failing means another key
+      if (connection.state === 'handshake') return this.fail(connection, 'bad_record_mac', 'the client Finished does not authenticate: wrong key?', connection.identity);
+      return; // RFC 6347 §4.1.2.7: records that do not authenticate are dropped silently
+    }
     connection.replay.mark(record.sequence);
     connection.lastActivity = Date.now();
     if (record.type === ContentType.APPLICATION_DATA) {
@@ -338,6 +345,11 @@ export class DtlsServer extends EventEmitter implements DatagramSocket {
     const connection = new Connection(address, port, hello, fragment, record.sequence, suite, extended);
     this.connections.set(connection.key, connection);
     this.handshakes++;
+    connection.deadline = setTimeout(() => {
+      this.emit('handshakeFailed', { address, port, reason: 'the handshake took too long' });
+      this.forget(connection, 'handshake timed out');
+    }, this.options.handshakeTimeout ?? 2 * this.timing.maxTimeout);
+    connection.deadline.unref();
     connection.hash.update(writeHandshake(fragment.type, fragment.messageSeq, fragment.body));
 
     const extensions = new Map<number, Buffer>();
@@ -423,6 +435,7 @@ export class DtlsServer extends EventEmitter implements DatagramSocket {
     connection.flight = [{ type: ContentType.CHANGE_CIPHER_SPEC, epoch: 0, data: Buffer.from([1]) }, this.handshakeEntry(connection, HandshakeType.FINISHED, verify, 1)];
     connection.state = 'established';
     this.handshakes--;
+    clearTimeout(connection.deadline);
     // the last flight is sent again only when the client repeats its own (RFC 6347 §4.2.4)
     this.sendFlight(connection);
     this.emit('session', this.session(connection.address, connection.port));
@@ -528,6 +541,7 @@ export class DtlsServer extends EventEmitter implements DatagramSocket {
   private forget(connection: Connection, reason: string): void {
     if (this.connections.get(connection.key) !== connection) return;
     clearTimeout(connection.timer);
+    clearTimeout(connection.deadline);
     this.connections.delete(connection.key);
     if (connection.state === 'handshake') this.handshakes--;
     else this.emit('sessionEnded', { address: connection.address, port: connection.port, identity: connection.identity, reason });
