@@ -8,6 +8,8 @@ export {
   type Observation,
   type NotifyEvent,
   type SendEvent,
+  type PskCredential,
+  type DtlsOptions,
 } from './server';
 export { LwM2MError, type LwM2MErrorCode } from './errors';
 export { MemoryStore, FileStore, StoreError, type RegistrationStore, type FileStoreOptions } from './store';

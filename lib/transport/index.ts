@@ -2,3 +2,6 @@ export { CoapEndpoint, type Peer, type IncomingRequest, type OutgoingResponse, t
 export { CoapError, type CoapErrorKind } from './errors';
 export { OptionNumber, type CoapOption } from './message';
 export { DEFAULT_TIMING, type CoapTiming } from './timing';
+export { DtlsServer, type DtlsServerOptions, type DtlsTiming, type SessionInfo } from './dtls/server';
+export type { CipherSuiteName } from './dtls/constants';
+export type { DatagramSocket, DatagramInfo } from './datagram';

@@ -69,6 +69,14 @@ function additionalData(type: number, version: number, epoch: number, sequence: 
   return out;
 }
 
+/**
+ * OpenSSL's CCM needs its update() called even for no data, and Node skips the call for some empty
+ * buffers (e.g. randomBytes(0)); a fresh empty Buffer always reaches it.
+ */
+function freshIfEmpty(data: Buffer): Buffer {
+  return data.length === 0 ? Buffer.alloc(0) : data;
+}
+
 class AeadProtection implements RecordProtection {
   readonly overhead: number;
 
@@ -90,7 +98,7 @@ class AeadProtection implements RecordProtection {
         ? createCipheriv(this.algorithm as CipherCCMTypes, this.key, nonce, { authTagLength: this.tagLength })
         : createCipheriv(this.algorithm as CipherGCMTypes, this.key, nonce, { authTagLength: this.tagLength });
     cipher.setAAD(aad, { plaintextLength: plaintext.length });
-    const body = Buffer.concat([cipher.update(plaintext), cipher.final()]);
+    const body = Buffer.concat([cipher.update(freshIfEmpty(plaintext)), cipher.final()]);
     return Buffer.concat([explicit, body, cipher.getAuthTag()]);
   }
 
@@ -107,7 +115,7 @@ class AeadProtection implements RecordProtection {
           : createDecipheriv(this.algorithm as CipherGCMTypes, this.key, nonce, { authTagLength: this.tagLength });
       decipher.setAuthTag(tag);
       decipher.setAAD(aad, { plaintextLength: body.length });
-      return Buffer.concat([decipher.update(body), decipher.final()]);
+      return Buffer.concat([decipher.update(freshIfEmpty(body)), decipher.final()]);
     } catch {
       return undefined;
     }

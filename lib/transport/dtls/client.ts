@@ -1,0 +1,598 @@
+/**
+ * A DTLS 1.2 client with pre-shared keys (RFC 6347, RFC 4279) that looks like a UDP socket: `send()`
+ * takes plaintext datagrams for the server and `'message'` delivers the server's, so a CoapEndpoint
+ * given `{ socket: new DtlsClient(...) }` speaks coaps:// to one LwM2M server.
+ *
+ * The handshake (one flight per line, RFC 6347 §4.2.4):
+ *   ClientHello
+ *     ← HelloVerifyRequest (optional: some servers answer the first ClientHello directly)
+ *   ClientHello with the cookie
+ *     ← ServerHello, [ServerKeyExchange with a PSK identity hint], ServerHelloDone
+ *   ClientKeyExchange (our identity), ChangeCipherSpec, Finished (epoch 1)
+ *     ← ChangeCipherSpec, Finished (epoch 1)
+ * Each of our flights is retransmitted with a doubling timeout until the server's next flight is complete.
+ */
+import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
+import { lookup } from 'node:dns/promises';
+import { EventEmitter } from 'node:events';
+import { isIP, isIPv6, type AddressInfo } from 'node:net';
+import type { DatagramSocket } from '../datagram';
+import { keyBlockLength, protectionsFor, type RecordProtection } from './cipher';
+import {
+  AlertDescription,
+  AlertLevel,
+  CIPHER_SUITES,
+  ContentType,
+  DTLS_1_2,
+  ExtensionType,
+  HANDSHAKE_HEADER,
+  HandshakeType,
+  RECORD_HEADER,
+  alertName,
+  cipherSuiteName,
+  type CipherSuiteName,
+} from './constants';
+import {
+  DecodeError,
+  HANDSHAKE_NAMES,
+  Reassembler,
+  fragmentHandshake,
+  parseHandshakeFragments,
+  parseHelloVerifyRequest,
+  parsePskIdentity,
+  parseServerHello,
+  writeClientHello,
+  writeHandshake,
+  writePskIdentity,
+  type HandshakeMessage,
+} from './handshake';
+import { HandshakeHash, extendedMasterSecret, finishedVerifyData, keyBlock, masterSecret, pskPremasterSecret } from './prf';
+import { parseRecords, writeRecord, type DtlsRecord } from './record';
+import { ReplayWindow } from './replay';
+
+export interface DtlsTiming {
+  /** ms before the first retransmission of a flight (default 1000, RFC 6347 §4.2.4.1) */
+  initialTimeout?: number;
+  /** the doubling stops here (default 60000) */
+  maxTimeout?: number;
+  /** retransmissions of one flight before the handshake fails (default 6) */
+  maxRetransmissions?: number;
+}
+
+export interface DtlsClientOptions {
+  host: string;
+  port: number;
+  identity: string | Buffer;
+  key: Buffer;
+  /** offered in this order (default: CCM_8, the one LwM2M mandates, then GCM, then CBC) */
+  cipherSuites?: CipherSuiteName[];
+  timing?: DtlsTiming;
+  localAddress?: string;
+  localPort?: number;
+  /** largest datagram we send during the handshake (default 1200) */
+  mtu?: number;
+}
+
+const DEFAULT_SUITES: CipherSuiteName[] = ['TLS_PSK_WITH_AES_128_CCM_8', 'TLS_PSK_WITH_AES_128_GCM_SHA256', 'TLS_PSK_WITH_AES_128_CBC_SHA256'];
+/** datagrams kept while the handshake runs; CoAP retransmits anyway, so the oldest are dropped */
+const MAX_QUEUE = 64;
+/** a server that keeps asking for new cookies is broken or hostile; do not loop with it */
+const MAX_HELLO_VERIFY = 4;
+const MAX_SEQUENCE = 2 ** 48 - 1;
+const EMPTY = Buffer.alloc(0);
+const CHANGE_CIPHER_SPEC = Buffer.from([1]);
+
+type FlightItem = { type: number; messageSeq: number; body: Buffer; epoch: 0 | 1 } | 'ChangeCipherSpec';
+
+/** One handshake attempt; dropping it drops everything it negotiated so far. */
+interface Handshake {
+  phase: 'hello' | 'keyExchange' | 'finished';
+  random: Buffer;
+  cookie: Buffer;
+  helloVerifies: number;
+  /** our next message_seq */
+  nextSeq: number;
+  /** our latest ClientHello with its header: the handshake hash starts with it (RFC 6347 §4.2.1) */
+  clientHello: Buffer;
+  reassembler: Reassembler;
+  hash?: HandshakeHash;
+  serverRandom?: Buffer;
+  suite?: CipherSuiteName;
+  /** the server echoed extended_master_secret (RFC 7627) */
+  extendedMasterSecret: boolean;
+  /** the server's epoch-1 protection, installed when its ChangeCipherSpec arrives */
+  read?: RecordProtection;
+  serverVerifyData?: Buffer;
+  flight: FlightItem[];
+  timer?: NodeJS.Timeout;
+  timeout: number;
+  retransmissions: number;
+  promise: Promise<void>;
+  resolve(): void;
+  reject(error: Error): void;
+}
+
+const PHASES: Record<Handshake['phase'], string> = {
+  hello: 'waiting for ServerHello',
+  keyExchange: 'waiting for ServerHelloDone',
+  finished: "waiting for the server's Finished",
+};
+
+/**
+ * Events: 'message' (plaintext, { address, port }) for application data; 'connected' ({ cipherSuite })
+ * after each handshake; 'handshakeFailed' (Error); 'disconnected' (Error, or undefined for the
+ * server's close_notify) when an established session ends; 'error' (socket errors, only when
+ * someone listens); 'close'.
+ */
+export class DtlsClient extends EventEmitter implements DatagramSocket {
+  private readonly host: string;
+  private readonly port: number;
+  private readonly identity: Buffer;
+  private readonly key: Buffer;
+  private readonly suites: CipherSuiteName[];
+  private readonly initialTimeout: number;
+  private readonly maxTimeout: number;
+  private readonly maxRetransmissions: number;
+  private readonly mtu: number;
+  private readonly socket: Socket;
+  private readonly listening: Promise<void>;
+  private remoteAddress: string | undefined;
+
+  private handshake: Handshake | undefined;
+  private established = false;
+  private suite: CipherSuiteName | undefined;
+  /** our epoch-1 protection, from our ChangeCipherSpec on */
+  private write: RecordProtection | undefined;
+  /** the server's epoch-1 protection, from its ChangeCipherSpec on */
+  private read: RecordProtection | undefined;
+  private replay = new ReplayWindow();
+  /** next record sequence number we write, per epoch */
+  private writeSequence = [0, 0];
+  private queue: Buffer[] = [];
+  private closing: Promise<void> | undefined;
+  /** events raised while a datagram is processed, emitted after it, so a listener's exception is not taken for garbage */
+  private deferred: Array<() => void> | undefined;
+
+  constructor(options: DtlsClientOptions) {
+    super();
+    if (options.key.length === 0) throw new TypeError('the PSK must not be empty');
+    this.suites = options.cipherSuites ?? DEFAULT_SUITES;
+    if (this.suites.length === 0 || this.suites.some((suite) => CIPHER_SUITES[suite] === undefined)) throw new TypeError(`unknown cipher suites: ${this.suites.join(', ')}`);
+    this.host = options.host;
+    this.port = options.port;
+    this.identity = typeof options.identity === 'string' ? Buffer.from(options.identity, 'utf8') : Buffer.from(options.identity);
+    this.key = Buffer.from(options.key);
+    this.initialTimeout = options.timing?.initialTimeout ?? 1000;
+    this.maxTimeout = options.timing?.maxTimeout ?? 60_000;
+    this.maxRetransmissions = options.timing?.maxRetransmissions ?? 6;
+    this.mtu = options.mtu ?? 1200;
+    if (isIP(this.host)) this.remoteAddress = this.host;
+
+    this.socket = createSocket(isIPv6(options.localAddress ?? this.host) ? 'udp6' : 'udp4');
+    this.socket.on('message', this.onDatagram);
+    this.socket.on('error', (error) => {
+      // a DatagramSocket's 'error' would crash the process without a listener; a send error only costs a retransmission
+      if (this.listenerCount('error') > 0) this.emit('error', error);
+    });
+    this.listening = new Promise<void>((resolve, reject) => {
+      this.socket.once('error', reject);
+      this.socket.bind(options.localPort ?? 0, options.localAddress, () => {
+        this.socket.off('error', reject);
+        resolve();
+      });
+    });
+    this.listening.catch(() => undefined); // the handshake reports it
+  }
+
+  get connected(): boolean {
+    return this.established;
+  }
+
+  get cipherSuite(): CipherSuiteName | undefined {
+    return this.established ? this.suite : undefined;
+  }
+
+  /** Resolves once a session is established (at once when it is already). */
+  connect(): Promise<void> {
+    if (this.closing) return Promise.reject(new Error('the DTLS client is closed'));
+    if (this.established) return Promise.resolve();
+    return (this.handshake ?? this.startHandshake()).promise;
+  }
+
+  /** Forgets the session (e.g. the server lost it) and runs a fresh handshake. */
+  rehandshake(): Promise<void> {
+    if (this.closing) return Promise.reject(new Error('the DTLS client is closed'));
+    if (this.handshake) return this.handshake.promise; // one from scratch is running already
+    // a server that still holds the session ignores a ClientHello from the same address and port
+    // (libcoap does): close_notify makes it let go; one that lost the session ignores the alert
+    if (this.established) this.sendRecord(ContentType.ALERT, 1, Buffer.from([AlertLevel.WARNING, AlertDescription.close_notify]));
+    return this.startHandshake().promise;
+  }
+
+  /**
+   * Sends application data to the server; `port` and `address` are ignored, as the session has one
+   * peer. Before the session is up the datagram waits (and a handshake starts).
+   */
+  send(data: Buffer, _port?: number, _address?: string): void {
+    if (this.closing) return;
+    if (this.established && this.writeSequence[1]! < MAX_SEQUENCE) {
+      this.sendRecord(ContentType.APPLICATION_DATA, 1, data);
+      return;
+    }
+    if (this.established) this.endSession(new Error('DTLS record sequence numbers exhausted')); // RFC 6347 §4.1: renegotiate before they wrap
+    if (this.queue.length >= MAX_QUEUE) this.queue.shift();
+    this.queue.push(Buffer.from(data)); // a copy: the caller may reuse its buffer
+    if (!this.handshake) this.startHandshake();
+  }
+
+  address(): AddressInfo {
+    return this.socket.address();
+  }
+
+  /** Sends close_notify when a session is up, closes the socket and clears every timer. */
+  close(callback?: () => void): void {
+    if (!this.closing) {
+      const handshake = this.handshake;
+      this.handshake = undefined;
+      if (handshake) {
+        clearTimeout(handshake.timer);
+        handshake.reject(new Error('the DTLS client was closed'));
+      }
+      this.queue = [];
+      const closeNotify = this.established ? this.record(ContentType.ALERT, 1, Buffer.from([AlertLevel.WARNING, AlertDescription.close_notify])) : undefined;
+      this.resetSession();
+      this.closing = new Promise<void>((resolve) => {
+        const closeSocket = () => this.socket.close(() => resolve());
+        // close only once close_notify has left: closing the socket first could cancel the send
+        if (closeNotify && this.remoteAddress) this.socket.send(closeNotify, this.port, this.remoteAddress, closeSocket);
+        else closeSocket();
+      }).then(() => {
+        this.emit('close');
+      });
+    }
+    if (callback) void this.closing.then(callback);
+  }
+
+  // --- handshake ---
+
+  private startHandshake(): Handshake {
+    this.resetSession();
+    let resolve!: () => void;
+    let reject!: (error: Error) => void;
+    const promise = new Promise<void>((res, rej) => {
+      resolve = res;
+      reject = rej;
+    });
+    promise.catch(() => undefined); // a send() starts handshakes nobody awaits; failures also go to 'handshakeFailed'
+    const handshake: Handshake = {
+      phase: 'hello',
+      random: randomBytes(32),
+      cookie: EMPTY,
+      helloVerifies: 0,
+      nextSeq: 0,
+      clientHello: EMPTY,
+      extendedMasterSecret: false,
+      reassembler: new Reassembler(0),
+      flight: [],
+      timeout: this.initialTimeout,
+      retransmissions: 0,
+      promise,
+      resolve,
+      reject,
+    };
+    this.handshake = handshake;
+    this.prepare().then(
+      () => {
+        if (this.handshake === handshake) this.sendClientHello(handshake);
+      },
+      (error: Error) => this.fail(handshake, new Error(`DTLS client cannot reach ${this.host}:${this.port}: ${error.message}`)),
+    );
+    return handshake;
+  }
+
+  /** The socket is bound and the server's name resolved, once. */
+  private async prepare(): Promise<void> {
+    await this.listening;
+    if (!this.remoteAddress) this.remoteAddress = (await lookup(this.host, { family: this.socket.address().family === 'IPv6' ? 6 : 4 })).address;
+  }
+
+  private sendClientHello(handshake: Handshake): void {
+    const body = writeClientHello({
+      version: DTLS_1_2,
+      random: handshake.random, // the same in both ClientHellos (RFC 6347 §4.2.1)
+      sessionId: EMPTY,
+      cookie: handshake.cookie,
+      cipherSuites: this.suites.map((suite) => CIPHER_SUITES[suite]),
+      extensions: [
+        [ExtensionType.EXTENDED_MASTER_SECRET, EMPTY],
+        [ExtensionType.RENEGOTIATION_INFO, Buffer.from([0])], // an empty renegotiated_connection: this is an initial handshake
+      ],
+    });
+    const messageSeq = handshake.nextSeq++;
+    handshake.clientHello = writeHandshake(HandshakeType.CLIENT_HELLO, messageSeq, body);
+    this.startFlight(handshake, [{ type: HandshakeType.CLIENT_HELLO, messageSeq, body, epoch: 0 }]);
+  }
+
+  private onHandshakeMessage(handshake: Handshake, message: HandshakeMessage): void {
+    // the hash takes each message as if it had come unfragmented
+    const whole = writeHandshake(message.type, message.messageSeq, message.body);
+    switch (handshake.phase) {
+      case 'hello':
+        if (message.type === HandshakeType.HELLO_VERIFY_REQUEST) {
+          if (++handshake.helloVerifies > MAX_HELLO_VERIFY) return this.fail(handshake, this.handshakeError(handshake, 'the server keeps sending HelloVerifyRequest'));
+          handshake.cookie = parseHelloVerifyRequest(message.body);
+          return this.sendClientHello(handshake);
+        }
+        if (message.type === HandshakeType.SERVER_HELLO) return this.onServerHello(handshake, message.body, whole);
+        break;
+      case 'keyExchange':
+        if (message.type === HandshakeType.SERVER_KEY_EXCHANGE) {
+          parsePskIdentity(message.body); // the identity hint: we have one key for this server, whatever it hints
+          handshake.hash!.update(whole);
+          return;
+        }
+        if (message.type === HandshakeType.SERVER_HELLO_DONE) {
+          handshake.hash!.update(whole);
+          return this.sendKeyExchange(handshake);
+        }
+        break;
+      case 'finished':
+        if (message.type === HandshakeType.FINISHED) return this.onServerFinished(handshake, message.body);
+        break;
+    }
+    if (message.type === HandshakeType.HELLO_REQUEST) return; // we do not renegotiate
+    const name = HANDSHAKE_NAMES[message.type] ?? `handshake message ${message.type}`;
+    this.fail(handshake, this.handshakeError(handshake, `unexpected ${name}`), AlertDescription.unexpected_message);
+  }
+
+  private onServerHello(handshake: Handshake, body: Buffer, whole: Buffer): void {
+    const hello = parseServerHello(body);
+    if (hello.version !== DTLS_1_2) return this.fail(handshake, this.handshakeError(handshake, `the server chose version 0x${hello.version.toString(16)}, not DTLS 1.2`), AlertDescription.protocol_version);
+    const suite = cipherSuiteName(hello.cipherSuite);
+    if (!suite || !this.suites.includes(suite)) return this.fail(handshake, this.handshakeError(handshake, `the server chose cipher suite 0x${hello.cipherSuite.toString(16)}, which we did not offer`), AlertDescription.illegal_parameter);
+    const renegotiation = hello.extensions.get(ExtensionType.RENEGOTIATION_INFO);
+    if (renegotiation && !(renegotiation.length === 1 && renegotiation[0] === 0)) return this.fail(handshake, this.handshakeError(handshake, 'bad renegotiation_info'), AlertDescription.handshake_failure);
+    handshake.suite = suite;
+    handshake.serverRandom = hello.random;
+    handshake.hash = new HandshakeHash();
+    handshake.hash.update(handshake.clientHello);
+    handshake.hash.update(whole);
+    handshake.extendedMasterSecret = hello.extensions.has(ExtensionType.EXTENDED_MASTER_SECRET);
+    handshake.phase = 'keyExchange';
+    // the ClientHello keeps being retransmitted until the whole flight is in: the server then repeats it all
+  }
+
+  private sendKeyExchange(handshake: Handshake): void {
+    const suite = handshake.suite!;
+    const hash = handshake.hash!;
+    const premaster = pskPremasterSecret(this.key);
+    const keyExchange = { type: HandshakeType.CLIENT_KEY_EXCHANGE, messageSeq: handshake.nextSeq++, body: writePskIdentity(this.identity), epoch: 0 as const };
+    hash.update(writeHandshake(keyExchange.type, keyExchange.messageSeq, keyExchange.body));
+    const master = handshake.extendedMasterSecret
+      ? extendedMasterSecret(premaster, hash.digest()) // the session hash: every message through ClientKeyExchange
+      : masterSecret(premaster, handshake.random, handshake.serverRandom!);
+    const keys = protectionsFor(suite, keyBlock(master, handshake.random, handshake.serverRandom!, keyBlockLength(suite)), false);
+    const finished = { type: HandshakeType.FINISHED, messageSeq: handshake.nextSeq++, body: finishedVerifyData(master, false, hash.digest()), epoch: 1 as const };
+    hash.update(writeHandshake(finished.type, finished.messageSeq, finished.body));
+    handshake.serverVerifyData = finishedVerifyData(master, true, hash.digest());
+    handshake.read = keys.read;
+    this.write = keys.write;
+    handshake.phase = 'finished';
+    this.startFlight(handshake, [keyExchange, 'ChangeCipherSpec', finished]);
+  }
+
+  private onServerFinished(handshake: Handshake, verifyData: Buffer): void {
+    const expected = handshake.serverVerifyData!;
+    if (verifyData.length !== expected.length || !timingSafeEqual(verifyData, expected)) {
+      return this.fail(handshake, this.handshakeError(handshake, "the server's Finished does not verify"), AlertDescription.decrypt_error);
+    }
+    clearTimeout(handshake.timer);
+    this.handshake = undefined;
+    this.established = true;
+    this.suite = handshake.suite;
+    const queued = this.queue;
+    this.queue = [];
+    for (const data of queued) this.sendRecord(ContentType.APPLICATION_DATA, 1, data);
+    this.raise(() => this.emit('connected', { cipherSuite: handshake.suite }));
+    handshake.resolve();
+  }
+
+  private handshakeError(handshake: Handshake, reason: string): Error {
+    return new Error(`DTLS handshake with ${this.host}:${this.port} failed ${PHASES[handshake.phase]}: ${reason}`);
+  }
+
+  /** Ends a handshake attempt: queued datagrams go with it, a later send() starts afresh. */
+  private fail(handshake: Handshake, error: Error, alert?: number): void {
+    if (this.handshake !== handshake) return;
+    clearTimeout(handshake.timer);
+    this.handshake = undefined;
+    if (alert !== undefined && this.remoteAddress) this.sendRecord(ContentType.ALERT, this.write ? 1 : 0, Buffer.from([AlertLevel.FATAL, alert]));
+    this.resetSession();
+    this.queue = [];
+    this.raise(() => this.emit('handshakeFailed', error));
+    handshake.reject(error);
+  }
+
+  // --- flights ---
+
+  private startFlight(handshake: Handshake, flight: FlightItem[]): void {
+    handshake.flight = flight;
+    handshake.timeout = this.initialTimeout;
+    handshake.retransmissions = 0;
+    this.transmitFlight(handshake);
+  }
+
+  private transmitFlight(handshake: Handshake): void {
+    clearTimeout(handshake.timer);
+    // every transmission gets fresh record sequence numbers, as RFC 6347 §4.2.4 requires
+    const records = handshake.flight.flatMap((item) =>
+      item === 'ChangeCipherSpec'
+        ? [this.record(ContentType.CHANGE_CIPHER_SPEC, 0, CHANGE_CIPHER_SPEC)]
+        : fragmentHandshake(item.type, item.messageSeq, item.body, this.maxHandshakeBody(item.epoch)).map((fragment) => this.record(ContentType.HANDSHAKE, item.epoch, fragment)),
+    );
+    let datagram: Buffer[] = [];
+    let size = 0;
+    for (const record of records) {
+      if (size > 0 && size + record.length > this.mtu) {
+        this.transmit(Buffer.concat(datagram));
+        datagram = [];
+        size = 0;
+      }
+      datagram.push(record);
+      size += record.length;
+    }
+    if (size > 0) this.transmit(Buffer.concat(datagram));
+    handshake.timer = setTimeout(() => this.onFlightTimeout(handshake), handshake.timeout);
+  }
+
+  private onFlightTimeout(handshake: Handshake): void {
+    if (this.handshake !== handshake) return;
+    if (handshake.retransmissions >= this.maxRetransmissions) {
+      const sent = handshake.retransmissions + 1;
+      return this.fail(handshake, this.handshakeError(handshake, `timed out, no answer to ${sent} transmission${sent === 1 ? '' : 's'} of our last flight`));
+    }
+    handshake.retransmissions++;
+    handshake.timeout = Math.min(handshake.timeout * 2, this.maxTimeout);
+    this.transmitFlight(handshake);
+  }
+
+  private maxHandshakeBody(epoch: 0 | 1): number {
+    const overhead = epoch === 1 ? this.write!.overhead : 0;
+    return Math.max(16, this.mtu - RECORD_HEADER - HANDSHAKE_HEADER - overhead);
+  }
+
+  // --- records ---
+
+  private record(type: number, epoch: 0 | 1, plaintext: Buffer): Buffer {
+    const sequence = this.writeSequence[epoch]!++;
+    const fragment = epoch === 0 ? plaintext : this.write!.seal(type, DTLS_1_2, epoch, sequence, plaintext);
+    return writeRecord(type, DTLS_1_2, epoch, sequence, fragment);
+  }
+
+  private sendRecord(type: number, epoch: 0 | 1, plaintext: Buffer): void {
+    this.transmit(this.record(type, epoch, plaintext));
+  }
+
+  private transmit(datagram: Buffer): void {
+    if (this.closing || !this.remoteAddress) return;
+    this.socket.send(datagram, this.port, this.remoteAddress);
+  }
+
+  private readonly onDatagram = (datagram: Buffer, from: RemoteInfo): void => {
+    if (from.port !== this.port || from.address !== this.remoteAddress || this.closing) return;
+    const events: Array<() => void> = [];
+    this.deferred = events;
+    try {
+      for (const record of parseRecords(datagram)) this.onRecord(record);
+    } catch {
+      // whatever slipped past the checks is the server's garbage: it must not take the socket down
+    } finally {
+      this.deferred = undefined;
+    }
+    for (const event of events) event();
+  };
+
+  private raise(event: () => void): void {
+    if (this.deferred) this.deferred.push(event);
+    else event();
+  }
+
+  private onRecord(record: DtlsRecord): void {
+    let plaintext = record.fragment;
+    const authenticated = record.epoch === 1 && this.read !== undefined;
+    if (authenticated) {
+      if (!this.replay.fresh(record.sequence)) return;
+      const opened = this.read!.open(record.type, record.version, record.epoch, record.sequence, record.fragment);
+      if (!opened) return; // forged, corrupted or from an older session: dropped silently (RFC 6347 §4.1.2.7)
+      this.replay.mark(record.sequence);
+      plaintext = opened;
+    } else if (record.epoch !== 0) return;
+
+    switch (record.type) {
+      case ContentType.APPLICATION_DATA:
+        if (authenticated && this.established) this.raise(() => this.emit('message', plaintext, { address: this.host, port: this.port }));
+        return;
+      case ContentType.HANDSHAKE:
+        return this.onHandshakeRecord(plaintext, record.epoch);
+      case ContentType.CHANGE_CIPHER_SPEC: {
+        const handshake = this.handshake;
+        if (handshake?.phase === 'finished' && !this.read && record.epoch === 0 && plaintext.equals(CHANGE_CIPHER_SPEC)) {
+          this.read = handshake.read;
+          this.replay = new ReplayWindow();
+        }
+        return;
+      }
+      case ContentType.ALERT:
+        return this.onAlert(plaintext, authenticated);
+    }
+  }
+
+  private onHandshakeRecord(plaintext: Buffer, epoch: number): void {
+    const handshake = this.handshake;
+    let fragments;
+    try {
+      fragments = parseHandshakeFragments(plaintext);
+    } catch {
+      return; // DecodeError: a broken record, not a broken handshake
+    }
+    if (!handshake) {
+      // a HelloVerifyRequest now means the server has forgotten us (e.g. it restarted)
+      if (this.established && epoch === 0 && fragments.some((fragment) => fragment.type === HandshakeType.HELLO_VERIFY_REQUEST)) {
+        this.endSession(new Error(`DTLS session with ${this.host}:${this.port} ended: the server sent a HelloVerifyRequest, it has lost the session`));
+      }
+      return;
+    }
+    // the server's Finished must come under the new keys, everything before it in the clear
+    if (epoch !== (handshake.phase === 'finished' ? 1 : 0)) return;
+    for (const fragment of fragments) {
+      let messages: HandshakeMessage[];
+      try {
+        messages = handshake.reassembler.add(fragment);
+      } catch {
+        continue; // a fragment that contradicts an earlier one: drop it
+      }
+      for (const message of messages) {
+        if (this.handshake !== handshake) return;
+        try {
+          this.onHandshakeMessage(handshake, message);
+        } catch (error) {
+          if (!(error instanceof DecodeError)) throw error;
+          this.fail(handshake, this.handshakeError(handshake, `malformed ${HANDSHAKE_NAMES[message.type] ?? 'message'}: ${error.message}`), AlertDescription.decode_error);
+        }
+      }
+    }
+  }
+
+  private onAlert(plaintext: Buffer, authenticated: boolean): void {
+    if (plaintext.length < 2) return;
+    const [level, description] = [plaintext[0]!, plaintext[1]!];
+    const closing = description === AlertDescription.close_notify;
+    if (level !== AlertLevel.FATAL && !closing) return; // warnings (e.g. no_renegotiation) change nothing
+    const what = closing ? 'closed the session (close_notify)' : `sent a fatal ${alertName(description)} alert (${description})`;
+    if (this.handshake) return this.fail(this.handshake, this.handshakeError(this.handshake, `the server ${what}`));
+    if (!this.established) return;
+    // an alert in the clear is unauthenticated, but a server that lost our keys can send nothing else:
+    // the cost of believing a forged one is a new handshake on the next send
+    if (closing && authenticated) this.sendRecord(ContentType.ALERT, 1, Buffer.from([AlertLevel.WARNING, AlertDescription.close_notify]));
+    this.endSession(closing ? undefined : new Error(`DTLS session with ${this.host}:${this.port} ended: the server ${what}`));
+  }
+
+  // --- session ---
+
+  /** The session is gone; the next send() starts a new handshake. */
+  private endSession(error: Error | undefined): void {
+    this.resetSession();
+    this.raise(() => this.emit('disconnected', error));
+  }
+
+  private resetSession(): void {
+    this.established = false;
+    this.suite = undefined;
+    this.write = undefined;
+    this.read = undefined;
+    this.replay = new ReplayWindow();
+    // a new handshake is a new association: epoch 0 from sequence number 0 (RFC 6347 §4.2.8)
+    this.writeSequence = [0, 0];
+  }
+}
