@@ -6,6 +6,7 @@
 import * as path from 'node:path';
 import { FileStore, LwM2MServer, ObjectModel, defaultModel } from '../lib';
 import type { Node, NodeDef, NodeStatus, Red } from './red';
+import { pskTable } from './psk';
 
 export interface ServerUser extends Node {
   /** the user shows the server's state unless it has a status of its own to show */
@@ -16,6 +17,8 @@ export interface ServerConfigNode extends Node {
   server: LwM2MServer;
   /** resolves once the server listens (or rejects with why it could not) */
   ready: Promise<void>;
+  /** why the server is not running, once it failed to start */
+  failure?: Error;
   register(user: ServerUser): void;
   deregister(user: ServerUser, done: () => void): void;
 }
@@ -64,6 +67,14 @@ module.exports = (RED: Red) => {
     const port = config.port === '' || config.port === undefined ? 5683 : Number(config.port);
     const timeout = Number(config.requestTimeout) > 0 ? Number(config.requestTimeout) * 1000 : 10_000;
     const awakeTime = Number(config.awakeTime) > 0 ? Number(config.awakeTime) * 1000 : undefined;
+    const credentials = (node as unknown as { credentials?: { psk?: string } }).credentials ?? {};
+    let dtls: { port: number; credentials: ReturnType<typeof pskTable> } | undefined;
+    let badSettings: string | undefined;
+    try {
+      if (config.dtls) dtls = { port: config.dtlsPort === '' || config.dtlsPort === undefined ? 5684 : Number(config.dtlsPort), credentials: pskTable(credentials.psk) };
+    } catch (error) {
+      badSettings = (error as Error).message;
+    }
     const model = config.modelFolder ? ObjectModel.bundled() : defaultModel();
     const store = config.store === 'file' ? new FileStore(path.join(RED.settings.userDir ?? '.', 'lwm2m', `registrations-${node.id}.json`), { onError: (error) => node.warn(error.message) }) : undefined;
     node.server = new LwM2MServer({
@@ -75,19 +86,25 @@ module.exports = (RED: Red) => {
       model,
       store,
       logger: (_level, message) => node.warn(message),
+      dtls,
+      requireSecurity: Boolean(config.dtls && config.requireSecurity),
     });
     node.server.on('error', (error: Error) => node.error(error.message));
 
     node.ready = (async () => {
+      if (badSettings) throw Object.assign(new Error(badSettings), { code: 'bad PSK table' });
       if (config.modelFolder) {
         const { errors } = await model.addFolder(String(config.modelFolder));
         for (const error of errors) node.warn(error.message);
       }
       const { port: bound } = await node.server.listen();
-      show({ fill: 'green', shape: 'dot', text: `listening on ${bound}` });
+      const secure = node.server.secureAddress();
+      show({ fill: 'green', shape: 'dot', text: secure ? `listening on ${bound}, DTLS ${secure.port}` : `listening on ${bound}` });
     })();
     node.ready.catch((error: Error) => {
-      node.error(`LwM2M server cannot listen on port ${port}: ${error.message}`);
+      node.failure = error;
+      if (badSettings) node.error(badSettings);
+      else node.error(`LwM2M server cannot listen on port ${(error as { port?: number }).port ?? port}: ${error.message}`);
       show({ fill: 'red', shape: 'ring', text: (error as NodeJS.ErrnoException).code ?? 'error' });
     });
 
@@ -108,5 +125,5 @@ module.exports = (RED: Red) => {
         .then(() => done());
     });
   }
-  RED.nodes.registerType('lwm2m-server', LwM2MServerNode as never);
+  RED.nodes.registerType('lwm2m-server', LwM2MServerNode as never, { credentials: { psk: { type: 'text' } } });
 };

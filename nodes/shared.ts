@@ -25,6 +25,8 @@ export function registrationPayload(registration: Registration): Record<string, 
     updatedAt: new Date(registration.updatedAt).toISOString(),
     expiresAt: new Date(registration.expiresAt).toISOString(),
     awake: registration.awake,
+    security: registration.identity === undefined ? 'none' : 'psk',
+    ...(registration.identity !== undefined ? { identity: registration.identity } : {}),
     ...(registration.sms !== undefined ? { sms: registration.sms } : {}),
   };
 }
@@ -78,6 +80,7 @@ export function actionNode(
   serverNode.register(node);
   node.on('input', async (msg, send, done) => {
     try {
+      if (serverNode.failure) throw new Error(`the LwM2M server is not running: ${serverNode.failure.message}`);
       await act(msg, serverNode, settings);
       node.status({});
       send(msg);

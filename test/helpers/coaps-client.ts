@@ -18,7 +18,8 @@ export interface CoapsRequest {
 
 /** Runs one request; resolves with stdout and stderr together. */
 export function coapsRequest(client: (typeof COAPS_CLIENTS)[number], uri: string, request: CoapsRequest): Promise<string> {
-  const args = ['-v', '6', '-B', String(request.wait ?? 5), '-u', request.identity, '-k', request.key, '-m', request.method ?? 'get'];
+  const args = ['-v', '6', '-B', String(request.wait ?? 5), '-m', request.method ?? 'get'];
+  if (request.identity) args.push('-u', request.identity, '-k', request.key);
   if (request.payload !== undefined) args.push('-e', request.payload);
   args.push(uri);
   return new Promise((resolve) => {

@@ -38,11 +38,19 @@ export function messageWhere(id: string, test: (msg: Message) => boolean): Promi
   return new Promise((resolve) => node(id).on('input', (msg) => test(msg) && resolve(msg)));
 }
 
-/** The next status a node shows, as the Status node reports it (`caught` and `statuses` are in the base flow). */
+type Status = { text?: string; fill?: string; shape?: string; source: { id: string } };
+
+/**
+ * A status the node shows that passes `test`: one it has shown since the flow started (the base
+ * flow's Status node logs every status, so nothing shown during the deploy is missed), else the next.
+ */
 export function statusOf(id: string, test: (status: { text?: string; fill?: string; shape?: string }) => boolean): Promise<{ text?: string; fill?: string; shape?: string }> {
+  const log = (helper.getNode('statusLog') as { context(): { global: { get(key: string): Status[] | undefined } } }).context().global.get('statuses') ?? [];
+  const seen = log.find((status) => status.source.id === id && test(status));
+  if (seen) return Promise.resolve(seen);
   return new Promise((resolve) =>
     node('statuses').on('input', (msg) => {
-      const status = msg.status as { text?: string; fill?: string; shape?: string; source: { id: string } };
+      const status = msg.status as Status;
       if (status.source.id === id && test(status)) resolve(status);
     }),
   );
@@ -62,7 +70,8 @@ export function paletteFlow(port: number, extra: object[] = [], server: object =
       { id: 'reg', type: 'lwm2m-register-in', server: 'srv', endpoint: 'sim-*', awake: false, sleep: false, wires: [['out']] },
       { id: 'read', type: 'lwm2m-read', server: 'srv', path: '/3303/0/5700', wires: [['readOut']] },
       { id: 'c1', type: 'catch', scope: null, uncaught: false, wires: [['caught']] },
-      { id: 's1', type: 'status', scope: null, wires: [['statuses']] },
+      { id: 's1', type: 'status', scope: null, wires: [['statuses', 'statusLog']] },
+      { id: 'statusLog', type: 'function', func: "const log = global.get('statuses') || []; log.push(msg.status); global.set('statuses', log); return null;", outputs: 0, wires: [] },
       { id: 'out', type: 'helper' },
       { id: 'readOut', type: 'helper' },
       { id: 'caught', type: 'helper' },

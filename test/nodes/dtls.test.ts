@@ -1,0 +1,55 @@
+/**
+ * The palette with DTLS: a server node whose devices and keys are in its credentials accepts a
+ * PSK registration (libcoap's OpenSSL client), refuses plain CoAP when told to, and says clearly
+ * when its PSK table is wrong.
+ */
+import assert from 'node:assert/strict';
+import { helper, nodeRedVersion } from '../helpers/node-red';
+import { freeUdpPort } from '../helpers/ports';
+import { coapsRequest, responseCode } from '../helpers/coaps-client';
+import { NODES, messageWhere, nextMessage, node, paletteFlow, statusOf, type Message } from '../helpers/palette';
+
+const TABLE = JSON.stringify([{ endpoint: 'sim-secure', identity: 'secure-id', key: Buffer.from('secure-key').toString('hex') }]);
+
+describe(`Node-RED nodes over DTLS (Node-RED ${nodeRedVersion})`, function () {
+  this.timeout(30_000);
+
+  before((done) => void helper.startServer(done));
+  after((done) => void helper.stopServer(done));
+  afterEach(() => helper.unload());
+
+  it('a server node with PSK credentials registers a device over DTLS; register-in shows its identity', async () => {
+    const [port, dtlsPort] = [await freeUdpPort(), await freeUdpPort()];
+    await helper.load(NODES, paletteFlow(port, [], { dtls: true, dtlsPort, requireSecurity: true }), { srv: { psk: TABLE } });
+    const serverNode = helper.getNode('srv') as { ready: Promise<void> };
+    await serverNode.ready;
+    const registered = messageWhere('out', (msg: Message) => msg.event === 'register');
+    const output = await coapsRequest('coap-client-openssl', `coaps://127.0.0.1:${dtlsPort}/rd?ep=sim-secure&lt=60&lwm2m=1.1`, {
+      identity: 'secure-id',
+      key: 'secure-key',
+      method: 'post',
+      payload: '</3/0>',
+    });
+    assert.equal(responseCode(output), '2.01', output);
+    const payload = (await registered).payload as Record<string, unknown>;
+    assert.equal(payload.security, 'psk');
+    assert.equal(payload.identity, 'secure-id');
+    const plain = await coapsRequest('coap-client-openssl', `coap://127.0.0.1:${port}/rd?ep=sim-plain&lt=60`, { identity: '', key: '', method: 'post', payload: '</3/0>' });
+    assert.equal(responseCode(plain), '4.03', 'plain CoAP is refused');
+  });
+
+  it('a PSK table with a key that is not hex stops the server, and the nodes that use it say why', async () => {
+    const port = await freeUdpPort();
+    const bad = JSON.stringify([{ endpoint: 'sim-1', key: 'not hex' }]);
+    await helper.load(NODES, paletteFlow(port, [], { dtls: true, dtlsPort: await freeUdpPort() }), { srv: { psk: bad } });
+    await (helper.getNode('srv') as { ready: Promise<void> }).ready.then(
+      () => assert.fail('the server started'),
+      (error: Error) => assert.match(error.message, /the PSK key of sim-1 must be hex/),
+    );
+    // a node that uses the server says why it cannot act
+    const caught = nextMessage('caught');
+    node('read').receive({ endpoint: 'sim-1' });
+    assert.match((((await caught).error as { message: string }).message), /the LwM2M server is not running: the PSK key of sim-1 must be hex/);
+    assert.equal((await statusOf('read', (status) => status.fill === 'red')).text, 'bad request');
+  });
+});
