@@ -25,6 +25,9 @@ import {
 import { ObjectModel, defaultModel } from '../model';
 import { LwM2MPath } from '../path';
 import { CoapEndpoint, type Peer } from '../transport/endpoint';
+import { DtlsClient } from '../transport/dtls/client';
+import { CoapError } from '../transport/errors';
+import type { CipherSuiteName, DtlsTiming } from '../transport/dtls/constants';
 import { maxTransmitWait, type CoapTiming } from '../transport/timing';
 import { AttributeStore } from './attributes';
 import { ClientError } from './errors';
@@ -38,8 +41,12 @@ import { ObjectTree, executable, type InstanceSpec, type Resource } from './tree
 export interface LwM2MClientOptions {
   /** the endpoint client name the device registers with */
   endpoint: string;
-  /** `coap://host:port` of the LwM2M server (default port 5683) */
+  /** `coap://host:port` of the LwM2M server (default port 5683), or `coaps://host:port` (5684) with `psk` */
   server: string;
+  /** PSK identity and key for `coaps://` (DTLS 1.2) */
+  psk?: { identity: string | Buffer; key: Buffer };
+  /** DTLS details: cipher suites in order of preference, flight retransmission timing */
+  dtls?: { cipherSuites?: CipherSuiteName[]; timing?: Partial<DtlsTiming> };
   /** registration lifetime in seconds (default 300) */
   lifetime?: number;
   version?: LwM2MVersion;
@@ -99,13 +106,19 @@ export class LwM2MClient extends EventEmitter {
   private sleepTimer: NodeJS.Timeout | undefined;
   private waking: Promise<void> | undefined;
   private restartTimer: NodeJS.Timeout | undefined;
+  /** the DTLS session to a coaps:// server */
+  private dtls: DtlsClient | undefined;
 
   constructor(options: LwM2MClientOptions) {
     super();
     if (typeof options?.endpoint !== 'string' || options.endpoint === '' || /[&?=\s]/.test(options.endpoint)) {
       throw new TypeError(`endpoint must be a non-empty name without "&", "?", "=" or spaces, not ${JSON.stringify(options?.endpoint)}`);
     }
-    parseServerUri(options.server);
+    const { secure } = parseServerUri(options.server);
+    if (secure && (!options.psk || !Buffer.isBuffer(options.psk.key) || options.psk.key.length === 0 || !options.psk.identity)) {
+      throw new TypeError('a coaps:// server needs psk: { identity, key } with a non-empty key');
+    }
+    if (!secure && options.psk) throw new TypeError('psk is for a coaps:// server; the server URI is coap://');
     this.options = { ...options };
     this.endpointName = options.endpoint;
     this.version = options.version ?? '1.1';
@@ -186,10 +199,25 @@ export class LwM2MClient extends EventEmitter {
     if (this.finished) throw new Error(`client ${this.endpointName} was stopped and cannot start again; create a new LwM2MClient`);
     this.running = true;
     try {
-      const { host, port } = parseServerUri(this.options.server);
+      const { host, port, secure } = parseServerUri(this.options.server);
       const address = isIP(host) ? host : (await lookup(host)).address;
       this.server = { address, port };
-      await this.endpoint.listen(this.options.localPort ?? 0, this.options.localAddress ?? (isIP(address) === 6 ? '::' : '0.0.0.0'));
+      if (secure) {
+        const psk = this.options.psk!;
+        this.dtls = new DtlsClient({
+          host: address,
+          port,
+          identity: psk.identity,
+          key: psk.key,
+          cipherSuites: this.options.dtls?.cipherSuites,
+          timing: this.options.dtls?.timing,
+          localAddress: this.options.localAddress,
+          localPort: this.options.localPort,
+        });
+        this.endpoint.use(this.dtls, true);
+      } else {
+        await this.endpoint.listen(this.options.localPort ?? 0, this.options.localAddress ?? (isIP(address) === 6 ? '::' : '0.0.0.0'));
+      }
     } catch (error) {
       this.running = false;
       await this.endpoint.close();
@@ -212,6 +240,10 @@ export class LwM2MClient extends EventEmitter {
       });
     }
     this.registration.on('error', (error) => this.fail(error));
+    // a Register or Update that went unanswered may mean the server lost our DTLS session: start a new one
+    this.registration.on('retry', ({ error }: { error: Error }) => {
+      if (error instanceof CoapError && error.kind === 'TIMEOUT') void this.dtls?.rehandshake().catch(() => undefined);
+    });
     this.startGenerators();
     await this.registration.start();
   }
@@ -355,7 +387,7 @@ export class LwM2MClient extends EventEmitter {
   private buildObjects(): void {
     const { objects = {}, shortServerId = 1 } = this.options;
     const tree = this.tree;
-    if (!objects[0]) tree.addInstance(0, 0, securityInstance(this.options.server, shortServerId));
+    if (!objects[0]) tree.addInstance(0, 0, securityInstance(this.options.server, shortServerId, this.options.psk));
     if (!objects[1]) {
       tree.addInstance(
         1,
@@ -544,15 +576,16 @@ export class LwM2MClient extends EventEmitter {
   }
 }
 
-function parseServerUri(uri: string): { host: string; port: number } {
+function parseServerUri(uri: string): { host: string; port: number; secure: boolean } {
   let url: URL;
   try {
     url = new URL(uri);
   } catch {
     throw new TypeError(`server must be a URI such as coap://127.0.0.1:5683, not ${JSON.stringify(uri)}`);
   }
-  if (url.protocol !== 'coap:') throw new TypeError(`server URI scheme ${url.protocol} is not supported; use coap:// (coaps:// comes with DTLS)`);
+  if (url.protocol !== 'coap:' && url.protocol !== 'coaps:') throw new TypeError(`server URI scheme ${url.protocol} is not supported; use coap:// or coaps://`);
+  const secure = url.protocol === 'coaps:';
   const host = url.hostname.replace(/^\[|\]$/g, '');
   if (!host) throw new TypeError(`server URI ${uri} has no host`);
-  return { host, port: url.port ? Number(url.port) : 5683 };
+  return { host, port: url.port ? Number(url.port) : secure ? 5684 : 5683, secure };
 }

@@ -68,8 +68,10 @@ export function serverInstance(settings: { shortServerId: number; lifetime: numb
 }
 
 /** Security (0) instance: NoSec, for the server URI. Never visible to the management server. */
-export function securityInstance(serverUri: string, shortServerId: number): InstanceSpec {
-  return { 0: serverUri, 1: false, 2: 3, 3: Buffer.alloc(0), 4: Buffer.alloc(0), 5: Buffer.alloc(0), 10: shortServerId };
+export function securityInstance(serverUri: string, shortServerId: number, psk?: { identity: string | Buffer; key: Buffer }): InstanceSpec {
+  // Security Mode (2): 0 = pre-shared key, 3 = NoSec; 3 and 5 hold the PSK identity and key
+  const identity = psk ? Buffer.from(psk.identity) : Buffer.alloc(0);
+  return { 0: serverUri, 1: false, 2: psk ? 0 : 3, 3: identity, 4: Buffer.alloc(0), 5: psk ? Buffer.from(psk.key) : Buffer.alloc(0), 10: shortServerId };
 }
 
 /** Connectivity Monitoring (4): LTE-FDD with a drifting signal. */

@@ -145,7 +145,7 @@ const MAX_MESSAGE_ID = 0x10000;
 export class CoapEndpoint extends EventEmitter {
   readonly timing: CoapTiming;
   private socket: DatagramSocket | undefined;
-  private readonly ownsSocket: boolean;
+  private ownsSocket: boolean;
   private handler: RequestHandler | undefined;
   private readonly maxSzx: number;
   private readonly maxBodySize: number;
@@ -198,6 +198,14 @@ export class CoapEndpoint extends EventEmitter {
     });
     this.attach(socket as unknown as DatagramSocket);
     return socket.address();
+  }
+
+  /** Runs on this socket (e.g. a DTLS client) instead of binding one; `owned`: close it with the endpoint. */
+  use(socket: DatagramSocket, owned: boolean): void {
+    if (this.socket) throw new Error('the endpoint already has a socket');
+    if (this.closed) throw new Error('the endpoint is closed');
+    this.ownsSocket = owned;
+    this.attach(socket);
   }
 
   address(): AddressInfo {

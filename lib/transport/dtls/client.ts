@@ -31,7 +31,9 @@ import {
   RECORD_HEADER,
   alertName,
   cipherSuiteName,
+  DEFAULT_DTLS_TIMING,
   type CipherSuiteName,
+  type DtlsTiming,
 } from './constants';
 import {
   DecodeError,
@@ -51,15 +53,6 @@ import { HandshakeHash, extendedMasterSecret, finishedVerifyData, keyBlock, mast
 import { parseRecords, writeRecord, type DtlsRecord } from './record';
 import { ReplayWindow } from './replay';
 
-export interface DtlsTiming {
-  /** ms before the first retransmission of a flight (default 1000, RFC 6347 §4.2.4.1) */
-  initialTimeout?: number;
-  /** the doubling stops here (default 60000) */
-  maxTimeout?: number;
-  /** retransmissions of one flight before the handshake fails (default 6) */
-  maxRetransmissions?: number;
-}
-
 export interface DtlsClientOptions {
   host: string;
   port: number;
@@ -67,7 +60,7 @@ export interface DtlsClientOptions {
   key: Buffer;
   /** offered in this order (default: CCM_8, the one LwM2M mandates, then GCM, then CBC) */
   cipherSuites?: CipherSuiteName[];
-  timing?: DtlsTiming;
+  timing?: Partial<DtlsTiming>;
   localAddress?: string;
   localPort?: number;
   /** largest datagram we send during the handshake (default 1200) */
@@ -120,7 +113,8 @@ const PHASES: Record<Handshake['phase'], string> = {
 };
 
 /**
- * Events: 'message' (plaintext, { address, port }) for application data; 'connected' ({ cipherSuite })
+ * Events: 'message' (plaintext, { address: host, port } as configured, so a CoapEndpoint's requests
+ * to { address: host, port } get their responses) for application data; 'connected' ({ cipherSuite })
  * after each handshake; 'handshakeFailed' (Error); 'disconnected' (Error, or undefined for the
  * server's close_notify) when an established session ends; 'error' (socket errors, only when
  * someone listens); 'close'.
@@ -163,9 +157,9 @@ export class DtlsClient extends EventEmitter implements DatagramSocket {
     this.port = options.port;
     this.identity = typeof options.identity === 'string' ? Buffer.from(options.identity, 'utf8') : Buffer.from(options.identity);
     this.key = Buffer.from(options.key);
-    this.initialTimeout = options.timing?.initialTimeout ?? 1000;
-    this.maxTimeout = options.timing?.maxTimeout ?? 60_000;
-    this.maxRetransmissions = options.timing?.maxRetransmissions ?? 6;
+    this.initialTimeout = options.timing?.initialTimeout ?? DEFAULT_DTLS_TIMING.initialTimeout;
+    this.maxTimeout = options.timing?.maxTimeout ?? DEFAULT_DTLS_TIMING.maxTimeout;
+    this.maxRetransmissions = options.timing?.maxRetransmissions ?? DEFAULT_DTLS_TIMING.maxRetransmissions;
     this.mtu = options.mtu ?? 1200;
     if (isIP(this.host)) this.remoteAddress = this.host;
 

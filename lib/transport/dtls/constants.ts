@@ -71,3 +71,15 @@ export function cipherSuiteName(id: number): CipherSuiteName | undefined {
 export const RECORD_HEADER = 13;
 /** Bytes of the handshake header: type, length, message_seq, fragment_offset, fragment_length. */
 export const HANDSHAKE_HEADER = 12;
+
+/** Flight retransmission (RFC 6347 §4.2.4): both the client and the server use it. */
+export interface DtlsTiming {
+  /** ms before a flight is first sent again (RFC 6347: 1 s) */
+  initialTimeout: number;
+  /** the doubling stops here (RFC 6347: 60 s) */
+  maxTimeout: number;
+  /** sends of a flight before the handshake is given up */
+  maxRetransmissions: number;
+}
+
+export const DEFAULT_DTLS_TIMING: DtlsTiming = { initialTimeout: 1000, maxTimeout: 60_000, maxRetransmissions: 6 };

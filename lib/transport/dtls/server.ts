@@ -26,7 +26,9 @@ import {
   HandshakeType,
   RECORD_HEADER,
   alertName,
+  DEFAULT_DTLS_TIMING,
   type AlertName,
+  type DtlsTiming,
   type CipherSuiteName,
 } from './constants';
 import { CookieJar } from './cookie';
@@ -47,15 +49,6 @@ import {
 import { HandshakeHash, extendedMasterSecret, finishedVerifyData, keyBlock, masterSecret, pskPremasterSecret } from './prf';
 import { parseRecords, writeRecord, type DtlsRecord } from './record';
 import { ReplayWindow } from './replay';
-
-export interface DtlsTiming {
-  /** ms before a flight is first sent again (RFC 6347: 1 s) */
-  initialTimeout: number;
-  /** the doubling stops here (RFC 6347: 60 s) */
-  maxTimeout: number;
-  /** sends of a flight before the handshake is given up */
-  maxRetransmissions: number;
-}
 
 export interface DtlsServerOptions {
   /** the key of a PSK identity, or undefined when the identity is unknown (the handshake then fails) */
@@ -86,7 +79,6 @@ export interface SessionInfo {
   extendedMasterSecret: boolean;
 }
 
-export const DEFAULT_DTLS_TIMING: DtlsTiming = { initialTimeout: 1000, maxTimeout: 60_000, maxRetransmissions: 6 };
 const ALL_SUITES: CipherSuiteName[] = ['TLS_PSK_WITH_AES_128_CCM_8', 'TLS_PSK_WITH_AES_128_GCM_SHA256', 'TLS_PSK_WITH_AES_128_CBC_SHA256'];
 /** epoch-1 records kept while the ChangeCipherSpec they follow is still missing */
 const MAX_EARLY_RECORDS = 8;
