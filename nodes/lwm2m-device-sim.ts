@@ -7,6 +7,7 @@
 import { LwM2MClient, ObjectModel, connectivityInstance, defaultModel, ipsoInstance, locationInstance, type InstanceSpec, type LwM2MVersion } from '../lib';
 import type { Node, NodeDef, NodeMessage, Red } from './red';
 import { pathsOf } from './settings';
+import { pskKey } from './psk';
 
 /** The objects the editor offers, and what each adds. */
 const OBJECTS: Record<string, (model: ObjectModel) => Record<number, InstanceSpec>> = {
@@ -38,7 +39,21 @@ module.exports = (RED: Red) => {
     const showStatus = () =>
       node.status({ fill: registered === count ? 'green' : 'yellow', shape: registered === count ? 'dot' : 'ring', text: `${registered}/${count} registered` });
 
-    for (const endpoint of names) {
+    const credentials = (node as unknown as { credentials?: { identity?: string; key?: string } }).credentials ?? {};
+    const serverUri = String(config.serverUri || 'coap://127.0.0.1:5683');
+    let key: Buffer | undefined;
+    if (/^coaps:/i.test(serverUri)) {
+      try {
+        key = pskKey(credentials.key, `this device-sim (${names[0]})`);
+      } catch (error) {
+        node.error((error as Error).message);
+        node.status({ fill: 'red', shape: 'ring', text: 'bad PSK key' });
+        return;
+      }
+    }
+    const identityOf = (endpoint: string, index: number) => (credentials.identity ? credentials.identity.replace(/\{n\}/g, String(index + 1)) : endpoint);
+
+    for (const [index, endpoint] of names.entries()) {
       const objects: Record<number, Record<number, InstanceSpec>> = {};
       for (const name of chosen) {
         const build = OBJECTS[name];
@@ -48,7 +63,8 @@ module.exports = (RED: Red) => {
       try {
         device = new LwM2MClient({
           endpoint,
-          server: String(config.serverUri || 'coap://127.0.0.1:5683'),
+          server: serverUri,
+          ...(key ? { psk: { identity: identityOf(endpoint, index), key } } : {}),
           lifetime: Number(config.lifetime) || 300,
           version: (String(config.version || '1.1') as LwM2MVersion),
           binding: config.binding === 'UQ' ? 'UQ' : 'U',
@@ -114,5 +130,5 @@ module.exports = (RED: Red) => {
       void Promise.all([...devices.values()].map((device) => device.stop().catch(() => undefined))).then(() => done());
     });
   }
-  RED.nodes.registerType('lwm2m-device-sim', DeviceSimNode as never);
+  RED.nodes.registerType('lwm2m-device-sim', DeviceSimNode as never, { credentials: { identity: { type: 'text' }, key: { type: 'password' } } });
 };

@@ -38,6 +38,44 @@ describe(`Node-RED nodes over DTLS (Node-RED ${nodeRedVersion})`, function () {
     assert.equal(responseCode(plain), '4.03', 'plain CoAP is refused');
   });
 
+  it('device-sim fleets register over DTLS with their PSK; the flow reads them; a wrong key registers nothing', async () => {
+    const [port, dtlsPort] = [await freeUdpPort(), await freeUdpPort()];
+    const key = Buffer.from('fleet-key').toString('hex');
+    const table = JSON.stringify([
+      { endpoint: 'sim-1', key },
+      { endpoint: 'sim-2', key },
+      { endpoint: 'sim-bad', key },
+    ]);
+    const uri = `coaps://127.0.0.1:${dtlsPort}`;
+    await helper.load(
+      NODES,
+      paletteFlow(
+        port,
+        [
+          { id: 'fleet', type: 'lwm2m-device-sim', serverUri: uri, endpoint: 'sim-{n}', count: 2, objects: 'temperature', wires: [[]] },
+          { id: 'wrong', type: 'lwm2m-device-sim', serverUri: uri, endpoint: 'sim-bad', count: 1, objects: 'temperature', wires: [[]] },
+        ],
+        { dtls: true, dtlsPort, requireSecurity: true },
+      ),
+      { srv: { psk: table }, fleet: { key }, wrong: { key: Buffer.from('another-key').toString('hex') } },
+    );
+    const server = (helper.getNode('srv') as unknown as { ready: Promise<void>; server: { registrations(): Array<{ endpoint: string; identity?: string }> } });
+    await server.ready;
+    await statusOf('fleet', (status) => status.text === '2/2 registered');
+    const result = nextMessage('readOut');
+    node('read').receive({ endpoint: 'sim-2' });
+    const msg = await result;
+    assert.equal(typeof msg.payload, 'number');
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    assert.deepEqual(
+      server.server.registrations().map((registration) => [registration.endpoint, registration.identity]).sort(),
+      [
+        ['sim-1', 'sim-1'],
+        ['sim-2', 'sim-2'],
+      ],
+    );
+  });
+
   it('a PSK table with a key that is not hex stops the server, and the nodes that use it say why', async () => {
     const port = await freeUdpPort();
     const bad = JSON.stringify([{ endpoint: 'sim-1', key: 'not hex' }]);
