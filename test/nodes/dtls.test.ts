@@ -4,6 +4,8 @@
  * when its PSK table is wrong.
  */
 import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { helper, nodeRedVersion } from '../helpers/node-red';
 import { freeUdpPort } from '../helpers/ports';
 import { coapsRequest, responseCode } from '../helpers/coaps-client';
@@ -74,6 +76,26 @@ describe(`Node-RED nodes over DTLS (Node-RED ${nodeRedVersion})`, function () {
         ['sim-2', 'sim-2'],
       ],
     );
+  });
+
+  it("runs the README's DTLS flow: the simulated device registers over DTLS with its identity", async () => {
+    const readme = fs.readFileSync(path.resolve(__dirname, '../../../README.md'), 'utf8');
+    const block = /<!-- dtls-flow -->\s*```json\n([\s\S]*?)```/.exec(readme)?.[1];
+    assert.ok(block, 'README has the DTLS flow');
+    const [port, dtlsPort] = [await freeUdpPort(), await freeUdpPort()];
+    const flow = JSON.parse(block.replace(/"5683"/g, `"${port}"`).replace(/"5684"/g, `"${dtlsPort}"`).replace(/:5684"/g, `:${dtlsPort}"`)) as Array<Record<string, unknown>>;
+    const credentials: Record<string, unknown> = {};
+    for (const entry of flow) {
+      credentials[String(entry.id)] = entry.credentials;
+      delete entry.credentials;
+      if (entry.type !== 'lwm2m-server') entry.z = 'readme';
+    }
+    await helper.load(NODES, [{ id: 'readme', type: 'tab' }, ...flow], credentials);
+    const server = helper.getNode('srv') as unknown as { ready: Promise<void>; server: { registrations(): Array<{ endpoint: string; identity?: string }> } };
+    await server.ready;
+    const registered = nextMessage('dbg');
+    const payload = (await registered).payload as Record<string, unknown>;
+    assert.deepEqual([payload.endpoint, payload.security, payload.identity], ['secure-1', 'psk', 'secure-1']);
   });
 
   it('a PSK table with a key that is not hex stops the server, and the nodes that use it say why', async () => {
