@@ -2,6 +2,8 @@
  * The DTLS server under hostile input, on real UDP sockets: garbage and truncated records are
  * dropped without harm, ClientHellos without a cookie create no state (heap flat), half-open
  * handshakes are capped and time out, and a real client (libcoap) still gets through afterwards.
+ * Then what `openssl s_client` shows (a client without extended master secret, renegotiation),
+ * and the session timeout and cap with our own client.
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -11,6 +13,11 @@ import { ContentType, DTLS_1_2, HandshakeType } from '../../lib/transport/dtls/c
 import { parseHandshakeFragments, parseHelloVerifyRequest, writeClientHello, writeHandshake } from '../../lib/transport/dtls/handshake';
 import { parseRecords, writeRecord } from '../../lib/transport/dtls/record';
 import { DtlsServer } from '../../lib/transport/dtls/server';
+import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { DtlsClient } from '../../lib/transport/dtls/client';
 import { coapsRequest, responseCode } from '../helpers/coaps-client';
 import { heapAfterGc } from '../helpers/heap';
 
@@ -132,5 +139,98 @@ describe('DTLS server under hostile input', function () {
     assert.equal(server.counts.handshakes, 5);
     await new Promise((resolve) => setTimeout(resolve, 2700));
     assert.deepEqual(server.counts, { sessions: 0, handshakes: 0 });
+  });
+});
+
+/** `openssl s_client -dtls1_2` with a PSK: sends `lines` one by one, then quits; resolves with its output. */
+function opensslClient(port: number, lines: string[], options: { ems?: boolean; cipher?: string } = {}): Promise<string> {
+  const env = { ...process.env };
+  if (options.ems === false) {
+    const config = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'lwm2m-openssl-')), 'no-ems.cnf');
+    fs.writeFileSync(config, 'openssl_conf = openssl_init\n[openssl_init]\nssl_conf = ssl_sect\n[ssl_sect]\nsystem_default = sys\n[sys]\nOptions = -ExtendedMasterSecret\n');
+    env.OPENSSL_CONF = config;
+  }
+  const child = spawn('openssl', ['s_client', '-dtls1_2', '-connect', `127.0.0.1:${port}`, '-psk', KEY.toString('hex'), '-psk_identity', 'dev', '-cipher', options.cipher ?? 'PSK-AES128-CCM8'], { env });
+  let output = '';
+  child.stdout.on('data', (chunk) => (output += chunk));
+  child.stderr.on('data', (chunk) => (output += chunk));
+  return new Promise((resolve) => {
+    let index = 0;
+    const next = () => {
+      if (index < lines.length) {
+        child.stdin.write(`${lines[index++]}\n`);
+        setTimeout(next, 400);
+      } else child.kill();
+    };
+    setTimeout(next, 600);
+    child.on('exit', () => resolve(output));
+  });
+}
+
+describe('DTLS server with openssl s_client, and its session limits', function () {
+  this.timeout(30_000);
+  let server: DtlsServer;
+  let port: number;
+  const received: string[] = [];
+  const sessions: Array<{ identity: string; extendedMasterSecret: boolean; cipherSuite: string }> = [];
+  const ended: string[] = [];
+
+  async function start(options: { requireExtendedMasterSecret?: boolean; sessionTimeout?: number; maxSessions?: number } = {}): Promise<void> {
+    server = new DtlsServer({ psk: (identity) => (identity === 'dev' ? KEY : undefined), timing: { initialTimeout: 200 }, ...options });
+    ({ port } = await server.listen(0, '127.0.0.1'));
+    server.on('message', (data: Buffer) => received.push(data.toString().trim()));
+    server.on('session', (session) => sessions.push(session));
+    server.on('sessionEnded', ({ reason }: { reason: string }) => ended.push(reason));
+  }
+
+  afterEach(async () => {
+    await new Promise<void>((resolve) => server.close(resolve));
+    received.length = 0;
+    sessions.length = 0;
+    ended.length = 0;
+  });
+
+  it('serves a client without extended master secret (RFC 5246 master secret) over GCM', async () => {
+    await start();
+    const output = await opensslClient(port, ['hello without ems'], { ems: false, cipher: 'PSK-AES128-GCM-SHA256' });
+    assert.match(output, /Extended master secret: no/, output);
+    assert.deepEqual(sessions.map((session) => [session.cipherSuite, session.extendedMasterSecret]), [['TLS_PSK_WITH_AES_128_GCM_SHA256', false]]);
+    assert.deepEqual(received, ['hello without ems']);
+  });
+
+  it('with requireExtendedMasterSecret refuses such a client with handshake_failure', async () => {
+    await start({ requireExtendedMasterSecret: true });
+    const output = await opensslClient(port, ['never delivered'], { ems: false });
+    assert.match(output, /handshake failure/i, output);
+    assert.deepEqual(received, []);
+    assert.deepEqual(sessions, []);
+  });
+
+  it('refuses renegotiation with a no_renegotiation warning; the session had carried data', async () => {
+    await start();
+    const output = await opensslClient(port, ['before', 'R']);
+    assert.match(output, /RENEGOTIATING/, output);
+    assert.match(output, /no renegotiation/i, output);
+    assert.deepEqual(received, ['before']);
+    assert.equal(sessions.length, 1, 'one handshake, no second one');
+  });
+
+  it('forgets a session idle past sessionTimeout, and the least recently used one beyond maxSessions', async () => {
+    await start({ sessionTimeout: 1000, maxSessions: 2 });
+    const clients = ['a', 'b', 'c'].map(() => new DtlsClient({ host: '127.0.0.1', port, identity: 'dev', key: KEY, timing: { initialTimeout: 200 } }));
+    try {
+      for (const client of clients) {
+        await client.connect();
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      assert.equal(server.counts.sessions, 2);
+      assert.deepEqual(ended, ['too many sessions']);
+      const deadline = Date.now() + 5000;
+      while (server.counts.sessions > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
+      assert.equal(server.counts.sessions, 0);
+      assert.deepEqual(ended, ['too many sessions', 'idle too long', 'idle too long']);
+    } finally {
+      await Promise.all(clients.map((client) => new Promise<void>((resolve) => client.close(resolve))));
+    }
   });
 });
