@@ -122,4 +122,27 @@ describe('the editor in headless Chromium', function () {
     });
     assert.deepEqual(saved, { endpoint: 'sim-2', endpointType: 'str', path: '/3/0/9', pathType: 'str', operation: 'operation', operationType: 'msg', formatType: 'choice' });
   });
+
+  it("the server node's editor takes DTLS and a PSK table, and keeps the table in its credentials", async () => {
+    await page.evaluate(() => {
+      const red = (globalThis as unknown as { RED: { editor: { editConfig(name: string, type: string, id: string): void } } }).RED;
+      red.editor.editConfig('', 'lwm2m-server', 'demo-server');
+    });
+    await page.waitForSelector('#node-config-input-dtls', { state: 'visible' });
+    await page.check('#node-config-input-dtls');
+    await page.waitForSelector('#node-config-input-dtlsPort', { state: 'visible' });
+    await page.click('.node-input-psk-container-row .red-ui-editableList-addButton');
+    await page.fill('.lwm2m-psk-endpoint', 'secure-1');
+    await page.fill('.lwm2m-psk-key', '64656d6f');
+    fs.mkdirSync(path.join(root, 'test', 'artifacts'), { recursive: true });
+    await page.screenshot({ path: path.join(root, 'test', 'artifacts', 'editor-server-dtls.png') });
+    await page.click('#node-config-dialog-ok');
+    const saved = await page.evaluate(() => {
+      const node = (globalThis as unknown as { RED: { nodes: { node(id: string): Record<string, unknown> } } }).RED.nodes.node('demo-server');
+      return { dtls: node.dtls, dtlsPort: node.dtlsPort, psk: (node.credentials as { psk?: string } | undefined)?.psk };
+    });
+    assert.equal(saved.dtls, true);
+    assert.equal(Number(saved.dtlsPort), 5684);
+    assert.deepEqual(JSON.parse(saved.psk ?? 'null'), [{ endpoint: 'secure-1', identity: '', key: '64656d6f' }]);
+  });
 });
