@@ -215,6 +215,32 @@ describe('DTLS server with openssl s_client, and its session limits', function (
     assert.equal(sessions.length, 1, 'one handshake, no second one');
   });
 
+  it('fragments and reassembles handshake messages both ways when they do not fit the MTU', async () => {
+    // a ServerHello cannot fit 60 bytes, nor a ClientKeyExchange with a 150-byte identity 120 bytes
+    const identity = 'x'.repeat(150);
+    server = new DtlsServer({ psk: (name) => (name === identity ? KEY : undefined), mtu: 60, timing: { initialTimeout: 200 } });
+    ({ port } = await server.listen(0, '127.0.0.1'));
+    server.on('message', (data: Buffer) => received.push(data.toString()));
+    const client = new DtlsClient({ host: '127.0.0.1', port, identity, key: KEY, mtu: 120, timing: { initialTimeout: 200 } });
+    const socket = (client as unknown as { socket: { send: (...args: unknown[]) => void } }).socket;
+    const sizes: number[] = [];
+    const send = socket.send.bind(socket);
+    socket.send = (datagram: unknown, ...rest: unknown[]) => {
+      sizes.push((datagram as Buffer).length);
+      send(datagram, ...rest);
+    };
+    try {
+      await client.connect();
+      client.send(Buffer.from('after fragments'), port, '127.0.0.1');
+      const deadline = Date.now() + 3000;
+      while (received.length === 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+      assert.deepEqual(received, ['after fragments']);
+      assert.ok(sizes.every((size) => size <= 120), `client datagrams: ${sizes.join(', ')}`);
+    } finally {
+      await new Promise<void>((resolve) => client.close(resolve));
+    }
+  });
+
   it('forgets a session idle past sessionTimeout, and the least recently used one beyond maxSessions', async () => {
     await start({ sessionTimeout: 1000, maxSessions: 2 });
     const clients = ['a', 'b', 'c'].map(() => new DtlsClient({ host: '127.0.0.1', port, identity: 'dev', key: KEY, timing: { initialTimeout: 200 } }));

@@ -471,7 +471,8 @@ export class DtlsServer extends EventEmitter implements DatagramSocket {
       const type = entry.data[0]!;
       const messageSeq = entry.data.readUInt16BE(4);
       const body = entry.data.subarray(HANDSHAKE_HEADER);
-      const room = this.mtu - RECORD_HEADER - HANDSHAKE_HEADER - 64;
+      // room for the body in one datagram: headers, and an encrypted record's expansion (at most 64)
+      const room = Math.max(16, this.mtu - RECORD_HEADER - HANDSHAKE_HEADER - (entry.epoch === 0 ? 0 : 64));
       for (const fragment of fragmentHandshake(type, messageSeq, body, room)) records.push(this.seal(connection, ContentType.HANDSHAKE, entry.epoch, fragment));
     }
     this.transmit(connection, records);
