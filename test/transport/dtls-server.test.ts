@@ -10,7 +10,7 @@ import { randomBytes } from 'node:crypto';
 import { createSocket, type Socket } from 'node:dgram';
 import { CoapEndpoint } from '../../lib/transport/endpoint';
 import { ContentType, DTLS_1_2, HandshakeType } from '../../lib/transport/dtls/constants';
-import { parseHandshakeFragments, parseHelloVerifyRequest, writeClientHello, writeHandshake } from '../../lib/transport/dtls/handshake';
+import { parseClientHello, parseHandshakeFragments, parseHelloVerifyRequest, writeClientHello, writeHandshake } from '../../lib/transport/dtls/handshake';
 import { parseRecords, writeRecord } from '../../lib/transport/dtls/record';
 import { DtlsServer } from '../../lib/transport/dtls/server';
 import { spawn } from 'node:child_process';
@@ -160,7 +160,11 @@ function opensslClient(port: number, lines: string[], options: { ems?: boolean; 
       if (index < lines.length) {
         child.stdin.write(`${lines[index++]}\n`);
         setTimeout(next, 400);
-      } else child.kill();
+      } else {
+        // end of input: s_client says close_notify and exits (killed only if it does not)
+        child.stdin.end();
+        setTimeout(() => child.kill(), 2000).unref();
+      }
     };
     setTimeout(next, 600);
     child.on('exit', () => resolve(output));
@@ -196,6 +200,7 @@ describe('DTLS server with openssl s_client, and its session limits', function (
     assert.match(output, /Extended master secret: no/, output);
     assert.deepEqual(sessions.map((session) => [session.cipherSuite, session.extendedMasterSecret]), [['TLS_PSK_WITH_AES_128_GCM_SHA256', false]]);
     assert.deepEqual(received, ['hello without ems']);
+    assert.deepEqual(ended, ['closed by the client'], 's_client ends with close_notify');
   });
 
   it('with requireExtendedMasterSecret refuses such a client with handshake_failure', async () => {
@@ -213,6 +218,68 @@ describe('DTLS server with openssl s_client, and its session limits', function (
     assert.match(output, /no renegotiation/i, output);
     assert.deepEqual(received, ['before']);
     assert.equal(sessions.length, 1, 'one handshake, no second one');
+  });
+
+  it('detects a handshake changed on the way: the Finished does not verify (decrypt_error)', async () => {
+    await start();
+    // a relay that adds an extension to every ClientHello: the cookie still matches (both hellos
+    // carry it), but the server's transcript is no longer the client's. Without extended master
+    // secret the keys still agree, so it is the Finished that tells.
+    const relay = createSocket('udp4');
+    await new Promise<void>((resolve) => relay.bind(0, '127.0.0.1', resolve));
+    let client: { address: string; port: number } | undefined;
+    relay.on('message', (datagram, from) => {
+      if (from.port === port) {
+        if (client) relay.send(datagram, client.port, client.address);
+        return;
+      }
+      client = { address: from.address, port: from.port };
+      const records = parseRecords(datagram).map((record) => {
+        if (record.type !== ContentType.HANDSHAKE || record.epoch !== 0 || record.fragment[0] !== HandshakeType.CLIENT_HELLO) {
+          return writeRecord(record.type, record.version, record.epoch, record.sequence, record.fragment);
+        }
+        const [fragment] = parseHandshakeFragments(record.fragment);
+        const hello = parseClientHello(fragment!.body);
+        const changed = writeClientHello({ ...hello, extensions: [...hello.extensions, [0xfafa, Buffer.alloc(0)]] });
+        return writeRecord(record.type, record.version, 0, record.sequence, writeHandshake(HandshakeType.CLIENT_HELLO, fragment!.messageSeq, changed));
+      });
+      relay.send(Buffer.concat(records), port, '127.0.0.1');
+    });
+    const failed: string[] = [];
+    server.on('handshakeFailed', ({ reason }: { reason: string }) => failed.push(reason));
+    try {
+      const output = await opensslClient(relay.address().port, ['never delivered'], { ems: false });
+      assert.match(output, /decrypt error/i, output);
+      assert.deepEqual(received, []);
+      assert.ok(failed.some((reason) => /Finished does not verify/.test(reason)), failed.join('; '));
+    } finally {
+      relay.close();
+    }
+  });
+
+  it('sends its flight again with back-off while the client is silent', async () => {
+    await start();
+    const socket = await udpSocket();
+    try {
+      const random = randomBytes(32);
+      const cookie = await new Promise<Buffer>((resolve) => {
+        socket.once('message', (datagram: Buffer) => resolve(Buffer.from(parseHelloVerifyRequest(parseHandshakeFragments(parseRecords(datagram)[0]!.fragment)[0]!.body))));
+        socket.send(clientHelloRecord(Buffer.alloc(0), 0, 0, random), port, '127.0.0.1');
+      });
+      const arrivals: number[] = [];
+      socket.on('message', (datagram: Buffer) => {
+        const types = parseRecords(datagram).flatMap((record) => parseHandshakeFragments(record.fragment).map((fragment) => fragment.type));
+        if (types.includes(HandshakeType.SERVER_HELLO)) arrivals.push(Date.now());
+      });
+      socket.send(clientHelloRecord(cookie, 1, 1, random), port, '127.0.0.1');
+      await new Promise((resolve) => setTimeout(resolve, 1700));
+      // sent at 0, then after 200, 400 and 800 ms
+      assert.ok(arrivals.length >= 4, `ServerHello flights: ${arrivals.length}`);
+      const gaps = arrivals.slice(1).map((at, index) => at - arrivals[index]!);
+      assert.ok(gaps[1]! > gaps[0]! * 1.5 && gaps[2]! > gaps[1]! * 1.5, `gaps between flights: ${gaps.join(', ')} ms`);
+    } finally {
+      socket.close();
+    }
   });
 
   it('fragments and reassembles handshake messages both ways when they do not fit the MTU', async () => {
