@@ -125,6 +125,17 @@ class AeadProtection implements RecordProtection {
 const MAC_LENGTH = 32;
 const BLOCK = 16;
 
+/** CBC IVs from a pooled random buffer: one randomBytes call per 256 records instead of one each. */
+let ivPool = Buffer.alloc(0);
+let ivAt = 0;
+function freshIv(): Buffer {
+  if (ivAt + BLOCK > ivPool.length) {
+    ivPool = randomBytes(BLOCK * 256);
+    ivAt = 0;
+  }
+  return ivPool.subarray(ivAt, (ivAt += BLOCK)); // never handed out twice: the pool is replaced, not refilled
+}
+
 class CbcHmacProtection implements RecordProtection {
   readonly overhead = BLOCK + MAC_LENGTH + BLOCK; // IV, MAC, padding up to a block
 
@@ -140,7 +151,7 @@ class CbcHmacProtection implements RecordProtection {
   seal(type: number, version: number, epoch: number, sequence: number, plaintext: Buffer): Buffer {
     const padLength = BLOCK - 1 - ((plaintext.length + MAC_LENGTH) % BLOCK);
     const data = Buffer.concat([plaintext, this.mac(type, version, epoch, sequence, plaintext), Buffer.alloc(padLength + 1, padLength)]);
-    const iv = randomBytes(BLOCK);
+    const iv = freshIv();
     const cipher = createCipheriv('aes-128-cbc', this.key, iv).setAutoPadding(false);
     return Buffer.concat([iv, cipher.update(data), cipher.final()]);
   }
