@@ -4,21 +4,49 @@
  * device as it registers; lwm2m-notify-in hands every notification to a function node that counts
  * them. Printed beside a raw UDP echo rate between the same two processes, measured in the same run.
  *
+ * Node-RED (the development dependency) runs embedded in this process as a user runs it, with
+ * this package in its user directory; not under node-red-node-test-helper, whose sinon spies on
+ * every node call would be measured too.
+ *
  *   node dist/bench/flow.js [--devices 200] [--seconds 5] [--window 64]
  *
  * Never asserts a speed; exits non-zero only when the flow does not work (devices not observed).
  */
 import { createSocket } from 'node:dgram';
+import * as fs from 'node:fs';
+import { createServer } from 'node:http';
 import os from 'node:os';
+import * as path from 'node:path';
 import { Generator } from './generator';
 
-import { coreNode, helper } from '../test/helpers/node-red';
+interface EmbeddedNodeRed {
+  init(server: unknown, settings: object): void;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  nodes: { getNode(id: string): unknown };
+}
 
-const NODES = [
+/** Node-RED in this process, with this package installed (a link) in a throw-away user directory. */
+async function startNodeRed(flow: object[]): Promise<{ red: EmbeddedNodeRed; userDir: string }> {
+  const userDir = fs.mkdtempSync(path.join(os.tmpdir(), 'lwm2m-bench-flow-'));
+  const root = path.resolve(__dirname, '../..');
+  fs.mkdirSync(path.join(userDir, 'node_modules', '@lwm2m-red'), { recursive: true });
+  fs.symlinkSync(root, path.join(userDir, 'node_modules', '@lwm2m-red', 'node-red-lwm2m'), 'dir');
+  fs.writeFileSync(path.join(userDir, 'flows.json'), JSON.stringify(flow));
   // eslint-disable-next-line @typescript-eslint/no-require-imports
-  ...['lwm2m-server', 'lwm2m-observe', 'lwm2m-notify-in'].map((type) => require(`../nodes/${type}`)),
-  coreNode('function/10-function.js'),
-];
+  const red = require('node-red') as EmbeddedNodeRed;
+  red.init(createServer(), {
+    userDir,
+    flowFile: 'flows.json',
+    httpAdminRoot: false,
+    httpNodeRoot: false,
+    credentialSecret: false,
+    logging: { console: { level: 'error' } },
+    telemetry: { enabled: false },
+  });
+  await red.start();
+  return { red, userDir };
+}
 
 interface Settings {
   devices: number;
@@ -54,7 +82,6 @@ async function main(): Promise<void> {
   echo.close();
 
   // the flow
-  await new Promise<void>((resolve) => helper.startServer(resolve));
   const flow = [
     { id: 'f', type: 'tab' },
     { id: 'srv', type: 'lwm2m-server', port: 0, address: '127.0.0.1', requestTimeout: 10 },
@@ -62,8 +89,13 @@ async function main(): Promise<void> {
     { id: 'in', z: 'f', type: 'lwm2m-notify-in', server: 'srv', endpoint: '', path: '', wires: [['count']] },
     { id: 'count', z: 'f', type: 'function', func: "context.set('n', (context.get('n') || 0) + 1);\nreturn null;", outputs: 1, wires: [[]] },
   ];
-  await helper.load(NODES, flow);
-  const serverNode = helper.getNode('srv') as { ready: Promise<void>; server: { address(): { port: number }; observations(): unknown[] } };
+  const { red, userDir } = await startNodeRed(flow);
+  let serverNode: { ready: Promise<void>; server: { address(): { port: number }; observations(): unknown[] } } | undefined;
+  for (let waited = 0; !serverNode && waited < 20_000; waited += 50) {
+    serverNode = red.nodes.getNode('srv') as typeof serverNode;
+    if (!serverNode) await pause(50);
+  }
+  if (!serverNode) throw new Error('the flow did not start: no lwm2m-server node');
   await serverNode.ready;
   const port = serverNode.server.address().port;
   await devices.run({ cmd: 'devices', serverPort: port, devices: settings.devices, window: settings.window, lifetime: 86400 });
@@ -71,7 +103,7 @@ async function main(): Promise<void> {
   while (serverNode.server.observations().length < settings.devices && Date.now() < deadline) await pause(50);
   const observed = serverNode.server.observations().length;
 
-  const counter = helper.getNode('count') as { context(): { get(key: string): number | undefined } };
+  const counter = red.nodes.getNode('count') as { context(): { get(key: string): number | undefined } };
   const before = counter.context().get('n') ?? 0;
   const cpuStart = process.cpuUsage();
   const notified = await devices.run({ cmd: 'notify', seconds: settings.seconds, window: settings.window });
@@ -86,8 +118,8 @@ async function main(): Promise<void> {
   console.log(`devices observed: ${observed} of ${settings.devices}; notifications sent ${notified.ok}, counted ${counted}, lost ${notified.lost}`);
 
   devices.stop();
-  await helper.unload();
-  await new Promise<void>((resolve) => helper.stopServer(resolve));
+  await red.stop();
+  fs.rmSync(userDir, { recursive: true, force: true });
   if (observed !== settings.devices || counted === 0) process.exitCode = 1;
 }
 
