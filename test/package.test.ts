@@ -42,6 +42,17 @@ describe('package', () => {
     }
   });
 
+  it('packs the library, the nodes with their editors, locales and icons, and the examples, without tests or benchmarks', () => {
+    const [packed] = JSON.parse(execFileSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] })) as Array<{ files: Array<{ path: string }> }>;
+    const files = packed!.files.map((file) => file.path);
+    for (const type of Object.keys(pkg['node-red'].nodes)) {
+      for (const file of [`dist/nodes/${type}.js`, `dist/nodes/${type}.html`, `dist/nodes/locales/en-US/${type}.json`, `dist/nodes/locales/en-US/${type}.html`]) assert.ok(files.includes(file), file);
+    }
+    assert.ok(files.includes('dist/lib/index.js') && files.includes('dist/nodes/icons/lwm2m.svg') && files.includes('resources/lwm2m-editor.js'));
+    assert.ok(files.some((file) => file.startsWith('examples/')));
+    assert.deepEqual(files.filter((file) => /^dist\/(test|bench)\//.test(file)), []);
+  });
+
   it('loads its main entry, the public API, without Node-RED', () => {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const api = require(root);
