@@ -7,7 +7,7 @@
 import type { AttributeChanges, NotifyEvent, Observation, Registration } from '../lib';
 import type { Node, NodeDef, NodeMessage, Red } from './red';
 import type { ServerConfigNode } from './lwm2m-server';
-import { endpointFilter, failure, notificationMessage, serverOf } from './shared';
+import { endpointFilter, notificationMessage, onInput, serverOf } from './shared';
 import { Settings, formatOf, messageText, pathsOf } from './settings';
 
 const ATTRIBUTES = ['pmin', 'pmax', 'gt', 'lt', 'st', 'epmin', 'epmax'] as const;
@@ -72,36 +72,29 @@ module.exports = (RED: Red) => {
       void serverNode.ready.then(() => server.registrations().forEach(onRegister)).catch(() => undefined);
     }
 
-    node.on('input', async (msg: NodeMessage, send, done) => {
-      try {
-        // with auto-observe the endpoint setting is a filter, so a message names its device itself
-        const endpoint = config.autoObserve ? messageText(msg, 'endpoint') : await settings.text(msg, 'endpoint');
-        if (msg.action === 'cancel') {
-          const wanted = pathsOf(msg.path);
-          const cancelled: string[] = [];
-          for (const observation of [...mine.values()]) {
-            if (observation.endpoint !== endpoint || (wanted.length > 0 && !wanted.some((path) => observation.paths.includes(path)))) continue;
-            mine.delete(observation.id);
-            cancelled.push(observation.id);
-            await server.cancelObservation(observation.id).catch(() => undefined);
-          }
-          showCount();
-          msg.payload = cancelled;
-          send(msg);
-          return done();
+    onInput(node, serverNode, async (msg: NodeMessage, send) => {
+      // with auto-observe the endpoint setting is a filter, so a message names its device itself
+      const endpoint = config.autoObserve ? messageText(msg, 'endpoint') : await settings.text(msg, 'endpoint');
+      if (msg.action === 'cancel') {
+        const wanted = pathsOf(msg.path);
+        const cancelled: string[] = [];
+        for (const observation of [...mine.values()]) {
+          if (observation.endpoint !== endpoint || (wanted.length > 0 && !wanted.some((path) => observation.paths.includes(path)))) continue;
+          mine.delete(observation.id);
+          cancelled.push(observation.id);
+          await server.cancelObservation(observation.id).catch(() => undefined);
         }
-        const paths = await settings.paths(msg);
-        const attributes = { ...configured, ...((msg.attributes as AttributeChanges | undefined) ?? {}) };
-        const observation = await start(endpoint, paths, attributes, await settings.format(msg));
-        msg.payload = observation.value;
-        Object.assign(msg, { endpoint, path: paths.length > 1 ? paths : paths[0], observation: observation.id, coapCode: '2.05' });
+        showCount();
+        msg.payload = cancelled;
         send(msg);
-        done();
-      } catch (error) {
-        const problem = failure(msg, error);
-        node.status({ fill: 'red', shape: 'ring', text: problem.statusText });
-        done(problem);
+        return;
       }
+      const paths = await settings.paths(msg);
+      const attributes = { ...configured, ...((msg.attributes as AttributeChanges | undefined) ?? {}) };
+      const observation = await start(endpoint, paths, attributes, await settings.format(msg));
+      msg.payload = observation.value;
+      Object.assign(msg, { endpoint, path: paths.length > 1 ? paths : paths[0], observation: observation.id, coapCode: '2.05' });
+      send(msg);
     });
 
     serverNode.register(node);

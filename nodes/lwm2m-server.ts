@@ -7,6 +7,7 @@ import * as path from 'node:path';
 import { FileStore, LwM2MServer, ObjectModel, defaultModel } from '../lib';
 import type { Node, NodeDef, NodeStatus, Red } from './red';
 import { pskTable } from './psk';
+import { formatOf } from './settings';
 
 export interface ServerUser extends Node {
   /** the user shows the server's state unless it has a status of its own to show */
@@ -22,8 +23,6 @@ export interface ServerConfigNode extends Node {
   register(user: ServerUser): void;
   deregister(user: ServerUser, done: () => void): void;
 }
-
-const FORMATS: Record<string, number | undefined> = { auto: undefined, 'senml-cbor': 112, 'senml-json': 110, tlv: 11542, 'lwm2m-cbor': 11544 };
 
 /** `Device / Battery Level — /3/0/9`: every object and resource of the model, for the editor's path fields. */
 export function modelPaths(model: ObjectModel): Array<{ path: string; label: string }> {
@@ -69,8 +68,10 @@ module.exports = (RED: Red) => {
     const awakeTime = Number(config.awakeTime) > 0 ? Number(config.awakeTime) * 1000 : undefined;
     const credentials = (node as unknown as { credentials?: { psk?: string } }).credentials ?? {};
     let dtls: { port: number; credentials: ReturnType<typeof pskTable> } | undefined;
+    let preferredFormat: number | undefined;
     let badSettings: string | undefined;
     try {
+      preferredFormat = formatOf(config.format);
       if (config.dtls) dtls = { port: config.dtlsPort === '' || config.dtlsPort === undefined ? 5684 : Number(config.dtlsPort), credentials: pskTable(credentials.psk) };
     } catch (error) {
       badSettings = (error as Error).message;
@@ -82,7 +83,7 @@ module.exports = (RED: Red) => {
       address: typeof config.address === 'string' && config.address !== '' ? config.address : undefined,
       requestTimeout: timeout,
       awakeTime,
-      preferredFormat: FORMATS[String(config.format ?? 'auto')],
+      preferredFormat,
       model,
       store,
       logger: (_level, message) => node.warn(message),
@@ -92,7 +93,7 @@ module.exports = (RED: Red) => {
     node.server.on('error', (error: Error) => node.error(error.message));
 
     node.ready = (async () => {
-      if (badSettings) throw Object.assign(new Error(badSettings), { code: 'bad PSK table' });
+      if (badSettings) throw Object.assign(new Error(badSettings), { code: 'bad settings' });
       if (config.modelFolder) {
         const { errors } = await model.addFolder(String(config.modelFolder));
         for (const error of errors) node.warn(error.message);

@@ -8,7 +8,7 @@ import type { Node, NodeDef, NodeMessage, Red } from './red';
 const LOOKED_UP = new Set(['msg', 'flow', 'global', 'env', 'jsonata']);
 
 /** Content formats by the names the editor offers. */
-export const FORMATS: Record<string, number | undefined> = {
+const FORMATS: Record<string, number | undefined> = {
   auto: undefined,
   text: 0,
   opaque: 42,

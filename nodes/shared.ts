@@ -3,7 +3,7 @@
  * and finding the server config node a node is attached to.
  */
 import { LwM2MError, type NotifyEvent, type Registration, type ResourceLookup } from '../lib';
-import type { Node, NodeDef, NodeMessage, Red } from './red';
+import type { Node, NodeDef, NodeMessage, Red, Send } from './red';
 import type { ServerConfigNode } from './lwm2m-server';
 import { Settings } from './settings';
 
@@ -78,12 +78,23 @@ export function actionNode(
   if (!serverNode) return;
   const settings = new Settings(red, node, config);
   serverNode.register(node);
+  onInput(node, serverNode, async (msg, send) => {
+    await act(msg, serverNode, settings);
+    node.status({});
+    send(msg);
+  });
+  node.on('close', (_removed, done) => serverNode.deregister(node, done));
+}
+
+/**
+ * Runs `handle` for each input message: a server that could not start is reported first, and an
+ * error goes to done() (for Catch nodes) with a short status; nothing is sent for it.
+ */
+export function onInput(node: Node, serverNode: ServerConfigNode, handle: (msg: NodeMessage, send: Send) => Promise<void>): void {
   node.on('input', async (msg, send, done) => {
     try {
       if (serverNode.failure) throw new Error(`the LwM2M server is not running: ${serverNode.failure.message}`);
-      await act(msg, serverNode, settings);
-      node.status({});
-      send(msg);
+      await handle(msg, send);
       done();
     } catch (error) {
       const problem = failure(msg, error);
@@ -91,7 +102,6 @@ export function actionNode(
       done(problem);
     }
   });
-  node.on('close', (_removed, done) => serverNode.deregister(node, done));
 }
 
 /**

@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
 import { FakeServer } from './helpers/fake-server';
+import { freeTcpPort, freeUdpPort } from './helpers/ports';
 
 const root = path.resolve(__dirname, '../..');
 const pkg = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8'));
@@ -147,7 +147,7 @@ describe('package', () => {
     assert.equal(pkg.scripts.start, 'node scripts/start.js');
     const userDir = fs.mkdtempSync(path.join(os.tmpdir(), 'lwm2m-demo-'));
     const httpPort = await freeTcpPort();
-    const coapPort = String(await freeTcpPort());
+    const coapPort = String(await freeUdpPort());
     const child = spawn(process.execPath, [path.join(root, 'scripts', 'start.js')], {
       env: { ...process.env, LWM2M_DEMO_DIR: userDir, PORT: String(httpPort), LWM2M_DEMO_COAP_PORT: coapPort },
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -176,10 +176,3 @@ describe('package', () => {
   });
 });
 
-async function freeTcpPort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}

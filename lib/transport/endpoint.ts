@@ -6,10 +6,9 @@
  * the address they registered from.
  */
 import { randomFillSync } from 'node:crypto';
-import { createSocket } from 'node:dgram';
-import type { DatagramInfo, DatagramSocket } from './datagram';
+import { bindUdpSocket, type DatagramInfo, type DatagramSocket } from './datagram';
 import { EventEmitter } from 'node:events';
-import { isIPv6, type AddressInfo } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { BoundedCache } from './bounded-cache';
 import { CoapError } from './errors';
 import {
@@ -185,17 +184,7 @@ export class CoapEndpoint extends EventEmitter {
   async listen(port = 0, address?: string): Promise<AddressInfo> {
     if (this.socket) throw new Error('the endpoint is already listening');
     if (this.closed) throw new Error('the endpoint is closed');
-    const socket = createSocket({ type: address && isIPv6(address) ? 'udp6' : 'udp4' });
-    await new Promise<void>((resolve, reject) => {
-      socket.once('error', (error) => {
-        socket.close();
-        reject(error);
-      });
-      socket.bind(port, address, () => {
-        socket.removeAllListeners('error');
-        resolve();
-      });
-    });
+    const socket = await bindUdpSocket(port, address);
     this.attach(socket as unknown as DatagramSocket);
     return socket.address();
   }

@@ -6,22 +6,15 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
+import { freeTcpPort, freeUdpPort } from '../helpers/ports';
 
 const root = path.resolve(__dirname, '../../..');
 const CHROMIUM = '/usr/bin/chromium';
 const PALETTE = ['lwm2m-register-in', 'lwm2m-observe', 'lwm2m-notify-in', 'lwm2m-send-in', 'lwm2m-read', 'lwm2m-write', 'lwm2m-execute', 'lwm2m-device-sim'];
 
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 describe('the editor in headless Chromium', function () {
   this.timeout(120_000);
@@ -35,9 +28,9 @@ describe('the editor in headless Chromium', function () {
     // CI installs chromium; a missing browser is a failure, never a skip
     assert.ok(fs.existsSync(CHROMIUM), 'Debian chromium is not installed (apt-get install -y chromium)');
     userDir = fs.mkdtempSync(path.join(os.tmpdir(), 'lwm2m-editor-'));
-    const port = await freePort();
+    const port = await freeTcpPort();
     nodeRed = spawn(process.execPath, [path.join(root, 'scripts', 'start.js')], {
-      env: { ...process.env, LWM2M_DEMO_DIR: userDir, PORT: String(port), LWM2M_DEMO_COAP_PORT: String(await freePort()) },
+      env: { ...process.env, LWM2M_DEMO_DIR: userDir, PORT: String(port), LWM2M_DEMO_COAP_PORT: String(await freeUdpPort()) },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     nodeRed.stdout!.on('data', (chunk) => (output += chunk));

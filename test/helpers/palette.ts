@@ -81,6 +81,20 @@ export function paletteFlow(port: number, extra: object[] = [], server: object =
   ];
 }
 
+/**
+ * An imported flow carries each node's credentials beside it; the runtime takes them separately:
+ * moves them out of the nodes into `{ id: credentials }` for helper.load.
+ */
+export function takeCredentials(flow: Array<Record<string, unknown>>): Record<string, unknown> {
+  const credentials: Record<string, unknown> = {};
+  for (const entry of flow) {
+    if (entry.credentials === undefined) continue;
+    credentials[String(entry.id)] = entry.credentials;
+    delete entry.credentials;
+  }
+  return credentials;
+}
+
 /** Simulated devices for one test; `stopAll` in afterEach. */
 export class Devices {
   private readonly running: LwM2MClient[] = [];

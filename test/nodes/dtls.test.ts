@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import { helper, nodeRedVersion } from '../helpers/node-red';
 import { freeUdpPort } from '../helpers/ports';
 import { coapsRequest, responseCode } from '../helpers/coaps-client';
-import { NODES, messageWhere, nextMessage, node, paletteFlow, statusOf, type Message } from '../helpers/palette';
+import { NODES, messageWhere, nextMessage, node, paletteFlow, statusOf, takeCredentials, type Message } from '../helpers/palette';
 
 const TABLE = JSON.stringify([{ endpoint: 'sim-secure', identity: 'secure-id', key: Buffer.from('secure-key').toString('hex') }]);
 
@@ -84,12 +84,8 @@ describe(`Node-RED nodes over DTLS (Node-RED ${nodeRedVersion})`, function () {
     assert.ok(block, 'README has the DTLS flow');
     const [port, dtlsPort] = [await freeUdpPort(), await freeUdpPort()];
     const flow = JSON.parse(block.replace(/"5683"/g, `"${port}"`).replace(/"5684"/g, `"${dtlsPort}"`).replace(/:5684"/g, `:${dtlsPort}"`)) as Array<Record<string, unknown>>;
-    const credentials: Record<string, unknown> = {};
-    for (const entry of flow) {
-      credentials[String(entry.id)] = entry.credentials;
-      delete entry.credentials;
-      if (entry.type !== 'lwm2m-server') entry.z = 'readme';
-    }
+    const credentials = takeCredentials(flow);
+    for (const entry of flow) if (entry.type !== 'lwm2m-server') entry.z = 'readme';
     await helper.load(NODES, [{ id: 'readme', type: 'tab' }, ...flow], credentials);
     const server = helper.getNode('srv') as unknown as { ready: Promise<void>; server: { registrations(): Array<{ endpoint: string; identity?: string }> } };
     await server.ready;

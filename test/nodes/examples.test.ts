@@ -8,7 +8,7 @@ import * as path from 'node:path';
 
 import { freeUdpPort } from '../helpers/ports';
 import { helper } from '../helpers/node-red';
-import { NODES } from '../helpers/palette';
+import { NODES, takeCredentials } from '../helpers/palette';
 
 
 const root = path.resolve(__dirname, '../../..');
@@ -47,13 +47,7 @@ describe('example flows', function () {
         .replace(/"5684"/g, `"${dtlsPort}"`)
         .replace(/:5684"/g, `:${dtlsPort}"`);
       const flow = JSON.parse(text) as FlowNode[];
-      // credentials travel in an imported flow beside each node; the runtime takes them separately
-      const credentials: Record<string, unknown> = {};
-      for (const node of flow) {
-        if (node.credentials === undefined) continue;
-        credentials[node.id] = node.credentials;
-        delete node.credentials;
-      }
+      const credentials = takeCredentials(flow);
       const expected = flow.filter((node) => node.type === 'lwm2m-device-sim').reduce((sum, node) => sum + Number(node.count ?? 1), 0);
       const debugs = flow.filter((node) => node.type === 'debug').map((node) => node.id);
       // a debug fed by an event node (register-in, notify-in, send-in) must get data by itself

@@ -5,10 +5,9 @@
  * from each operation node at a Catch node.
  */
 import assert from 'node:assert/strict';
-import * as dgram from 'node:dgram';
 import type { AddressInfo } from 'node:net';
 import { helper, nodeRedVersion } from '../helpers/node-red';
-import { freeUdpPort } from '../helpers/ports';
+import { boundUdpSocket, freeUdpPort } from '../helpers/ports';
 import { Devices, NODES, messageWhere, nextMessage, node, paletteFlow, statusOf, until, type Message } from '../helpers/palette';
 
 type ServerNode = { ready: Promise<void>; server: { registrations(): Array<{ endpoint: string }>; read(endpoint: string, path: string): Promise<unknown> } };
@@ -242,8 +241,7 @@ describe(`Node-RED nodes: every event, operation and status (Node-RED ${nodeRedV
   });
 
   it('a server node that cannot bind its port shows why on the nodes that use it', async () => {
-    const blocker = dgram.createSocket('udp4');
-    await new Promise<void>((resolve) => blocker.bind(0, '127.0.0.1', resolve));
+    const blocker = await boundUdpSocket();
     try {
       const { port } = blocker.address() as AddressInfo;
       await helper.load(NODES, paletteFlow(port));

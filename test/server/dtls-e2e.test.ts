@@ -5,12 +5,13 @@
  * handshakes again and registers anew.
  */
 import assert from 'node:assert/strict';
-import { createSocket, type Socket } from 'node:dgram';
+import type { Socket } from 'node:dgram';
 import { LwM2MClient, LwM2MServer, type PskCredential } from '../../lib';
 import { DtlsClient } from '../../lib/transport/dtls/client';
 import { DtlsServer } from '../../lib/transport/dtls/server';
 import { FAST_TIMING } from '../helpers/fake-server';
 import { freeUdpPort } from '../helpers/ports';
+import { udpRelay } from '../helpers/relay';
 
 const KEY = Buffer.from('0123456789abcdef', 'hex');
 const CREDENTIALS: PskCredential[] = [
@@ -154,19 +155,8 @@ describe('DTLS records replayed on the wire', function () {
     const received: string[] = [];
     server.on('message', (data: Buffer) => received.push(data.toString()));
     // a relay that delivers every client datagram twice
-    const relay = createSocket('udp4');
+    const relay = await udpRelay(port, (datagram) => [datagram, datagram]);
     sockets.push(relay);
-    await new Promise<void>((resolve) => relay.bind(0, '127.0.0.1', resolve));
-    let clientPeer: { address: string; port: number } | undefined;
-    relay.on('message', (datagram, from) => {
-      if (from.port === port) {
-        if (clientPeer) relay.send(datagram, clientPeer.port, clientPeer.address);
-        return;
-      }
-      clientPeer = { address: from.address, port: from.port };
-      relay.send(datagram, port, '127.0.0.1');
-      relay.send(datagram, port, '127.0.0.1');
-    });
     const client = new DtlsClient({ host: '127.0.0.1', port: relay.address().port, identity: 'dev', key: KEY, timing: DTLS_TIMING });
     await client.connect();
     for (let i = 0; i < 10; i++) client.send(Buffer.from(`datagram ${i}`), 0, '');

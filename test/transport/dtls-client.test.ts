@@ -18,6 +18,7 @@ import { parseRecords, writeRecord, type DtlsRecord } from '../../lib/transport/
 import { CoapEndpoint, type Peer } from '../../lib/transport/endpoint';
 import { CoapError } from '../../lib/transport/errors';
 import { freeUdpPort } from '../helpers/ports';
+import { boundUdpSocket } from '../helpers/ports';
 
 const HOST = '127.0.0.1';
 const KEY_TEXT = 'lwm2m-red-psk-key';
@@ -83,8 +84,7 @@ function prng(seed: number) {
 }
 
 async function bindSocket(): Promise<Socket> {
-  const socket = createSocket('udp4');
-  await new Promise<void>((resolve) => socket.bind(0, HOST, resolve));
+  const socket = await boundUdpSocket();
   cleanups.push(() => new Promise<void>((resolve) => socket.close(() => resolve())));
   return socket;
 }

@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { createSocket, type Socket } from 'node:dgram';
+import type { Socket } from 'node:dgram';
 import { CoapEndpoint } from '../../lib/transport/endpoint';
 import { ContentType, DTLS_1_2, HandshakeType } from '../../lib/transport/dtls/constants';
 import { parseClientHello, parseHandshakeFragments, parseHelloVerifyRequest, writeClientHello, writeHandshake } from '../../lib/transport/dtls/handshake';
@@ -20,6 +20,8 @@ import * as path from 'node:path';
 import { DtlsClient } from '../../lib/transport/dtls/client';
 import { coapsRequest, responseCode } from '../helpers/coaps-client';
 import { heapAfterGc } from '../helpers/heap';
+import { boundUdpSocket } from '../helpers/ports';
+import { udpRelay } from '../helpers/relay';
 
 const KEY = Buffer.from('secret-key');
 
@@ -28,11 +30,6 @@ function clientHelloRecord(cookie: Buffer = Buffer.alloc(0), sequence = 0, messa
   return writeRecord(ContentType.HANDSHAKE, DTLS_1_2, 0, sequence, writeHandshake(HandshakeType.CLIENT_HELLO, messageSeq, hello));
 }
 
-async function udpSocket(): Promise<Socket> {
-  const socket = createSocket('udp4');
-  await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
-  return socket;
-}
 
 /** The handshake types in the next datagram the socket receives. */
 function nextHandshake(socket: Socket, timeout = 2000): Promise<number[]> {
@@ -71,7 +68,7 @@ describe('DTLS server under hostile input', function () {
   });
 
   it('drops garbage, truncated and forged records, and a real client still gets through', async () => {
-    const socket = await udpSocket();
+    const socket = await boundUdpSocket();
     sockets.push(socket);
     const valid = clientHelloRecord();
     for (let i = 0; i < 3000; i++) {
@@ -91,7 +88,7 @@ describe('DTLS server under hostile input', function () {
   });
 
   it('answers ClientHellos without a cookie statelessly: a flood leaves no state and a flat heap', async () => {
-    const socket = await udpSocket();
+    const socket = await boundUdpSocket();
     sockets.push(socket);
     let answers = 0;
     socket.on('message', () => answers++);
@@ -116,7 +113,7 @@ describe('DTLS server under hostile input', function () {
 
   it('caps half-open handshakes, and forgets them after the handshake deadline', async () => {
     const peers: Socket[] = [];
-    for (let i = 0; i < 8; i++) peers.push(await udpSocket());
+    for (let i = 0; i < 8; i++) peers.push(await boundUdpSocket());
     sockets.push(...peers);
     const answered: number[][] = [];
     for (const peer of peers) {
@@ -225,26 +222,19 @@ describe('DTLS server with openssl s_client, and its session limits', function (
     // a relay that adds an extension to every ClientHello: the cookie still matches (both hellos
     // carry it), but the server's transcript is no longer the client's. Without extended master
     // secret the keys still agree, so it is the Finished that tells.
-    const relay = createSocket('udp4');
-    await new Promise<void>((resolve) => relay.bind(0, '127.0.0.1', resolve));
-    let client: { address: string; port: number } | undefined;
-    relay.on('message', (datagram, from) => {
-      if (from.port === port) {
-        if (client) relay.send(datagram, client.port, client.address);
-        return;
-      }
-      client = { address: from.address, port: from.port };
-      const records = parseRecords(datagram).map((record) => {
-        if (record.type !== ContentType.HANDSHAKE || record.epoch !== 0 || record.fragment[0] !== HandshakeType.CLIENT_HELLO) {
-          return writeRecord(record.type, record.version, record.epoch, record.sequence, record.fragment);
-        }
-        const [fragment] = parseHandshakeFragments(record.fragment);
-        const hello = parseClientHello(fragment!.body);
-        const changed = writeClientHello({ ...hello, extensions: [...hello.extensions, [0xfafa, Buffer.alloc(0)]] });
-        return writeRecord(record.type, record.version, 0, record.sequence, writeHandshake(HandshakeType.CLIENT_HELLO, fragment!.messageSeq, changed));
-      });
-      relay.send(Buffer.concat(records), port, '127.0.0.1');
-    });
+    const relay = await udpRelay(port, (datagram) => [
+      Buffer.concat(
+        parseRecords(datagram).map((record) => {
+          if (record.type !== ContentType.HANDSHAKE || record.epoch !== 0 || record.fragment[0] !== HandshakeType.CLIENT_HELLO) {
+            return writeRecord(record.type, record.version, record.epoch, record.sequence, record.fragment);
+          }
+          const [fragment] = parseHandshakeFragments(record.fragment);
+          const hello = parseClientHello(fragment!.body);
+          const changed = writeClientHello({ ...hello, extensions: [...hello.extensions, [0xfafa, Buffer.alloc(0)]] });
+          return writeRecord(record.type, record.version, 0, record.sequence, writeHandshake(HandshakeType.CLIENT_HELLO, fragment!.messageSeq, changed));
+        }),
+      ),
+    ]);
     const failed: string[] = [];
     server.on('handshakeFailed', ({ reason }: { reason: string }) => failed.push(reason));
     try {
@@ -259,7 +249,7 @@ describe('DTLS server with openssl s_client, and its session limits', function (
 
   it('sends its flight again with back-off while the client is silent', async () => {
     await start();
-    const socket = await udpSocket();
+    const socket = await boundUdpSocket();
     try {
       const random = randomBytes(32);
       const cookie = await new Promise<Buffer>((resolve) => {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { createSocket, type Socket } from 'node:dgram';
+import type { Socket } from 'node:dgram';
 import { once } from 'node:events';
 import { BoundedCache } from '../../lib/transport/bounded-cache';
 import {
@@ -29,6 +29,7 @@ import {
 } from '../../lib/transport/message';
 import { DEFAULT_TIMING, maxTransmitWait } from '../../lib/transport/timing';
 import { hex } from '../helpers/bytes';
+import { boundUdpSocket } from '../helpers/ports';
 
 const LOCALHOST = '127.0.0.1';
 const EMPTY = Buffer.alloc(0);
@@ -46,8 +47,7 @@ afterEach(async () => {
 });
 
 async function bindSocket(): Promise<Socket> {
-  const socket = createSocket('udp4');
-  await new Promise<void>((resolve) => socket.bind(0, LOCALHOST, resolve));
+  const socket = await boundUdpSocket();
   cleanups.push(() => new Promise<void>((resolve) => socket.close(() => resolve())));
   return socket;
 }
@@ -185,6 +185,20 @@ async function settled<T>(promise: Promise<T>): Promise<T> {
 }
 
 /** A promise with its resolve function outside, for handlers the test releases by hand. */
+/** A raw peer that observes a new server endpoint with `token` (hex), past the first response; the server's side of it. */
+async function rawObserver(token: string): Promise<{ server: { endpoint: CoapEndpoint; peer: Peer }; raw: RawPeer; request: IncomingRequest }> {
+  const server = await listening({ timing: QUICK });
+  const raw = await RawPeer.create();
+  const origin = deferred<IncomingRequest>();
+  server.endpoint.setRequestHandler((request) => {
+    origin.resolve(request);
+    return { code: '2.05', observe: 1 };
+  });
+  await raw.send(coap({ type: 'CON', code: '0.01', messageId: 1, token: hex(token), options: [uintOption(OptionNumber.OBSERVE, 0)] }), server.peer);
+  await raw.nextMessage();
+  return { server, raw, request: await origin.promise };
+}
+
 function deferred<T>(): { promise: Promise<T>; resolve(value: T): void } {
   let resolve!: (value: T) => void;
   const promise = new Promise<T>((r) => (resolve = r));
@@ -839,16 +853,7 @@ describe('CoapEndpoint (transport/endpoint)', () => {
     });
 
     it('a peer that answers a notification with RST is reported by the reset event', async () => {
-      const server = await listening({ timing: QUICK });
-      const raw = await RawPeer.create();
-      const origin = deferred<IncomingRequest>();
-      server.endpoint.setRequestHandler((request) => {
-        origin.resolve(request);
-        return { code: '2.05', observe: 1 };
-      });
-      await raw.send(coap({ type: 'CON', code: '0.01', messageId: 1, token: hex('0c'), options: [uintOption(OptionNumber.OBSERVE, 0)] }), server.peer);
-      await raw.nextMessage();
-      const request = await origin.promise;
+      const { server, raw, request } = await rawObserver('0c');
       const outcome = server.endpoint.notify(request, { code: '2.05', observe: 2 }, true);
       const notification = await raw.nextMessage();
       const reset = nextEvent<[{ peer: Peer; token: Buffer }]>(server.endpoint, 'reset');
@@ -975,16 +980,7 @@ describe('CoapEndpoint (transport/endpoint)', () => {
     });
 
     it('settles CON notifications still waiting for an ACK', async () => {
-      const server = await listening({ timing: QUICK });
-      const raw = await RawPeer.create();
-      const origin = deferred<IncomingRequest>();
-      server.endpoint.setRequestHandler((request) => {
-        origin.resolve(request);
-        return { code: '2.05', observe: 1 };
-      });
-      await raw.send(coap({ type: 'CON', code: '0.01', messageId: 1, token: hex('0d'), options: [uintOption(OptionNumber.OBSERVE, 0)] }), server.peer);
-      await raw.nextMessage();
-      const request = await origin.promise;
+      const { server, raw, request } = await rawObserver('0d');
       const outcome = server.endpoint.notify(request, { code: '2.05', observe: 2 }, true);
       await raw.nextMessage();
       await server.endpoint.close();

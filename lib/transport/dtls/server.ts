@@ -7,12 +7,11 @@
  * capped; a flight is retransmitted with back-off; records are checked against an anti-replay
  * window; renegotiation is refused. What fails to parse or authenticate is dropped, never thrown.
  */
-import { createSocket, type Socket } from 'node:dgram';
+import type { Socket } from 'node:dgram';
 import { EventEmitter } from 'node:events';
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
-import { isIPv6 } from 'node:net';
-import type { DatagramInfo, DatagramSocket } from '../datagram';
+import { bindUdpSocket, type DatagramInfo, type DatagramSocket } from '../datagram';
 import { protectionsFor, keyBlockLength, type RecordProtection } from './cipher';
 import {
   AlertDescription,
@@ -165,17 +164,7 @@ export class DtlsServer extends EventEmitter implements DatagramSocket {
 
   async listen(port = 0, address?: string): Promise<AddressInfo> {
     if (this.socket) throw new Error('the DTLS server is already listening');
-    const socket = createSocket({ type: address && isIPv6(address) ? 'udp6' : 'udp4' });
-    await new Promise<void>((resolve, reject) => {
-      socket.once('error', (error) => {
-        socket.close();
-        reject(error);
-      });
-      socket.bind(port, address, () => {
-        socket.removeAllListeners('error');
-        resolve();
-      });
-    });
+    const socket = await bindUdpSocket(port, address);
     socket.on('message', (datagram, info) => this.receive(datagram, info.address, info.port));
     socket.on('error', (error) => this.emit('error', error));
     this.socket = socket;
