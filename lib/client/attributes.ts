@@ -8,30 +8,9 @@
  * the Write-Attributes operation of the Device Management and Service Enablement interface.
  */
 import type { LwM2MPath } from '../path';
+import type { NotificationAttributes } from '../protocol';
 
-/** Notification attributes (LwM2M 1.1 + 1.2's edge, con, hqmax). */
-export interface NotificationAttributes {
-  /** Minimum Period, seconds, integer >= 0 */
-  pmin?: number;
-  /** Maximum Period, seconds, integer >= 0 (0 means "no maximum period") */
-  pmax?: number;
-  /** Greater Than threshold */
-  gt?: number;
-  /** Less Than threshold */
-  lt?: number;
-  /** Step, >= 0 */
-  st?: number;
-  /** Minimum Evaluation Period, seconds */
-  epmin?: number;
-  /** Maximum Evaluation Period, seconds */
-  epmax?: number;
-  /** 1: notify on a false → true transition, 0: on true → false */
-  edge?: 0 | 1;
-  /** 1: send notifications as Confirmable messages */
-  con?: 0 | 1;
-  /** Maximum Historical Queue: notifications kept while offline */
-  hqmax?: number;
-}
+export type { NotificationAttributes };
 export type AttributeName = keyof NotificationAttributes;
 
 /** A refused attribute; the client answers the request with 4.00 Bad Request. */

@@ -485,8 +485,8 @@ export class LwM2MClient extends EventEmitter {
     for (const oid of this.tree.objectIds()) {
       if (oid === 0 || oid === 21) continue;
       const instances = this.tree.instanceIds(oid);
-      const version = this.tree.objectDefinition(oid)?.version;
-      const versioned: Record<string, string> = version && version !== '1.0' ? { ver: version } : {};
+      const version = announcedVersion(oid, this.tree.objectDefinition(oid)?.version, this.version);
+      const versioned: Record<string, string> = version ? { ver: version } : {};
       if (instances.length === 0 || Object.keys(versioned).length > 0) links.push({ uri: `/${oid}`, attributes: versioned });
       for (const iid of instances) links.push({ uri: `/${oid}/${iid}`, attributes: {} });
     }
@@ -588,4 +588,18 @@ function parseServerUri(uri: string): { host: string; port: number; secure: bool
   const host = url.hostname.replace(/^\[|\]$/g, '');
   if (!host) throw new TypeError(`server URI ${uri} has no host`);
   return { host, port: url.port ? Number(url.port) : secure ? 5684 : 5683, secure };
+}
+
+/**
+ * The `ver` a client announces for an object: none from a 1.0 client, whose server knows only the
+ * first versions; OMA's core objects (0–7) are versioned with the enabler, so a client announces
+ * them at most at its own LwM2M version (a 1.1 client has Server 1.1, not the model's 1.2).
+ */
+export function announcedVersion(objectId: number, modelVersion: string | undefined, lwm2m: LwM2MVersion): string | undefined {
+  if (!modelVersion || lwm2m === '1.0') return undefined;
+  const [major, minor] = modelVersion.split('.').map(Number);
+  const [ownMajor, ownMinor] = lwm2m.split('.').map(Number);
+  const newer = major! > ownMajor! || (major === ownMajor && minor! > ownMinor!);
+  const version = objectId <= 7 && newer ? lwm2m : modelVersion;
+  return version === '1.0' ? undefined : version;
 }

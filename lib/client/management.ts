@@ -2,6 +2,7 @@
  * The Device Management and Information Reporting interfaces of a client: turns each CoAP request
  * from the server into an operation on the object tree and answers with the LwM2M response code.
  */
+import type { LwM2MVersion } from '../protocol';
 import {
   COMPOSITE_FORMATS,
   ContentFormat,
@@ -30,7 +31,7 @@ import { ClientError, badRequest, notAcceptable, notAllowed, notFound, unauthori
 import type { Observation, Observations } from './observations';
 import { executable, type ObjectTree } from './tree';
 
-export type LwM2MVersion = '1.0' | '1.1' | '1.2';
+export type { LwM2MVersion };
 
 /** The data formats of each LwM2M version (1.2 dropped OMA JSON and added LwM2M CBOR). */
 const FORMATS: Record<LwM2MVersion, ReadonlySet<number>> = {

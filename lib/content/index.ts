@@ -161,7 +161,7 @@ export function encodeRecords(
       if (record.time !== undefined && !Number.isFinite(record.time)) throw new ContentFormatError(format, 'encode', `time ${record.time} is not a number`, path.toString());
       return typedRecord(format, path, record.value, model, record.time);
     });
-    return codec.encode({ records: typed, emptyResources: [] }, LwM2MPath.ROOT, model);
+    return codec.encode({ records: typed, emptyResources: [], emptyInstances: [] }, LwM2MPath.ROOT, model);
   });
 }
 

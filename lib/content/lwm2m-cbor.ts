@@ -46,6 +46,7 @@ function encodeLwm2mCbor(flat: FlatValue): Buffer {
     return level;
   };
   for (const path of flat.emptyResources) levelAt(path.ids, path);
+  for (const path of flat.emptyInstances) levelAt(path.ids, path);
   for (const record of flat.records) {
     const ids = record.path.ids;
     const parent = levelAt(ids.slice(0, -1), record.path);
@@ -95,6 +96,7 @@ function decodeLwm2mCbor(payload: Buffer, base: LwM2MPath, model: ResourceLookup
 
   const records: ResourceRecord[] = [];
   const emptyResources = paths.slice(leaves.length).filter((path) => path.length === 3);
+  const emptyInstances = paths.slice(leaves.length).filter((path) => path.length === 2);
   const seen = new Set<string>();
   for (const [index, leaf] of leaves.entries()) {
     const path = paths[index];
@@ -104,7 +106,7 @@ function decodeLwm2mCbor(payload: Buffer, base: LwM2MPath, model: ResourceLookup
     seen.add(key);
     records.push({ path, value: readValue(leaf.item, modelType(model, path), path) });
   }
-  return { records, emptyResources, unique: true };
+  return { records, emptyResources, emptyInstances, unique: true };
 }
 
 /** Walks the nested maps, joining key ids into paths (at most 4 ids deep). */

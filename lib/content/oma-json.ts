@@ -9,7 +9,7 @@ import type { Codec, DecodeOptions } from './codec';
 import { ContentFormatError } from './error';
 import { ContentFormat } from './formats';
 import { formatJsonNumber, parseJsonPayload } from './json';
-import { packRecords, unpackRecords, type SenmlRecord } from './senml';
+import { unpackRecords, type SenmlRecord } from './senml';
 import type { DecodedRecords, FlatValue } from './tree';
 import { describe, type ValueType } from './typing';
 import type { ResourceValue } from './value';
@@ -21,16 +21,18 @@ export const omaJsonCodec: Codec = {
   format: FORMAT,
   composite: false,
   encode(flat: FlatValue, base: LwM2MPath): Buffer {
-    const pack = packRecords(flat, base);
-    const baseName = pack.length > 0 && pack[0].bn !== undefined ? pack[0].bn : base.isRoot() ? undefined : base.toString() + '/';
-    const entries = pack.map((out) => {
-      let json = '{';
-      if (out.n !== undefined) json += `"n":${JSON.stringify(out.n)},`;
-      json += valuePair(out.record.type, out.record.value, out.record.path);
-      if (out.t !== undefined) json += `,"t":${number(out.t, out.record.path)}`;
+    // The base name goes down to the object instance at most ("bn":"/3/0/", "n":"14"): that is how
+    // 1.0 clients write it themselves, and strict ones refuse a resource path as the base name.
+    const prefix = base.isRoot() ? '' : `/${base.ids.slice(0, 2).join('/')}/`;
+    const entries = flat.records.map((record) => {
+      let json = `{"n":${JSON.stringify(record.path.toString().slice(prefix.length))},`;
+      json += valuePair(record.type, record.value, record.path);
+      if (record.time !== undefined) json += `,"t":${number(record.time, record.path)}`;
       return json + '}';
     });
-    return Buffer.from(`{${baseName !== undefined ? `"bn":${JSON.stringify(baseName)},` : ''}"e":[${entries.join(',')}]}`, 'utf8');
+    // an empty object instance below the base is named without a value, so a Create still names it
+    for (const path of flat.emptyInstances) if (path.length > base.length) entries.push(`{"n":${JSON.stringify(path.toString().slice(prefix.length))}}`);
+    return Buffer.from(`{${prefix ? `"bn":${JSON.stringify(prefix)},` : ''}"e":[${entries.join(',')}]}`, 'utf8');
   },
   decode(payload: Buffer, _base: LwM2MPath, model: ResourceLookup, options: DecodeOptions): DecodedRecords {
     return unpackRecords(FORMAT, toSenml(payload), model, options.now ?? Date.now() / 1000, { opaqueAsBase64String: true, finiteOnly: true });

@@ -13,7 +13,7 @@ export const opaqueCodec: Codec = {
   composite: false,
   encode(flat: FlatValue, base: LwM2MPath): Buffer {
     const [record] = flat.records;
-    if (flat.records.length !== 1 || flat.emptyResources.length > 0 || !record.path.equals(base)) {
+    if (flat.records.length !== 1 || flat.emptyResources.length > 0 || flat.emptyInstances.length > 0 || !record.path.equals(base)) {
       throw new ContentFormatError(FORMAT, 'encode', 'opaque carries exactly one resource (instance) value', base.toString());
     }
     if (record.type !== 'Opaque') {

@@ -25,10 +25,10 @@ export const senmlCborCodec: Codec = {
     const pack = packRecords(flat, base);
     const writer = new CborWriter().array(pack.length);
     for (const out of pack) {
-      writer.map((out.bn !== undefined ? 1 : 0) + (out.n !== undefined ? 1 : 0) + (out.t !== undefined ? 1 : 0) + 1);
+      writer.map((out.bn !== undefined ? 1 : 0) + (out.n !== undefined ? 1 : 0) + (out.t !== undefined ? 1 : 0) + (out.record ? 1 : 0));
       if (out.bn !== undefined) writer.integer(LABEL.bn).text(out.bn);
       if (out.n !== undefined) writer.integer(LABEL.n).text(out.n);
-      writeValue(writer, out.record);
+      if (out.record) writeValue(writer, out.record); // none: an empty object instance, named only
       if (out.t !== undefined) writer.integer(LABEL.t)[Number.isInteger(out.t) ? 'integer' : 'float'](out.t);
     }
     return writer.toBuffer();

@@ -21,6 +21,7 @@ export const senmlJsonCodec: Codec = {
       let json = '{';
       if (out.bn !== undefined) json += `"bn":${JSON.stringify(out.bn)},`;
       if (out.n !== undefined) json += `"n":${JSON.stringify(out.n)},`;
+      if (!out.record) return json.slice(0, -1) + '}'; // an empty object instance: its name only
       json += `"${valueLabel(out.record.type)}":${jsonValue(out.record.type, out.record.value, out.record.path)}`;
       if (out.t !== undefined) json += `,"t":${jsonNumber(out.t, out.record.path)}`;
       return json + '}';

@@ -31,29 +31,37 @@ export interface SenmlRecord {
 export const RELATIVE_TIME_LIMIT = 2 ** 28;
 const VALUE_LABELS = ['v', 'vs', 'vb', 'vd', 'vlo'] as const;
 
-/** One record to write: its name parts and its typed value. */
+/** One record to write: its name parts and its typed value (none for an empty object instance). */
 export interface SenmlOut {
   readonly bn?: string;
   readonly n?: string;
   readonly t?: number;
-  readonly record: TypedRecord;
+  readonly record?: TypedRecord;
 }
 
 /**
  * Lays typed records out as a pack: below a non-root base, the first record carries the base path
  * as `bn` and every name is relative to it (`bn "/3/0/"`, `n "9"`); from the root (composites),
- * every `n` is a full path.
+ * every `n` is a full path. An empty object instance below the base is a record with a name and no
+ * value, so that a Create of an instance without resources still names it.
  */
 export function packRecords(flat: FlatValue, base: LwM2MPath): SenmlOut[] {
   // (SenML cannot say "a multiple resource with no instances": such a resource is left out)
-  if (base.isRoot()) return flat.records.map((record) => ({ n: record.path.toString(), t: record.time, record }));
+  const emptyInstances = flat.emptyInstances.filter((path) => path.length > base.length);
+  if (base.isRoot()) {
+    const out: SenmlOut[] = flat.records.map((record) => ({ n: record.path.toString(), t: record.time, record }));
+    for (const path of emptyInstances) out.push({ n: path.toString() });
+    return out;
+  }
   const prefix = base.toString();
-  return flat.records.map((record, index) => {
+  const out: SenmlOut[] = flat.records.map((record) => {
     const full = record.path.toString();
     if (full === prefix) return { bn: prefix, t: record.time, record }; // a single value: its path is the base name
-    const n = full.slice(prefix.length + 1);
-    return index === 0 ? { bn: prefix + '/', n, t: record.time, record } : { n, t: record.time, record };
+    return { n: full.slice(prefix.length + 1), t: record.time, record };
   });
+  for (const path of emptyInstances) out.push({ n: path.toString().slice(prefix.length + 1) });
+  if (out.length > 0 && out[0].bn === undefined) out[0] = { ...out[0], bn: prefix + '/' };
+  return out;
 }
 
 export interface UnpackOptions {
@@ -73,6 +81,7 @@ export function unpackRecords(
 ): DecodedRecords {
   const { opaqueAsBase64String = false, finiteOnly = false } = options;
   const records: ResourceRecord[] = [];
+  const emptyInstances: LwM2MPath[] = [];
   let baseName = '';
   let baseTime = 0;
   let baseValue = 0;
@@ -88,6 +97,10 @@ export function unpackRecords(
     if (record.bv !== undefined) baseValue = finite(record.bv) ?? fail(`bv is ${describe(record.bv)}, not a number`);
     const name = record.n === undefined ? '' : typeof record.n === 'string' ? record.n : fail(`n is ${describe(record.n)}, not a string`);
     const path = parse(baseName + name) ?? fail(`the name "${baseName + name}" is not an LwM2M path`);
+    if (path.length === 2 && VALUE_LABELS.every((label) => record[label] === undefined)) {
+      emptyInstances.push(path); // an object instance named without resources: it exists, empty
+      return;
+    }
     if (path.length < 3) fail(`the name ${path} is not a resource or resource instance path`);
     const t = record.t === undefined ? 0 : (finite(record.t) ?? fail(`t is ${describe(record.t)}, not a number`));
     const hasTime = record.t !== undefined || record.bt !== undefined || baseTime !== 0;
@@ -98,7 +111,7 @@ export function unpackRecords(
     const value = readValue(adjusted, type, baseValue, finiteOnly, fail);
     records.push(time === undefined ? { path, value } : { path, value, time });
   });
-  return { records, emptyResources: [] };
+  return { records, emptyResources: [], emptyInstances };
 }
 
 /** The paths a pack names, for Read-Composite and Observe-Composite requests (values, if any, ignored). */

@@ -56,6 +56,7 @@ function encodeTlv(flat: FlatValue, base: LwM2MPath): Buffer {
     };
     for (const record of records) groupOf(record.path.ids[1]).records.push(record);
     for (const path of flat.emptyResources) groupOf(path.ids[1]).empties.push(path);
+    for (const path of flat.emptyInstances) groupOf(path.instanceId!); // an instance header with nothing inside
     top = [...byInstance.keys()].sort((a, b) => a - b).map((id) => container(Kind.ObjectInstance, id, resourceEntries(byInstance.get(id)!.records, byInstance.get(id)!.empties)));
   } else if (base.level === 'resourceInstance') {
     const [record] = records;
@@ -233,7 +234,7 @@ function decodeTlv(payload: Buffer, base: LwM2MPath, model: ResourceLookup): Dec
     case 'object':
       for (const tlv of top) {
         expectKind(tlv, [Kind.ObjectInstance], base);
-        reader.instance(base.child(tlv.id), children(tlv));
+        reader.objectInstance(base.child(tlv.id), children(tlv));
       }
       break;
     case 'instance':
@@ -268,15 +269,23 @@ function decodeTlv(payload: Buffer, base: LwM2MPath, model: ResourceLookup): Dec
       break;
     }
   }
-  return { records: reader.records, emptyResources: reader.emptyResources, unique: true };
+  return { records: reader.records, emptyResources: reader.emptyResources, emptyInstances: reader.emptyInstances, unique: true };
 }
 
 class TlvReader {
   readonly records: ResourceRecord[] = [];
   readonly emptyResources: LwM2MPath[] = [];
+  readonly emptyInstances: LwM2MPath[] = [];
   private readonly seen = new Set<string>();
 
   constructor(private readonly model: ResourceLookup) {}
+
+  /** An instance entry of an object-level payload: it exists even with no resource inside. */
+  objectInstance(path: LwM2MPath, entries: Tlv[]): void {
+    this.once(path);
+    if (entries.length === 0) this.emptyInstances.push(path);
+    this.instance(path, entries);
+  }
 
   instance(path: LwM2MPath, entries: Tlv[]): void {
     for (const tlv of entries) {

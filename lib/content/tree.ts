@@ -20,23 +20,29 @@ export interface TypedRecord extends ResourceRecord {
   readonly type: ValueType;
 }
 
-/** What a value flattens to: its resource values, and the multiple-instance resources that have no instance. */
+/**
+ * What a value flattens to: its resource values, the multiple-instance resources that have no
+ * instance, and the object instances that have no resource (a Create of an empty instance must
+ * still name the instance).
+ */
 export interface FlatValue {
   readonly records: TypedRecord[];
   readonly emptyResources: LwM2MPath[];
+  readonly emptyInstances: LwM2MPath[];
 }
 
-/** What a decoder yields: records in payload order, and multiple-instance resources given with no instance. */
+/** What a decoder yields: records in payload order, and multiple-instance resources (and object instances) given empty. */
 export interface DecodedRecords {
   readonly records: ResourceRecord[];
   readonly emptyResources: readonly LwM2MPath[];
+  readonly emptyInstances?: readonly LwM2MPath[];
   /** Set by decoders that already refused repeated paths, so nothing needs to pick the latest. */
   readonly unique?: boolean;
 }
 
 /** Flattens the value of `path` (any level) into typed records, refusing shapes and types that do not fit. */
 export function flatten(format: number, path: LwM2MPath, value: unknown, model: ResourceLookup): FlatValue {
-  const flat: FlatValue = { records: [], emptyResources: [] };
+  const flat: FlatValue = { records: [], emptyResources: [], emptyInstances: [] };
   new Flattener(format, model, flat).visit(path, value);
   return flat;
 }
@@ -58,7 +64,7 @@ export function flattenComposite(format: number, values: CompositeValue, model: 
       throw new ContentFormatError(format, 'encode', `the paths ${sorted[i - 1]} and ${sorted[i]} overlap; give each value once`);
     }
   }
-  const flat: FlatValue = { records: [], emptyResources: [] };
+  const flat: FlatValue = { records: [], emptyResources: [], emptyInstances: [] };
   const flattener = new Flattener(format, model, flat);
   for (const [path, value] of entries) flattener.visit(path, value);
   return flat;
@@ -76,6 +82,7 @@ class Flattener {
     if (path.level === 'resourceInstance') return this.resourceInstance(path, value);
     // root, object or instance: a map of ids one level down
     const children = this.idMap(path, value, ['object', 'object instance', 'resource'][path.length]);
+    if (children.length === 0 && path.level === 'instance') this.flat.emptyInstances.push(path);
     for (const [id, child] of children) this.visit(path.child(id), child);
   }
 
@@ -172,7 +179,7 @@ export function nest(
     }
     if (ids.length < 3) fail('a value must belong to a resource or resource instance path', record.path);
   }
-  const empties = decoded.emptyResources.filter((path) => base.contains(path) || path.contains(base));
+  const empties = [...decoded.emptyResources, ...(decoded.emptyInstances ?? [])].filter((path) => base.contains(path) || path.contains(base));
 
   if (base.level === 'resourceInstance') {
     if (records.length !== 1 || !records[0].path.equals(base)) fail('the payload holds no value for this resource instance');
@@ -249,8 +256,10 @@ export function groupComposite(
   paths?: readonly LwM2MPath[],
 ): CompositeValue {
   // one pass to put every record under its key, then one nest per key
-  const groups = new Map<string, { key: LwM2MPath; records: ResourceRecord[]; emptyResources: LwM2MPath[]; unique?: boolean }>();
-  if (paths) for (const key of paths) groups.set(key.toString(), { key, records: [], emptyResources: [], unique: decoded.unique });
+  type Group = { key: LwM2MPath; records: ResourceRecord[]; emptyResources: LwM2MPath[]; emptyInstances: LwM2MPath[]; unique?: boolean };
+  const groups = new Map<string, Group>();
+  const newGroup = (key: LwM2MPath): Group => ({ key, records: [], emptyResources: [], emptyInstances: [], unique: decoded.unique });
+  if (paths) for (const key of paths) groups.set(key.toString(), newGroup(key));
   const groupOf = (path: LwM2MPath) => {
     if (paths) {
       const key = paths.find((candidate) => candidate.contains(path));
@@ -260,15 +269,16 @@ export function groupComposite(
     const key = path.length === 4 ? path.parent() : path;
     const text = key.toString();
     let group = groups.get(text);
-    if (!group) groups.set(text, (group = { key, records: [], emptyResources: [], unique: decoded.unique }));
+    if (!group) groups.set(text, (group = newGroup(key)));
     return group;
   };
   for (const record of decoded.records) groupOf(record.path).records.push(record);
   for (const path of decoded.emptyResources) groupOf(path).emptyResources.push(path);
+  for (const path of decoded.emptyInstances ?? []) groupOf(path).emptyInstances.push(path);
 
   const result: CompositeValue = {};
   for (const [text, group] of groups) {
-    if (group.records.length === 0 && group.emptyResources.length === 0) continue; // nothing there: leave the key out
+    if (group.records.length === 0 && group.emptyResources.length === 0 && group.emptyInstances.length === 0) continue; // nothing there: leave the key out
     result[text] = nest(format, group.key, group, model);
   }
   return result;

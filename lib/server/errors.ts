@@ -8,7 +8,9 @@ export type LwM2MErrorCode =
   | 'METHOD_NOT_ALLOWED'
   | 'NOT_ACCEPTABLE'
   | 'UNSUPPORTED_FORMAT'
-  | 'INTERNAL';
+  | 'INTERNAL'
+  /** the server is closed, or could not start */
+  | 'SERVER_NOT_RUNNING';
 
 export class LwM2MError extends Error {
   override readonly name = 'LwM2MError';

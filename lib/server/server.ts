@@ -35,7 +35,7 @@ import { CoapEndpoint, type CoapResponse, type IncomingRequest, type OutgoingRes
 import { CoapError } from '../transport/errors';
 import { OptionNumber } from '../transport/message';
 import { maxTransmitWait, type CoapTiming } from '../transport/timing';
-import type { NotificationAttributes } from '../client/attributes';
+import type { NotificationAttributes } from '../protocol';
 import { LwM2MError, errorFromResponse } from './errors';
 import { RateLimitedLog, type Logger } from './log';
 import { RequestQueue } from './queue';
@@ -65,7 +65,7 @@ export interface LwM2MServerOptions {
   timing?: Partial<CoapTiming>;
   /** requests remembered for deduplication (bounds the memory of the message layer; default 10,000) */
   maxExchanges?: number;
-  /** where rate-limited log lines about bad input go (default: nowhere) */
+  /** where rate-limited log lines about bad input go: a function `(level, message)` or a console-like object (default: nowhere) */
   logger?: Logger;
   /** CoAP over DTLS with pre-shared keys, on a port of its own beside plain CoAP */
   dtls?: DtlsOptions;
@@ -85,7 +85,8 @@ export interface DtlsOptions extends Omit<DtlsServerOptions, 'psk'> {
   port?: number;
   /** address to bind (default: the plain CoAP address) */
   address?: string;
-  credentials: readonly PskCredential[];
+  /** the devices' PSKs (default none; set them later with setCredentials) */
+  credentials?: readonly PskCredential[];
 }
 
 /** A registration as the server's users see it. */
@@ -196,7 +197,7 @@ export class LwM2MServer extends EventEmitter {
     this.endpoint.on('error', (error) => this.fail(error));
     this.queue = new RequestQueue();
     if (options.dtls) {
-      this.setCredentials(options.dtls.credentials);
+      this.setCredentials(options.dtls.credentials ?? []);
       this.dtls = new DtlsServer({ ...options.dtls, psk: (identity) => this.credentialsByIdentity.get(identity)?.key });
       this.dtls.on('error', (error: Error) => this.fail(error));
       this.dtls.on('handshakeFailed', ({ address, port, reason }: { address: string; port: number; reason: string }) => this.log.warn(`DTLS handshake with ${address}:${port} failed: ${reason}`));
@@ -211,6 +212,7 @@ export class LwM2MServer extends EventEmitter {
    * and an endpoint bound to an identity may not register over plain CoAP.
    */
   setCredentials(credentials: readonly PskCredential[]): void {
+    if (!Array.isArray(credentials)) throw new TypeError('credentials must be an array of { identity, key, endpoint }');
     const byIdentity = new Map<string, PskCredential>();
     const byEndpoint = new Map<string, PskCredential>();
     for (const credential of credentials) {
@@ -271,7 +273,7 @@ export class LwM2MServer extends EventEmitter {
     clearInterval(this.sweepTimer);
     for (const { timer } of this.awakeUntil.values()) clearTimeout(timer);
     this.awakeUntil.clear();
-    this.queue.clear(new LwM2MError('TIMEOUT', 'the server was closed'));
+    this.queue.clear(new LwM2MError('SERVER_NOT_RUNNING', 'the server was closed'));
     for (const observation of this.observationsById.values()) observation.cancel();
     this.observationsById.clear();
     this.observationsByRegistration.clear();
@@ -585,8 +587,12 @@ export class LwM2MServer extends EventEmitter {
     return [...root, ...path.ids.map(String)];
   }
 
-  /** The format for values to and from a device: the caller's, the server's, what it announced, else by its version. */
-  private valueFormat(record: RegistrationRecord, requested: number | undefined, composite: boolean): number {
+  /**
+   * The format for values to and from a device: the caller's, the server's, what it announced, else
+   * by its version. Writes to a 1.0 device go in TLV, which every 1.0 client must take: their OMA
+   * JSON readers differ too much to trust with a write.
+   */
+  private valueFormat(record: RegistrationRecord, requested: number | undefined, composite: boolean, purpose: 'read' | 'write' = 'read'): number {
     if (requested !== undefined) return canonicalFormat(requested);
     const announced = this.objectList(record).contentFormats.map(canonicalFormat);
     const preferred = this.options.preferredFormat;
@@ -594,6 +600,7 @@ export class LwM2MServer extends EventEmitter {
     if (preferred !== undefined && usable(canonicalFormat(preferred)) && (announced.length === 0 || announced.includes(canonicalFormat(preferred)))) {
       return canonicalFormat(preferred);
     }
+    if (purpose === 'write' && !composite && record.version === '1.0') return ContentFormat.TLV;
     const fromDevice = announced.find(usable);
     if (fromDevice !== undefined) return fromDevice;
     if (record.version === '1.0') return composite ? ContentFormat.SENML_CBOR : ContentFormat.TLV;
@@ -604,14 +611,11 @@ export class LwM2MServer extends EventEmitter {
   private async request(record: RegistrationRecord, operation: string, params: RequestParams, options: RequestOptions, success: string[]): Promise<CoapResponse> {
     const timeout = options.timeout ?? this.options.requestTimeout ?? 10_000;
     const send = async (): Promise<CoapResponse> => {
-      if (this.closed) throw new LwM2MError('TIMEOUT', 'the server was closed');
+      if (this.closed) throw new LwM2MError('SERVER_NOT_RUNNING', 'the server was closed');
       try {
         return await this.endpointFor(record).request({ address: record.address, port: record.port }, { ...params, timeout });
       } catch (error) {
-        if (error instanceof CoapError) {
-          const code = error.kind === 'TIMEOUT' ? 'TIMEOUT' : error.kind === 'TOO_LARGE' ? 'BAD_REQUEST' : 'INTERNAL';
-          throw new LwM2MError(code, `${operation} on ${record.endpoint}: ${error.message}`);
-        }
+        if (error instanceof CoapError) throw transportError(operation, record.endpoint, params.method, error);
         throw error;
       }
     };
@@ -673,7 +677,7 @@ export class LwM2MServer extends EventEmitter {
   async write(endpoint: string, path: string | LwM2MPath, value: unknown, options: WriteOptions = {}): Promise<void> {
     const record = this.target(endpoint);
     const at = this.pathOf(path);
-    const format = this.valueFormat(record, options.format, false);
+    const format = this.valueFormat(record, options.format, false, 'write');
     const payload = this.encodeFor(format, at, value);
     const method = options.mode === 'update' ? 'POST' : 'PUT';
     await this.request(record, `Write ${at}`, { method, path: this.segments(record, at), contentFormat: format, payload }, options, ['2.04']);
@@ -706,20 +710,30 @@ export class LwM2MServer extends EventEmitter {
     await this.request(record, `Execute ${at}`, { method: 'POST', path: this.segments(record, at), payload, contentFormat: payload.length > 0 ? ContentFormat.TEXT : undefined }, options, ['2.04']);
   }
 
-  /** Creates an instance: `path` is the object (`/3303`, the device picks the id) or the new instance (`/3303/5`). Resolves with the new instance's path. */
+  /**
+   * Creates an instance: `path` is the new instance (`/3303/5`), or the object (`/3303`) to let the
+   * device pick the id. Resolves with the new instance's path, as the device's Location-Path says.
+   *
+   * Without an id, TLV can carry the resources alone (the device picks the id), so TLV is used when
+   * the caller names no format and the device takes it. Other formats name the instance, so the id
+   * is picked from what the device says it has now (Discover), not from a registration that may be
+   * stale.
+   */
   async create(endpoint: string, path: string | LwM2MPath, value: unknown, options: RequestOptions = {}): Promise<string> {
     const record = this.target(endpoint);
     const at = this.pathOf(path);
     if (at.level !== 'object' && at.level !== 'instance') throw new LwM2MError('BAD_REQUEST', `Create needs an object or instance path, not ${at}`);
-    const format = this.valueFormat(record, options.format, false);
     const objectPath = LwM2MPath.of(at.objectId!);
+    let format = this.valueFormat(record, options.format, false, 'write');
+    if (at.level === 'object' && options.format === undefined && format !== ContentFormat.TLV && this.takesTlv(record)) format = ContentFormat.TLV;
     let payload: Buffer;
     if (at.level === 'instance') payload = this.encodeFor(format, objectPath, { [at.instanceId!]: value });
     else if (format === ContentFormat.TLV) payload = this.encodeFor(format, LwM2MPath.of(at.objectId!, 0), value); // resources only: the device picks the id
-    else payload = this.encodeFor(format, objectPath, { [this.freeInstance(record, at.objectId!)]: value });
+    else payload = this.encodeFor(format, objectPath, { [await this.freeInstance(record, at.objectId!, options)]: value });
     const response = await this.request(record, `Create ${at}`, { method: 'POST', path: this.segments(record, objectPath), contentFormat: format, payload }, options, ['2.01']);
     const location = response.options.filter((option) => option.number === OptionNumber.LOCATION_PATH).map((option) => option.value.toString('utf8'));
     const created = location.length >= 2 ? `/${location.slice(-2).join('/')}` : at.level === 'instance' ? at.toString() : undefined;
+    if (created === undefined) this.log.warn(`Create ${at} on ${endpoint}: the device answered 2.01 without a Location-Path, so the new instance's id is unknown`);
     return created ?? objectPath.toString();
   }
 
@@ -737,8 +751,25 @@ export class LwM2MServer extends EventEmitter {
     }
   }
 
-  private freeInstance(record: RegistrationRecord, objectId: number): number {
-    const used = new Set(this.objectList(record).objects.filter((object) => object.objectId === objectId).map((object) => object.instanceId));
+  /** Whether a device takes TLV: every 1.0 device must; later ones when they announce it, or announce nothing. */
+  private takesTlv(record: RegistrationRecord): boolean {
+    const announced = this.objectList(record).contentFormats.map(canonicalFormat);
+    return record.version === '1.0' || announced.length === 0 || announced.includes(ContentFormat.TLV);
+  }
+
+  /** The lowest instance id the device does not use: from a Discover of the object, else from its registration. */
+  private async freeInstance(record: RegistrationRecord, objectId: number, options: RequestOptions): Promise<number> {
+    const used = new Set<number>();
+    try {
+      for (const link of await this.discover(record.endpoint, LwM2MPath.of(objectId), options)) {
+        const [, object, instance] = link.uri.split('/');
+        if (object === String(objectId) && instance !== undefined && /^\d+$/.test(instance)) used.add(Number(instance));
+      }
+    } catch (error) {
+      if (!(error instanceof LwM2MError) || error.code === 'TIMEOUT' || error.code === 'NOT_REGISTERED') throw error;
+      // a device that does not Discover (or not this object): its registration is all there is to go by
+      for (const object of this.objectList(record).objects) if (object.objectId === objectId && object.instanceId !== undefined) used.add(object.instanceId);
+    }
     let id = 0;
     while (used.has(id)) id++;
     return id;
@@ -836,7 +867,7 @@ export class LwM2MServer extends EventEmitter {
         };
         return response;
       } catch (error) {
-        if (error instanceof CoapError) throw new LwM2MError(error.kind === 'TIMEOUT' ? 'TIMEOUT' : 'INTERNAL', `${operation} on ${record.endpoint}: ${error.message}`);
+        if (error instanceof CoapError) throw transportError(operation, record.endpoint, params.method, error);
         if (error instanceof ContentFormatError) throw new LwM2MError('INTERNAL', `${operation} on ${record.endpoint}: the answer does not decode: ${error.reason}`);
         throw error;
       }
@@ -888,6 +919,15 @@ export class LwM2MServer extends EventEmitter {
     if (this.listenerCount('error') > 0) this.emit('error', error);
     else process.emitWarning(error instanceof Error ? error : new Error(String(error)), { type: 'LwM2MServerWarning' });
   }
+}
+
+/** A failure of the message layer as the server's users see it. */
+function transportError(operation: string, endpoint: string, method: string, error: CoapError): LwM2MError {
+  const code = error.kind === 'TIMEOUT' ? 'TIMEOUT' : error.kind === 'TOO_LARGE' ? 'BAD_REQUEST' : 'INTERNAL';
+  // composite operations are new in 1.1, and some devices drop what they do not know without a word
+  const silent = error.kind === 'TIMEOUT' && (method === 'FETCH' || method === 'IPATCH');
+  const reason = silent ? `the device did not answer ${method} (${error.message}); a device without composite operations may drop them silently` : error.message;
+  return new LwM2MError(code, `${operation} on ${endpoint}: ${reason}`);
 }
 
 /** `{ path: value }` of the latest record of each path. */

@@ -2,7 +2,7 @@
  * What the server knows about a registered device. Kept small and flat (strings and numbers) so
  * that 100,000 of them fit in little memory and a store can write them as JSON as they are.
  */
-import type { LwM2MVersion } from '../client/management';
+import type { LwM2MVersion } from '../protocol';
 
 export type { LwM2MVersion };
 

@@ -39,7 +39,28 @@ describe('LwM2MClient registration (loopback)', () => {
     const uris = links.map((link) => link.uri);
     assert.ok(uris.includes('/1/0') && uris.includes('/3/0') && uris.includes('/3303/0'), uris.join(' '));
     assert.ok(!uris.some((target) => target === '/0' || target.startsWith('/0/')), 'the Security object is never listed');
-    assert.equal(links.find((link) => link.uri === '/3')?.attributes.ver, '1.2');
+    // a 1.1 client has the Device object of 1.1, whatever version the bundled model holds
+    assert.equal(links.find((link) => link.uri === '/3')?.attributes.ver, '1.1');
+  });
+
+  it('announces the core objects at the versions of its LwM2M version: none in 1.0, 1.1 in 1.1, 1.2 in 1.2', async () => {
+    const announced = async (version: '1.0' | '1.1' | '1.2') => {
+      const device = client({ endpoint: `ver-${version}`, version, objects: { 3303: { 0: { 5700: 20 } } } });
+      const before = server.requests.length;
+      await device.start();
+      const links = parseLinkFormat(server.requests[before]!.payload.toString());
+      await device.stop({ deregister: false });
+      return Object.fromEntries(links.filter((link) => link.attributes.ver !== undefined).map((link) => [link.uri, link.attributes.ver]));
+    };
+    assert.deepEqual(await announced('1.0'), {}, 'a 1.0 client announces no object versions: Server 1.0, Device 1.0');
+    const v11 = await announced('1.1');
+    assert.equal(v11['/1'], '1.1');
+    assert.equal(v11['/3'], '1.1');
+    const v12 = await announced('1.2');
+    assert.equal(v12['/1'], '1.2');
+    assert.equal(v12['/3'], '1.2');
+    // objects beyond OMA's core keep the version of their model
+    assert.equal(v12['/3303'], v11['/3303']);
   });
 
   it('speaks LwM2M 1.0: lwm2m=1.0, queue mode in the binding (UQ), TLV preferred, no root link', async () => {

@@ -72,6 +72,29 @@ describe('codecs', () => {
     });
   });
 
+  describe('an empty object instance (a Create with no resources)', () => {
+    const vectors: Array<[number, Buffer]> = [
+      [TLV, hex('00 2A')], // object instance 42, length 0
+      [OMA_JSON, Buffer.from('{"bn":"/40000/","e":[{"n":"42"}]}')],
+      [SENML_JSON, Buffer.from('[{"bn":"/40000/","n":"42"}]')],
+      [SENML_CBOR, hex('81 A2 21 67 2F 34 30 30 30 30 2F 00 62 34 32')],
+      [LWM2M_CBOR, hex('A1 19 9C 40 A1 18 2A A0')],
+    ];
+    for (const [format, bytes] of vectors) {
+      it(`keeps the instance in ${format}: its header or name is written and read back`, () => {
+        assert.deepEqual(encode(format, '/40000', { 42: {} }, model), bytes);
+        assert.deepEqual(decode(format, '/40000', bytes, model), { 42: {} });
+        // beside a full instance, too
+        const both = { 1: { 1: 7 }, 42: {} };
+        assert.deepEqual(decode(format, '/40000', encode(format, '/40000', both, model), model), both);
+      });
+    }
+
+    it('a SenML record naming a resource without a value is still refused', () => {
+      rejects(() => decode(SENML_JSON, '/40000', Buffer.from('[{"bn":"/40000/","n":"42/1"}]'), model), SENML_JSON, 'decode', /no value/);
+    });
+  });
+
   describe('typing from the model', () => {
     it('writes a Float resource given 20 as a float in every binary format', () => {
       assert.deepEqual(encode(TLV, '/40000/0/3', 20, model), hex('C4 03 41 A0 00 00'));
@@ -352,8 +375,12 @@ describe('codecs', () => {
       assert.deepEqual(decode(OMA_JSON, '/40000/0', Buffer.from(text), model), value);
     });
 
-    it('writes a single resource with its full path as base name', () => {
-      assert.equal(encode(OMA_JSON, '/3/0/9', 95, model).toString(), '{"bn":"/3/0/9","e":[{"v":95}]}');
+    it('writes a single resource with the instance as base name, as strict 1.0 clients want it, and reads both forms', () => {
+      assert.equal(encode(OMA_JSON, '/3/0/9', 95, model).toString(), '{"bn":"/3/0/","e":[{"n":"9","v":95}]}');
+      assert.equal(encode(OMA_JSON, '/3/0/14', '+02:00', model).toString(), '{"bn":"/3/0/","e":[{"n":"14","sv":"+02:00"}]}');
+      assert.equal(encode(OMA_JSON, '/3/0/7/1', 5000, model).toString(), '{"bn":"/3/0/","e":[{"n":"7/1","v":5000}]}');
+      assert.equal(encode(OMA_JSON, '/3/0/7', { 0: 3800, 1: 5000 }, model).toString(), '{"bn":"/3/0/","e":[{"n":"7/0","v":3800},{"n":"7/1","v":5000}]}');
+      assert.equal(encode(OMA_JSON, '/3303', { 0: { 5700: 1.5 } }, model).toString(), '{"bn":"/3303/","e":[{"n":"0/5700","v":1.5}]}');
       assert.equal(decode(OMA_JSON, '/3/0/9', Buffer.from('{"bn":"/3/0/9","e":[{"v":95}]}'), model), 95);
       assert.equal(decode(OMA_JSON, '/3/0/9', Buffer.from('{"bn":"/3/0/","e":[{"n":"9","v":95}]}'), model), 95);
     });
