@@ -52,9 +52,20 @@ module.exports = (RED: Red) => {
       for (const [id, observation] of mine) if (observation.registrationId === registration.id) mine.delete(id);
       showCount();
     };
+    // a new Register ends the observations of the registration it replaces (the server cancels them)
+    const forgetReplaced = (registration: Registration) => {
+      for (const [id, observation] of mine) if (observation.endpoint === registration.endpoint && observation.registrationId !== registration.id) mine.delete(id);
+      showCount();
+    };
+    // the device ended one itself (e.g. 4.04 when the observed resource went away)
+    const onEnded = ({ observation }: { observation: Observation }) => {
+      if (mine.delete(observation.id)) showCount();
+    };
     server.on('notify', onNotify);
+    server.on('register', forgetReplaced);
     server.on('deregister', forget);
     server.on('expire', forget);
+    server.on('observationEnded', onEnded);
 
     // auto-observe: every (re)registration of a matching device, by the node's literal settings
     const autoObserve = Boolean(config.autoObserve) && autoObserveSettings(settings, node);
@@ -100,6 +111,8 @@ module.exports = (RED: Red) => {
     serverNode.register(node);
     node.on('close', (_removed, done) => {
       server.off('notify', onNotify);
+      server.off('register', forgetReplaced);
+      server.off('observationEnded', onEnded);
       server.off('register', onRegister);
       server.off('deregister', forget);
       server.off('expire', forget);

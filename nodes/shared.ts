@@ -93,7 +93,7 @@ export function actionNode(
 export function onInput(node: Node, serverNode: ServerConfigNode, handle: (msg: NodeMessage, send: Send) => Promise<void>): void {
   node.on('input', async (msg, send, done) => {
     try {
-      if (serverNode.failure) throw new Error(`the LwM2M server is not running: ${serverNode.failure.message}`);
+      if (serverNode.failure) throw new LwM2MError('SERVER_NOT_RUNNING', `the LwM2M server is not running: ${serverNode.failure.message}`);
       await handle(msg, send);
       done();
     } catch (error) {

@@ -106,6 +106,7 @@ describe(`Node-RED nodes over DTLS (Node-RED ${nodeRedVersion})`, function () {
     const caught = nextMessage('caught');
     node('read').receive({ endpoint: 'sim-1' });
     assert.match((((await caught).error as { message: string }).message), /the LwM2M server is not running: the PSK key of sim-1 must be hex/);
-    assert.equal((await statusOf('read', (status) => status.fill === 'red')).text, 'bad request');
+    assert.equal(((await caught).error as { code: string }).code, 'SERVER_NOT_RUNNING');
+    assert.equal((await statusOf('read', (status) => status.fill === 'red')).text, 'server not running');
   });
 });

@@ -12,6 +12,7 @@ import { Devices, NODES, messageWhere, nextMessage, node, paletteFlow, statusOf,
 
 type ServerNode = { ready: Promise<void>; server: { registrations(): Array<{ endpoint: string }>; read(endpoint: string, path: string): Promise<unknown> } };
 const serverNode = () => helper.getNode('srv') as ServerNode;
+const serverNodeObservations = () => (serverNode().server as unknown as { observations(): unknown[] }).observations().length;
 const errorOf = (msg: Message) => msg.error as { message: string; code: string };
 
 describe(`Node-RED nodes: every event, operation and status (Node-RED ${nodeRedVersion})`, function () {
@@ -190,6 +191,38 @@ describe(`Node-RED nodes: every event, operation and status (Node-RED ${nodeRedV
     const caught = nextMessage('caught');
     node('o').receive({ endpoint: 'sim-nobody' });
     assert.equal(errorOf(await caught).code, 'NOT_REGISTERED');
+  });
+
+  it('observe counts the observations in force: a device that registers anew (no De-register) does not add to the count', async () => {
+    const port = await freeUdpPort();
+    await helper.load(
+      NODES,
+      paletteFlow(port, [
+        { id: 'auto', type: 'lwm2m-observe', server: 'srv', endpoint: 'sim-re*', path: '/3303/0/5700', autoObserve: true, wires: [['autoOut']] },
+        { id: 'autoOut', type: 'helper' },
+      ]),
+    );
+    await serverNode().ready;
+    const observedOnce = statusOf('auto', (status) => status.text === 'observing 1');
+    const first = await devices.start('sim-re', port);
+    await observedOnce;
+    // the device reboots: gone without a De-register, then a new Register of the same endpoint
+    await first.stop({ deregister: false });
+    devices.forget(first);
+    for (let round = 0; round < 3; round++) {
+      const again = await devices.start('sim-re', port);
+      await until(() => serverNodeObservations() === 1 && serverNode().server.registrations().length === 1);
+      // a notification of the new observation: by then the node has counted it
+      const notified = messageWhere('autoOut', (msg) => msg.payload === 30 + round);
+      again.set('/3303/0/5700', 30 + round);
+      await notified;
+      await again.stop({ deregister: false });
+      devices.forget(again);
+    }
+    const log = (helper.getNode('statusLog') as unknown as { context(): { global: { get(key: string): Array<{ text?: string; source: { id: string } }> } } }).context().global.get('statuses');
+    const counts = log.filter((status) => status.source.id === 'auto' && status.text).map((status) => status.text);
+    assert.ok(counts.length >= 4, counts.join(', '));
+    assert.deepEqual([...new Set(counts)], ['observing 1'], `the observe node's statuses: ${counts.join(', ')}`);
   });
 
   it('device-sim: status counts its devices; send, update, deregister and register act on them; a Reboot comes out with its arguments', async () => {
