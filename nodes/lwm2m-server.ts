@@ -4,9 +4,9 @@
  * is done() called, so a redeploy binds the port again without EADDRINUSE.
  */
 import * as path from 'node:path';
-import { FileStore, LwM2MServer, ObjectModel, defaultModel } from '../lib';
+import { FileStore, LwM2MServer, ObjectModel, defaultModel, type PskCredential } from '../lib';
 import type { Node, NodeDef, NodeStatus, Red } from './red';
-import { pskTable } from './psk';
+import { pskTable, type PskCredentials } from './psk';
 import { formatOf } from './settings';
 
 export interface ServerUser extends Node {
@@ -66,13 +66,28 @@ module.exports = (RED: Red) => {
     const port = config.port === '' || config.port === undefined ? 5683 : Number(config.port);
     const timeout = Number(config.requestTimeout) > 0 ? Number(config.requestTimeout) * 1000 : 10_000;
     const awakeTime = Number(config.awakeTime) > 0 ? Number(config.awakeTime) * 1000 : undefined;
-    const credentials = (node as unknown as { credentials?: { psk?: string } }).credentials ?? {};
-    let dtls: { port: number; credentials: ReturnType<typeof pskTable> } | undefined;
+    const credentials: PskCredentials = (node as unknown as { credentials?: PskCredentials }).credentials ?? {};
+    let dtls: { port: number; credentials: PskCredential[] } | undefined;
     let preferredFormat: number | undefined;
     let badSettings: string | undefined;
+    const psk = (): PskCredential[] => {
+      const { table, folded } = pskTable(credentials);
+      // keys typed in the editor (or kept in the rows by an older flow) move to the password credential
+      if (credentials.pskChanges || folded.psk !== (credentials.psk ?? '[]') || folded.pskKeys !== (credentials.pskKeys ?? '{}')) {
+        RED.nodes.addCredentials?.(node.id, { ...folded });
+      }
+      return table;
+    };
     try {
       preferredFormat = formatOf(config.format);
-      if (config.dtls) dtls = { port: config.dtlsPort === '' || config.dtlsPort === undefined ? 5684 : Number(config.dtlsPort), credentials: pskTable(credentials.psk) };
+      if (config.dtls) dtls = { port: config.dtlsPort === '' || config.dtlsPort === undefined ? 5684 : Number(config.dtlsPort), credentials: psk() };
+      else {
+        try {
+          psk();
+        } catch {
+          // with DTLS off an unfinished table does not stop the server
+        }
+      }
     } catch (error) {
       badSettings = (error as Error).message;
     }
@@ -89,6 +104,7 @@ module.exports = (RED: Red) => {
       logger: (_level, message) => node.warn(message),
       dtls,
       requireSecurity: Boolean(config.dtls && config.requireSecurity),
+      requireSameAddress: Boolean(config.sameAddress),
     });
     node.server.on('error', (error: Error) => node.error(error.message));
 
@@ -126,5 +142,6 @@ module.exports = (RED: Red) => {
         .then(() => done());
     });
   }
-  RED.nodes.registerType('lwm2m-server', LwM2MServerNode as never, { credentials: { psk: { type: 'text' } } });
+  // the rows (endpoint, identity) are shown in the editor; keys never leave the runtime
+  RED.nodes.registerType('lwm2m-server', LwM2MServerNode as never, { credentials: { psk: { type: 'text' }, pskKeys: { type: 'password' }, pskChanges: { type: 'password' } } });
 };

@@ -42,6 +42,8 @@ export interface Red {
     createNode(node: object, config: NodeDef): void;
     getNode(id: string): unknown;
     registerType(type: string, constructor: (this: Node, config: NodeDef) => void, options?: object): void;
+    /** replaces a node's stored credentials (saved with the next deploy) */
+    addCredentials?(id: string, credentials: Record<string, unknown>): unknown;
   };
   settings: { userDir?: string; [key: string]: unknown };
   util: {

@@ -71,6 +71,13 @@ export interface LwM2MServerOptions {
   dtls?: DtlsOptions;
   /** refuse registrations over plain CoAP (NoSec); default false */
   requireSecurity?: boolean;
+  /**
+   * over plain CoAP, accept Update and De-register only from the address the device registered
+   * from (its port may change); default false, since a device behind NAT may change address
+   * between Updates. Without it, any host that learns a registration id can move the device's
+   * downlink to itself: DTLS is the real answer.
+   */
+  requireSameAddress?: boolean;
 }
 
 /** A device's PSK: its identity and key, and the one endpoint name it may register as. */
@@ -426,7 +433,8 @@ export class LwM2MServer extends EventEmitter {
   private update(request: IncomingRequest, id: string): OutgoingResponse {
     const record = this.registry.get(id);
     if (!record) return { code: '4.04', payload: Buffer.from(`no registration rd/${id}; register again`) };
-    if (!this.sameDevice(request, record)) return this.refuse(request, `an Update of ${record.endpoint}'s registration from another session`);
+    const stranger = this.stranger(request, record);
+    if (stranger) return this.refuse(request, `an Update of ${record.endpoint}'s registration from ${stranger}`);
     const changes = parseUpdateQuery(request.query);
     let list;
     if (request.payload.length > 0) {
@@ -467,7 +475,8 @@ export class LwM2MServer extends EventEmitter {
   private deregister(request: IncomingRequest, id: string): OutgoingResponse {
     const record = this.registry.get(id);
     if (!record) return { code: '4.04' };
-    if (!this.sameDevice(request, record)) return this.refuse(request, `a De-register of ${record.endpoint} from another session`);
+    const stranger = this.stranger(request, record);
+    if (stranger) return this.refuse(request, `a De-register of ${record.endpoint} from ${stranger}`);
     return {
       code: '2.02',
       onSent: () => {
@@ -481,7 +490,8 @@ export class LwM2MServer extends EventEmitter {
     const identity = request.peer.identity;
     const bound = identity === undefined ? undefined : this.credentialsByIdentity.get(identity)?.endpoint;
     const record = identity === undefined ? this.registry.byAddress(request.peer) : bound === undefined ? undefined : this.registry.byEndpointName(bound);
-    if (record && !this.sameDevice(request, record)) return this.refuse(request, `a Send as ${record.endpoint} from another session`);
+    const stranger = record && this.stranger(request, record);
+    if (stranger) return this.refuse(request, `a Send as ${record!.endpoint} from ${stranger}`);
     if (!record) {
       this.log.warn(`refused a Send from ${request.peer.address}:${request.peer.port}, which is not registered`);
       return { code: '4.03', payload: Buffer.from('not registered') };
@@ -518,9 +528,15 @@ export class LwM2MServer extends EventEmitter {
     }
   }
 
-  /** Whether a request about a registration comes from that registration's transport and identity. */
-  private sameDevice(request: IncomingRequest, record: RegistrationRecord): boolean {
-    return request.peer.identity === record.identity;
+  /**
+   * Why a request about a registration does not come from its device, or undefined when it does: it
+   * must come over the registration's transport with its identity, and, with `requireSameAddress`,
+   * over plain CoAP from the address the device registered from.
+   */
+  private stranger(request: IncomingRequest, record: RegistrationRecord): string | undefined {
+    if (request.peer.identity !== record.identity) return 'another session';
+    if (this.options.requireSameAddress && record.identity === undefined && request.peer.address !== record.address) return `another address than ${record.address}`;
+    return undefined;
   }
 
   private refuse(request: IncomingRequest, what: string): OutgoingResponse {

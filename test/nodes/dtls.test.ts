@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import { helper, nodeRedVersion } from '../helpers/node-red';
 import { freeUdpPort } from '../helpers/ports';
 import { coapsRequest, responseCode } from '../helpers/coaps-client';
-import { NODES, messageWhere, nextMessage, node, paletteFlow, statusOf, takeCredentials, type Message } from '../helpers/palette';
+import { NODES, messageWhere, nextMessage, node, paletteFlow, statusOf, takeCredentials, until, type Message } from '../helpers/palette';
 
 const TABLE = JSON.stringify([{ endpoint: 'sim-secure', identity: 'secure-id', key: Buffer.from('secure-key').toString('hex') }]);
 
@@ -75,6 +75,52 @@ describe(`Node-RED nodes over DTLS (Node-RED ${nodeRedVersion})`, function () {
         ['sim-1', 'sim-1'],
         ['sim-2', 'sim-2'],
       ],
+    );
+  });
+
+  it('keeps PSK keys as password credentials: keys in the rows move out, keys typed in a redeploy join the stored ones', async () => {
+    const [port, dtlsPort] = [await freeUdpPort(), await freeUdpPort()];
+    const hex = (text: string) => Buffer.from(text).toString('hex');
+    // an older flow: the key inside the row of the text credential
+    const legacy = JSON.stringify([{ endpoint: 'sim-old', identity: 'old-id', key: hex('old-key') }]);
+    const flow = paletteFlow(port, [], { dtls: true, dtlsPort });
+    await helper.load(NODES, flow, { srv: { psk: legacy } });
+    type ServerNode = { ready: Promise<void> };
+    await (helper.getNode('srv') as ServerNode).ready;
+    const runtimeCredentials = (helper as { credentials: { get(id: string): Record<string, string> | undefined } }).credentials;
+    const stored = runtimeCredentials.get('srv')!;
+    assert.deepEqual(JSON.parse(stored.psk!), [{ endpoint: 'sim-old', identity: 'old-id' }], 'the text credential the editor sees holds no key');
+    assert.deepEqual(JSON.parse(stored.pskKeys!), { 'old-id': hex('old-key') });
+    assert.equal(stored.pskChanges, undefined);
+    const register = (endpoint: string, identity: string, key: string) =>
+      coapsRequest('coap-client-openssl', `coaps://127.0.0.1:${dtlsPort}/rd?ep=${endpoint}&lt=60&lwm2m=1.1`, { identity, key, method: 'post', payload: '</3/0>' });
+    assert.equal(responseCode(await register('sim-old', 'old-id', 'old-key')), '2.01');
+
+    // a redeploy from the editor: a new row with its typed key; the old row's key field left empty ('__PWRD__' keeps pskKeys)
+    const rows = JSON.stringify([{ endpoint: 'sim-old', identity: 'old-id' }, { endpoint: 'sim-new', identity: 'new-id' }]);
+    const redeployed = flow.map((entry) =>
+      (entry as { id: string }).id === 'srv' ? { ...entry, credentials: { psk: rows, pskKeys: '__PWRD__', pskChanges: JSON.stringify({ 'new-id': hex('new-key') }) } } : entry,
+    );
+    const runtime = (helper as unknown as { _redNodes: { setFlows(flow: object[], credentials: null, type: string): Promise<unknown> } })._redNodes;
+    const before = helper.getNode('srv');
+    await runtime.setFlows(redeployed, null, 'full');
+    // setFlows resolves once the old flows stopped; the new ones start after it
+    await until(() => helper.getNode('srv') !== null && helper.getNode('srv') !== before);
+    await (helper.getNode('srv') as ServerNode).ready;
+    const after = runtimeCredentials.get('srv')!;
+    assert.deepEqual(JSON.parse(after.pskKeys!), { 'old-id': hex('old-key'), 'new-id': hex('new-key') }, 'the typed key joined the stored one');
+    assert.equal(after.pskChanges, undefined, 'the typed keys were folded into pskKeys');
+    assert.ok(!after.psk!.includes(hex('new-key')) && !after.psk!.includes(hex('old-key')));
+    assert.equal(responseCode(await register('sim-old', 'old-id', 'old-key')), '2.01', 'the unchanged row kept its key');
+    assert.equal(responseCode(await register('sim-new', 'new-id', 'new-key')), '2.01');
+  });
+
+  it('a row whose key was never given stops the DTLS server with a message that says which', async () => {
+    const port = await freeUdpPort();
+    await helper.load(NODES, paletteFlow(port, [], { dtls: true, dtlsPort: await freeUdpPort() }), { srv: { psk: JSON.stringify([{ endpoint: 'sim-nokey', identity: '' }]) } });
+    await (helper.getNode('srv') as { ready: Promise<void> }).ready.then(
+      () => assert.fail('the server started'),
+      (error: Error) => assert.match(error.message, /the PSK of sim-nokey \(identity sim-nokey\) has no key/),
     );
   });
 

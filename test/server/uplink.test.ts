@@ -219,4 +219,60 @@ describe('LwM2MServer uplink edge cases', function () {
       assert.ok(logged.length >= 5);
     });
   });
+
+  describe('requireSameAddress: Updates only from the registering address (plain CoAP)', () => {
+    // two loopback addresses: the device on 127.0.0.1, another host on ::1, a dual-stack server on ::
+    const endpoints: CoapEndpoint[] = [];
+    const host = async (address: string) => {
+      const endpoint = new CoapEndpoint({ timing: FAST_TIMING });
+      endpoint.setRequestHandler(() => ({ code: '2.05', contentFormat: ContentFormat.TEXT, payload: Buffer.from(address) }));
+      await endpoint.listen(0, address);
+      endpoints.push(endpoint);
+      return endpoint;
+    };
+    const servers: LwM2MServer[] = [];
+    const start = async (requireSameAddress: boolean) => {
+      const dual = new LwM2MServer({ port: 0, address: '::', timing: FAST_TIMING, requestTimeout: 2000, requireSameAddress, logger: (_level, line) => logged.push(line) });
+      servers.push(dual);
+      await dual.listen();
+      return { dual, v4: { address: '127.0.0.1', port: dual.address().port }, v6: { address: '::1', port: dual.address().port } };
+    };
+    afterEach(async () => {
+      await Promise.all(endpoints.splice(0).map((endpoint) => endpoint.close()));
+      await Promise.all(servers.splice(0).map((each) => each.close()));
+    });
+    const registerFrom = async (device: CoapEndpoint, peer: { address: string; port: number }, endpoint: string) => {
+      const response = await device.request(peer, { method: 'POST', path: ['rd'], query: [`ep=${endpoint}`, 'lt=60'], contentFormat: ContentFormat.LINK, payload: Buffer.from('</3/0>') });
+      assert.equal(response.code, '2.01');
+      return response.options.filter((option) => option.number === OptionNumber.LOCATION_PATH).map((option) => option.value.toString());
+    };
+
+    it('off (the default): another host that knows the registration id can move the device to itself', async () => {
+      const { dual, v4, v6 } = await start(false);
+      const device = await host('127.0.0.1');
+      const other = await host('::1');
+      const location = await registerFrom(device, v4, 'movable');
+      assert.equal((await other.request(v6, { method: 'POST', path: location })).code, '2.04');
+      assert.equal(dual.registration('movable')!.address, '::1');
+      assert.equal(await dual.read('movable', '/3/0/0', { format: ContentFormat.TEXT }), '::1', 'the downlink now goes to the other host');
+    });
+
+    it('on: Update and De-register from another address get 4.03; the device itself may change its port', async () => {
+      const { dual, v4, v6 } = await start(true);
+      const device = await host('127.0.0.1');
+      const other = await host('::1');
+      const location = await registerFrom(device, v4, 'pinned');
+      const registered = dual.registration('pinned')!;
+      assert.equal((await other.request(v6, { method: 'POST', path: location })).code, '4.03');
+      assert.equal((await other.request(v6, { method: 'DELETE', path: location })).code, '4.03');
+      assert.equal(dual.registration('pinned')!.address, registered.address);
+      assert.ok(logged.some((line) => /Update of pinned's registration from another address/.test(line)), logged.join('\n'));
+      // the same device from a new socket (a new port, as after NAT rebinding on the same address)
+      const moved = await host('127.0.0.1');
+      assert.equal((await moved.request(v4, { method: 'POST', path: location })).code, '2.04');
+      assert.equal(dual.registration('pinned')!.port, moved.address().port);
+      assert.equal(await dual.read('pinned', '/3/0/0', { format: ContentFormat.TEXT }), '127.0.0.1');
+      assert.equal((await moved.request(v4, { method: 'DELETE', path: location })).code, '2.02');
+    });
+  });
 });
