@@ -43,7 +43,7 @@ import { RegistrationRequestError, parseObjectList, parseRegisterQuery, parseUpd
 import { Registry } from './registry';
 import { MemoryStore, type RegistrationStore } from './store';
 import type { RegistrationRecord } from './types';
-import { DtlsServer, type DtlsServerOptions } from '../transport/dtls/server';
+import { DtlsServer, type DtlsDrop, type DtlsServerOptions } from '../transport/dtls/server';
 
 export interface LwM2MServerOptions {
   /** UDP port (default 5683; 0 picks a free one) */
@@ -208,6 +208,8 @@ export class LwM2MServer extends EventEmitter {
       this.dtls = new DtlsServer({ ...options.dtls, psk: (identity) => this.credentialsByIdentity.get(identity)?.key });
       this.dtls.on('error', (error: Error) => this.fail(error));
       this.dtls.on('handshakeFailed', ({ address, port, reason }: { address: string; port: number; reason: string }) => this.log.warn(`DTLS handshake with ${address}:${port} failed: ${reason}`));
+      // without a reason in the log, a device whose records the server drops just retries forever
+      this.dtls.on('drop', ({ address, port, reason }: DtlsDrop) => this.log.warn(`DTLS: dropped a datagram from ${address}:${port}: ${reason}`));
       this.secureEndpoint = new CoapEndpoint({ socket: this.dtls, timing: options.timing, maxExchanges: options.maxExchanges ?? 10_000 });
       this.secureEndpoint.setRequestHandler((request) => this.uplink(request));
       this.secureEndpoint.on('malformed', ({ peer, reason }) => this.log.warn(`dropped a malformed datagram from ${peer.address}:${peer.port} (DTLS): ${reason}`));

@@ -1,14 +1,14 @@
 /**
  * LwM2MClient over DTLS (coaps://, PSK) with LwM2MServer: registration bound to the identity,
  * every device-management operation, observe, Send attributed by the session, Update and
- * De-register; a replayed record is dropped; after the server loses the session the client
+ * De-register; a replayed or changed record is dropped, with a reason; after the server loses the session the client
  * handshakes again and registers anew.
  */
 import assert from 'node:assert/strict';
 import type { Socket } from 'node:dgram';
 import { LwM2MClient, LwM2MServer, type PskCredential } from '../../lib';
 import { DtlsClient } from '../../lib/transport/dtls/client';
-import { DtlsServer } from '../../lib/transport/dtls/server';
+import { DtlsServer, type DtlsDrop } from '../../lib/transport/dtls/server';
 import { FAST_TIMING } from '../helpers/fake-server';
 import { freeUdpPort } from '../helpers/ports';
 import { udpRelay } from '../helpers/relay';
@@ -154,6 +154,10 @@ describe('DTLS records replayed on the wire', function () {
     const { port } = await server.listen(0, '127.0.0.1');
     const received: string[] = [];
     server.on('message', (data: Buffer) => received.push(data.toString()));
+    const replayed: string[] = [];
+    server.on('drop', ({ reason }: DtlsDrop) => {
+      if (/^an application data record \(epoch 1, sequence \d+\) replayed or too old$/.test(reason)) replayed.push(reason);
+    });
     // a relay that delivers every client datagram twice
     const relay = await udpRelay(port, (datagram) => [datagram, datagram]);
     sockets.push(relay);
@@ -161,8 +165,42 @@ describe('DTLS records replayed on the wire', function () {
     await client.connect();
     for (let i = 0; i < 10; i++) client.send(Buffer.from(`datagram ${i}`), 0, '');
     await until(() => received.length >= 10, 'ten datagrams');
+    // each copy is dropped, with a reason
+    await until(() => replayed.length >= 10, 'ten replays dropped');
     await new Promise((resolve) => setTimeout(resolve, 200));
     assert.deepEqual(received, Array.from({ length: 10 }, (_, i) => `datagram ${i}`));
+    assert.equal(replayed.length, 10);
+    await new Promise<void>((resolve) => client.close(resolve));
+    await new Promise<void>((resolve) => server.close(resolve));
+  });
+
+  it('a changed record of an established session does not authenticate: dropped with a reason, and the session carries on', async () => {
+    const server = new DtlsServer({ psk: (identity) => (identity === 'dev' ? KEY : undefined), timing: DTLS_TIMING });
+    const { port } = await server.listen(0, '127.0.0.1');
+    const received: string[] = [];
+    server.on('message', (data: Buffer) => received.push(data.toString()));
+    const drops: string[] = [];
+    server.on('drop', ({ reason }: DtlsDrop) => drops.push(reason));
+    // the relay flips the last byte of each application data record's ciphertext while `tamper` is set
+    let tamper = false;
+    const relay = await udpRelay(port, (datagram) => {
+      if (!tamper || datagram[0] !== 23) return [datagram];
+      const changed = Buffer.from(datagram);
+      changed[changed.length - 1]! ^= 1;
+      return [changed];
+    });
+    sockets.push(relay);
+    const client = new DtlsClient({ host: '127.0.0.1', port: relay.address().port, identity: 'dev', key: KEY, timing: DTLS_TIMING });
+    await client.connect();
+    tamper = true;
+    client.send(Buffer.from('changed on the way'), 0, '');
+    await until(() => drops.length >= 1, 'the changed record dropped');
+    assert.match(drops[0]!, /^an application data record \(epoch 1, sequence \d+\) does not authenticate$/);
+    tamper = false;
+    client.send(Buffer.from('intact'), 0, '');
+    await until(() => received.length >= 1, 'the intact datagram');
+    assert.deepEqual(received, ['intact']);
+    assert.equal(drops.length, 1);
     await new Promise<void>((resolve) => client.close(resolve));
     await new Promise<void>((resolve) => server.close(resolve));
   });

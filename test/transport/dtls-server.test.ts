@@ -9,10 +9,10 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:dgram';
 import { CoapEndpoint } from '../../lib/transport/endpoint';
-import { ContentType, DTLS_1_2, HandshakeType } from '../../lib/transport/dtls/constants';
-import { parseClientHello, parseHandshakeFragments, parseHelloVerifyRequest, writeClientHello, writeHandshake } from '../../lib/transport/dtls/handshake';
+import { ContentType, DTLS_1_0, DTLS_1_2, ExtensionType, HandshakeType } from '../../lib/transport/dtls/constants';
+import { parseClientHello, parseHandshakeFragments, parseHelloVerifyRequest, parseServerHello, writeClientHello, writeHandshake } from '../../lib/transport/dtls/handshake';
 import { parseRecords, writeRecord } from '../../lib/transport/dtls/record';
-import { DtlsServer } from '../../lib/transport/dtls/server';
+import { DtlsServer, type DtlsDrop } from '../../lib/transport/dtls/server';
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -112,6 +112,8 @@ describe('DTLS server under hostile input', function () {
   });
 
   it('caps half-open handshakes, and forgets them after the handshake deadline', async () => {
+    const drops: string[] = [];
+    server.on('drop', ({ reason }: DtlsDrop) => drops.push(reason));
     const peers: Socket[] = [];
     for (let i = 0; i < 8; i++) peers.push(await boundUdpSocket());
     sockets.push(...peers);
@@ -134,6 +136,7 @@ describe('DTLS server under hostile input', function () {
     const withServerHello = answered.filter((types) => types.includes(HandshakeType.SERVER_HELLO)).length;
     assert.equal(withServerHello, 5, `ServerHellos: ${JSON.stringify(answered)}`);
     assert.equal(server.counts.handshakes, 5);
+    assert.deepEqual(drops, Array(3).fill('a ClientHello while 5 handshakes are in progress, the most allowed'));
     await new Promise((resolve) => setTimeout(resolve, 2700));
     assert.deepEqual(server.counts, { sessions: 0, handshakes: 0 });
   });
@@ -315,5 +318,164 @@ describe('DTLS server with openssl s_client, and its session limits', function (
     } finally {
       await Promise.all(clients.map((client) => new Promise<void>((resolve) => client.close(resolve))));
     }
+  });
+});
+
+/**
+ * The first ClientHello of mbedTLS 2.28.3 (Debian libmbedtls, test/peers/mbedtls-coaps-client.c
+ * with --mfl 512 --trunc-hmac), as it came off the wire: record version 0xfeff, hello version
+ * DTLS 1.2, TLS_PSK_WITH_AES_128_CCM_8 and the renegotiation SCSV, and the extensions
+ * signature_algorithms, max_fragment_length, truncated_hmac, encrypt_then_mac,
+ * extended_master_secret and session_ticket.
+ */
+const MBEDTLS_CLIENT_HELLO = Buffer.from(
+  '16feff00000000000000000065010000590000000000000059fefd6b12f074b44dced48795f1e55c61d1f6f390054485412b' +
+    'fdc1c3a5ef5e70c1fa00000004c0a800ff0100002b000d001200100603060105030501040304010303030100010001010004' +
+    '0000001600000017000000230000',
+  'hex',
+);
+
+/** The record with another record version (bytes 1-2 of the header). */
+function withRecordVersion(record: Buffer, version: number): Buffer {
+  const copy = Buffer.from(record);
+  copy.writeUInt16BE(version, 1);
+  return copy;
+}
+
+/** The next datagram the socket receives, as records. */
+function nextRecords(socket: Socket): Promise<ReturnType<typeof parseRecords>> {
+  return new Promise((resolve) => socket.once('message', (datagram: Buffer) => resolve(parseRecords(datagram))));
+}
+
+describe('DTLS server: record versions, and the reasons it gives for what it drops', function () {
+  this.timeout(30_000);
+  let server: DtlsServer;
+  let port: number;
+  let socket: Socket;
+  const drops: DtlsDrop[] = [];
+
+  beforeEach(async () => {
+    server = new DtlsServer({ psk: (identity) => (identity === 'dev' ? KEY : undefined) });
+    server.on('drop', (drop: DtlsDrop) => drops.push(drop));
+    ({ port } = await server.listen(0, '127.0.0.1'));
+    socket = await boundUdpSocket();
+  });
+
+  afterEach(async () => {
+    socket.close();
+    await new Promise<void>((resolve) => server.close(resolve));
+    drops.length = 0;
+  });
+
+  /** The reason of the next drop. */
+  function nextDrop(): Promise<DtlsDrop> {
+    return new Promise((resolve) => server.once('drop', resolve));
+  }
+
+  for (const version of [0xfeff, 0xfe00]) {
+    it(`answers a recorded mbedTLS ClientHello with record version 0x${version.toString(16)} with a HelloVerifyRequest, then with a ServerHello that ignores the extensions it does not do`, async () => {
+      let reply = nextRecords(socket);
+      socket.send(withRecordVersion(MBEDTLS_CLIENT_HELLO, version), port, '127.0.0.1');
+      const [verify, ...more] = await reply;
+      assert.equal(more.length, 0);
+      // RFC 6347 §4.2.1: the HelloVerifyRequest's record says DTLS 1.0 and mirrors the record sequence
+      assert.deepEqual([verify!.type, verify!.version, verify!.epoch, verify!.sequence], [ContentType.HANDSHAKE, DTLS_1_0, 0, 0]);
+      const [fragment] = parseHandshakeFragments(verify!.fragment);
+      assert.equal(fragment!.type, HandshakeType.HELLO_VERIFY_REQUEST);
+      assert.equal(fragment!.messageSeq, 0);
+      const cookie = parseHelloVerifyRequest(fragment!.body);
+      assert.ok(cookie.length > 0);
+
+      // mbedTLS's second ClientHello: the same hello with the cookie, message_seq 1, record sequence 1
+      const hello = parseClientHello(parseHandshakeFragments(parseRecords(MBEDTLS_CLIENT_HELLO)[0]!.fragment)[0]!.body);
+      const withCookie = writeClientHello({ ...hello, cookie, extensions: [...hello.extensions] });
+      reply = nextRecords(socket);
+      socket.send(writeRecord(ContentType.HANDSHAKE, version, 0, 1, writeHandshake(HandshakeType.CLIENT_HELLO, 1, withCookie)), port, '127.0.0.1');
+      const flight = await reply;
+      const messages = flight.flatMap((record) => parseHandshakeFragments(record.fragment));
+      assert.deepEqual(
+        messages.map((message) => message.type),
+        [HandshakeType.SERVER_HELLO, HandshakeType.SERVER_HELLO_DONE],
+      );
+      assert.ok(flight.every((record) => record.version === DTLS_1_2));
+      const serverHello = parseServerHello(messages[0]!.body);
+      assert.equal(serverHello.version, DTLS_1_2);
+      // max_fragment_length, truncated_hmac, encrypt_then_mac and session_ticket are not answered, so not used
+      assert.deepEqual([...serverHello.extensions.keys()].sort((a, b) => a - b), [ExtensionType.EXTENDED_MASTER_SECRET, ExtensionType.RENEGOTIATION_INFO]);
+      assert.equal(server.counts.handshakes, 1);
+      assert.deepEqual(drops, []);
+    });
+  }
+
+  it('drops a record version 0xfe00 on anything but a ClientHello, and one without 0xfe on a ClientHello, and says why', async () => {
+    const keyExchange = writeHandshake(HandshakeType.CLIENT_KEY_EXCHANGE, 1, Buffer.from('0003646576', 'hex'));
+    const cases: Array<[Buffer, RegExp]> = [
+      [writeRecord(ContentType.HANDSHAKE, 0xfe00, 0, 1, keyExchange), /^record version 0xfe00 on a handshake record \(ClientKeyExchange, epoch 0, sequence 1\): not DTLS 1\.2 or 1\.0/],
+      [writeRecord(ContentType.CHANGE_CIPHER_SPEC, 0xfe00, 0, 2, Buffer.from([1])), /^record version 0xfe00 on a ChangeCipherSpec record \(epoch 0, sequence 2\)/],
+      [writeRecord(ContentType.APPLICATION_DATA, DTLS_1_0, 1, 3, Buffer.alloc(24)), /^record version 0xfeff on an application data record \(epoch 1, sequence 3\): not DTLS 1\.2$/],
+      [withRecordVersion(MBEDTLS_CLIENT_HELLO, 0x0303), /^record version 0x0303 on a handshake record \(ClientHello, epoch 0, sequence 0\)/],
+    ];
+    for (const [datagram, reason] of cases) {
+      const dropped = nextDrop();
+      socket.send(datagram, port, '127.0.0.1');
+      const drop = await dropped;
+      assert.match(drop.reason, reason);
+      assert.deepEqual([drop.address, drop.port], ['127.0.0.1', socket.address().port]);
+    }
+    // none of them was answered: the first reply is the HelloVerifyRequest to a ClientHello sent after them
+    const reply = nextRecords(socket);
+    socket.send(MBEDTLS_CLIENT_HELLO, port, '127.0.0.1');
+    const [verify] = await reply;
+    assert.equal(parseHandshakeFragments(verify!.fragment)[0]!.type, HandshakeType.HELLO_VERIFY_REQUEST);
+    assert.equal(drops.length, cases.length);
+  });
+
+  it('gives a reason for each datagram it drops: not DTLS, a truncated tail, an unknown epoch, no session, a malformed or fragmented ClientHello, a flight without a handshake', async () => {
+    const hello = parseHandshakeFragments(parseRecords(MBEDTLS_CLIENT_HELLO)[0]!.fragment)[0]!.body;
+    const alert = writeRecord(ContentType.ALERT, DTLS_1_2, 0, 9, Buffer.from([2, 40]));
+    const cases: Array<[Buffer, RegExp[]]> = [
+      [Buffer.from('hello'), [/^not a DTLS record \(5 bytes\)$/]],
+      [Buffer.concat([alert, Buffer.from([0x16, 0xfe])]), [/^an alert record \(epoch 0, sequence 9\) without a handshake in progress$/, /^2 bytes after the last whole record$/]],
+      [writeRecord(ContentType.APPLICATION_DATA, DTLS_1_2, 2, 1, Buffer.alloc(24)), [/^an application data record \(epoch 2, sequence 1\): this server never goes beyond epoch 1$/]],
+      [writeRecord(ContentType.APPLICATION_DATA, DTLS_1_2, 1, 1, Buffer.alloc(24)), [/^an application data record \(epoch 1, sequence 1\) without a DTLS session/]],
+      [writeRecord(ContentType.HANDSHAKE, DTLS_1_2, 0, 1, Buffer.from([1, 0, 0, 9, 0, 0, 0, 0, 0, 0, 0, 9, 1])), [/^a handshake record \(ClientHello, epoch 0, sequence 1\): handshake fragment beyond its message$/]],
+      [writeRecord(ContentType.HANDSHAKE, DTLS_1_2, 0, 1, writeHandshake(HandshakeType.CLIENT_HELLO, 0, hello, 0, 40)), [/^a fragmented ClientHello/]],
+      [writeRecord(ContentType.HANDSHAKE, DTLS_1_2, 0, 1, writeHandshake(HandshakeType.CLIENT_HELLO, 0, hello.subarray(0, 50))), [/^a malformed ClientHello: /]],
+      [writeRecord(ContentType.HANDSHAKE, DTLS_1_2, 0, 1, writeHandshake(HandshakeType.CLIENT_KEY_EXCHANGE, 1, Buffer.from('0003646576', 'hex'))), [/^a handshake record \(ClientKeyExchange, epoch 0, sequence 1\) without a handshake in progress/]],
+      [writeRecord(ContentType.CHANGE_CIPHER_SPEC, DTLS_1_2, 0, 2, Buffer.from([1])), [/^a ChangeCipherSpec record \(epoch 0, sequence 2\) without a handshake in progress$/]],
+    ];
+    for (const [datagram, reasons] of cases) {
+      const before = drops.length;
+      socket.send(datagram, port, '127.0.0.1');
+      while (drops.length < before + reasons.length) await nextDrop();
+      assert.deepEqual(
+        drops.slice(before).map((drop) => reasons.some((reason) => reason.test(drop.reason)) && drop.port === socket.address().port),
+        reasons.map(() => true),
+        drops.slice(before).map((drop) => drop.reason).join('; '),
+      );
+    }
+    assert.deepEqual(server.counts, { sessions: 0, handshakes: 0 });
+  });
+
+  it('builds no reason when nobody listens for drops (a flood of garbage costs no strings)', async () => {
+    server.removeAllListeners('drop');
+    // count the reasons built, by wrapping the private drop() the server reports through
+    let built = 0;
+    const internals = server as unknown as { drop(address: string, port: number, reason: string | (() => string)): void };
+    const drop = internals.drop.bind(server);
+    internals.drop = (address, port, reason) => drop(address, port, typeof reason === 'string' ? reason : () => (built++, reason()));
+    const bad = writeRecord(ContentType.HANDSHAKE, 0xfe00, 0, 1, writeHandshake(HandshakeType.CLIENT_KEY_EXCHANGE, 1, Buffer.alloc(5)));
+    /** sends the bad record, then a ClientHello: once that is answered, the record before it was handled */
+    const sendBad = async () => {
+      const reply = nextRecords(socket);
+      socket.send(bad, port, '127.0.0.1');
+      socket.send(MBEDTLS_CLIENT_HELLO, port, '127.0.0.1');
+      await reply;
+    };
+    await sendBad();
+    assert.equal(built, 0);
+    server.on('drop', () => undefined);
+    await sendBad();
+    assert.equal(built, 1);
   });
 });

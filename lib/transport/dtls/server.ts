@@ -5,7 +5,8 @@
  *
  * Before any per-peer state there is a stateless cookie exchange; handshakes and sessions are
  * capped; a flight is retransmitted with back-off; records are checked against an anti-replay
- * window; renegotiation is refused. What fails to parse or authenticate is dropped, never thrown.
+ * window; renegotiation is refused. What fails to parse or authenticate is dropped, never thrown;
+ * each drop is told as a `drop` event ({ address, port, reason }) to whoever listens.
  */
 import type { Socket } from 'node:dgram';
 import { EventEmitter } from 'node:events';
@@ -38,6 +39,7 @@ import {
   parseHandshakeFragments,
   parsePskIdentity,
   wantsRenegotiationInfo,
+  HANDSHAKE_NAMES,
   writeHandshake,
   writeHelloVerifyRequest,
   writeServerHello,
@@ -67,6 +69,13 @@ export interface DtlsServerOptions {
   mtu?: number;
   /** refuse clients without extended master secret (RFC 7627; default false: used when offered) */
   requireExtendedMasterSecret?: boolean;
+}
+
+/** A datagram, or one record of it, that the server dropped, and why. */
+export interface DtlsDrop {
+  address: string;
+  port: number;
+  reason: string;
 }
 
 export interface SessionInfo {
@@ -226,9 +235,18 @@ export class DtlsServer extends EventEmitter implements DatagramSocket {
 
   private receive(datagram: Buffer, address: string, port: number): void {
     try {
-      for (const record of parseRecords(datagram)) {
-        if (record.version !== DTLS_1_2 && record.version !== DTLS_1_0) continue;
+      const records = parseRecords(datagram);
+      let parsed = 0;
+      for (const record of records) {
+        parsed += RECORD_HEADER + record.fragment.length;
+        if (!acceptableVersion(record)) {
+          this.drop(address, port, () => `record version 0x${hex4(record.version)} on ${describe(record)}: not DTLS 1.2${record.epoch === 0 ? ' or 1.0 (only a ClientHello may carry any 0xfe..)' : ''}`);
+          continue;
+        }
         this.record(record, address, port);
+      }
+      if (parsed < datagram.length) {
+        this.drop(address, port, () => (records.length === 0 ? `not a DTLS record (${datagram.length} bytes)` : `${datagram.length - parsed} bytes after the last whole record`));
       }
     } catch (error) {
       // a bug must not take the socket down with it; the peer's datagram is lost
@@ -239,28 +257,33 @@ export class DtlsServer extends EventEmitter implements DatagramSocket {
   private record(record: DtlsRecord, address: string, port: number): void {
     const connection = this.connections.get(`${address}:${port}`);
     if (record.epoch === 0) return this.plainRecord(record, address, port, connection);
-    if (!connection || record.epoch !== 1) return;
+    if (record.epoch !== 1) return this.drop(address, port, () => `${describe(record)}: this server never goes beyond epoch 1`);
+    if (!connection) return this.drop(address, port, () => `${describe(record)} without a DTLS session (forgotten, or the server restarted)`);
     if (!connection.readProtection) {
       if (connection.state === 'handshake' && connection.early.length < MAX_EARLY_RECORDS) connection.early.push(record);
+      else this.drop(address, port, () => `${describe(record)} before the client's ChangeCipherSpec, ${connection.early.length} already waiting`);
       return;
     }
-    if (!connection.replay.fresh(record.sequence)) return;
+    if (!connection.replay.fresh(record.sequence)) return this.drop(address, port, () => `${describe(record)} replayed or too old`);
     const plaintext = connection.readProtection.open(record.type, record.version, record.epoch, record.sequence, record.fragment);
     if (!plaintext) {
       // in a handshake the client's first protected record is its Finished: failing means another key
       if (connection.state === 'handshake') return this.fail(connection, 'bad_record_mac', 'the client Finished does not authenticate: wrong key?', connection.identity);
-      return; // RFC 6347 §4.1.2.7: records that do not authenticate are dropped silently
+      // RFC 6347 §4.1.2.7: records that do not authenticate are dropped without an alert
+      return this.drop(address, port, () => `${describe(record)} does not authenticate`);
     }
     connection.replay.mark(record.sequence);
     connection.lastActivity = Date.now();
     if (record.type === ContentType.APPLICATION_DATA) {
-      if (connection.state !== 'established') return;
+      if (connection.state !== 'established') return this.drop(address, port, 'application data before the handshake finished');
       const info: DatagramInfo = { address, port, identity: connection.identity };
       this.emit('message', plaintext, info);
     } else if (record.type === ContentType.HANDSHAKE) {
       this.protectedHandshake(connection, plaintext);
     } else if (record.type === ContentType.ALERT) {
       this.peerAlert(connection, plaintext);
+    } else {
+      this.drop(address, port, () => `${describe(record)}: an unknown content type`);
     }
   }
 
@@ -269,16 +292,17 @@ export class DtlsServer extends EventEmitter implements DatagramSocket {
       let fragments: HandshakeFragment[];
       try {
         fragments = parseHandshakeFragments(record.fragment);
-      } catch {
-        return;
+      } catch (error) {
+        return this.drop(address, port, () => `${describe(record)}: ${(error as Error).message}`);
       }
       const first = fragments[0];
-      if (!first) return;
+      if (!first) return this.drop(address, port, 'an empty handshake record');
       if (first.type === HandshakeType.CLIENT_HELLO) return this.clientHello(record, first, fragments.length, address, port, connection);
-      if (!connection) return;
+      if (!connection) return this.drop(address, port, () => `${describe(record)} without a handshake in progress (no ClientHello with a valid cookie came first)`);
       if (connection.state === 'established') {
         // the client did not get our last flight and repeats its own: send ours again
         if (first.type === HandshakeType.CLIENT_KEY_EXCHANGE) this.sendFlight(connection);
+        else this.drop(address, port, () => `${describe(record)} in the clear on an established session`);
         return;
       }
       this.handshakeFragments(connection, fragments);
@@ -289,17 +313,19 @@ export class DtlsServer extends EventEmitter implements DatagramSocket {
     } else if (record.type === ContentType.ALERT && connection?.state === 'handshake') {
       // unauthenticated alerts are heeded only during the handshake: they cannot end a session
       this.peerAlert(connection, record.fragment);
+    } else {
+      this.drop(address, port, () => `${describe(record)} ${connection ? 'in the clear on an established session' : 'without a handshake in progress'}`);
     }
   }
 
   private clientHello(record: DtlsRecord, fragment: HandshakeFragment, count: number, address: string, port: number, existing: Connection | undefined): void {
     // a ClientHello must come whole, alone in its record: it is handled before any state exists
-    if (count !== 1 || fragment.offset !== 0 || fragment.body.length !== fragment.length) return;
+    if (count !== 1 || fragment.offset !== 0 || fragment.body.length !== fragment.length) return this.drop(address, port, 'a fragmented ClientHello, or one sharing its record');
     let hello: ClientHello;
     try {
       hello = parseClientHello(fragment.body);
-    } catch {
-      return;
+    } catch (error) {
+      return this.drop(address, port, () => `a malformed ClientHello: ${(error as Error).message}`);
     }
     if (existing?.state === 'handshake' && existing.clientHelloSeq === fragment.messageSeq && existing.clientRandom.equals(hello.random)) {
       return this.sendFlight(existing); // the client repeats its ClientHello: it lost our flight
@@ -310,7 +336,10 @@ export class DtlsServer extends EventEmitter implements DatagramSocket {
     }
     // the peer owns its address: from here on state is kept
     // versions count down: 0xfeff is DTLS 1.0, 0xfefd DTLS 1.2
-    if (hello.version > DTLS_1_2) return this.plainAlert(address, port, 'protocol_version', record.sequence);
+    if (hello.version > DTLS_1_2) {
+      this.emit('handshakeFailed', { address, port, reason: `the client offers DTLS 0x${hex4(hello.version)}, older than DTLS 1.2` });
+      return this.plainAlert(address, port, 'protocol_version', record.sequence);
+    }
     const suite = this.suites.find((name) => hello.cipherSuites.includes(CIPHER_SUITES[name]));
     const extended = hello.extensions.has(ExtensionType.EXTENDED_MASTER_SECRET);
     if (!suite || (this.options.requireExtendedMasterSecret && !extended)) {
@@ -318,8 +347,8 @@ export class DtlsServer extends EventEmitter implements DatagramSocket {
       return this.plainAlert(address, port, 'handshake_failure', record.sequence);
     }
     if (this.handshakes >= (this.options.maxHandshakes ?? 256)) {
-      this.emit('handshakeFailed', { address, port, reason: 'too many handshakes in progress' });
-      return;
+      // no handshake was started, so this is a dropped ClientHello rather than a failed handshake
+      return this.drop(address, port, () => `a ClientHello while ${this.handshakes} handshakes are in progress, the most allowed`);
     }
     if (existing) this.forget(existing, 'the client started a new handshake');
     this.makeRoom();
@@ -366,13 +395,14 @@ export class DtlsServer extends EventEmitter implements DatagramSocket {
     let fragments: HandshakeFragment[];
     try {
       fragments = parseHandshakeFragments(plaintext);
-    } catch {
-      return;
+    } catch (error) {
+      return this.drop(connection.address, connection.port, () => `a protected handshake record: ${(error as Error).message}`);
     }
     if (connection.state === 'handshake') return this.handshakeFragments(connection, fragments);
     const first = fragments[0];
     if (first?.type === HandshakeType.FINISHED) return this.sendFlight(connection); // our Finished was lost
-    if (first?.type === HandshakeType.CLIENT_HELLO) this.alert(connection, AlertLevel.WARNING, 'no_renegotiation');
+    if (first?.type === HandshakeType.CLIENT_HELLO) return this.alert(connection, AlertLevel.WARNING, 'no_renegotiation');
+    this.drop(connection.address, connection.port, () => `a protected handshake message (type ${first?.type ?? 'none'}) on an established session`);
   }
 
   private clientKeyExchange(connection: Connection, message: HandshakeMessage): void {
@@ -423,7 +453,7 @@ export class DtlsServer extends EventEmitter implements DatagramSocket {
   }
 
   private peerAlert(connection: Connection, fragment: Buffer): void {
-    if (fragment.length !== 2) return;
+    if (fragment.length !== 2) return this.drop(connection.address, connection.port, () => `an alert of ${fragment.length} bytes`);
     const [level, description] = [fragment[0]!, fragment[1]!];
     if (description === AlertDescription.close_notify) {
       if (connection.state === 'established') this.alert(connection, AlertLevel.WARNING, 'close_notify');
@@ -520,6 +550,16 @@ export class DtlsServer extends EventEmitter implements DatagramSocket {
     this.forget(connection, reason);
   }
 
+  /**
+   * Tells listeners of `drop` why a datagram or record was dropped. The reason may be a function so
+   * that nothing is formatted when nobody listens (a flood of garbage costs no strings).
+   */
+  private drop(address: string, port: number, reason: string | (() => string)): void {
+    if (this.listenerCount('drop') === 0) return;
+    const drop: DtlsDrop = { address, port, reason: typeof reason === 'string' ? reason : reason() };
+    this.emit('drop', drop);
+  }
+
   private forget(connection: Connection, reason: string): void {
     if (this.connections.get(connection.key) !== connection) return;
     clearTimeout(connection.timer);
@@ -545,4 +585,31 @@ export class DtlsServer extends EventEmitter implements DatagramSocket {
       if (connection.state === 'established' && now - connection.lastActivity > this.sessionTimeout) this.forget(connection, 'idle too long');
     }
   }
+}
+
+/**
+ * Records carry DTLS 1.2 (or 1.0, as before a version is agreed) in epoch 0, and DTLS 1.2 in
+ * epoch 1. A ClientHello's record version is only checked to be 0xfe.. (RFC 6347 §4.1 and RFC 5246
+ * Appendix E.1 ask servers not to be strict there): devices have been seen to send 0xfe00 there
+ * (reported of mbedTLS-based firmware); the version that counts is the one inside the ClientHello.
+ */
+function acceptableVersion(record: DtlsRecord): boolean {
+  if (record.version === DTLS_1_2) return true;
+  if (record.epoch !== 0) return false;
+  if (record.version === DTLS_1_0) return true;
+  return record.type === ContentType.HANDSHAKE && record.fragment[0] === HandshakeType.CLIENT_HELLO && record.version >>> 8 === 0xfe;
+}
+
+function hex4(value: number): string {
+  return value.toString(16).padStart(4, '0');
+}
+
+const CONTENT_NAMES: Record<number, string> = { 20: 'a ChangeCipherSpec', 21: 'an alert', 22: 'a handshake', 23: 'an application data' };
+
+/** What a record is, for a drop's reason: "a handshake record (ClientKeyExchange, epoch 0, sequence 3)". */
+function describe(record: DtlsRecord): string {
+  const what = CONTENT_NAMES[record.type] ?? `a content type ${record.type}`;
+  // in the clear, the first handshake message's type is readable
+  const message = record.epoch === 0 && record.type === ContentType.HANDSHAKE && record.fragment.length > 0 ? `${HANDSHAKE_NAMES[record.fragment[0]!] ?? `message type ${record.fragment[0]}`}, ` : '';
+  return `${what} record (${message}epoch ${record.epoch}, sequence ${record.sequence})`;
 }
