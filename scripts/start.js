@@ -4,15 +4,28 @@
 'use strict';
 const fs = require('node:fs');
 const path = require('node:path');
-const { spawn } = require('node:child_process');
+const { execFileSync, spawn } = require('node:child_process');
 
 const root = path.resolve(__dirname, '..');
 const userDir = path.resolve(process.env.LWM2M_DEMO_DIR || path.join(root, '.demo'));
 const port = process.env.PORT || '1880';
 
-if (!fs.existsSync(path.join(root, 'dist', 'nodes', 'lwm2m-server.js'))) {
-  console.error('dist/ is missing: run `npm install` (or `npm run build`) first');
-  process.exit(1);
+// the palette runs from dist/: build it when it is missing or older than the sources
+const built = path.join(root, 'dist', 'nodes', 'lwm2m-server.js');
+/** The newest modification time of the files under `dir`. */
+function newest(dir) {
+  let time = 0;
+  if (!fs.existsSync(dir)) return time;
+  for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
+    const full = path.join(dir, entry.name);
+    time = Math.max(time, entry.isDirectory() ? newest(full) : fs.statSync(full).mtimeMs);
+  }
+  return time;
+}
+const sources = Math.max(...['lib', 'nodes', 'icons', 'locales', 'demo'].map((dir) => newest(path.join(root, dir))));
+if (!fs.existsSync(built) || fs.statSync(built).mtimeMs < sources) {
+  console.log('building dist/ ...');
+  execFileSync(process.execPath, [path.join(__dirname, 'build.js')], { stdio: 'inherit' });
 }
 
 // Node-RED finds the palette as an installed module of the user directory

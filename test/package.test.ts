@@ -19,7 +19,9 @@ describe('package', () => {
     assert.equal(pkg['node-red'].version, '>=4.0.0');
     assert.equal(typeof pkg['node-red'].nodes, 'object');
     assert.equal(pkg.engines.node, '>=18.5');
-    assert.equal(pkg.scripts.prepare, 'npm run build');
+    // built before packing: installing the package runs no script of ours
+    assert.equal(pkg.scripts.prepack, 'npm run build');
+    for (const script of ['prepare', 'preinstall', 'install', 'postinstall']) assert.equal(pkg.scripts[script], undefined, script);
   });
 
   it('gives every node an editor in the LwM2M category, labels, and help with what it does, its messages and an example', () => {
@@ -51,6 +53,9 @@ describe('package', () => {
     assert.ok(files.includes('dist/lib/index.js') && files.includes('dist/nodes/icons/lwm2m.svg') && files.includes('resources/lwm2m-editor.js'));
     assert.ok(files.some((file) => file.startsWith('examples/')));
     assert.deepEqual(files.filter((file) => /^dist\/(test|bench)\//.test(file)), []);
+    // source maps would point at TypeScript sources the package does not ship
+    assert.deepEqual(files.filter((file) => file.endsWith('.map')), []);
+    assert.ok(files.includes('dist/lib/index.d.ts'));
   });
 
   it('loads its main entry, the public API, without Node-RED', () => {
