@@ -7,6 +7,8 @@
   var typesOf = {}; // field -> its typedInput types, the literal one first
   // looked up per message by the runtime (nodes/settings.ts)
   var LOOKUPS = ['msg', 'flow', 'global', 'env', 'jsonata'];
+  // a value to write: every type Node-RED evaluates (RED.util.evaluateNodeProperty)
+  var VALUE_TYPES = ['msg', 'flow', 'global', 'str', 'num', 'bool', 'json', 'bin', 'env', 'jsonata'];
   var FORMATS = [
     { value: 'auto', label: 'auto' },
     { value: 'senml-cbor', label: 'SenML CBOR' },
@@ -81,6 +83,17 @@
     text: function (field) {
       typesOf[field] = [textType(field)].concat(LOOKUPS);
       $('#node-input-' + field).typedInput({ default: 'str', types: typesOf[field], typeField: '#node-input-' + field + 'Type' });
+    },
+
+    /** The value to write: any typedInput type, `msg.payload` by default and for nodes saved without one. */
+    value: function (node, field) {
+      var input = $('#node-input-' + field);
+      var saved = node[field + 'Type'] !== undefined && node[field + 'Type'] !== '';
+      if (!saved) {
+        $('#node-input-' + field + 'Type').val('msg');
+        input.val('payload');
+      }
+      input.typedInput({ default: 'msg', types: VALUE_TYPES, typeField: '#node-input-' + field + 'Type' });
     },
 
     /** A setting chosen from a list (operation, format), or taken from msg/flow/global/env/JSONata. */
