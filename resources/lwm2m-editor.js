@@ -1,10 +1,10 @@
 /* Editor helpers shared by the LwM2M nodes: typedInputs for the per-message settings, with
  * completions for the endpoint and path fields from the admin routes the lwm2m-server node serves
- * under /lwm2m/. Loaded once by each node's .html. */
+ * under /lwm2m/ (nodes/admin.ts). Loaded once by each node's .html. */
 (function () {
   if (window.LwM2MEditor) return;
-  var modelPaths = null;
   var typesOf = {}; // field -> its typedInput types, the literal one first
+  var answers = {}; // admin route -> its answer, for the edit dialog that is open
   // looked up per message by the runtime (nodes/settings.ts)
   var LOOKUPS = ['msg', 'flow', 'global', 'env', 'jsonata'];
   // a value to write: every type Node-RED evaluates (RED.util.evaluateNodeProperty)
@@ -19,16 +19,27 @@
     { value: 'text', label: 'text' },
     { value: 'opaque', label: 'opaque' },
   ];
-
   function serverId() {
     var value = $('#node-input-server').val();
     return value && value !== '_ADD_' ? value : null;
   }
 
+  function getJSON(url, done) {
+    if (answers[url]) return done(answers[url]);
+    $.getJSON(url)
+      .done(function (body) {
+        answers[url] = body;
+        done(body);
+      })
+      .fail(function () {
+        done([]);
+      });
+  }
+
   function filter(items, term) {
     var needle = (term || '').toLowerCase();
     return items.filter(function (item) {
-      return item.label.toLowerCase().indexOf(needle) >= 0;
+      return (item.label + ' ' + (item.detail || '')).toLowerCase().indexOf(needle) >= 0;
     });
   }
 
@@ -47,22 +58,62 @@
       });
   }
 
-  /** The model's objects and resources ("Device / Battery Level — /3/0/9"), as completions. */
+  /** The one device the endpoint field names as text (not a filter with `*`), if any. */
+  function chosenEndpoint() {
+    var input = $('#node-input-endpoint');
+    if (!input.length) return null;
+    var typed = input.hasClass('red-ui-typedInput');
+    if (typed && input.typedInput('type') !== 'str') return null;
+    var name = String(typed ? input.typedInput('value') : input.val()).trim();
+    return name && name.indexOf('*') < 0 ? name : null;
+  }
+
+  /**
+   * Where the path completions come from: the chosen device's registration (its instances first)
+   * on the chosen server, else that server's model (with its user models), else the bundled model.
+   */
+  function pathsUrl() {
+    var id = serverId();
+    if (!id) return 'lwm2m/model';
+    var endpoint = chosenEndpoint();
+    var server = 'lwm2m/servers/' + encodeURIComponent(id);
+    return endpoint ? server + '/devices/' + encodeURIComponent(endpoint) + '/paths' : server + '/paths';
+  }
+
+  /** `Sensor Value` for a resource (its object is in its path), `Temperature / instance 0` for the rest. */
+  function name(item) {
+    var full = item.label.replace(/ — \S+$/, '');
+    return item.path.split('/').length > 3 ? full.slice(full.lastIndexOf(' / ') + 3) : full;
+  }
+
+  /**
+   * A completion on one line of the narrow menu: the path, the name (cut short when it must be;
+   * the whole label on hover), and for a resource its type and operations, `Float · R`. The
+   * device's own paths are bold.
+   */
+  function pathLabel(item) {
+    var line = $('<div/>', { class: 'lwm2m-path-completion' + (item.registered ? ' lwm2m-path-registered' : ''), title: item.label, style: 'display:flex; gap:8px; align-items:baseline' });
+    $('<span/>', { class: 'lwm2m-path-path', style: 'flex:none' + (item.registered ? '; font-weight:bold' : '') }).text(item.path).appendTo(line);
+    $('<span/>', { class: 'lwm2m-path-name', style: 'flex:1; min-width:0; overflow:hidden; text-overflow:ellipsis; white-space:nowrap; opacity:0.8' })
+      .text(name(item))
+      .appendTo(line);
+    if (item.detail) $('<span/>', { class: 'lwm2m-path-detail', style: 'flex:none; white-space:nowrap; opacity:0.7' }).text(item.detail).appendTo(line);
+    return line;
+  }
+
+  /**
+   * The path completions. In a comma-separated list (Read-Composite, Observe-Composite) the last
+   * path is completed and the ones before it kept.
+   */
   function paths(term, done) {
-    var answer = function () {
-      done(filter(modelPaths, term).slice(0, 200).map(function (item) {
-        return { value: item.path, label: item.label };
+    var cut = (term || '').lastIndexOf(',');
+    var before = cut >= 0 ? term.slice(0, cut + 1) + ' ' : '';
+    var last = (cut >= 0 ? term.slice(cut + 1) : term || '').trim();
+    getJSON(pathsUrl(), function (items) {
+      done(filter(items, last).slice(0, 200).map(function (item) {
+        return { value: before + item.path, label: pathLabel(item) };
       }));
-    };
-    if (modelPaths) return answer();
-    $.getJSON('lwm2m/model')
-      .done(function (items) {
-        modelPaths = items;
-        answer();
-      })
-      .fail(function () {
-        done([]);
-      });
+    });
   }
 
   var COMPLETIONS = { endpoint: endpoints, path: paths };
@@ -78,9 +129,10 @@
 
     /**
      * A text setting (endpoint, path, arguments) as a typedInput: text, or msg/flow/global/env/JSONata.
-     * The endpoint offers the registered endpoints as you type, the path the model's resources.
+     * The endpoint offers the registered endpoints as you type, the path the chosen device's paths.
      */
     text: function (field) {
+      answers = {};
       typesOf[field] = [textType(field)].concat(LOOKUPS);
       $('#node-input-' + field).typedInput({ default: 'str', types: typesOf[field], typeField: '#node-input-' + field + 'Type' });
     },
@@ -115,6 +167,7 @@
 
     /** Completions in the plain endpoint and path fields: the filters of register-in, notify-in, send-in. */
     complete: function () {
+      answers = {};
       Object.keys(COMPLETIONS).forEach(function (field) {
         var input = $('#node-input-' + field);
         if (input.length && !input.hasClass('red-ui-typedInput')) input.autoComplete({ search: COMPLETIONS[field], minLength: 0 });

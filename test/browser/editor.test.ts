@@ -1,7 +1,7 @@
 /**
  * The editor in a real browser: Node-RED started as `npm start` does, opened in headless Chromium
  * (Debian's `chromium`, driven by playwright-core). The palette shows the LwM2M nodes, and a read
- * node's edit dialog suggests the registered endpoints and the model's paths.
+ * node's edit dialog suggests the registered endpoints and the chosen device's paths first.
  */
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -15,6 +15,21 @@ const root = path.resolve(__dirname, '../../..');
 const CHROMIUM = '/usr/bin/chromium';
 const PALETTE = ['lwm2m-register-in', 'lwm2m-observe', 'lwm2m-notify-in', 'lwm2m-send-in', 'lwm2m-read', 'lwm2m-write', 'lwm2m-execute', 'lwm2m-device-sim'];
 
+
+// the fields are typedInputs: Node-RED hides the original input and shows its own beside it
+const ENDPOINT_INPUT = '#node-input-endpoint + .red-ui-typedInput-container input.red-ui-typedInput-input';
+const PATH_INPUT = '#node-input-path + .red-ui-typedInput-container input.red-ui-typedInput-input';
+
+/** The path completions shown: each one's path, name, type and operations, and whether the device registered it. */
+function completions(page: Page): Promise<Array<{ path: string; name: string; detail?: string; registered: boolean }>> {
+  return page.$$eval('.red-ui-autoComplete-container .lwm2m-path-completion', (items) =>
+    items.map((item) => {
+      const text = (selector: string) => item.querySelector(selector)?.textContent ?? undefined;
+      const detail = text('.lwm2m-path-detail');
+      return { path: text('.lwm2m-path-path') ?? '', name: text('.lwm2m-path-name') ?? '', ...(detail !== undefined ? { detail } : {}), registered: item.classList.contains('lwm2m-path-registered') };
+    }),
+  );
+}
 
 describe('the editor in headless Chromium', function () {
   this.timeout(120_000);
@@ -72,32 +87,48 @@ describe('the editor in headless Chromium', function () {
     await page.screenshot({ path: path.join(root, 'test', 'artifacts', 'demo-flow.png') });
   });
 
-  it('a read node\'s edit dialog suggests the registered endpoints and the model\'s paths', async () => {
+  it("a read node's edit dialog suggests the registered endpoints, then the chosen device's own paths with type and operations", async () => {
     await page.evaluate(() => {
       const red = (globalThis as unknown as { RED: { editor: { edit(node: unknown): void }; nodes: { node(id: string): unknown } } }).RED;
       red.editor.edit(red.nodes.node('demo-read'));
     });
-    // the fields are typedInputs: Node-RED hides the original input and shows its own beside it
-    const endpointInput = '#node-input-endpoint + .red-ui-typedInput-container input.red-ui-typedInput-input';
-    const pathInput = '#node-input-path + .red-ui-typedInput-container input.red-ui-typedInput-input';
-    await page.waitForSelector(endpointInput, { state: 'visible' });
-    await page.fill(endpointInput, '');
-    await page.click(endpointInput);
+    await page.waitForSelector(ENDPOINT_INPUT, { state: 'visible' });
+    await page.fill(ENDPOINT_INPUT, '');
+    await page.click(ENDPOINT_INPUT);
     await page.keyboard.type('sim');
     await page.waitForSelector('.red-ui-autoComplete-container li:has-text("sim-1")', { timeout: 10_000 });
     const endpoints = await page.$$eval('.red-ui-autoComplete-container li', (items) => items.map((item) => item.textContent?.trim()));
     assert.deepEqual(endpoints, ['sim-1', 'sim-2', 'sim-3']);
     await page.click('.red-ui-autoComplete-container li:has-text("sim-2")');
-    assert.equal(await page.inputValue(endpointInput), 'sim-2');
+    assert.equal(await page.inputValue(ENDPOINT_INPUT), 'sim-2');
 
-    await page.fill(pathInput, '');
-    await page.click(pathInput);
+    // every path: sim-2's registration (temperature, connectivity, location, and Server and
+    // Device) comes first, each resource with its type and operations; then the rest of the model
+    await page.fill(PATH_INPUT, '');
+    await page.click(PATH_INPUT);
+    await page.keyboard.type('/');
+    await page.waitForSelector('.red-ui-autoComplete-container .lwm2m-path-completion', { timeout: 10_000 });
+    const all = await completions(page);
+    const registered = all.filter((item) => item.registered);
+    assert.ok(registered.length > 0, 'the device\'s own paths are offered');
+    assert.deepEqual(all.slice(0, registered.length), registered, 'and come first');
+    const sensor = registered.find((item) => item.path === '/3303/0/5700');
+    assert.deepEqual(sensor, { path: '/3303/0/5700', name: 'Sensor Value', detail: 'Float · R', registered: true });
+    assert.equal(registered.find((item) => item.path === '/3/0/4')?.detail, 'E');
+    assert.equal(registered.find((item) => item.path === '/3/0/14')?.detail, 'String · RW');
+    assert.ok(!registered.some((item) => item.path.startsWith('/3311')), 'an object sim-2 does not have is not among its paths');
+    assert.equal(all[registered.length]?.path, '/2', 'the model follows: Access Control, which sim-2 did not register');
+    assert.ok(!all.some((item) => /^\/0(\/|$)/.test(item.path)), 'Security (/0) is never offered');
+
+    await page.fill(PATH_INPUT, '');
     await page.keyboard.type('Battery');
-    await page.waitForSelector('.red-ui-autoComplete-container li:has-text("/3/0/9")', { timeout: 10_000 });
-    const paths = await page.$$eval('.red-ui-autoComplete-container li', (items) => items.map((item) => item.textContent?.trim()));
-    assert.ok(paths.includes('Device / Battery Level — /3/0/9'), paths.join(' | '));
+    await page.waitForFunction(() => {
+      const items = [...(globalThis as unknown as { document: { querySelectorAll(selector: string): Iterable<{ textContent: string | null }> } }).document.querySelectorAll('.red-ui-autoComplete-container .lwm2m-path-completion')];
+      return items.length > 0 && items.every((item) => /Battery/.test(item.textContent ?? ''));
+    }, undefined, { timeout: 10_000 });
+    assert.deepEqual((await completions(page)).find((item) => item.path === '/3/0/9'), { path: '/3/0/9', name: 'Battery Level', detail: 'Integer · R', registered: true });
     await page.click('.red-ui-autoComplete-container li:has-text("/3/0/9")');
-    assert.equal(await page.inputValue(pathInput), '/3/0/9');
+    assert.equal(await page.inputValue(PATH_INPUT), '/3/0/9');
 
     fs.mkdirSync(path.join(root, 'test', 'artifacts'), { recursive: true });
     await page.screenshot({ path: path.join(root, 'test', 'artifacts', 'editor-read-node.png') });
@@ -109,6 +140,7 @@ describe('the editor in headless Chromium', function () {
       $('#node-input-operation').typedInput('value', 'operation');
     });
     await page.click('#node-dialog-ok');
+    await page.waitForSelector(PATH_INPUT, { state: 'detached' });
     const saved = await page.evaluate(() => {
       const node = (globalThis as unknown as { RED: { nodes: { node(id: string): Record<string, unknown> } } }).RED.nodes.node('demo-read');
       return { endpoint: node.endpoint, endpointType: node.endpointType, path: node.path, pathType: node.pathType, operation: node.operation, operationType: node.operationType, formatType: node.formatType };

@@ -433,16 +433,4 @@ describe(`Node-RED nodes (Node-RED ${nodeRedVersion}, Node.js ${process.version}
     assert.equal(light.get('/3311/0/5750'), 'from payload');
   });
 
-  it('serves the editor its suggestions: registered endpoints of a server node, and the model\'s paths', async () => {
-    const port = await freeUdpPort();
-    await helper.load(NODES, flow(port));
-    await node('srv').ready;
-    await startDevice('sim-admin', port);
-    const endpoints = await helper.request().get('/lwm2m/servers/srv/endpoints').expect(200);
-    assert.deepEqual(endpoints.body, ['sim-admin']);
-    const unknown = await helper.request().get('/lwm2m/servers/nope/endpoints').expect(200);
-    assert.deepEqual(unknown.body, []);
-    const model = await helper.request().get('/lwm2m/model').expect(200);
-    assert.ok((model.body as Array<{ path: string; label: string }>).some((entry) => entry.path === '/3/0/9' && entry.label === 'Device / Battery Level — /3/0/9'));
-  });
 });
