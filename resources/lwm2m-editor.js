@@ -1,6 +1,7 @@
 /* Editor helpers shared by the LwM2M nodes: typedInputs for the per-message settings, with
  * completions for the endpoint and path fields from the admin routes the lwm2m-server node serves
- * under /lwm2m/ (nodes/admin.ts). Loaded once by each node's .html. */
+ * under /lwm2m/ (nodes/admin.ts), validators for paths and endpoints, and the choice of the server
+ * node. Loaded once by each node's .html. */
 (function () {
   if (window.LwM2MEditor) return;
   var typesOf = {}; // field -> its typedInput types, the literal one first
@@ -19,9 +20,61 @@
     { value: 'text', label: 'text' },
     { value: 'opaque', label: 'opaque' },
   ];
+  // the node's own texts (locales/en-US/<type>.json, "errors"), these when a node has none
+  var ERRORS = {
+    path: 'not an LwM2M path: __path__ (such as /3/0/9: object, instance, resource, resource instance; each 0-65535)',
+    resourcePath: 'Execute needs a resource path such as /3/0/4, not __path__',
+    onePath: 'one path only, not a list',
+    endpoint: 'an endpoint name has no spaces and none of & ? # " < > \\',
+  };
+  var PATH = /^\/(0|[1-9][0-9]{0,4})(\/(0|[1-9][0-9]{0,4})){0,3}$/;
+  var ENDPOINT_FORBIDDEN = /[\s&?#"<>\\]/;
+
   function serverId() {
     var value = $('#node-input-server').val();
     return value && value !== '_ADD_' ? value : null;
+  }
+
+  /** Node-RED shows a validator's text as HTML: what the user typed is escaped. */
+  function escape(value) {
+    return String(value).replace(/[&<>"']/g, function (c) {
+      return '&#' + c.charCodeAt(0) + ';';
+    });
+  }
+
+  function text(node, key, substitutions) {
+    substitutions = substitutions || {};
+    Object.keys(substitutions).forEach(function (name) {
+      substitutions[name] = escape(substitutions[name]);
+    });
+    var full = node.type + '.errors.' + key;
+    var translated = node && typeof node._ === 'function' ? node._(full, substitutions) : full;
+    if (translated !== full) return translated;
+    return ERRORS[key].replace(/__(\w+)__/g, function (_, name) {
+      return substitutions[name] !== undefined ? substitutions[name] : '';
+    });
+  }
+
+  /** A field's value and type: the edit dialog's while it is open, else the node's own. */
+  function current(node, field) {
+    var input = $('#node-input-' + field);
+    return input.length ? input.val() : node[field];
+  }
+  function typeOf(node, typeField) {
+    return (typeField && (current(node, typeField) || node[typeField])) || 'str';
+  }
+
+  /** `/3/0/9`: 1 to 4 ids in 0..65535 without leading zeros, as lib/path.ts parses them. */
+  function isPath(path) {
+    return (
+      PATH.test(path) &&
+      path
+        .split('/')
+        .slice(1)
+        .every(function (id) {
+          return Number(id) <= 65535;
+        })
+    );
   }
 
   function getJSON(url, done) {
@@ -124,6 +177,15 @@
     return { value: 'str', label: 'string', icon: 'red/images/typedInput/az.svg', autoComplete: COMPLETIONS[field] };
   }
 
+  /** The lwm2m-server config nodes a node on workspace `z` can use, leaving out disabled ones. */
+  function servers(z) {
+    var found = [];
+    RED.nodes.eachConfig(function (config) {
+      if (config.type === 'lwm2m-server' && !config.d && (!config.z || config.z === z)) found.push(config);
+    });
+    return found;
+  }
+
   window.LwM2MEditor = {
     FORMATS: FORMATS,
 
@@ -172,6 +234,72 @@
         var input = $('#node-input-' + field);
         if (input.length && !input.hasClass('red-ui-typedInput')) input.autoComplete({ search: COMPLETIONS[field], minLength: 0 });
       });
+    },
+
+    /**
+     * `onadd`: a node dropped into a flow uses the only server node there is. Node-RED leaves a new
+     * node's config field on "none" even then, and the endpoint and path suggestions need a server.
+     */
+    onadd: function () {
+      if (this.server) return;
+      var found = servers(this.z);
+      if (found.length !== 1) return;
+      this.server = found[0].id;
+      // a pasted node is in the flow already: count it among the server's users as Node-RED does
+      if (RED.nodes.node(this.id) && RED.nodes.updateConfigNodeUsers) RED.nodes.updateConfigNodeUsers(this);
+    },
+
+    /** In oneditprepare: a node without a server (an imported one) gets the only one there is. */
+    preselectServer: function (node) {
+      var select = $('#node-input-server');
+      if (node.server || select.val() !== '_ADD_') return;
+      var found = servers(node.z);
+      if (found.length === 1 && select.find('option[value="' + found[0].id + '"]').length) select.val(found[0].id).trigger('change');
+    },
+
+    /**
+     * A `defaults` validator of a path field: each path (several, comma-separated, when `options.list`
+     * is true or a function of the node that says so) must be an LwM2M path; `options.resource` asks
+     * for /object/instance/resource.
+     * Only text is checked: msg, flow, ... settings are Node-RED's expressions. Empty is valid: the
+     * node then takes msg.path.
+     */
+    pathValidator: function (typeField, options) {
+      options = options || {};
+      return function (value, opt) {
+        var type = typeOf(this, typeField);
+        if (type !== 'str') return LOOKUPS.indexOf(type) >= 0 ? RED.utils.validateTypedProperty(value, type, opt) : true;
+        var list = String(value || '')
+          .split(',')
+          .map(function (path) {
+            return path.trim();
+          });
+        if (list.length === 1 && list[0] === '') return true;
+        for (var i = 0; i < list.length; i++) {
+          if (!isPath(list[i])) return text(this, 'path', { path: JSON.stringify(list[i]) });
+          if (options.resource && list[i].split('/').length !== 4) return text(this, 'resourcePath', { path: list[i] });
+        }
+        var several = typeof options.list === 'function' ? options.list.call(this) : Boolean(options.list);
+        if (list.length > 1 && !several) return text(this, 'onePath');
+        return true;
+      };
+    },
+
+    /** The operation a node is set to while its dialog is open (or saved), for validators. */
+    operation: function (node) {
+      return typeOf(node, 'operationType') === 'choice' ? current(node, 'operation') : null;
+    },
+
+    /**
+     * A `defaults` validator of an endpoint (or endpoint filter) field: text without spaces and
+     * none of & ? # " < > \. Empty is valid: the node then takes msg.endpoint (or every device).
+     */
+    endpointValidator: function (typeField) {
+      return function (value, opt) {
+        var type = typeOf(this, typeField);
+        if (type !== 'str') return LOOKUPS.indexOf(type) >= 0 ? RED.utils.validateTypedProperty(value, type, opt) : true;
+        return ENDPOINT_FORBIDDEN.test(String(value || '')) ? text(this, 'endpoint') : true;
+      };
     },
 
     /** A setting for a node's label: the literal, or where it is looked up (`msg.path`). */
