@@ -8,6 +8,7 @@ import { FileStore, LwM2MServer, ObjectModel, defaultModel, type PskCredential }
 import type { Node, NodeDef, NodeStatus, Red } from './red';
 import { pskTable, type PskCredentials } from './psk';
 import { formatOf } from './settings';
+import { adminRoutes } from './admin';
 
 export interface ServerUser extends Node {
   /** the user shows the server's state unless it has a status of its own to show */
@@ -24,29 +25,9 @@ export interface ServerConfigNode extends Node {
   deregister(user: ServerUser, done: () => void): void;
 }
 
-/** `Device / Battery Level — /3/0/9`: every object and resource of the model, for the editor's path fields. */
-export function modelPaths(model: ObjectModel): Array<{ path: string; label: string }> {
-  const paths: Array<{ path: string; label: string }> = [];
-  for (const object of model.objects()) {
-    paths.push({ path: `/${object.id}`, label: `${object.name} — /${object.id}` });
-    paths.push({ path: `/${object.id}/0`, label: `${object.name} / instance 0 — /${object.id}/0` });
-    for (const resource of object.resources.values()) {
-      paths.push({ path: `/${object.id}/0/${resource.id}`, label: `${object.name} / ${resource.name} — /${object.id}/0/${resource.id}` });
-    }
-  }
-  return paths;
-}
-
 module.exports = (RED: Red) => {
-  // admin routes for the editor: registered endpoints of a server node, and the model's paths
-  const guard = RED.auth ? [RED.auth.needsPermission('lwm2m-server.read')] : [];
-  RED.httpAdmin?.get('/lwm2m/servers/:id/endpoints', ...guard, (req: { params: { id: string } }, res: { json(body: unknown): void }) => {
-    const node = RED.nodes.getNode(req.params.id) as ServerConfigNode | null;
-    res.json(node?.server ? node.server.registrations().map((registration) => registration.endpoint).sort() : []);
-  });
-  RED.httpAdmin?.get('/lwm2m/model', ...guard, (_req: unknown, res: { json(body: unknown): void }) => {
-    res.json(modelPaths(defaultModel()));
-  });
+  // the routes the editor completes endpoints and paths from
+  adminRoutes(RED);
 
   function LwM2MServerNode(this: ServerConfigNode, config: NodeDef) {
     RED.nodes.createNode(this, config);

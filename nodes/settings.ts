@@ -41,6 +41,23 @@ export class Settings {
     });
   }
 
+  /**
+   * A typedInput of any type (msg, flow, global, str, num, bool, json, bin, env, jsonata), evaluated
+   * by Node-RED as its core nodes do; a node saved before the setting existed reads `fallback`.
+   */
+  async typed(msg: NodeMessage, name: string, fallback: { type: string; value: string }): Promise<unknown> {
+    const saved = this.config[`${name}Type`] !== undefined;
+    const type = saved ? String(this.config[`${name}Type`]) : fallback.type;
+    const setting = saved ? String(this.config[name] ?? '') : fallback.value;
+    return new Promise((resolve, reject) => {
+      try {
+        this.red.util.evaluateNodeProperty(setting, type, this.node, msg, (error, result) => (error ? reject(error) : resolve(result)));
+      } catch (error) {
+        reject(error);
+      }
+    });
+  }
+
   /** A setting that must be a non-empty text, such as the endpoint. */
   async text(msg: NodeMessage, name: string): Promise<string> {
     const value = await this.value(msg, name);

@@ -1,12 +1,15 @@
 /* Editor helpers shared by the LwM2M nodes: typedInputs for the per-message settings, with
  * completions for the endpoint and path fields from the admin routes the lwm2m-server node serves
- * under /lwm2m/. Loaded once by each node's .html. */
+ * under /lwm2m/ (nodes/admin.ts), validators for paths and endpoints, and the choice of the server
+ * node. Loaded once by each node's .html. */
 (function () {
   if (window.LwM2MEditor) return;
-  var modelPaths = null;
   var typesOf = {}; // field -> its typedInput types, the literal one first
+  var answers = {}; // admin route -> its answer, for the edit dialog that is open
   // looked up per message by the runtime (nodes/settings.ts)
   var LOOKUPS = ['msg', 'flow', 'global', 'env', 'jsonata'];
+  // a value to write: every type Node-RED evaluates (RED.util.evaluateNodeProperty)
+  var VALUE_TYPES = ['msg', 'flow', 'global', 'str', 'num', 'bool', 'json', 'bin', 'env', 'jsonata'];
   var FORMATS = [
     { value: 'auto', label: 'auto' },
     { value: 'senml-cbor', label: 'SenML CBOR' },
@@ -17,16 +20,79 @@
     { value: 'text', label: 'text' },
     { value: 'opaque', label: 'opaque' },
   ];
+  // the node's own texts (locales/en-US/<type>.json, "errors"), these when a node has none
+  var ERRORS = {
+    path: 'not an LwM2M path: __path__ (such as /3/0/9: object, instance, resource, resource instance; each 0-65535)',
+    resourcePath: 'Execute needs a resource path such as /3/0/4, not __path__',
+    onePath: 'one path only, not a list',
+    endpoint: 'an endpoint name has no spaces and none of & ? # " < > \\',
+  };
+  var PATH = /^\/(0|[1-9][0-9]{0,4})(\/(0|[1-9][0-9]{0,4})){0,3}$/;
+  var ENDPOINT_FORBIDDEN = /[\s&?#"<>\\]/;
 
   function serverId() {
     var value = $('#node-input-server').val();
     return value && value !== '_ADD_' ? value : null;
   }
 
+  /** Node-RED shows a validator's text as HTML: what the user typed is escaped. */
+  function escape(value) {
+    return String(value).replace(/[&<>"']/g, function (c) {
+      return '&#' + c.charCodeAt(0) + ';';
+    });
+  }
+
+  function text(node, key, substitutions) {
+    substitutions = substitutions || {};
+    Object.keys(substitutions).forEach(function (name) {
+      substitutions[name] = escape(substitutions[name]);
+    });
+    var full = node.type + '.errors.' + key;
+    var translated = node && typeof node._ === 'function' ? node._(full, substitutions) : full;
+    if (translated !== full) return translated;
+    return ERRORS[key].replace(/__(\w+)__/g, function (_, name) {
+      return substitutions[name] !== undefined ? substitutions[name] : '';
+    });
+  }
+
+  /** A field's value and type: the edit dialog's while it is open, else the node's own. */
+  function current(node, field) {
+    var input = $('#node-input-' + field);
+    return input.length ? input.val() : node[field];
+  }
+  function typeOf(node, typeField) {
+    return (typeField && (current(node, typeField) || node[typeField])) || 'str';
+  }
+
+  /** `/3/0/9`: 1 to 4 ids in 0..65535 without leading zeros, as lib/path.ts parses them. */
+  function isPath(path) {
+    return (
+      PATH.test(path) &&
+      path
+        .split('/')
+        .slice(1)
+        .every(function (id) {
+          return Number(id) <= 65535;
+        })
+    );
+  }
+
+  function getJSON(url, done) {
+    if (answers[url]) return done(answers[url]);
+    $.getJSON(url)
+      .done(function (body) {
+        answers[url] = body;
+        done(body);
+      })
+      .fail(function () {
+        done([]);
+      });
+  }
+
   function filter(items, term) {
     var needle = (term || '').toLowerCase();
     return items.filter(function (item) {
-      return item.label.toLowerCase().indexOf(needle) >= 0;
+      return (item.label + ' ' + (item.detail || '')).toLowerCase().indexOf(needle) >= 0;
     });
   }
 
@@ -45,22 +111,62 @@
       });
   }
 
-  /** The model's objects and resources ("Device / Battery Level — /3/0/9"), as completions. */
+  /** The one device the endpoint field names as text (not a filter with `*`), if any. */
+  function chosenEndpoint() {
+    var input = $('#node-input-endpoint');
+    if (!input.length) return null;
+    var typed = input.hasClass('red-ui-typedInput');
+    if (typed && input.typedInput('type') !== 'str') return null;
+    var name = String(typed ? input.typedInput('value') : input.val()).trim();
+    return name && name.indexOf('*') < 0 ? name : null;
+  }
+
+  /**
+   * Where the path completions come from: the chosen device's registration (its instances first)
+   * on the chosen server, else that server's model (with its user models), else the bundled model.
+   */
+  function pathsUrl() {
+    var id = serverId();
+    if (!id) return 'lwm2m/model';
+    var endpoint = chosenEndpoint();
+    var server = 'lwm2m/servers/' + encodeURIComponent(id);
+    return endpoint ? server + '/devices/' + encodeURIComponent(endpoint) + '/paths' : server + '/paths';
+  }
+
+  /** `Sensor Value` for a resource (its object is in its path), `Temperature / instance 0` for the rest. */
+  function name(item) {
+    var full = item.label.replace(/ — \S+$/, '');
+    return item.path.split('/').length > 3 ? full.slice(full.lastIndexOf(' / ') + 3) : full;
+  }
+
+  /**
+   * A completion on one line of the narrow menu: the path, the name (cut short when it must be;
+   * the whole label on hover), and for a resource its type and operations, `Float · R`. The
+   * device's own paths are bold.
+   */
+  function pathLabel(item) {
+    var line = $('<div/>', { class: 'lwm2m-path-completion' + (item.registered ? ' lwm2m-path-registered' : ''), title: item.label, style: 'display:flex; gap:8px; align-items:baseline' });
+    $('<span/>', { class: 'lwm2m-path-path', style: 'flex:none' + (item.registered ? '; font-weight:bold' : '') }).text(item.path).appendTo(line);
+    $('<span/>', { class: 'lwm2m-path-name', style: 'flex:1; min-width:0; overflow:hidden; text-overflow:ellipsis; white-space:nowrap; opacity:0.8' })
+      .text(name(item))
+      .appendTo(line);
+    if (item.detail) $('<span/>', { class: 'lwm2m-path-detail', style: 'flex:none; white-space:nowrap; opacity:0.7' }).text(item.detail).appendTo(line);
+    return line;
+  }
+
+  /**
+   * The path completions. In a comma-separated list (Read-Composite, Observe-Composite) the last
+   * path is completed and the ones before it kept.
+   */
   function paths(term, done) {
-    var answer = function () {
-      done(filter(modelPaths, term).slice(0, 200).map(function (item) {
-        return { value: item.path, label: item.label };
+    var cut = (term || '').lastIndexOf(',');
+    var before = cut >= 0 ? term.slice(0, cut + 1) + ' ' : '';
+    var last = (cut >= 0 ? term.slice(cut + 1) : term || '').trim();
+    getJSON(pathsUrl(), function (items) {
+      done(filter(items, last).slice(0, 200).map(function (item) {
+        return { value: before + item.path, label: pathLabel(item) };
       }));
-    };
-    if (modelPaths) return answer();
-    $.getJSON('lwm2m/model')
-      .done(function (items) {
-        modelPaths = items;
-        answer();
-      })
-      .fail(function () {
-        done([]);
-      });
+    });
   }
 
   var COMPLETIONS = { endpoint: endpoints, path: paths };
@@ -71,16 +177,37 @@
     return { value: 'str', label: 'string', icon: 'red/images/typedInput/az.svg', autoComplete: COMPLETIONS[field] };
   }
 
+  /** The lwm2m-server config nodes a node on workspace `z` can use, leaving out disabled ones. */
+  function servers(z) {
+    var found = [];
+    RED.nodes.eachConfig(function (config) {
+      if (config.type === 'lwm2m-server' && !config.d && (!config.z || config.z === z)) found.push(config);
+    });
+    return found;
+  }
+
   window.LwM2MEditor = {
     FORMATS: FORMATS,
 
     /**
      * A text setting (endpoint, path, arguments) as a typedInput: text, or msg/flow/global/env/JSONata.
-     * The endpoint offers the registered endpoints as you type, the path the model's resources.
+     * The endpoint offers the registered endpoints as you type, the path the chosen device's paths.
      */
     text: function (field) {
+      answers = {};
       typesOf[field] = [textType(field)].concat(LOOKUPS);
       $('#node-input-' + field).typedInput({ default: 'str', types: typesOf[field], typeField: '#node-input-' + field + 'Type' });
+    },
+
+    /** The value to write: any typedInput type, `msg.payload` by default and for nodes saved without one. */
+    value: function (node, field) {
+      var input = $('#node-input-' + field);
+      var saved = node[field + 'Type'] !== undefined && node[field + 'Type'] !== '';
+      if (!saved) {
+        $('#node-input-' + field + 'Type').val('msg');
+        input.val('payload');
+      }
+      input.typedInput({ default: 'msg', types: VALUE_TYPES, typeField: '#node-input-' + field + 'Type' });
     },
 
     /** A setting chosen from a list (operation, format), or taken from msg/flow/global/env/JSONata. */
@@ -102,10 +229,77 @@
 
     /** Completions in the plain endpoint and path fields: the filters of register-in, notify-in, send-in. */
     complete: function () {
+      answers = {};
       Object.keys(COMPLETIONS).forEach(function (field) {
         var input = $('#node-input-' + field);
         if (input.length && !input.hasClass('red-ui-typedInput')) input.autoComplete({ search: COMPLETIONS[field], minLength: 0 });
       });
+    },
+
+    /**
+     * `onadd`: a node dropped into a flow uses the only server node there is. Node-RED leaves a new
+     * node's config field on "none" even then, and the endpoint and path suggestions need a server.
+     */
+    onadd: function () {
+      if (this.server) return;
+      var found = servers(this.z);
+      if (found.length !== 1) return;
+      this.server = found[0].id;
+      // a pasted node is in the flow already: count it among the server's users as Node-RED does
+      if (RED.nodes.node(this.id) && RED.nodes.updateConfigNodeUsers) RED.nodes.updateConfigNodeUsers(this);
+    },
+
+    /** In oneditprepare: a node without a server (an imported one) gets the only one there is. */
+    preselectServer: function (node) {
+      var select = $('#node-input-server');
+      if (node.server || select.val() !== '_ADD_') return;
+      var found = servers(node.z);
+      if (found.length === 1 && select.find('option[value="' + found[0].id + '"]').length) select.val(found[0].id).trigger('change');
+    },
+
+    /**
+     * A `defaults` validator of a path field: each path (several, comma-separated, when `options.list`
+     * is true or a function of the node that says so) must be an LwM2M path; `options.resource` asks
+     * for /object/instance/resource.
+     * Only text is checked: msg, flow, ... settings are Node-RED's expressions. Empty is valid: the
+     * node then takes msg.path.
+     */
+    pathValidator: function (typeField, options) {
+      options = options || {};
+      return function (value, opt) {
+        var type = typeOf(this, typeField);
+        if (type !== 'str') return LOOKUPS.indexOf(type) >= 0 ? RED.utils.validateTypedProperty(value, type, opt) : true;
+        var list = String(value || '')
+          .split(',')
+          .map(function (path) {
+            return path.trim();
+          });
+        if (list.length === 1 && list[0] === '') return true;
+        for (var i = 0; i < list.length; i++) {
+          if (!isPath(list[i])) return text(this, 'path', { path: JSON.stringify(list[i]) });
+          if (options.resource && list[i].split('/').length !== 4) return text(this, 'resourcePath', { path: list[i] });
+        }
+        var several = typeof options.list === 'function' ? options.list.call(this) : Boolean(options.list);
+        if (list.length > 1 && !several) return text(this, 'onePath');
+        return true;
+      };
+    },
+
+    /** The operation a node is set to while its dialog is open (or saved), for validators. */
+    operation: function (node) {
+      return typeOf(node, 'operationType') === 'choice' ? current(node, 'operation') : null;
+    },
+
+    /**
+     * A `defaults` validator of an endpoint (or endpoint filter) field: text without spaces and
+     * none of & ? # " < > \. Empty is valid: the node then takes msg.endpoint (or every device).
+     */
+    endpointValidator: function (typeField) {
+      return function (value, opt) {
+        var type = typeOf(this, typeField);
+        if (type !== 'str') return LOOKUPS.indexOf(type) >= 0 ? RED.utils.validateTypedProperty(value, type, opt) : true;
+        return ENDPOINT_FORBIDDEN.test(String(value || '')) ? text(this, 'endpoint') : true;
+      };
     },
 
     /** A setting for a node's label: the literal, or where it is looked up (`msg.path`). */

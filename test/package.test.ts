@@ -44,6 +44,22 @@ describe('package', () => {
     }
   });
 
+  it('gives each node in the palette an icon of its own that Node-RED can show', () => {
+    const fontAwesome = fs.readFileSync(path.join(path.dirname(require.resolve('@node-red/editor-client/package.json')), 'public', 'vendor', 'font-awesome', 'css', 'font-awesome.min.css'), 'utf8');
+    const icons = new Map<string, string>();
+    for (const type of Object.keys(pkg['node-red'].nodes).filter((type) => type !== 'lwm2m-server')) {
+      const editor = fs.readFileSync(path.join(root, 'nodes', `${type}.html`), 'utf8');
+      const icon = /\bicon: '([^']+)'/.exec(editor)?.[1];
+      assert.ok(icon, `${type} names an icon`);
+      const awesome = /^font-awesome\/(fa-[a-z0-9-]+)$/.exec(icon);
+      // Node-RED's own Font Awesome 4.7, or an SVG of ours next to the compiled node (icons/)
+      if (awesome) assert.ok(fontAwesome.includes(`.${awesome[1]}:before`), `${type}: ${icon} is in Node-RED's Font Awesome`);
+      else assert.ok(fs.existsSync(path.join(root, 'icons', icon)), `${type}: icons/${icon}`);
+      icons.set(type, icon);
+    }
+    assert.equal(new Set(icons.values()).size, icons.size, `one icon per node: ${JSON.stringify(Object.fromEntries(icons))}`);
+  });
+
   it('packs the library, the nodes with their editors, locales and icons, and the examples, without tests or benchmarks', () => {
     const [packed] = JSON.parse(execFileSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] })) as Array<{ files: Array<{ path: string }> }>;
     const files = packed!.files.map((file) => file.path);

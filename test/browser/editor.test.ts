@@ -1,7 +1,8 @@
 /**
  * The editor in a real browser: Node-RED started as `npm start` does, opened in headless Chromium
- * (Debian's `chromium`, driven by playwright-core). The palette shows the LwM2M nodes, and a read
- * node's edit dialog suggests the registered endpoints and the model's paths.
+ * (Debian's `chromium`, driven by playwright-core). The palette shows the LwM2M nodes; a read
+ * node's edit dialog suggests the registered endpoints and the chosen device's paths first; a node
+ * dropped from the palette takes the flow's only server node; invalid paths and endpoints are red.
  */
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -15,6 +16,32 @@ const root = path.resolve(__dirname, '../../..');
 const CHROMIUM = '/usr/bin/chromium';
 const PALETTE = ['lwm2m-register-in', 'lwm2m-observe', 'lwm2m-notify-in', 'lwm2m-send-in', 'lwm2m-read', 'lwm2m-write', 'lwm2m-execute', 'lwm2m-device-sim'];
 
+
+// the fields are typedInputs: Node-RED hides the original input and shows its own beside it
+const ENDPOINT_INPUT = '#node-input-endpoint + .red-ui-typedInput-container input.red-ui-typedInput-input';
+const PATH_INPUT = '#node-input-path + .red-ui-typedInput-container input.red-ui-typedInput-input';
+
+/** The path completions shown: each one's path, name, type and operations, and whether the device registered it. */
+function completions(page: Page): Promise<Array<{ path: string; name: string; detail?: string; registered: boolean }>> {
+  return page.$$eval('.red-ui-autoComplete-container .lwm2m-path-completion', (items) =>
+    items.map((item) => {
+      const text = (selector: string) => item.querySelector(selector)?.textContent ?? undefined;
+      const detail = text('.lwm2m-path-detail');
+      return { path: text('.lwm2m-path-path') ?? '', name: text('.lwm2m-path-name') ?? '', ...(detail !== undefined ? { detail } : {}), registered: item.classList.contains('lwm2m-path-registered') };
+    }),
+  );
+}
+
+/** Types into a field as a user does; Node-RED validates on the field's change (or keyup). */
+async function change(page: Page, selector: string, text: string): Promise<void> {
+  await page.fill(selector, text);
+  await page.dispatchEvent(selector, 'change');
+}
+
+/** The ids of the read nodes in the editor's flows. */
+function readNodes(page: Page): Promise<string[]> {
+  return page.evaluate(() => (globalThis as unknown as { RED: { nodes: { filterNodes(filter: object): Array<{ id: string }> } } }).RED.nodes.filterNodes({ type: 'lwm2m-read' }).map((node) => node.id));
+}
 
 describe('the editor in headless Chromium', function () {
   this.timeout(120_000);
@@ -72,32 +99,48 @@ describe('the editor in headless Chromium', function () {
     await page.screenshot({ path: path.join(root, 'test', 'artifacts', 'demo-flow.png') });
   });
 
-  it('a read node\'s edit dialog suggests the registered endpoints and the model\'s paths', async () => {
+  it("a read node's edit dialog suggests the registered endpoints, then the chosen device's own paths with type and operations", async () => {
     await page.evaluate(() => {
       const red = (globalThis as unknown as { RED: { editor: { edit(node: unknown): void }; nodes: { node(id: string): unknown } } }).RED;
       red.editor.edit(red.nodes.node('demo-read'));
     });
-    // the fields are typedInputs: Node-RED hides the original input and shows its own beside it
-    const endpointInput = '#node-input-endpoint + .red-ui-typedInput-container input.red-ui-typedInput-input';
-    const pathInput = '#node-input-path + .red-ui-typedInput-container input.red-ui-typedInput-input';
-    await page.waitForSelector(endpointInput, { state: 'visible' });
-    await page.fill(endpointInput, '');
-    await page.click(endpointInput);
+    await page.waitForSelector(ENDPOINT_INPUT, { state: 'visible' });
+    await page.fill(ENDPOINT_INPUT, '');
+    await page.click(ENDPOINT_INPUT);
     await page.keyboard.type('sim');
     await page.waitForSelector('.red-ui-autoComplete-container li:has-text("sim-1")', { timeout: 10_000 });
     const endpoints = await page.$$eval('.red-ui-autoComplete-container li', (items) => items.map((item) => item.textContent?.trim()));
     assert.deepEqual(endpoints, ['sim-1', 'sim-2', 'sim-3']);
     await page.click('.red-ui-autoComplete-container li:has-text("sim-2")');
-    assert.equal(await page.inputValue(endpointInput), 'sim-2');
+    assert.equal(await page.inputValue(ENDPOINT_INPUT), 'sim-2');
 
-    await page.fill(pathInput, '');
-    await page.click(pathInput);
+    // every path: sim-2's registration (temperature, connectivity, location, and Server and
+    // Device) comes first, each resource with its type and operations; then the rest of the model
+    await page.fill(PATH_INPUT, '');
+    await page.click(PATH_INPUT);
+    await page.keyboard.type('/');
+    await page.waitForSelector('.red-ui-autoComplete-container .lwm2m-path-completion', { timeout: 10_000 });
+    const all = await completions(page);
+    const registered = all.filter((item) => item.registered);
+    assert.ok(registered.length > 0, 'the device\'s own paths are offered');
+    assert.deepEqual(all.slice(0, registered.length), registered, 'and come first');
+    const sensor = registered.find((item) => item.path === '/3303/0/5700');
+    assert.deepEqual(sensor, { path: '/3303/0/5700', name: 'Sensor Value', detail: 'Float · R', registered: true });
+    assert.equal(registered.find((item) => item.path === '/3/0/4')?.detail, 'E');
+    assert.equal(registered.find((item) => item.path === '/3/0/14')?.detail, 'String · RW');
+    assert.ok(!registered.some((item) => item.path.startsWith('/3311')), 'an object sim-2 does not have is not among its paths');
+    assert.equal(all[registered.length]?.path, '/2', 'the model follows: Access Control, which sim-2 did not register');
+    assert.ok(!all.some((item) => /^\/0(\/|$)/.test(item.path)), 'Security (/0) is never offered');
+
+    await page.fill(PATH_INPUT, '');
     await page.keyboard.type('Battery');
-    await page.waitForSelector('.red-ui-autoComplete-container li:has-text("/3/0/9")', { timeout: 10_000 });
-    const paths = await page.$$eval('.red-ui-autoComplete-container li', (items) => items.map((item) => item.textContent?.trim()));
-    assert.ok(paths.includes('Device / Battery Level — /3/0/9'), paths.join(' | '));
+    await page.waitForFunction(() => {
+      const items = [...(globalThis as unknown as { document: { querySelectorAll(selector: string): Iterable<{ textContent: string | null }> } }).document.querySelectorAll('.red-ui-autoComplete-container .lwm2m-path-completion')];
+      return items.length > 0 && items.every((item) => /Battery/.test(item.textContent ?? ''));
+    }, undefined, { timeout: 10_000 });
+    assert.deepEqual((await completions(page)).find((item) => item.path === '/3/0/9'), { path: '/3/0/9', name: 'Battery Level', detail: 'Integer · R', registered: true });
     await page.click('.red-ui-autoComplete-container li:has-text("/3/0/9")');
-    assert.equal(await page.inputValue(pathInput), '/3/0/9');
+    assert.equal(await page.inputValue(PATH_INPUT), '/3/0/9');
 
     fs.mkdirSync(path.join(root, 'test', 'artifacts'), { recursive: true });
     await page.screenshot({ path: path.join(root, 'test', 'artifacts', 'editor-read-node.png') });
@@ -109,11 +152,114 @@ describe('the editor in headless Chromium', function () {
       $('#node-input-operation').typedInput('value', 'operation');
     });
     await page.click('#node-dialog-ok');
+    await page.waitForSelector(PATH_INPUT, { state: 'detached' });
     const saved = await page.evaluate(() => {
       const node = (globalThis as unknown as { RED: { nodes: { node(id: string): Record<string, unknown> } } }).RED.nodes.node('demo-read');
       return { endpoint: node.endpoint, endpointType: node.endpointType, path: node.path, pathType: node.pathType, operation: node.operation, operationType: node.operationType, formatType: node.formatType };
     });
     assert.deepEqual(saved, { endpoint: 'sim-2', endpointType: 'str', path: '/3/0/9', pathType: 'str', operation: 'operation', operationType: 'msg', formatType: 'choice' });
+  });
+
+  it('a read node dropped from the palette into a flow with one server node uses that server', async () => {
+    const before = await readNodes(page);
+    // LwM2M is the palette's last category: scroll to it first
+    const paletteNode = page.locator('.red-ui-palette-node[data-palette-type="lwm2m-read"]');
+    await paletteNode.scrollIntoViewIfNeeded();
+    const source = await paletteNode.boundingBox();
+    const chart = await page.locator('#red-ui-workspace-chart').boundingBox();
+    assert.ok(source && chart);
+    // jQuery UI's draggable follows the mouse: press, move in steps, release over the workspace
+    await page.mouse.move(source.x + source.width / 2, source.y + source.height / 2);
+    await page.mouse.down();
+    await page.mouse.move(chart.x + chart.width / 2, chart.y + chart.height - 120, { steps: 20 });
+    await page.mouse.up();
+    await page.waitForFunction((count) => {
+      const red = (globalThis as unknown as { RED: { nodes: { filterNodes(filter: object): unknown[] } } }).RED;
+      return red.nodes.filterNodes({ type: 'lwm2m-read' }).length > count;
+    }, before.length, { timeout: 30_000 });
+    const added = (await readNodes(page)).find((id) => !before.includes(id))!;
+    const dropped = await page.evaluate((id) => {
+      const red = (globalThis as unknown as { RED: { nodes: { node(id: string): { server: string; valid?: boolean; users?: Array<{ id: string }> } } } }).RED;
+      return { server: red.nodes.node(id).server, users: red.nodes.node('demo-server').users!.map((user) => user.id) };
+    }, added);
+    assert.equal(dropped.server, 'demo-server');
+    assert.ok(dropped.users.includes(added), 'counted among the server\'s users');
+
+    // its edit dialog shows the server chosen, so the endpoint field suggests its devices
+    await page.evaluate((id) => {
+      const red = (globalThis as unknown as { RED: { editor: { edit(node: unknown): void }; nodes: { node(id: string): unknown } } }).RED;
+      red.editor.edit(red.nodes.node(id));
+    }, added);
+    await page.waitForSelector(ENDPOINT_INPUT, { state: 'visible' });
+    assert.equal(await page.inputValue('select#node-input-server'), 'demo-server');
+    await page.click(ENDPOINT_INPUT);
+    await page.keyboard.type('sim-3');
+    await page.waitForSelector('.red-ui-autoComplete-container li:has-text("sim-3")', { timeout: 10_000 });
+    await page.click('#node-dialog-cancel');
+    await page.waitForSelector(ENDPOINT_INPUT, { state: 'detached' });
+  });
+
+  it('an imported read node without a server gets the only one when its dialog opens', async () => {
+    // imported as data (as from a file), so no onadd has run: the node has no server
+    const imported = await page.evaluate(() => {
+      const red = (globalThis as unknown as { RED: { nodes: { import(nodes: object[], options: object): void; node(id: string): { server: string } } } }).RED;
+      red.nodes.import([{ id: 'imported-read', type: 'lwm2m-read', z: 'demo-tab', x: 520, y: 480, server: '', path: '/3/0/9', wires: [[]] }], { generateIds: false, addFlow: false });
+      return red.nodes.node('imported-read').server;
+    });
+    assert.equal(imported, '');
+    await page.evaluate(() => {
+      const red = (globalThis as unknown as { RED: { editor: { edit(node: unknown): void }; nodes: { node(id: string): unknown } } }).RED;
+      red.editor.edit(red.nodes.node('imported-read'));
+    });
+    await page.waitForSelector(ENDPOINT_INPUT, { state: 'visible' });
+    await page.waitForFunction(() => (globalThis as unknown as { $: (selector: string) => { val(): string } }).$('#node-input-server').val() === 'demo-server', undefined, { timeout: 10_000 });
+    await page.click('#node-dialog-ok');
+    await page.waitForSelector(ENDPOINT_INPUT, { state: 'detached' });
+    const server = await page.evaluate(() => (globalThis as unknown as { RED: { nodes: { node(id: string): { server: string } } } }).RED.nodes.node('imported-read').server);
+    assert.equal(server, 'demo-server');
+  });
+
+  it('marks an invalid path or endpoint red, as Node-RED marks its own fields, and only text is checked', async () => {
+    await page.evaluate(() => {
+      const red = (globalThis as unknown as { RED: { editor: { edit(node: unknown): void }; nodes: { node(id: string): unknown } } }).RED;
+      red.editor.edit(red.nodes.node('imported-read'));
+    });
+    await page.waitForSelector(PATH_INPUT, { state: 'visible' });
+    const pathMarked = () => page.$eval('#node-input-path + .red-ui-typedInput-container', (element) => element.classList.contains('input-error'));
+    const endpointMarked = () => page.$eval('#node-input-endpoint + .red-ui-typedInput-container', (element) => element.classList.contains('input-error'));
+    assert.equal(await pathMarked(), false, '/3/0/9 is a path');
+    await change(page, PATH_INPUT, '/abc');
+    await page.waitForSelector('#node-input-path + .red-ui-typedInput-container.input-error', { timeout: 10_000 });
+    for (const bad of ['3/0/9', '/3/0/9/1/2', '/70000', '/3/00', '/3/0/9, /3/0/10']) {
+      await change(page, PATH_INPUT, bad);
+      assert.equal(await pathMarked(), true, `${bad} is marked`);
+    }
+    for (const good of ['/3/0/9', '/3303', '', '/65535/0/1/2']) {
+      await change(page, PATH_INPUT, good);
+      assert.equal(await pathMarked(), false, `${JSON.stringify(good)} is not marked`);
+    }
+    // several paths are fine for Read-Composite
+    await page.evaluate(() => (globalThis as unknown as { $: (selector: string) => { typedInput(method: string, value: string): void } }).$('#node-input-operation').typedInput('value', 'readComposite'));
+    await change(page, PATH_INPUT, '/3/0/9, /3303/0/5700');
+    assert.equal(await pathMarked(), false, 'a list for Read-Composite');
+    // a msg property is Node-RED's to check, not a path
+    await change(page, PATH_INPUT, '/abc');
+    assert.equal(await pathMarked(), true);
+    await page.evaluate(() => (globalThis as unknown as { $: (selector: string) => { typedInput(method: string, value: string): void } }).$('#node-input-path').typedInput('type', 'msg'));
+    await change(page, PATH_INPUT, 'topic');
+    assert.equal(await pathMarked(), false, 'msg.topic');
+
+    assert.equal(await endpointMarked(), false, 'empty: msg.endpoint');
+    await change(page, ENDPOINT_INPUT, 'sim 1');
+    assert.equal(await endpointMarked(), true, 'a space');
+    await change(page, ENDPOINT_INPUT, 'urn:imei:490154203237518');
+    assert.equal(await endpointMarked(), false);
+    await change(page, ENDPOINT_INPUT, 'a&b');
+    assert.equal(await endpointMarked(), true, '&');
+    fs.mkdirSync(path.join(root, 'test', 'artifacts'), { recursive: true });
+    await page.screenshot({ path: path.join(root, 'test', 'artifacts', 'editor-invalid-endpoint.png') });
+    await page.click('#node-dialog-cancel');
+    await page.waitForSelector(PATH_INPUT, { state: 'detached' });
   });
 
   it("the server node's editor takes DTLS and a PSK table, and keeps the table in its credentials", async () => {

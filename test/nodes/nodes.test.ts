@@ -375,16 +375,62 @@ describe(`Node-RED nodes (Node-RED ${nodeRedVersion}, Node.js ${process.version}
     }
   });
 
-  it('serves the editor its suggestions: registered endpoints of a server node, and the model\'s paths', async () => {
+  it('write takes its value from the value field, evaluated per message; a node saved without one writes msg.payload', async () => {
     const port = await freeUdpPort();
-    await helper.load(NODES, flow(port));
+    const write = (id: string, path: string, value?: [string, string], extra: object = {}) => ({
+      id,
+      type: 'lwm2m-write',
+      server: 'srv',
+      path,
+      ...(value ? { value: value[1], valueType: value[0] } : {}),
+      ...extra,
+      wires: [['wOut']],
+    });
+    await helper.load(
+      NODES,
+      flow(port, [
+        write('wFlow', '/3311/0/5851', ['flow', 'dimmer']),
+        write('wNum', '/3311/0/5851', ['num', '42']),
+        write('wBool', '/3311/0/5850', ['bool', 'true']),
+        write('wStr', '/3311/0/5750', ['str', 'porch']),
+        write('wMsg', '/3311/0/5750', ['msg', 'room']),
+        write('wJson', '/3311/0', ['json', '{"5750":"garden","5851":7}'], { operation: 'update' }),
+        write('wExpr', '/3311/0/5851', ['jsonata', 'payload.level * 2']),
+        write('wOld', '/3311/0/5750'),
+        { id: 'wOut', type: 'helper' },
+      ]),
+    );
     await node('srv').ready;
-    await startDevice('sim-admin', port);
-    const endpoints = await helper.request().get('/lwm2m/servers/srv/endpoints').expect(200);
-    assert.deepEqual(endpoints.body, ['sim-admin']);
-    const unknown = await helper.request().get('/lwm2m/servers/nope/endpoints').expect(200);
-    assert.deepEqual(unknown.body, []);
-    const model = await helper.request().get('/lwm2m/model').expect(200);
-    assert.ok((model.body as Array<{ path: string; label: string }>).some((entry) => entry.path === '/3/0/9' && entry.label === 'Device / Battery Level — /3/0/9'));
+    const light = await devices.start('sim-light', port, { objects: { 3311: { 0: { 5850: false, 5851: 0, 5750: 'hall' } } } });
+    // each message carries a payload the node must not write
+    const send = async (id: string, msg: Record<string, unknown> = {}) => {
+      const done = nextMessage('wOut');
+      node(id).receive({ endpoint: 'sim-light', payload: 'not this', ...msg });
+      return done;
+    };
+    node('wFlow').context().flow.set('dimmer', 17);
+    await send('wFlow');
+    assert.equal(light.get('/3311/0/5851'), 17);
+    await send('wNum');
+    assert.equal(light.get('/3311/0/5851'), 42);
+    await send('wBool');
+    assert.equal(light.get('/3311/0/5850'), true);
+    const out = await send('wStr');
+    assert.equal(light.get('/3311/0/5750'), 'porch');
+    assert.equal(out.payload, 'not this', 'the message goes on unchanged');
+    await send('wMsg', { room: 'attic' });
+    assert.equal(light.get('/3311/0/5750'), 'attic');
+    await send('wJson');
+    assert.deepEqual([light.get('/3311/0/5750'), light.get('/3311/0/5851')], ['garden', 7]);
+    await send('wExpr', { payload: { level: 21 } });
+    assert.equal(light.get('/3311/0/5851'), 42);
+    await send('wOld', { payload: 'from payload' });
+    assert.equal(light.get('/3311/0/5750'), 'from payload');
+    // a value that is not there is an error naming where it was looked for, not a write of nothing
+    const caught = nextMessage('caught');
+    node('wMsg').receive({ endpoint: 'sim-light' });
+    assert.match((((await caught).error) as { message: string }).message, /no value to write: msg\.room is undefined/);
+    assert.equal(light.get('/3311/0/5750'), 'from payload');
   });
+
 });
