@@ -10,6 +10,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
+import { coapsRequest, responseCode } from '../helpers/coaps-client';
 import { freeTcpPort, freeUdpPort } from '../helpers/ports';
 
 const root = path.resolve(__dirname, '../../..');
@@ -262,14 +263,28 @@ describe('the editor in headless Chromium', function () {
     await page.waitForSelector(PATH_INPUT, { state: 'detached' });
   });
 
-  it("the server node's editor takes DTLS and a PSK table, and keeps the table in its credentials", async () => {
-    await page.evaluate(() => {
-      const red = (globalThis as unknown as { RED: { editor: { editConfig(name: string, type: string, id: string): void } } }).RED;
-      red.editor.editConfig('', 'lwm2m-server', 'demo-server');
-    });
-    await page.waitForSelector('#node-config-input-dtls', { state: 'visible' });
+  it("the server node's editor takes DTLS and a PSK table; deployed, the keys never come back to the editor, and a row left empty keeps its key", async () => {
+    type Red = {
+      editor: { editConfig(name: string, type: string, id: string): void };
+      nodes: { node(id: string): Record<string, unknown>; dirty(): boolean };
+      actions: { invoke(name: string, ...args: unknown[]): void };
+    };
+    const openServer = async () => {
+      await page.evaluate(() => (globalThis as unknown as { RED: Red }).RED.editor.editConfig('', 'lwm2m-server', 'demo-server'));
+      await page.waitForSelector('#node-config-input-dtls', { state: 'visible' });
+    };
+    const deploy = async () => {
+      // the editor ignores a deploy while a dialog's shade is still up
+      await page.waitForSelector('#red-ui-header-shade', { state: 'hidden' });
+      // skip the checks that ask for confirmation (nodes other tests left unfinished): this test's deploy is what matters
+      await page.evaluate(() => (globalThis as unknown as { RED: Red }).RED.actions.invoke('core:deploy-flows', true));
+      await page.waitForFunction(() => !(globalThis as unknown as { RED: Red }).RED.nodes.dirty(), null, { timeout: 60_000 });
+    };
+    const dtlsPort = await freeUdpPort();
+    await openServer();
     await page.check('#node-config-input-dtls');
     await page.waitForSelector('#node-config-input-dtlsPort', { state: 'visible' });
+    await page.fill('#node-config-input-dtlsPort', String(dtlsPort));
     await page.click('.node-input-psk-container-row .red-ui-editableList-addButton');
     await page.fill('.lwm2m-psk-endpoint', 'secure-1');
     await page.fill('.lwm2m-psk-key', '64656d6f');
@@ -277,11 +292,42 @@ describe('the editor in headless Chromium', function () {
     await page.screenshot({ path: path.join(root, 'test', 'artifacts', 'editor-server-dtls.png') });
     await page.click('#node-config-dialog-ok');
     const saved = await page.evaluate(() => {
-      const node = (globalThis as unknown as { RED: { nodes: { node(id: string): Record<string, unknown> } } }).RED.nodes.node('demo-server');
-      return { dtls: node.dtls, dtlsPort: node.dtlsPort, psk: (node.credentials as { psk?: string } | undefined)?.psk };
+      const node = (globalThis as unknown as { RED: Red }).RED.nodes.node('demo-server');
+      const credentials = (node.credentials ?? {}) as { psk?: string; pskChanges?: string };
+      return { dtls: node.dtls, dtlsPort: node.dtlsPort, psk: credentials.psk, pskChanges: credentials.pskChanges };
     });
     assert.equal(saved.dtls, true);
-    assert.equal(Number(saved.dtlsPort), 5684);
-    assert.deepEqual(JSON.parse(saved.psk ?? 'null'), [{ endpoint: 'secure-1', identity: '', key: '64656d6f' }]);
+    assert.equal(Number(saved.dtlsPort), dtlsPort);
+    assert.deepEqual(JSON.parse(saved.psk ?? 'null'), [{ endpoint: 'secure-1', identity: '' }], 'the rows hold no key');
+    assert.deepEqual(JSON.parse(saved.pskChanges ?? 'null'), { 'secure-1': '64656d6f' }, 'the typed key goes as a password credential');
+    await deploy();
+
+    // what the runtime gives the editor: rows and has_ flags, never a key
+    const credentials = async () =>
+      page.evaluate(async () => (await fetch('credentials/lwm2m-server/demo-server', { headers: { Accept: 'application/json' } })).json() as Promise<Record<string, unknown>>);
+    const register = async () => {
+      // the server binds its DTLS port once the deploy has started it
+      for (let attempt = 0; attempt < 20; attempt++) {
+        const output = await coapsRequest('coap-client-openssl', `coaps://127.0.0.1:${dtlsPort}/rd?ep=secure-1&lt=60&lwm2m=1.1`, { identity: 'secure-1', key: 'demo', method: 'post', payload: '</3/0>', wait: 3 });
+        if (responseCode(output)) return responseCode(output);
+      }
+      return undefined;
+    };
+    assert.equal(await register(), '2.01', 'the key typed in the editor works');
+    const first = await credentials();
+    assert.equal(first.has_pskKeys, true);
+    assert.equal(first.has_pskChanges, false, 'the runtime folded the typed keys into pskKeys');
+    assert.deepEqual(JSON.parse(String(first.psk)), [{ endpoint: 'secure-1', identity: 'secure-1' }]);
+    assert.doesNotMatch(JSON.stringify(first), /64656d6f/);
+
+    // open again: the key field is empty ("unchanged"); save as it is, and deploy a change beside it
+    await openServer();
+    assert.equal(await page.inputValue('.lwm2m-psk-key'), '');
+    assert.equal(await page.getAttribute('.lwm2m-psk-key', 'placeholder'), 'key: unchanged');
+    await page.fill('#node-config-input-requestTimeout', '11');
+    await page.click('#node-config-dialog-ok');
+    await deploy();
+    assert.doesNotMatch(JSON.stringify(await credentials()), /64656d6f/);
+    assert.equal(await register(), '2.01', 'the row left empty kept its key');
   });
 });
