@@ -7,6 +7,7 @@ import * as path from 'node:path';
 import { FileStore, LwM2MServer, ObjectModel, defaultModel } from '../lib';
 import type { Node, NodeDef, NodeStatus, Red } from './red';
 import { pskTable } from './psk';
+import { localDevicesStopped } from './local-devices';
 import { formatOf } from './settings';
 
 export interface ServerUser extends Node {
@@ -36,6 +37,19 @@ export function modelPaths(model: ObjectModel): Array<{ path: string; label: str
   }
   return paths;
 }
+
+/** Simulated devices of this runtime closing with us de-register first (answered, not timed out). */
+async function devicesLeaving(server: LwM2MServer): Promise<void> {
+  // a turn of the event loop: Node-RED has then told every node of the deploy to close
+  await new Promise((resolve) => setImmediate(resolve));
+  const ports = [server.address().port];
+  const secure = server.secureAddress();
+  if (secure) ports.push(secure.port);
+  await localDevicesStopped(ports, DEVICES_LEAVING_LIMIT);
+}
+
+/** at most this long (ms) a closing server waits for its runtime's devices (theirs is 2 s) */
+const DEVICES_LEAVING_LIMIT = 3000;
 
 module.exports = (RED: Red) => {
   // admin routes for the editor: registered endpoints of a server node, and the model's paths
@@ -120,7 +134,7 @@ module.exports = (RED: Red) => {
     node.on('close', (_removed, done) => {
       // the port must be free before done(): Node-RED starts the next deploy's server right after
       void node.ready
-        .catch(() => undefined)
+        .then(() => devicesLeaving(node.server), () => undefined)
         .then(() => node.server.close())
         .catch((error: Error) => node.warn(error.message))
         .then(() => done());
