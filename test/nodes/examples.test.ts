@@ -72,6 +72,13 @@ describe('example flows', function () {
     }
   });
 
+  it('the demo is the telemetry example on 5683 (as the README says)', () => {
+    // what differs on purpose: ids, the tab's label, ports, and the server's name (which says the port)
+    const same = (flow: FlowNode[], prefix: string, port: number) =>
+      JSON.parse(JSON.stringify(flow).replaceAll(`"${prefix}-`, '"').replaceAll(String(port), 'PORT')).map((node: FlowNode) => ({ ...node, label: undefined, name: node.type === 'lwm2m-server' ? undefined : node.name }));
+    assert.deepEqual(same(readFlow('demo/flows.json'), 'demo', 5683), same(readFlow('examples/Device telemetry to debug.json'), 'telemetry', 5690));
+  });
+
   for (const file of examples) {
     it(`"${file}" loads and runs: its devices register and its debug nodes get data`, async () => {
       const flow = await onFreePorts(readFlow(`examples/${file}`));
