@@ -8,6 +8,7 @@ import { LwM2MClient, ObjectModel, connectivityInstance, defaultModel, ipsoInsta
 import type { Node, NodeDef, NodeMessage, Red } from './red';
 import { pathsOf } from './settings';
 import { pskKey } from './psk';
+import { devicesStopping } from './local-devices';
 
 /** The objects the editor offers, and what each adds. */
 const OBJECTS: Record<string, (model: ObjectModel) => Record<number, InstanceSpec>> = {
@@ -19,6 +20,8 @@ const OBJECTS: Record<string, (model: ObjectModel) => Record<number, InstanceSpe
   switch: (model) => ({ 3342: ipsoInstance(model, 3342) }),
 };
 const MAX_DEVICES = 10_000;
+/** ms a device waits for the answer to its De-register on close: a deploy should not wait long for a remote server */
+const DEREGISTER_TIMEOUT = 2000;
 
 export function deviceNames(pattern: string, count: number): string[] {
   if (count === 1 && !pattern.includes('{n}')) return [pattern];
@@ -36,6 +39,8 @@ module.exports = (RED: Red) => {
     const model = defaultModel();
     const devices = new Map<string, LwM2MClient>();
     let registered = 0;
+    /** while closing, device errors (an unanswered De-register) are gathered into one warning */
+    let leaving: Array<{ endpoint: string; error: Error }> | undefined;
     const showStatus = () =>
       node.status({ fill: registered === count ? 'green' : 'yellow', shape: registered === count ? 'dot' : 'ring', text: `${registered}/${count} registered` });
 
@@ -70,6 +75,7 @@ module.exports = (RED: Red) => {
           binding: config.binding === 'UQ' ? 'UQ' : 'U',
           objects,
           firmware: chosen.includes('firmware') || config.firmware === true,
+          deregisterTimeout: DEREGISTER_TIMEOUT,
         });
       } catch (error) {
         node.error((error as Error).message);
@@ -87,7 +93,7 @@ module.exports = (RED: Red) => {
       };
       device.on('deregistered', lost);
       device.on('reregistering', lost);
-      device.on('error', (error: Error) => node.warn(`${endpoint}: ${error.message}`));
+      device.on('error', (error: Error) => (leaving ? leaving.push({ endpoint, error }) : node.warn(`${endpoint}: ${error.message}`)));
       for (const event of ['write', 'execute', 'create', 'delete'] as const) {
         device.on(event, (detail: { path: string; value?: unknown; args?: string }) => {
           node.send({ topic: `${endpoint}${detail.path}`, endpoint, event, path: detail.path, payload: event === 'execute' ? detail.args : detail.value });
@@ -127,7 +133,15 @@ module.exports = (RED: Red) => {
     });
 
     node.on('close', (_removed, done) => {
-      void Promise.all([...devices.values()].map((device) => device.stop().catch(() => undefined))).then(() => done());
+      leaving = [];
+      const stopped = Promise.all([...devices.values()].map((device) => device.stop().catch((error: Error) => leaving!.push({ endpoint: device.endpointName, error }))));
+      // a server node of this runtime closing at the same time waits for these De-registers
+      devicesStopping(serverUri, stopped);
+      void stopped.then(() => {
+        const [first] = leaving!;
+        if (first) node.warn(`${first.endpoint}${leaving!.length > 1 ? ` and ${leaving!.length - 1} more` : ''}: ${first.error.message}`);
+        done();
+      });
     });
   }
   RED.nodes.registerType('lwm2m-device-sim', DeviceSimNode as never, { credentials: { identity: { type: 'text' }, key: { type: 'password' } } });

@@ -34,6 +34,8 @@ module.exports = (RED: Red) => {
       if (value !== undefined && value !== '' && Number.isFinite(Number(value))) configured[name] = Number(value);
     }
     const settings = new Settings(RED, node, config);
+    /** set on close: an auto-observe still under way then fails as the deploy ends it, which is no news */
+    let closing = false;
     const showCount = () => node.status(mine.size > 0 ? { fill: 'green', shape: 'dot', text: `observing ${mine.size}` } : {});
 
     const start = async (endpoint: string, paths: string[], attributes: AttributeChanges, format: number | undefined): Promise<Observation> => {
@@ -73,9 +75,9 @@ module.exports = (RED: Red) => {
     const autoPaths = pathsOf(config.path);
     const onRegister = (registration: Registration) => {
       if (!matches(registration.endpoint) || autoPaths.length === 0) return;
-      start(registration.endpoint, autoPaths, configured, formatOf(config.format)).catch((error: Error) =>
-        node.warn(`auto-observe of ${registration.endpoint} failed: ${error.message}`),
-      );
+      start(registration.endpoint, autoPaths, configured, formatOf(config.format)).catch((error: Error) => {
+        if (!closing) node.warn(`auto-observe of ${registration.endpoint} failed: ${error.message}`);
+      });
     };
     if (autoObserve) {
       server.on('register', onRegister);
@@ -110,6 +112,7 @@ module.exports = (RED: Red) => {
 
     serverNode.register(node);
     node.on('close', (_removed, done) => {
+      closing = true;
       server.off('notify', onNotify);
       server.off('register', forgetReplaced);
       server.off('observationEnded', onEnded);

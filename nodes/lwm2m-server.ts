@@ -7,6 +7,7 @@ import * as path from 'node:path';
 import { FileStore, LwM2MServer, ObjectModel, defaultModel, type PskCredential } from '../lib';
 import type { Node, NodeDef, NodeStatus, Red } from './red';
 import { pskTable, type PskCredentials } from './psk';
+import { localDevicesStopped } from './local-devices';
 import { formatOf } from './settings';
 import { adminRoutes } from './admin';
 
@@ -24,6 +25,19 @@ export interface ServerConfigNode extends Node {
   register(user: ServerUser): void;
   deregister(user: ServerUser, done: () => void): void;
 }
+
+/** Simulated devices of this runtime closing with us de-register first (answered, not timed out). */
+async function devicesLeaving(server: LwM2MServer): Promise<void> {
+  // a turn of the event loop: Node-RED has then told every node of the deploy to close
+  await new Promise((resolve) => setImmediate(resolve));
+  const ports = [server.address().port];
+  const secure = server.secureAddress();
+  if (secure) ports.push(secure.port);
+  await localDevicesStopped(ports, DEVICES_LEAVING_LIMIT);
+}
+
+/** at most this long (ms) a closing server waits for its runtime's devices (theirs is 2 s) */
+const DEVICES_LEAVING_LIMIT = 3000;
 
 module.exports = (RED: Red) => {
   // the routes the editor completes endpoints and paths from
@@ -117,7 +131,7 @@ module.exports = (RED: Red) => {
     node.on('close', (_removed, done) => {
       // the port must be free before done(): Node-RED starts the next deploy's server right after
       void node.ready
-        .catch(() => undefined)
+        .then(() => devicesLeaving(node.server), () => undefined)
         .then(() => node.server.close())
         .catch((error: Error) => node.warn(error.message))
         .then(() => done());

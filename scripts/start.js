@@ -43,7 +43,7 @@ if (!fs.existsSync(settings)) {
 // the demo flow, unless the user has changed the flows since; LWM2M_DEMO_COAP_PORT moves its server off 5683
 const flows = path.join(userDir, 'flows.json');
 if (!fs.existsSync(flows)) {
-  let flow = fs.readFileSync(path.join(root, 'examples', 'Device telemetry to debug.json'), 'utf8');
+  let flow = fs.readFileSync(path.join(root, 'demo', 'flows.json'), 'utf8');
   if (process.env.LWM2M_DEMO_COAP_PORT) flow = flow.replace(/"5683"/g, JSON.stringify(process.env.LWM2M_DEMO_COAP_PORT)).replace(/:5683"/g, `:${process.env.LWM2M_DEMO_COAP_PORT}"`);
   fs.writeFileSync(flows, flow);
 }

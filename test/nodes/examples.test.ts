@@ -1,29 +1,36 @@
 /**
  * Every example flow loads in Node-RED and runs: its simulated devices register and data arrives
- * at its debug nodes. Each runs on a free UDP port instead of 5683.
+ * at its debug nodes. Each has ports of its own, so that it can be imported beside the demo (and
+ * the other examples) as it is; the runtime tests move every port to a free one.
  */
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
-import { freeUdpPort } from '../helpers/ports';
+import type { LwM2MServer } from '../../lib';
+import { devicesByServer, examples, fullDeploy, importCopy, nodeProblems, onFreePorts, readFlow, root, serverPorts, type FlowNode } from '../helpers/flows';
 import { helper } from '../helpers/node-red';
 import { NODES, takeCredentials } from '../helpers/palette';
 
+interface ServerNode {
+  ready: Promise<void>;
+  server: LwM2MServer;
+}
 
-const root = path.resolve(__dirname, '../../..');
-const examples = fs.readdirSync(path.join(root, 'examples')).filter((file) => file.endsWith('.json'));
-
-interface FlowNode {
-  id: string;
-  type: string;
-  z?: string;
-  count?: string;
-  [key: string]: unknown;
+/** The endpoints each server node of the flow should have: those of the device-sims pointed at its ports. */
+function expectedRegistrations(flow: FlowNode[]): Map<string, string[]> {
+  const byUri = devicesByServer(flow);
+  const expected = new Map<string, string[]>();
+  for (const server of flow.filter((node) => node.type === 'lwm2m-server')) {
+    const [coap, dtls] = serverPorts([server]);
+    const uris = [`coap://127.0.0.1:${coap}`, ...(dtls ? [`coaps://127.0.0.1:${dtls}`] : [])];
+    expected.set(server.id, uris.flatMap((uri) => byUri.get(uri) ?? []).sort());
+  }
+  return expected;
 }
 
 describe('example flows', function () {
-  this.timeout(30_000);
+  this.timeout(60_000);
 
   before((done) => void helper.startServer(done));
   after((done) => void helper.stopServer(done));
@@ -31,22 +38,50 @@ describe('example flows', function () {
 
   it('there are the examples the palette promises, and every non-config node appears in one', () => {
     for (const name of ['Device telemetry to debug.json', 'Remote management.json', 'Send data.json', 'Registration dashboard.json', 'Secure devices (DTLS).json']) assert.ok(examples.includes(name), name);
-    const used = new Set(examples.flatMap((file) => (JSON.parse(fs.readFileSync(path.join(root, 'examples', file), 'utf8')) as FlowNode[]).map((node) => node.type)));
+    const used = new Set(examples.flatMap((file) => readFlow(`examples/${file}`).map((node) => node.type)));
     const palette = Object.keys((JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')) as { 'node-red': { nodes: Record<string, string> } })['node-red'].nodes);
     assert.equal(palette.length, 9);
     for (const type of palette.filter((type) => type !== 'lwm2m-server')) assert.ok(used.has(type), `${type} is in an example`);
   });
 
+  it('each example has a server on ports of its own, named by them, that its devices use; the README lists them', () => {
+    const owner = new Map<number, string>([[5684, "the default DTLS port (the demo's, once DTLS is ticked)"]]);
+    for (const port of serverPorts(readFlow('demo/flows.json'))) owner.set(port, 'the demo');
+    assert.ok(owner.has(5683), 'the demo listens on 5683');
+    const readme = fs.readFileSync(path.join(root, 'README.md'), 'utf8').split('\n');
+    for (const file of examples) {
+      const flow = readFlow(`examples/${file}`);
+      const servers = flow.filter((node) => node.type === 'lwm2m-server');
+      assert.equal(servers.length, 1, `${file} has one server node`);
+      const ports = serverPorts(flow);
+      for (const port of ports) {
+        assert.ok(!owner.has(port), `${file}: port ${port} is also ${owner.get(port)}`);
+        owner.set(port, file);
+      }
+      const [coap, dtls] = ports;
+      assert.match(String(servers[0]!.name), new RegExp(`:${coap}\\b`), `${file}: the server's name says its port`);
+      if (dtls) assert.match(String(servers[0]!.name), new RegExp(`DTLS :${dtls}\\b`), `${file}: the server's name says its DTLS port`);
+      const own = [`coap://127.0.0.1:${coap}`, ...(dtls ? [`coaps://127.0.0.1:${dtls}`] : [])];
+      const uris = [...devicesByServer(flow).keys()];
+      assert.ok(uris.length > 0, `${file} has simulated devices`);
+      for (const uri of uris) assert.ok(own.includes(uri), `${file}: a device-sim registers with ${uri}, not with its own server (${own.join(', ')})`);
+      const name = file.replace(/\.json$/, '');
+      const line = readme.find((text) => text.startsWith(`- "${name}"`));
+      assert.ok(line, `the README lists "${name}"`);
+      for (const port of ports) assert.match(line, new RegExp(`\\b${port}\\b`), `the README gives "${name}" port ${port}`);
+    }
+  });
+
+  it('the demo is the telemetry example on 5683 (as the README says)', () => {
+    // what differs on purpose: ids, the tab's label, ports, and the server's name (which says the port)
+    const same = (flow: FlowNode[], prefix: string, port: number) =>
+      JSON.parse(JSON.stringify(flow).replaceAll(`"${prefix}-`, '"').replaceAll(String(port), 'PORT')).map((node: FlowNode) => ({ ...node, label: undefined, name: node.type === 'lwm2m-server' ? undefined : node.name }));
+    assert.deepEqual(same(readFlow('demo/flows.json'), 'demo', 5683), same(readFlow('examples/Device telemetry to debug.json'), 'telemetry', 5690));
+  });
+
   for (const file of examples) {
     it(`"${file}" loads and runs: its devices register and its debug nodes get data`, async () => {
-      const [port, dtlsPort] = [await freeUdpPort(), await freeUdpPort()];
-      const text = fs
-        .readFileSync(path.join(root, 'examples', file), 'utf8')
-        .replace(/"5683"/g, `"${port}"`)
-        .replace(/:5683"/g, `:${port}"`)
-        .replace(/"5684"/g, `"${dtlsPort}"`)
-        .replace(/:5684"/g, `:${dtlsPort}"`);
-      const flow = JSON.parse(text) as FlowNode[];
+      const flow = await onFreePorts(readFlow(`examples/${file}`));
       const credentials = takeCredentials(flow);
       const expected = flow.filter((node) => node.type === 'lwm2m-device-sim').reduce((sum, node) => sum + Number(node.count ?? 1), 0);
       const debugs = flow.filter((node) => node.type === 'debug').map((node) => node.id);
@@ -56,11 +91,11 @@ describe('example flows', function () {
         .flatMap((node) => (node.wires as string[][]).flat())
         .filter((id) => debugs.includes(id));
       await helper.load(NODES, flow, credentials);
-      const serverNode = helper.getNode(flow.find((node) => node.type === 'lwm2m-server')!.id) as { ready: Promise<void>; server: { registrations(): unknown[] } };
+      const serverNode = helper.getNode(flow.find((node) => node.type === 'lwm2m-server')!.id) as ServerNode;
       await serverNode.ready;
       const received = new Set<string>();
       for (const id of debugs) helper.getNode(id).on('input', () => received.add(id));
-      const deadline = Date.now() + 20_000;
+      const deadline = Date.now() + 30_000;
       while (serverNode.server.registrations().length < expected || received.size === 0 || !fedByEvents.every((id) => received.has(id))) {
         if (Date.now() > deadline) assert.fail(`${serverNode.server.registrations().length} of ${expected} registered, debug messages at ${[...received].join(', ') || 'none'}`);
         await new Promise((resolve) => setTimeout(resolve, 50));
@@ -68,8 +103,39 @@ describe('example flows', function () {
       assert.equal(serverNode.server.registrations().length, expected);
       // devices pointed at coaps:// registered over DTLS, each bound to its PSK identity
       if (flow.some((node) => node.type === 'lwm2m-device-sim' && String(node.serverUri).startsWith('coaps:'))) {
-        for (const registration of serverNode.server.registrations() as Array<{ endpoint: string; identity?: string }>) assert.equal(registration.identity, registration.endpoint);
+        for (const registration of serverNode.server.registrations()) assert.equal(registration.identity, registration.endpoint);
       }
     });
   }
+
+  it('the demo and every example, imported one after the other as new tabs, run side by side: each server starts, each device registers with its own', async () => {
+    // one move of ports for all: an example on the demo's port would collide here as it does for a user
+    const moved = new Map<string, string>();
+    let flow = await onFreePorts(readFlow('demo/flows.json'), moved);
+    const credentials = takeCredentials(flow);
+    await helper.load(NODES, flow, credentials);
+    for (const file of ['(the demo)', ...examples]) {
+      if (file !== '(the demo)') {
+        // import (fresh ids, as the editor's import does beside existing nodes), then a full deploy
+        const imported = importCopy(await onFreePorts(readFlow(`examples/${file}`), moved));
+        Object.assign(credentials, takeCredentials(imported));
+        flow = [...flow, ...imported];
+        await fullDeploy(helper, flow, credentials);
+      }
+      const expected = expectedRegistrations(flow);
+      for (const id of expected.keys()) {
+        const node = helper.getNode(id) as ServerNode;
+        await node.ready.catch((error: Error) => assert.fail(`after adding ${file}: the server node ${id} did not start: ${error.message}`));
+      }
+      assert.equal([...expected.values()].flat().length, [...devicesByServer(flow).values()].flat().length, 'every device-sim points at one server of the flow');
+      for (const [id, endpoints] of expected) {
+        const node = helper.getNode(id) as ServerNode;
+        const deadline = Date.now() + 30_000;
+        const registered = () => node.server.registrations().map((registration) => registration.endpoint).sort();
+        while (registered().length < endpoints.length && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
+        assert.deepEqual(registered(), endpoints, `after adding ${file}: the devices registered with the server node ${id}`);
+      }
+    }
+    assert.deepEqual(nodeProblems(helper), [], 'no node warned or reported an error');
+  });
 });
