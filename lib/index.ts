@@ -8,3 +8,4 @@ export * from './content';
 export * from './client';
 export * from './transport';
 export * from './server';
+export { FIRMWARE_RESULT_NAMES, FIRMWARE_PROTOCOLS, type LwM2MVersion, type NotificationAttributes } from './protocol';

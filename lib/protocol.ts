@@ -30,3 +30,41 @@ export interface NotificationAttributes {
   /** Maximum Historical Queue: notifications kept while offline */
   hqmax?: number;
 }
+
+/** Firmware Update (object 5) State, resource 3. */
+export const FirmwareState = { IDLE: 0, DOWNLOADING: 1, DOWNLOADED: 2, UPDATING: 3 } as const;
+
+/** Firmware Update (object 5) Update Result, resource 5. */
+export const FirmwareResult = {
+  INITIAL: 0,
+  SUCCESS: 1,
+  NOT_ENOUGH_FLASH: 2,
+  OUT_OF_RAM: 3,
+  CONNECTION_LOST: 4,
+  INTEGRITY_FAILURE: 5,
+  UNSUPPORTED_PACKAGE: 6,
+  INVALID_URI: 7,
+  UPDATE_FAILED: 8,
+  UNSUPPORTED_PROTOCOL: 9,
+  CANCELLED: 10,
+  DEFERRED: 11,
+} as const;
+
+/** What each Update Result means, in words for messages. */
+export const FIRMWARE_RESULT_NAMES: Readonly<Record<number, string>> = {
+  0: 'initial',
+  1: 'success',
+  2: 'not enough flash memory for the package',
+  3: 'out of RAM during download',
+  4: 'connection lost during download',
+  5: 'integrity check failure',
+  6: 'unsupported package type',
+  7: 'invalid URI',
+  8: 'firmware update failed',
+  9: 'unsupported protocol',
+  10: 'update cancelled',
+  11: 'update deferred',
+};
+
+/** Package URI schemes by their id in resource 8 (Firmware Update Protocol Support). */
+export const FIRMWARE_PROTOCOLS: Readonly<Record<string, number>> = { coap: 0, coaps: 1, http: 2, https: 3, 'coap+tcp': 4, 'coaps+tcp': 5 };

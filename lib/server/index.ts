@@ -16,3 +16,14 @@ export { MemoryStore, FileStore, StoreError, type RegistrationStore, type FileSt
 export type { RegistrationRecord } from './types';
 export type { RegisteredObject } from './register-params';
 export type { Logger } from './log';
+export type {
+  FirmwareSource,
+  FirmwareUpdateOptions,
+  FirmwareFleetOptions,
+  FirmwareProgress,
+  FirmwarePhase,
+  FirmwareOutcome,
+  FirmwareFailure,
+  FirmwareDelivery,
+} from './firmware';
+export type { PublishedPackage } from './packages';

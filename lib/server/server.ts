@@ -44,6 +44,8 @@ import { Registry } from './registry';
 import { MemoryStore, type RegistrationStore } from './store';
 import type { RegistrationRecord } from './types';
 import { DtlsServer, type DtlsDrop, type DtlsServerOptions } from '../transport/dtls/server';
+import { FirmwareJobs, type FirmwareFleetOptions, type FirmwareOutcome, type FirmwareSource, type FirmwareUpdateOptions } from './firmware';
+import { PACKAGE_PATH, PackageServer, hostFor, type PublishedPackage } from './packages';
 
 export interface LwM2MServerOptions {
   /** UDP port (default 5683; 0 picks a free one) */
@@ -78,6 +80,8 @@ export interface LwM2MServerOptions {
    * downlink to itself: DTLS is the real answer.
    */
   requireSameAddress?: boolean;
+  /** the host devices reach this server at, for the URIs it hands them (firmware packages); default: the bound address, or the local address on the device's network */
+  publicHost?: string;
 }
 
 /** A device's PSK: its identity and key, and the one endpoint name it may register as. */
@@ -120,6 +124,10 @@ export interface RequestOptions {
 export interface WriteOptions extends RequestOptions {
   /** PUT (replace, default) or POST (partial update of an instance) */
   mode?: 'replace' | 'update';
+  /** Block1 block size for a large value (16..1024; default 1024); the device may ask for less */
+  blockSize?: number;
+  /** told after each block of a large value the device acknowledged */
+  onProgress?: (sent: number, total: number) => void;
 }
 
 export type AttributeChanges = { [name in keyof NotificationAttributes]?: number | null };
@@ -191,6 +199,9 @@ export class LwM2MServer extends EventEmitter {
   private credentialsByEndpoint = new Map<string, PskCredential>();
   private listening = false;
   private closed = false;
+  /** what devices download from this server (firmware packages) */
+  private readonly packages = new PackageServer();
+  private readonly firmware = new FirmwareJobs(this);
 
   constructor(options: LwM2MServerOptions = {}) {
     super();
@@ -202,6 +213,7 @@ export class LwM2MServer extends EventEmitter {
     this.log = new RateLimitedLog(options.logger);
     this.endpoint.on('malformed', ({ peer, reason }) => this.log.warn(`dropped a malformed datagram from ${peer.address}:${peer.port}: ${reason}`));
     this.endpoint.on('error', (error) => this.fail(error));
+    this.endpoint.on('blockServed', ({ peer, path, served, total }) => this.packages.served(peer, path, served, total));
     this.queue = new RequestQueue();
     if (options.dtls) {
       this.setCredentials(options.dtls.credentials ?? []);
@@ -213,6 +225,7 @@ export class LwM2MServer extends EventEmitter {
       this.secureEndpoint = new CoapEndpoint({ socket: this.dtls, timing: options.timing, maxExchanges: options.maxExchanges ?? 10_000 });
       this.secureEndpoint.setRequestHandler((request) => this.uplink(request));
       this.secureEndpoint.on('malformed', ({ peer, reason }) => this.log.warn(`dropped a malformed datagram from ${peer.address}:${peer.port} (DTLS): ${reason}`));
+      this.secureEndpoint.on('blockServed', ({ peer, path, served, total }) => this.packages.served(peer, path, served, total));
     }
   }
 
@@ -286,6 +299,7 @@ export class LwM2MServer extends EventEmitter {
     for (const observation of this.observationsById.values()) observation.cancel();
     this.observationsById.clear();
     this.observationsByRegistration.clear();
+    this.packages.clear();
     await this.endpoint.close();
     if (this.secureEndpoint) await this.secureEndpoint.close();
     if (this.dtls) await new Promise<void>((resolve) => this.dtls!.close(resolve));
@@ -372,6 +386,7 @@ export class LwM2MServer extends EventEmitter {
         if (request.method === 'DELETE') return this.deregister(request, second);
         return { code: '4.05' };
       }
+      if (first === PACKAGE_PATH && rest.length === 0) return this.packages.serve(request, second);
       if (first === 'dp' && second === undefined) {
         if (request.method !== 'POST') return { code: '4.05' };
         return this.receiveSend(request);
@@ -698,7 +713,8 @@ export class LwM2MServer extends EventEmitter {
     const format = this.valueFormat(record, options.format, false, 'write');
     const payload = this.encodeFor(format, at, value);
     const method = options.mode === 'update' ? 'POST' : 'PUT';
-    await this.request(record, `Write ${at}`, { method, path: this.segments(record, at), contentFormat: format, payload }, options, ['2.04']);
+    const params: RequestParams = { method, path: this.segments(record, at), contentFormat: format, payload, blockSize: options.blockSize, onProgress: options.onProgress };
+    await this.request(record, `Write ${at}`, params, options, ['2.04']);
   }
 
   async writeComposite(endpoint: string, values: CompositeValue, options: RequestOptions = {}): Promise<void> {
@@ -791,6 +807,35 @@ export class LwM2MServer extends EventEmitter {
     let id = 0;
     while (used.has(id)) id++;
     return id;
+  }
+
+  // --- firmware and packages ---
+
+  /**
+   * Updates a device's firmware through its Firmware Update object (5): push (a Block1 Write of the
+   * package) or pull (the package served by this server, or a URI given), then Execute Update and
+   * follow the device through its reboot. Resolves with the outcome; a failure is an outcome too.
+   */
+  updateFirmware(endpoint: string, source: FirmwareSource, options?: FirmwareUpdateOptions): Promise<FirmwareOutcome> {
+    return this.firmware.update(endpoint, source, options);
+  }
+
+  /** The same for many devices, `concurrency` at a time (default 5): one outcome per device, in order. */
+  updateFirmwareFleet(endpoints: readonly string[], source: FirmwareSource, options?: FirmwareFleetOptions): Promise<FirmwareOutcome[]> {
+    return this.firmware.fleet(endpoints, source, options);
+  }
+
+  /** Serves `payload` under `/fw/<random name>` on this server's ports until it is released. */
+  publish(payload: Buffer, contentFormat?: number): PublishedPackage {
+    return this.packages.publish(payload, contentFormat);
+  }
+
+  /** The URI a device downloads a published package from: over DTLS if it registered over DTLS, at an address it reaches. */
+  packageUri(endpoint: string, published: PublishedPackage): string {
+    const record = this.target(endpoint);
+    const secure = record.identity !== undefined && this.dtls !== undefined;
+    const bound = secure ? this.dtls!.address() : this.endpoint.address();
+    return `${secure ? 'coaps' : 'coap'}://${hostFor(record.address, bound.address, this.options.publicHost)}:${bound.port}${published.path}`;
   }
 
   // --- observe ---

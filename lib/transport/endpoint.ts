@@ -90,6 +90,10 @@ export interface RequestParams {
   token?: Buffer;
   /** ms to wait for the whole response, block-wise parts included; default MAX_TRANSMIT_WAIT */
   timeout?: number;
+  /** Block1 block size for this request's body (16..1024; default the endpoint's maxPayload); the peer may ask for smaller */
+  blockSize?: number;
+  /** told after each Block1 block the peer acknowledged: bytes of the body it has so far */
+  onProgress?: (sent: number, total: number) => void;
 }
 
 export interface CoapResponse {
@@ -224,7 +228,7 @@ export class CoapEndpoint extends EventEmitter {
     const observe = params.observe !== undefined ? [uintOption(OptionNumber.OBSERVE, params.observe)] : [];
 
     // Block1: send the body in parts, each acknowledged with 2.31 Continue
-    let szx = this.maxSzx;
+    let szx = params.blockSize === undefined ? this.maxSzx : Math.min(szxFor(params.blockSize), this.maxSzx);
     let offset = 0;
     let response: CoapMessage;
     for (;;) {
@@ -243,6 +247,7 @@ export class CoapEndpoint extends EventEmitter {
       const ack = getOption(response, OptionNumber.BLOCK1);
       const acknowledged = ack ? decodeBlock(ack) : undefined;
       offset += size;
+      params.onProgress?.(Math.min(offset, body.length), body.length);
       // the server may ask for smaller blocks: continue at the same byte offset with its size
       if (acknowledged && acknowledged.szx < szx) szx = acknowledged.szx;
       if (offset >= body.length) break;
@@ -719,6 +724,8 @@ export class CoapEndpoint extends EventEmitter {
     if (num * size >= payload.length && num > 0) return { code: '4.02', payload: Buffer.from('no such block') };
     if (num === 0 && (request.method === 'GET' || request.method === 'FETCH')) this.block2.set(this.block2Key(request), { ...response, observe: undefined });
     const more = (num + 1) * size < payload.length;
+    // who is downloading what, block by block (e.g. a firmware package's progress per device)
+    if (this.listenerCount('blockServed') > 0) this.emit('blockServed', { peer: request.peer, path: request.path, served: Math.min((num + 1) * size, payload.length), total: payload.length });
     const options = [...(response.options ?? []), { number: OptionNumber.BLOCK2, value: encodeBlock({ num, more, szx }) }];
     if (num === 0) options.push(uintOption(OptionNumber.SIZE2, payload.length));
     return { ...response, observe: num === 0 ? response.observe : undefined, options, payload: payload.subarray(num * size, (num + 1) * size) };

@@ -1,0 +1,119 @@
+/**
+ * Files the server serves to devices on its own CoAP (and DTLS) port, e.g. firmware packages that
+ * devices pull: each under `/fw/<random name>`, block-wise (the endpoint slices Block2 from the one
+ * buffer, so a hundred devices pulling one package share its bytes). The name is unguessable; over
+ * DTLS only the identities the file was published for may fetch it.
+ */
+import { randomBytes } from 'node:crypto';
+import { networkInterfaces } from 'node:os';
+import { isIPv6 } from 'node:net';
+import { ContentFormat } from '../content';
+import type { IncomingRequest, OutgoingResponse, Peer } from '../transport/endpoint';
+
+export const PACKAGE_PATH = 'fw';
+
+/** Told for each block a peer fetched: how far it is. */
+export type PackageProgress = (peer: Peer, served: number, total: number) => void;
+
+/** A file the server serves until it is released. */
+export interface PublishedPackage {
+  /** `/fw/<name>` */
+  readonly path: string;
+  readonly size: number;
+  /** lets a DTLS identity fetch it (plain CoAP needs only the path) */
+  allow(identity: string): void;
+  /** listens to the blocks peers fetch */
+  onProgress(listener: PackageProgress): () => void;
+  /** stops serving it */
+  release(): void;
+}
+
+interface Entry {
+  payload: Buffer;
+  contentFormat: number;
+  identities: Set<string>;
+  listeners: Set<PackageProgress>;
+}
+
+export class PackageServer {
+  private readonly entries = new Map<string, Entry>();
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  publish(payload: Buffer, contentFormat: number = ContentFormat.OPAQUE): PublishedPackage {
+    const name = randomBytes(12).toString('base64url');
+    const entry: Entry = { payload, contentFormat, identities: new Set(), listeners: new Set() };
+    this.entries.set(name, entry);
+    return {
+      path: `/${PACKAGE_PATH}/${name}`,
+      size: payload.length,
+      allow: (identity) => entry.identities.add(identity),
+      onProgress: (listener) => {
+        entry.listeners.add(listener);
+        return () => entry.listeners.delete(listener);
+      },
+      release: () => {
+        this.entries.delete(name);
+        entry.listeners.clear();
+      },
+    };
+  }
+
+  /** The answer to a request under `/fw/`. */
+  serve(request: IncomingRequest, name: string | undefined): OutgoingResponse {
+    const entry = name === undefined ? undefined : this.entries.get(name);
+    if (!entry) return { code: '4.04', payload: Buffer.from('no such package (it is served only while an update uses it)') };
+    if (request.method !== 'GET') return { code: '4.05' };
+    if (request.peer.identity !== undefined && !entry.identities.has(request.peer.identity)) return { code: '4.03', payload: Buffer.from('not published for this identity') };
+    return { code: '2.05', contentFormat: entry.contentFormat, payload: entry.payload };
+  }
+
+  /** A block of a response went out: tells the package's listeners. */
+  served(peer: Peer, path: readonly string[], served: number, total: number): void {
+    if (path.length !== 2 || path[0] !== PACKAGE_PATH) return;
+    const entry = this.entries.get(path[1]!);
+    if (entry) for (const listener of entry.listeners) listener(peer, served, total);
+  }
+
+  clear(): void {
+    this.entries.clear();
+  }
+}
+
+/**
+ * The host a device reaches this server at, for URIs handed to it: the configured one, else the
+ * bound address, else (bound to every address) the local address on the device's own network, or
+ * loopback for a device on this machine.
+ */
+export function hostFor(device: string, bound: string, configured?: string): string {
+  const host = configured ?? (isWildcard(bound) ? localAddressFacing(device) : bound);
+  return isIPv6(host) ? `[${host}]` : host;
+}
+
+function isWildcard(address: string): boolean {
+  return address === '0.0.0.0' || address === '::' || address === '';
+}
+
+/** The local interface address on the same network as `device`, loopback for a local device, else the first external one. */
+function localAddressFacing(device: string): string {
+  const plain = device.startsWith('::ffff:') ? device.slice(7) : device;
+  if (plain === '::1') return '::1';
+  if (plain.startsWith('127.')) return '127.0.0.1';
+  const candidates = Object.values(networkInterfaces()).flatMap((list) => list ?? []);
+  const v6 = isIPv6(plain);
+  const family = v6 ? 'IPv6' : 'IPv4';
+  for (const candidate of candidates) {
+    if (candidate.internal || candidate.family !== family) continue;
+    if (sameNetwork(plain, candidate.address, candidate.netmask, v6)) return candidate.address;
+  }
+  return candidates.find((candidate) => !candidate.internal && candidate.family === family)?.address ?? (v6 ? '::1' : '127.0.0.1');
+}
+
+function sameNetwork(a: string, b: string, mask: string, v6: boolean): boolean {
+  if (v6) return false; // link-local and prefixes vary too much: the fallback picks the first external address
+  const bytes = (text: string) => text.split('.').map(Number);
+  const [x, y, m] = [bytes(a), bytes(b), bytes(mask)];
+  return x.length === 4 && x.every((part, index) => (part & m[index]!) === (y[index]! & m[index]!));
+}
