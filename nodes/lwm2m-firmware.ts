@@ -1,0 +1,265 @@
+/**
+ * `lwm2m-firmware`: firmware update of one device or a fleet through the Firmware Update object
+ * (5), by the server's `updateFirmware`: the package is `msg.payload` (a Buffer, pushed by Block1
+ * or served by the server for the device to pull) or a package URI; the devices a name, a list, or
+ * a pattern matched against the current registrations, `concurrency` at a time. Output 1 tells the
+ * steps (download progress thinned out), output 2 each device's outcome and, for a list or a
+ * pattern, a summary at the end. `msg.action = "cancel"` cancels the node's running updates.
+ */
+import { FIRMWARE_PROTOCOLS, LwM2MError, type FirmwareOutcome, type FirmwareProgress, type FirmwareSource, type LwM2MServer } from '../lib';
+import type { Node, NodeDef, NodeMessage, Red, Send } from './red';
+import type { ServerConfigNode } from './lwm2m-server';
+import { endpointFilter, onInput, serverOf } from './shared';
+import { Settings } from './settings';
+
+const DELIVERIES = ['auto', 'push', 'pull'] as const;
+type Delivery = (typeof DELIVERIES)[number];
+const DEFAULT_CONCURRENCY = 5;
+/** a download progress message every this fraction of the package, or after this many ms of slow progress */
+const PROGRESS_STEP = 0.1;
+const PROGRESS_INTERVAL = 1000;
+/** ms a closing node waits for its updates to stop (a cancel on the device takes up to 5 s) */
+const CLOSE_WAIT = 6000;
+
+/** What one input message asks for. */
+interface Campaign {
+  endpoints: string[];
+  /** a list or a pattern: the outcomes end with a summary */
+  several: boolean;
+  /** the endpoint setting as given, for the summary's topic */
+  label: string;
+  source: FirmwareSource;
+  delivery: Delivery;
+  concurrency: number;
+}
+
+/** The devices the endpoint setting names: a name, a list (array or comma-separated), patterns with `*`. */
+function resolveEndpoints(value: unknown, registered: () => string[]): { endpoints: string[]; several: boolean; label: string } {
+  let entries: string[];
+  if (Array.isArray(value)) entries = value.map((entry) => String(entry).trim());
+  else if (typeof value === 'string' || typeof value === 'number') entries = String(value).split(',').map((entry) => entry.trim());
+  else if (value === undefined || value === null) entries = [];
+  else throw new Error('endpoint must be a name, a list of names or a pattern such as sim-*, not an object');
+  entries = entries.filter((entry) => entry !== '');
+  if (entries.length === 0) throw new Error('no endpoint: set one on the node or in msg.endpoint (a name, a list, or a pattern such as sim-*)');
+  const patterns = entries.filter((entry) => entry.includes('*'));
+  const names = registered().sort();
+  const endpoints = new Set<string>();
+  for (const entry of entries) {
+    if (!entry.includes('*')) endpoints.add(entry);
+    else for (const name of names.filter(endpointFilter(entry))) endpoints.add(name);
+  }
+  const label = entries.join(',');
+  if (endpoints.size === 0) throw new LwM2MError('NOT_REGISTERED', `no registered device matches ${label}`);
+  return { endpoints: [...endpoints], several: entries.length > 1 || patterns.length > 0, label };
+}
+
+/** The package: the node's URI, else msg.payload as a Buffer, else msg.url. */
+async function sourceOf(msg: NodeMessage, settings: Settings, config: NodeDef): Promise<FirmwareSource> {
+  let uri: unknown;
+  if (settings.isLiteral('url')) uri = config.url;
+  else uri = await settings.value(msg, 'url');
+  if (uri === undefined || uri === null || uri === '') {
+    if (Buffer.isBuffer(msg.payload)) {
+      if (msg.payload.length === 0) throw new Error('the firmware package in msg.payload is empty (0 bytes)');
+      return { package: msg.payload };
+    }
+    uri = msg.url;
+  }
+  if (uri === undefined || uri === null || uri === '') {
+    const what = msg.payload === undefined ? 'there is none' : `it is ${Array.isArray(msg.payload) ? 'an array' : typeof msg.payload}`;
+    throw new Error(`no firmware: msg.payload must be the package as a Buffer (e.g. from a file-in node reading a single Buffer; ${what}), or msg.url a package URI`);
+  }
+  if (typeof uri !== 'string') throw new Error(`the package URI must be text, not ${typeof uri}`);
+  let scheme: string;
+  try {
+    scheme = new URL(uri).protocol.replace(/:$/, '');
+  } catch {
+    throw new Error(`the package URI ${JSON.stringify(uri)} is not a URI`);
+  }
+  if (!(scheme in FIRMWARE_PROTOCOLS)) throw new Error(`the package URI's scheme ${scheme} is none a device downloads from (${Object.keys(FIRMWARE_PROTOCOLS).join(', ')})`);
+  return { uri };
+}
+
+async function campaignOf(msg: NodeMessage, settings: Settings, config: NodeDef, server: LwM2MServer): Promise<Campaign> {
+  const source = await sourceOf(msg, settings, config);
+  const version = await settings.value(msg, 'version');
+  if (version !== undefined && version !== null && version !== '') {
+    if (typeof version === 'object') throw new Error('version must be text such as 2.1.0, not an object');
+    source.version = String(version);
+  }
+  // "auto" on the node leaves the choice to msg.delivery, then to the device
+  let delivery = await settings.choice(msg, 'delivery', DELIVERIES, 'auto');
+  if (delivery === 'auto' && settings.isLiteral('delivery') && msg.delivery !== undefined && msg.delivery !== '') {
+    if (!DELIVERIES.includes(msg.delivery as Delivery)) throw new Error(`msg.delivery must be one of ${DELIVERIES.join(', ')}, not ${JSON.stringify(msg.delivery)}`);
+    delivery = msg.delivery as Delivery;
+  }
+  if (delivery === 'push' && source.uri !== undefined) throw new Error('a package URI can only be pulled: push needs the package itself in msg.payload (a Buffer)');
+  const concurrency = Math.floor(Number(config.concurrency));
+  const targets = resolveEndpoints(await settings.value(msg, 'endpoint'), () => server.registrations().map((registration) => registration.endpoint));
+  return { ...targets, source, delivery, concurrency: concurrency > 0 ? concurrency : DEFAULT_CONCURRENCY };
+}
+
+/** Thins out download progress: phase, state and result changes always, progress every 10 % (or each second). */
+class ProgressFilter {
+  private readonly last = new Map<string, { phase: string; state?: number; result?: number; step: number; progress?: number; at: number }>();
+
+  wanted(progress: FirmwareProgress, now = Date.now()): boolean {
+    const last = this.last.get(progress.endpoint);
+    const step = progress.progress === undefined ? -1 : Math.floor(progress.progress / PROGRESS_STEP + 1e-9);
+    const changed =
+      !last ||
+      last.phase !== progress.phase ||
+      last.state !== progress.state ||
+      last.result !== progress.result ||
+      (progress.progress !== undefined && progress.progress !== last.progress && (step > last.step || now - last.at >= PROGRESS_INTERVAL));
+    if (!changed) return false;
+    // a state change without a figure keeps the download's place
+    const keep = progress.progress === undefined && last?.phase === progress.phase;
+    this.last.set(progress.endpoint, { phase: progress.phase, state: progress.state, result: progress.result, step: keep ? last.step : step, progress: keep ? last.progress : progress.progress, at: now });
+    return true;
+  }
+}
+
+/** What the node's status shows: the % of a single update, or `n/m updated, k failed` for several. */
+class Board {
+  private readonly devices = new Map<string, { phase: string; progress?: number; outcome?: FirmwareOutcome }>();
+  private text = '';
+
+  constructor(private readonly node: Node) {}
+
+  /** A run starts: when none is running the board starts afresh. */
+  add(endpoints: string[], fresh: boolean): void {
+    if (fresh) this.devices.clear();
+    for (const endpoint of endpoints) this.devices.set(endpoint, { phase: 'queued' });
+    this.show();
+  }
+
+  progress(progress: FirmwareProgress): void {
+    const device = this.devices.get(progress.endpoint);
+    if (!device || device.outcome) return;
+    device.phase = progress.phase;
+    if (progress.progress !== undefined) device.progress = progress.progress;
+    this.show();
+  }
+
+  outcome(outcome: FirmwareOutcome): void {
+    const device = this.devices.get(outcome.endpoint);
+    if (device) device.outcome = outcome;
+    this.show();
+  }
+
+  cancelling(): void {
+    this.node.status({ fill: 'yellow', shape: 'ring', text: 'cancelling' });
+    this.text = 'cancelling';
+  }
+
+  private show(): void {
+    const all = [...this.devices.values()];
+    const failed = all.filter((device) => device.outcome && !device.outcome.success).length;
+    const updated = all.filter((device) => device.outcome?.success).length;
+    const finished = updated + failed === all.length;
+    let text: string;
+    if (all.length === 1) {
+      const [device] = all as [(typeof all)[number]];
+      if (device.outcome) text = device.outcome.success ? `updated${device.outcome.version ? ` to ${device.outcome.version}` : ''}` : `failed: ${(device.outcome.failure ?? 'error').toLowerCase().replace(/_/g, ' ')}`;
+      else if (device.phase === 'downloading' || device.phase === 'downloaded') text = `${Math.floor((device.phase === 'downloaded' ? 1 : (device.progress ?? 0)) * 100)} %`;
+      else text = device.phase;
+    } else {
+      text = `${updated}/${all.length} updated, ${failed} failed`;
+    }
+    if (text === this.text) return; // the status goes to every open editor: only when it changes
+    this.text = text;
+    if (!finished) this.node.status({ fill: failed > 0 ? 'red' : 'blue', shape: 'ring', text });
+    else this.node.status({ fill: failed > 0 ? 'red' : 'green', shape: 'dot', text });
+  }
+}
+
+module.exports = (RED: Red) => {
+  function FirmwareNode(this: Node, config: NodeDef) {
+    RED.nodes.createNode(this, config);
+    const node = this;
+    const serverNode = serverOf(RED, node, config) as ServerConfigNode | undefined;
+    if (!serverNode) return;
+    const settings = new Settings(RED, node, config);
+    const board = new Board(node);
+    /** the running campaigns, each cancelled by its own controller */
+    const running = new Map<AbortController, Promise<void>>();
+    let closed = false;
+    serverNode.register(node);
+
+    const run = async (campaign: Campaign, msg: NodeMessage, send: Send, controller: AbortController): Promise<void> => {
+      const server = serverNode.server;
+      const filter = new ProgressFilter();
+      const outcomes: FirmwareOutcome[] = [];
+      const started = Date.now();
+      const base = msg._msgid === undefined ? {} : { _msgid: msg._msgid };
+      const onProgress = (progress: FirmwareProgress) => {
+        board.progress(progress);
+        if (closed || !filter.wanted(progress)) return;
+        const payload: Record<string, unknown> = { endpoint: progress.endpoint, phase: progress.phase };
+        for (const key of ['delivery', 'state', 'result', 'progress', 'message'] as const) if (progress[key] !== undefined) payload[key] = progress[key];
+        send([{ ...base, topic: progress.endpoint, endpoint: progress.endpoint, event: 'progress', payload }, null]);
+      };
+      const finish = (outcome: FirmwareOutcome) => {
+        outcomes.push(outcome);
+        board.outcome(outcome);
+        if (!closed) send([null, { ...base, topic: outcome.endpoint, endpoint: outcome.endpoint, event: 'result', payload: outcome }]);
+      };
+      const queue = [...campaign.endpoints];
+      const worker = async () => {
+        for (let endpoint = queue.shift(); endpoint !== undefined; endpoint = queue.shift()) {
+          if (controller.signal.aborted) {
+            // never started: told as cancelled too, so every device has its result
+            finish({ endpoint, success: false, failure: 'CANCELLED', message: `the update of ${endpoint} was cancelled before it started` });
+            continue;
+          }
+          finish(await server.updateFirmware(endpoint, campaign.source, { delivery: campaign.delivery, signal: controller.signal, onProgress }));
+        }
+      };
+      await Promise.all(Array.from({ length: Math.min(campaign.concurrency, campaign.endpoints.length) }, worker));
+      if (campaign.several && !closed) {
+        const failures = Object.fromEntries(outcomes.filter((outcome) => !outcome.success).map((outcome) => [outcome.endpoint, outcome.failure ?? 'UPDATE_FAILED']));
+        // in the order asked for, as the library's fleet gives them
+        const ordered = campaign.endpoints.map((endpoint) => outcomes.find((outcome) => outcome.endpoint === endpoint)!);
+        const payload = { total: ordered.length, succeeded: ordered.filter((outcome) => outcome.success).length, failed: Object.keys(failures).length, failures, outcomes: ordered, duration: Date.now() - started };
+        send([null, { ...base, topic: campaign.label, endpoint: [...campaign.endpoints], event: 'summary', payload }]);
+      }
+    };
+
+    onInput(node, serverNode, async (msg, send) => {
+      const action = msg.action === undefined || msg.action === '' ? 'update' : msg.action;
+      if (action === 'cancel') {
+        if (running.size > 0) board.cancelling();
+        for (const controller of running.keys()) controller.abort();
+        return;
+      }
+      if (action !== 'update') throw new Error(`msg.action must be update (or none) or cancel, not ${JSON.stringify(action)}`);
+      const campaign = await campaignOf(msg, settings, config, serverNode.server);
+      const controller = new AbortController();
+      board.add(campaign.endpoints, running.size === 0);
+      const done = run(campaign, msg, send, controller);
+      running.set(controller, done);
+      try {
+        await done;
+      } finally {
+        running.delete(controller);
+      }
+    });
+
+    node.on('close', (_removed, done) => {
+      closed = true;
+      for (const controller of running.keys()) controller.abort();
+      const stopped = Promise.all(running.values()).then(() => undefined);
+      let timer: NodeJS.Timeout | undefined;
+      const waited = new Promise<void>((resolve) => (timer = setTimeout(resolve, CLOSE_WAIT)));
+      void Promise.race([stopped, waited])
+        .catch(() => undefined)
+        .then(() => {
+          clearTimeout(timer);
+          serverNode.deregister(node, done);
+        });
+    });
+  }
+  RED.nodes.registerType('lwm2m-firmware', FirmwareNode as never);
+};
