@@ -2,7 +2,17 @@ export { LwM2MClient, type LwM2MClientOptions, type SendOptions } from './client
 export { ObjectTree, type InstanceSpec, type ResourceOptions, type ResourceHandlers, type ResourceContent } from './tree';
 export { ClientError } from './errors';
 export { constant, randomWalk, sine, callback, type ValueGenerator, type GeneratorContext } from './generators';
-export { deviceInstance, connectivityInstance, locationInstance, ipsoInstance, type DeviceInfo } from './objects';
+export {
+  deviceInstance,
+  connectivityInstance,
+  locationInstance,
+  apnInstance,
+  wifiInstance,
+  ipsoInstance,
+  type DeviceInfo,
+  type ApnOptions,
+  type WifiOptions,
+} from './objects';
 export { FirmwareState, FirmwareResult, type FirmwareOptions } from './firmware';
 export { AttributeError, type NotificationAttributes } from './attributes';
 export { RegistrationError } from './registration';

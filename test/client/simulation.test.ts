@@ -7,6 +7,7 @@ import {
   LwM2MClient,
   ObjectModel,
   callback,
+  apnInstance,
   connectivityInstance,
   constant,
   decode,
@@ -14,6 +15,7 @@ import {
   ipsoInstance,
   randomWalk,
   sine,
+  wifiInstance,
   type CoapResponse,
 } from '../../lib';
 import { FakeServer, FAST_TIMING } from '../helpers/fake-server';
@@ -128,6 +130,25 @@ describe('LwM2MClient simulation (loopback)', () => {
     const location = decode(ContentFormat.TLV, '/6/0', (await server.request('ready-1', { method: 'GET', path: ['6', '0'], accept: ContentFormat.TLV })).payload) as Record<string, number>;
     assert.ok(Math.abs(location[0]! - 48.1) <= 0.01 && Math.abs(location[1]! - 11.6) <= 0.01, `near the start: ${location[0]}, ${location[1]}`);
     assert.ok(Math.abs(location[5]! - Date.now() / 1000) < 5, 'the timestamp is now');
+  });
+
+  it('ready-made APN profile (11) and WiFi (12) instances read back in TLV; the WiFi Status follows a written Enable', async () => {
+    await start('ready-2', { objects: { 11: { 0: apnInstance({ apn: 'iot.example' }) }, 12: { 0: wifiInstance({ ssid: 'plant-3' }) } } });
+    const read = async (path: string) =>
+      decode(ContentFormat.TLV, path, (await server.request('ready-2', { method: 'GET', path: path.split('/').slice(1), accept: ContentFormat.TLV })).payload) as Record<string, unknown>;
+    const apn = await read('/11/0');
+    assert.deepEqual([apn[0], apn[1], apn[3], apn[4], apn[24]], ['internet', 'iot.example', true, 3, 1]);
+    assert.ok(typeof apn[13] === 'number' && typeof (apn[9] as Record<string, number>)[0] === 'number', 'counters and connection times are numbers');
+    const wifi = await read('/12/0');
+    assert.deepEqual([wifi[0], wifi[1], wifi[3], wifi[5], wifi[8], wifi[9]], ['wlan0', true, 1, 'plant-3', 1, 6]);
+    // the WPA key is write-only: taken, never read back
+    const key = await server.request('ready-2', { method: 'PUT', path: ['12', '0', '18'], contentFormat: ContentFormat.TEXT, payload: Buffer.from('correct horse') });
+    assert.equal(key.code, '2.04');
+    assert.equal((await server.request('ready-2', { method: 'GET', path: ['12', '0', '18'] })).code, '4.05');
+    assert.ok(!('18' in (await read('/12/0'))));
+    const disabled = await server.request('ready-2', { method: 'PUT', path: ['12', '0', '1'], contentFormat: ContentFormat.TEXT, payload: Buffer.from('0') });
+    assert.equal(disabled.code, '2.04');
+    assert.deepEqual([(await read('/12/0'))[1], (await read('/12/0'))[3]], [false, 0]);
   });
 
   it('firmware update by package (Block1): Idle → Downloading → Downloaded → Updating → Idle, result 1', async () => {
