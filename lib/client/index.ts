@@ -3,7 +3,7 @@ export { ObjectTree, type InstanceSpec, type ResourceOptions, type ResourceHandl
 export { ClientError } from './errors';
 export { constant, randomWalk, sine, callback, type ValueGenerator, type GeneratorContext } from './generators';
 export { deviceInstance, connectivityInstance, locationInstance, ipsoInstance, type DeviceInfo } from './objects';
-export { FirmwareState, FirmwareResult, type FirmwareOptions } from './firmware';
+export { FirmwareState, FirmwareResult, FIRMWARE_DEFAULTS, type FirmwareOptions, type FirmwareProtocol } from './firmware';
 export { AttributeError, type NotificationAttributes } from './attributes';
 export { RegistrationError } from './registration';
 export type { LwM2MVersion } from './management';
