@@ -13,7 +13,7 @@ export {
   type ApnOptions,
   type WifiOptions,
 } from './objects';
-export { FirmwareState, FirmwareResult, type FirmwareOptions } from './firmware';
+export { FirmwareState, FirmwareResult, FIRMWARE_DEFAULTS, type FirmwareOptions, type FirmwareProtocol } from './firmware';
 export { AttributeError, type NotificationAttributes } from './attributes';
 export { RegistrationError } from './registration';
 export type { LwM2MVersion } from './management';

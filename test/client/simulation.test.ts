@@ -181,7 +181,12 @@ describe('LwM2MClient simulation (loopback)', () => {
 
   it('firmware update by Package URI, with the results for a bad URI, a bad scheme and a failed update', async () => {
     let fail = true;
-    const device = await start('fw-2', { firmware: { downloadTime: 20, updateTime: 20, install: async () => !fail } });
+    const fetched: string[] = [];
+    const download = async (uri: string) => {
+      fetched.push(uri);
+      return Buffer.from('image');
+    };
+    const device = await start('fw-2', { firmware: { downloadTime: 20, updateTime: 20, rebootTime: 20, download, install: async () => !fail } });
     const writeUri = (value: string) => server.request('fw-2', { method: 'PUT', path: ['5', '0', '1'], contentFormat: ContentFormat.TEXT, payload: Buffer.from(value) });
 
     assert.equal((await writeUri('not a uri')).code, '2.04');
@@ -198,8 +203,11 @@ describe('LwM2MClient simulation (loopback)', () => {
     await until(() => device.get('/5/0/5') === FirmwareResult.UPDATE_FAILED, 'result 8');
     assert.equal(device.get('/5/0/3'), FirmwareState.DOWNLOADED, 'a failed update goes back to Downloaded');
     fail = false;
+    const rebooted = new Promise((resolve) => device.once('registered', resolve));
     await server.request('fw-2', { method: 'POST', path: ['5', '0', '2'] });
     await until(() => device.get('/5/0/5') === FirmwareResult.SUCCESS, 'result 1');
+    await rebooted; // a successful update reboots the device
+    assert.deepEqual(fetched, ['coap://example.com/fw.bin'], 'the download option fetched the one good URI');
 
     // an empty URI resets the machine
     assert.equal((await writeUri('')).code, '2.04');
@@ -227,7 +235,7 @@ describe('LwM2MClient simulation (loopback)', () => {
     await device.start();
     const observation = await server.endpoint.observe(server.peerOf('clean-1'), { method: 'GET', path: ['3303', '0', '5700'] }, () => undefined);
     assert.equal((await server.request('clean-1', { method: 'PUT', path: ['3303', '0', '5700'], query: ['pmax=30'] })).code, '2.04');
-    assert.equal((await server.request('clean-1', { method: 'PUT', path: ['5', '0', '1'], contentFormat: 0, payload: Buffer.from('coap://example.com/fw') })).code, '2.04');
+    assert.equal((await server.request('clean-1', { method: 'PUT', path: ['5', '0', '1'], contentFormat: 0, payload: Buffer.from(`${uri}/fw`) })).code, '2.04');
     const during = count();
     assert.ok(during.sockets > before.sockets && during.timers > before.timers, 'the running client holds a socket and timers');
     await device.stop();
