@@ -4,7 +4,18 @@
  * a Send, an Update, a De-register or a new Register; output messages tell what the server did to
  * a device (writes, executes, creates, deletes), so a flow can play device logic.
  */
-import { LwM2MClient, ObjectModel, connectivityInstance, defaultModel, ipsoInstance, locationInstance, type InstanceSpec, type LwM2MVersion } from '../lib';
+import {
+  LwM2MClient,
+  ObjectModel,
+  apnInstance,
+  connectivityInstance,
+  defaultModel,
+  ipsoInstance,
+  locationInstance,
+  wifiInstance,
+  type InstanceSpec,
+  type LwM2MVersion,
+} from '../lib';
 import type { Node, NodeDef, NodeMessage, Red } from './red';
 import { pathsOf } from './settings';
 import { pskKey } from './psk';
@@ -14,6 +25,8 @@ import { devicesStopping } from './local-devices';
 const OBJECTS: Record<string, (model: ObjectModel) => Record<number, InstanceSpec>> = {
   connectivity: () => ({ 4: connectivityInstance() }),
   location: () => ({ 6: locationInstance() }),
+  apn: () => ({ 11: apnInstance() }),
+  wifi: () => ({ 12: wifiInstance() }),
   temperature: (model) => ({ 3303: ipsoInstance(model, 3303) }),
   humidity: (model) => ({ 3304: ipsoInstance(model, 3304) }),
   light: (model) => ({ 3311: ipsoInstance(model, 3311) }),

@@ -1,6 +1,6 @@
 /**
  * `lwm2m-execute`: Execute a resource (e.g. Reboot, /3/0/4) with optional arguments
- * (`0='on',1`). Endpoint, path and arguments come from the node's typedInputs, else from the
+ * (`0='on',1`), on one device or on every device of a pattern or list (nodes/shared.ts, Fleet). Endpoint, path and arguments come from the node's typedInputs, else from the
  * message (`msg.payload` holds the arguments).
  */
 import type { Node, NodeDef, NodeMessage, Red } from './red';
@@ -27,10 +27,15 @@ module.exports = (RED: Red) => {
   function ExecuteNode(this: Node, config: NodeDef) {
     RED.nodes.createNode(this, config);
     actionNode(RED, this, config, async (msg, serverNode, settings) => {
-      const endpoint = await settings.text(msg, 'endpoint');
       const path = await settings.text(msg, 'path');
-      await serverNode.server.execute(endpoint, path, await argumentsOf(msg, settings));
-      Object.assign(msg, { endpoint, path, topic: `${endpoint}${path}`, coapCode: '2.04' });
+      const args = await argumentsOf(msg, settings);
+      return {
+        path,
+        run: async (endpoint, out, options) => {
+          await serverNode.server.execute(endpoint, path, args, options);
+          Object.assign(out, { endpoint, path, topic: `${endpoint}${path}`, coapCode: '2.04' });
+        },
+      };
     });
   }
   RED.nodes.registerType('lwm2m-execute', ExecuteNode as never);

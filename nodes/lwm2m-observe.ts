@@ -1,14 +1,16 @@
 /**
  * `lwm2m-observe`: starts an Observe (or Observe-Composite for several paths) with optional
- * attributes, and emits every notification of the observations it started. `msg.action = "cancel"`
- * cancels them. With auto-observe it observes the configured paths on every device that registers
- * (and again when it registers anew) whose endpoint matches the filter: telemetry without an inject.
+ * attributes, on one device or on every device of a pattern or list (one observation each;
+ * nodes/shared.ts, Fleet), and emits every notification of the observations it started.
+ * `msg.action = "cancel"` cancels them. With auto-observe it observes the configured paths on every
+ * device that registers (and again when it registers anew) whose endpoint matches the filter:
+ * telemetry without an inject.
  */
-import type { AttributeChanges, NotifyEvent, Observation, Registration } from '../lib';
-import type { Node, NodeDef, NodeMessage, Red } from './red';
+import type { AttributeChanges, NotifyEvent, Observation, Registration, RequestOptions } from '../lib';
+import type { Node, NodeDef, NodeMessage, NodeStatus, Red } from './red';
 import type { ServerConfigNode } from './lwm2m-server';
-import { endpointFilter, notificationMessage, onInput, serverOf } from './shared';
-import { Settings, formatOf, messageText, pathsOf } from './settings';
+import { Fleet, endpointFilter, entriesMatcher, notificationMessage, onInput, runTarget, serverOf, type FleetSummary } from './shared';
+import { Settings, formatOf, messageText, pathsOf, targetOf, type Target } from './settings';
 
 const ATTRIBUTES = ['pmin', 'pmax', 'gt', 'lt', 'st', 'epmin', 'epmax'] as const;
 
@@ -18,6 +20,19 @@ function autoObserveSettings(settings: Settings, node: Node): boolean {
   if (lookedUp.length === 0) return true;
   node.warn(`auto-observe is off: its ${lookedUp.join(', ')} must be set on the node, not taken from msg, flow, global, env or JSONata`);
   return false;
+}
+
+/** The auto-observe filter: a pattern (`sim-*`, empty for all) or a comma-separated list of them. */
+function autoFilter(filter: unknown): (endpoint: string) => boolean {
+  const text = String(filter ?? '').trim();
+  if (!text.includes(',')) return endpointFilter(text);
+  return entriesMatcher(text.split(',').map((entry) => entry.trim()).filter(Boolean));
+}
+
+/** With auto-observe the endpoint setting is a filter, so a message names its device(s) itself. */
+function messageTarget(msg: NodeMessage): Target {
+  if (Array.isArray(msg.endpoint)) return targetOf(msg.endpoint, 'msg.endpoint');
+  return targetOf(messageText(msg, 'endpoint'), 'msg.endpoint');
 }
 
 module.exports = (RED: Red) => {
@@ -34,13 +49,14 @@ module.exports = (RED: Red) => {
       if (value !== undefined && value !== '' && Number.isFinite(Number(value))) configured[name] = Number(value);
     }
     const settings = new Settings(RED, node, config);
+    const fleet = new Fleet(RED, node, server);
     /** set on close: an auto-observe still under way then fails as the deploy ends it, which is no news */
     let closing = false;
     const showCount = () => node.status(mine.size > 0 ? { fill: 'green', shape: 'dot', text: `observing ${mine.size}` } : {});
 
-    const start = async (endpoint: string, paths: string[], attributes: AttributeChanges, format: number | undefined): Promise<Observation> => {
+    const start = async (endpoint: string, paths: string[], attributes: AttributeChanges, options: RequestOptions): Promise<Observation> => {
       const observation =
-        paths.length > 1 ? await server.observeComposite(endpoint, paths, attributes, { format }) : await server.observe(endpoint, paths[0]!, attributes, { format });
+        paths.length > 1 ? await server.observeComposite(endpoint, paths, attributes, options) : await server.observe(endpoint, paths[0]!, attributes, options);
       mine.set(observation.id, observation);
       showCount();
       return observation;
@@ -71,11 +87,11 @@ module.exports = (RED: Red) => {
 
     // auto-observe: every (re)registration of a matching device, by the node's literal settings
     const autoObserve = Boolean(config.autoObserve) && autoObserveSettings(settings, node);
-    const matches = endpointFilter(config.endpoint as string | undefined);
+    const matches = autoFilter(config.endpoint);
     const autoPaths = pathsOf(config.path);
     const onRegister = (registration: Registration) => {
       if (!matches(registration.endpoint) || autoPaths.length === 0) return;
-      start(registration.endpoint, autoPaths, configured, formatOf(config.format)).catch((error: Error) => {
+      start(registration.endpoint, autoPaths, configured, { format: formatOf(config.format) }).catch((error: Error) => {
         if (!closing) node.warn(`auto-observe of ${registration.endpoint} failed: ${error.message}`);
       });
     };
@@ -85,14 +101,22 @@ module.exports = (RED: Red) => {
       void serverNode.ready.then(() => server.registrations().forEach(onRegister)).catch(() => undefined);
     }
 
+    // after a fleet job: how many it observes, and what did not start
+    const fleetStatus = (summary: FleetSummary): NodeStatus | undefined => {
+      if (summary.ok + summary.failed + summary.skipped === 0) return undefined;
+      const problems = [...(summary.failed ? [`${summary.failed} failed`] : []), ...(summary.skipped ? [`${summary.skipped} skipped`] : [])];
+      const text = [`observing ${mine.size}`, ...problems].join(', ');
+      return problems.length > 0 ? { fill: 'yellow', shape: 'ring', text } : { fill: 'green', shape: 'dot', text };
+    };
+
     onInput(node, serverNode, async (msg: NodeMessage, send) => {
-      // with auto-observe the endpoint setting is a filter, so a message names its device itself
-      const endpoint = config.autoObserve ? messageText(msg, 'endpoint') : await settings.text(msg, 'endpoint');
+      const target = config.autoObserve ? messageTarget(msg) : await settings.target(msg);
       if (msg.action === 'cancel') {
+        const matches = target.kind === 'one' ? (endpoint: string) => endpoint === target.endpoint : entriesMatcher(target.entries);
         const wanted = pathsOf(msg.path);
         const cancelled: string[] = [];
         for (const observation of [...mine.values()]) {
-          if (observation.endpoint !== endpoint || (wanted.length > 0 && !wanted.some((path) => observation.paths.includes(path)))) continue;
+          if (!matches(observation.endpoint) || (wanted.length > 0 && !wanted.some((path) => observation.paths.includes(path)))) continue;
           mine.delete(observation.id);
           cancelled.push(observation.id);
           await server.cancelObservation(observation.id).catch(() => undefined);
@@ -104,15 +128,23 @@ module.exports = (RED: Red) => {
       }
       const paths = await settings.paths(msg);
       const attributes = { ...configured, ...((msg.attributes as AttributeChanges | undefined) ?? {}) };
-      const observation = await start(endpoint, paths, attributes, await settings.format(msg));
-      msg.payload = observation.value;
-      Object.assign(msg, { endpoint, path: paths.length > 1 ? paths : paths[0], observation: observation.id, coapCode: '2.05' });
-      send(msg);
+      const format = await settings.format(msg);
+      const path = paths.length > 1 ? paths : paths[0]!;
+      const job = {
+        path,
+        run: async (endpoint: string, out: NodeMessage, options: RequestOptions) => {
+          const observation = await start(endpoint, paths, attributes, { ...options, format });
+          out.payload = observation.value;
+          Object.assign(out, { endpoint, path: Array.isArray(path) ? [...path] : path, observation: observation.id, coapCode: '2.05' });
+        },
+      };
+      if ((await runTarget(fleet, target, job, msg, send, settings, fleetStatus)) === 'one') send(msg);
     });
 
     serverNode.register(node);
     node.on('close', (_removed, done) => {
       closing = true;
+      fleet.close();
       server.off('notify', onNotify);
       server.off('register', forgetReplaced);
       server.off('observationEnded', onEnded);

@@ -1,8 +1,9 @@
 /**
  * `lwm2m-write`: Write (replace or partial update), Write-Composite, Write-Attributes, Create and
- * Delete on a registered device. Endpoint, path, operation and format come from the node's
- * typedInputs, else from the message; the value from the value field (`msg.payload` unless set
- * otherwise), the attributes from `msg.attributes`.
+ * Delete on a registered device, or on every device of a pattern or list (nodes/shared.ts,
+ * Fleet). Endpoint, path, operation and format come from the node's typedInputs, else from the
+ * message; the value from the value field (`msg.payload` unless set otherwise), the attributes
+ * from `msg.attributes`.
  */
 import type { AttributeChanges, CompositeValue } from '../lib';
 import type { Node, NodeDef, Red } from './red';
@@ -24,7 +25,6 @@ module.exports = (RED: Red) => {
   function WriteNode(this: Node, config: NodeDef) {
     RED.nodes.createNode(this, config);
     actionNode(RED, this, config, async (msg, serverNode, settings) => {
-      const endpoint = await settings.text(msg, 'endpoint');
       const operation = await settings.choice(msg, 'operation', OPERATIONS, 'write');
       const server = serverNode.server;
       const format = await settings.format(msg);
@@ -33,24 +33,23 @@ module.exports = (RED: Red) => {
       if (value === undefined && operation !== 'delete' && !(operation === 'writeAttributes' && msg.attributes !== undefined)) {
         throw new Error(`no value to write: ${valueSource(config)} is undefined`);
       }
-      if (operation === 'writeComposite') {
-        if (typeof value !== 'object' || value === null) throw new Error(`Write-Composite needs ${valueSource(config)} = { "/path": value, ... }`);
-        await server.writeComposite(endpoint, value as CompositeValue, { format });
-      } else if (operation === 'writeAttributes') {
-        const attributes = (msg.attributes ?? value) as AttributeChanges;
-        if (typeof attributes !== 'object' || attributes === null) throw new Error('Write-Attributes needs msg.attributes = { pmin: 10, ... }');
-        await server.writeAttributes(endpoint, path, attributes);
-      } else if (operation === 'create') {
-        msg.payload = await server.create(endpoint, path, value, { format });
-      } else if (operation === 'delete') {
-        await server.delete(endpoint, path);
-      } else {
-        await server.write(endpoint, path, value, { format, mode: operation === 'update' ? 'update' : 'replace' });
-      }
-      msg.endpoint = endpoint;
-      if (path) msg.path = path;
-      msg.topic = `${endpoint}${path}`;
-      msg.coapCode = SUCCESS[operation];
+      if (operation === 'writeComposite' && (typeof value !== 'object' || value === null)) throw new Error(`Write-Composite needs ${valueSource(config)} = { "/path": value, ... }`);
+      const attributes = (msg.attributes ?? value) as AttributeChanges;
+      if (operation === 'writeAttributes' && (typeof attributes !== 'object' || attributes === null)) throw new Error('Write-Attributes needs msg.attributes = { pmin: 10, ... }');
+      return {
+        path: path || undefined,
+        run: async (endpoint, out, options) => {
+          if (operation === 'writeComposite') await server.writeComposite(endpoint, value as CompositeValue, { ...options, format });
+          else if (operation === 'writeAttributes') await server.writeAttributes(endpoint, path, attributes, options);
+          else if (operation === 'create') out.payload = await server.create(endpoint, path, value, { ...options, format });
+          else if (operation === 'delete') await server.delete(endpoint, path, options);
+          else await server.write(endpoint, path, value, { ...options, format, mode: operation === 'update' ? 'update' : 'replace' });
+          out.endpoint = endpoint;
+          if (path) out.path = path;
+          out.topic = `${endpoint}${path}`;
+          out.coapCode = SUCCESS[operation];
+        },
+      };
     });
   }
   RED.nodes.registerType('lwm2m-write', WriteNode as never);

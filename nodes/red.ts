@@ -47,6 +47,8 @@ export interface Red {
   };
   settings: { userDir?: string; [key: string]: unknown };
   util: {
+    /** a deep copy of a message (as Node-RED copies one sent to several wires) */
+    cloneMessage<T extends NodeMessage>(msg: T): T;
     evaluateNodeProperty(value: string, type: string, node: Node, msg: NodeMessage, callback: (error: Error | null, result?: unknown) => void): void;
   };
   httpAdmin?: { get(path: string, ...handlers: unknown[]): void };

@@ -66,6 +66,28 @@ export class Settings {
     return String(value);
   }
 
+  /**
+   * The device(s) to act on: one endpoint name, or a fleet (a pattern with `*`, a list). See
+   * targetOf; errors name where the setting came from.
+   */
+  async target(msg: NodeMessage, name = 'endpoint'): Promise<Target> {
+    const value = await this.value(msg, name);
+    if (value === undefined || value === null || value === '') throw new Error(`no ${name}: ${this.emptyHint(name)}`);
+    return targetOf(value, this.source(name));
+  }
+
+  /**
+   * A number of at least `min` from the node, else the message; undefined when neither has one
+   * (the caller's default applies). For the fleet settings: concurrency, ttl.
+   */
+  async number(msg: NodeMessage, name: string, min: number): Promise<number | undefined> {
+    const value = await this.value(msg, name);
+    if (value === undefined || value === null || value === '') return undefined;
+    const number = typeof value === 'number' ? value : typeof value === 'string' && value.trim() !== '' ? Number(value) : NaN;
+    if (!Number.isFinite(number) || number < min) throw new Error(`${name} must be a number of at least ${min}, not ${JSON.stringify(value)} (from ${this.source(name)})`);
+    return number;
+  }
+
   /** One or more paths: an array, or a comma-separated text. */
   async paths(msg: NodeMessage, name = 'path'): Promise<string[]> {
     const paths = pathsOf(await this.value(msg, name));
@@ -113,6 +135,52 @@ export function messageText(msg: NodeMessage, name: string): string {
   const value = msg[name];
   if (value === undefined || value === null || value === '' || typeof value === 'object') throw new Error(`no ${name}: set msg.${name}`);
   return String(value);
+}
+
+/**
+ * Who a message is for: `one` device (a plain name: today's single-device behaviour), or a
+ * `fleet`: `entries` are names or patterns with `*`, matched against the registrations when the
+ * job starts. `label` is how the target reads in a topic or a status (`sim-*`, `a,b`).
+ */
+export type Target = { kind: 'one'; endpoint: string } | { kind: 'fleet'; entries: string[]; label: string };
+
+/**
+ * The endpoint setting as a target:
+ * - an array (from msg, flow, global, JSONata) is a list, even of one name, so a flow that builds
+ *   it gets the same messages (one per device and a summary) however many it holds;
+ * - text starting with `[` is a JSON array of names (e.g. from an HTTP body);
+ * - text with a comma is a list: `sim-1, sim-2` (names are trimmed; endpoint names in practice
+ *   have no commas, and a name that has one can still be given in an array);
+ * - text with `*` is a pattern (`sim-*`; `*` alone is every registered device);
+ * - any other text is one device's name.
+ * List entries may be patterns too (`sim-*, dev-1`).
+ */
+export function targetOf(value: unknown, source = 'the endpoint'): Target {
+  if (Array.isArray(value)) return fleetOf(value, source);
+  if (typeof value === 'object' && value !== null) throw new Error(`endpoint must be text or an array of names, not an object (from ${source})`);
+  const text = String(value).trim();
+  if (text.startsWith('[')) {
+    let list: unknown;
+    try {
+      list = JSON.parse(text);
+    } catch {
+      throw new Error(`endpoint ${JSON.stringify(text)} starts with [ but is not a JSON array of names (from ${source})`);
+    }
+    if (!Array.isArray(list)) throw new Error(`endpoint ${JSON.stringify(text)} is not a JSON array of names (from ${source})`);
+    return fleetOf(list, source);
+  }
+  if (text.includes(',')) return { kind: 'fleet', entries: text.split(',').map((entry) => entry.trim()).filter(Boolean), label: text };
+  if (text.includes('*')) return { kind: 'fleet', entries: [text], label: text };
+  if (text === '') throw new Error(`no endpoint: ${source} is empty`);
+  return { kind: 'one', endpoint: text };
+}
+
+function fleetOf(list: unknown[], source: string): Target {
+  const entries = list.map((entry) => {
+    if (typeof entry !== 'string' && typeof entry !== 'number') throw new Error(`an endpoint list holds names, not ${JSON.stringify(entry)} (from ${source})`);
+    return String(entry).trim();
+  });
+  return { kind: 'fleet', entries: entries.filter(Boolean), label: entries.join(',') };
 }
 
 /** Paths from a setting or a message: an array, or a comma-separated string. */

@@ -26,6 +26,9 @@
     resourcePath: 'Execute needs a resource path such as /3/0/4, not __path__',
     onePath: 'one path only, not a list',
     endpoint: 'an endpoint name has no spaces and none of & ? # " < > \\',
+    endpointList: 'a list of endpoints: names or patterns (sim-*) separated by commas, or a JSON array of them; not __value__',
+    number: 'a number of at least __min__, or empty',
+    wholeNumber: 'a whole number of at least __min__, or empty',
   };
   var PATH = /^\/(0|[1-9][0-9]{0,4})(\/(0|[1-9][0-9]{0,4})){0,3}$/;
   var ENDPOINT_FORBIDDEN = /[\s&?#"<>\\]/;
@@ -96,29 +99,59 @@
     });
   }
 
-  /** The registered endpoints of the chosen server node, as completions. */
+  /**
+   * The registered endpoints of the chosen server node, as completions. In a comma-separated list
+   * the last entry is completed and the ones before it kept.
+   */
   function endpoints(term, done) {
     var id = serverId();
     if (!id) return done([]);
+    var cut = (term || '').lastIndexOf(',');
+    var before = cut >= 0 ? term.slice(0, cut + 1) + ' ' : '';
+    var last = (cut >= 0 ? term.slice(cut + 1) : term || '').trim();
     $.getJSON('lwm2m/servers/' + encodeURIComponent(id) + '/endpoints')
       .done(function (names) {
         done(filter(names.map(function (name) {
-          return { value: name, label: name };
-        }), term));
+          return { value: before + name, label: name };
+        }), last));
       })
       .fail(function () {
         done([]);
       });
   }
 
-  /** The one device the endpoint field names as text (not a filter with `*`), if any. */
+  /**
+   * The entries of an endpoint text as the runtime reads it (nodes/settings.ts targetOf): a JSON
+   * array, or names and patterns separated by commas; null for a JSON text that is not an array
+   * of names.
+   */
+  function endpointEntries(value) {
+    var text = String(value || '').trim();
+    if (text.charAt(0) === '[') {
+      try {
+        var list = JSON.parse(text);
+        if (!Array.isArray(list)) return null;
+        for (var i = 0; i < list.length; i++) if (typeof list[i] !== 'string' && typeof list[i] !== 'number') return null;
+        return list.map(function (entry) {
+          return String(entry).trim();
+        });
+      } catch (e) {
+        return null;
+      }
+    }
+    return text.split(',').map(function (entry) {
+      return entry.trim();
+    });
+  }
+
+  /** The one device the endpoint field names as text (not a pattern with `*` or a list), if any. */
   function chosenEndpoint() {
     var input = $('#node-input-endpoint');
     if (!input.length) return null;
     var typed = input.hasClass('red-ui-typedInput');
     if (typed && input.typedInput('type') !== 'str') return null;
     var name = String(typed ? input.typedInput('value') : input.val()).trim();
-    return name && name.indexOf('*') < 0 ? name : null;
+    return name && name.indexOf('*') < 0 && name.indexOf(',') < 0 && name.charAt(0) !== '[' ? name : null;
   }
 
   /**
@@ -293,13 +326,45 @@
     /**
      * A `defaults` validator of an endpoint (or endpoint filter) field: text without spaces and
      * none of & ? # " < > \. Empty is valid: the node then takes msg.endpoint (or every device).
+     * With `options.list` (read, write, execute, observe) a pattern or list of devices is fine too:
+     * names and patterns separated by commas (spaces around them allowed), or a JSON array.
      */
-    endpointValidator: function (typeField) {
+    endpointValidator: function (typeField, options) {
+      options = options || {};
       return function (value, opt) {
         var type = typeOf(this, typeField);
         if (type !== 'str') return LOOKUPS.indexOf(type) >= 0 ? RED.utils.validateTypedProperty(value, type, opt) : true;
-        return ENDPOINT_FORBIDDEN.test(String(value || '')) ? text(this, 'endpoint') : true;
+        if (!options.list) return ENDPOINT_FORBIDDEN.test(String(value || '')) ? text(this, 'endpoint') : true;
+        var entries = endpointEntries(value);
+        if (entries === null) return text(this, 'endpointList', { value: value });
+        // a single entry: empty is msg.endpoint; several: none may be empty (`a,,b`)
+        if (entries.length === 1 && entries[0] === '') return true;
+        for (var i = 0; i < entries.length; i++) {
+          if (entries[i] === '') return text(this, 'endpointList', { value: value });
+          if (ENDPOINT_FORBIDDEN.test(entries[i])) return text(this, 'endpoint');
+        }
+        return true;
       };
+    },
+
+    /**
+     * A `defaults` validator of a number field (concurrency, ttl): empty (the message's, else the
+     * default), or a number of at least `min`; `whole` asks for an integer.
+     */
+    numberValidator: function (min, whole) {
+      // two parameters: Node-RED then takes a returned text as "invalid, because ..."
+      return function (value, opt) {
+        var raw = String(value === undefined || value === null ? '' : value).trim();
+        if (raw === '') return true;
+        var number = Number(raw);
+        var good = isFinite(number) && number >= min && (!whole || Math.floor(number) === number);
+        return good ? true : text(this, whole ? 'wholeNumber' : 'number', { min: min });
+      };
+    },
+
+    /** The two outputs of read, write, execute and observe, labelled from the node's texts. */
+    outputLabels: function (index) {
+      return this._(this.type + '.outputs.' + (index === 0 ? 'devices' : 'summary'));
     },
 
     /** A setting for a node's label: the literal, or where it is looked up (`msg.path`). */

@@ -31,7 +31,8 @@ import type { CipherSuiteName, DtlsTiming } from '../transport/dtls/constants';
 import { maxTransmitWait, type CoapTiming } from '../transport/timing';
 import { AttributeStore } from './attributes';
 import { ClientError } from './errors';
-import { installFirmwareUpdate, type FirmwareOptions } from './firmware';
+import { FIRMWARE_DEFAULTS, installFirmwareUpdate, type FirmwareOptions } from './firmware';
+import { download } from './firmware-download';
 import { errorResponse, formatsOf, handleManagement, renderObservation, type LwM2MVersion, type ManagementContext } from './management';
 import { deviceInstance, securityInstance, serverInstance, type DeviceInfo } from './objects';
 import { Observations } from './observations';
@@ -85,7 +86,8 @@ export interface SendOptions {
 }
 
 /** Events: registered, updated, deregistered, reregistering, retry, write, execute, create, delete,
- *  observe, cancel, sleep, awake, reboot, factoryReset, firmwareUpdated, error. */
+ *  observe, cancel, sleep, awake, reboot, factoryReset, firmware ({ state, result } of object 5),
+ *  firmwareUpdated (the new version, just before the device reboots), error. */
 export class LwM2MClient extends EventEmitter {
   readonly tree: ObjectTree;
   readonly endpointName: string;
@@ -98,7 +100,8 @@ export class LwM2MClient extends EventEmitter {
   private registration: Registration | undefined;
   private server: Peer | undefined;
   private readonly generatorTimers = new Map<string, NodeJS.Timeout>();
-  private readonly cleanups: Array<() => void> = [];
+  /** run by stop(); what they return is awaited once the socket is closed */
+  private readonly cleanups: Array<() => void | Promise<void>> = [];
   private structureTimer: NodeJS.Timeout | undefined;
   private running = false;
   private finished = false;
@@ -106,6 +109,8 @@ export class LwM2MClient extends EventEmitter {
   private sleepTimer: NodeJS.Timeout | undefined;
   private waking: Promise<void> | undefined;
   private restartTimer: NodeJS.Timeout | undefined;
+  /** work under way (a firmware download) that keeps a queue-mode client from sleeping */
+  private busy = 0;
   /** the DTLS session to a coaps:// server */
   private dtls: DtlsClient | undefined;
 
@@ -131,7 +136,9 @@ export class LwM2MClient extends EventEmitter {
     this.options.binding = binding;
 
     this.tree = new ObjectTree(options.model ?? defaultModel());
-    this.endpoint = new CoapEndpoint({ timing: options.timing });
+    // a pushed firmware package must fit through the endpoint, however large the simulated flash
+    const flashSize = typeof options.firmware === 'object' ? options.firmware.flashSize ?? 0 : 0;
+    this.endpoint = new CoapEndpoint({ timing: options.timing, maxBodySize: Math.max(FIRMWARE_DEFAULTS.flashSize, flashSize) });
     this.endpoint.on('error', (error) => this.fail(error));
     this.endpoint.on('reset', ({ peer, token }) => {
       if (this.observations.cancel(peer, token)) this.emit('cancel', { token: token.toString('hex'), reason: 'reset' });
@@ -258,10 +265,12 @@ export class LwM2MClient extends EventEmitter {
     clearTimeout(this.restartTimer);
     this.stopGenerators();
     this.observations.close();
-    for (const cleanup of this.cleanups) cleanup();
+    const settling = this.cleanups.map((cleanup) => cleanup());
     if (this.asleep) this.endpoint.setReceiving(true);
     await this.registration?.stop(options.deregister !== false && !this.asleep);
     await this.endpoint.close();
+    // a firmware download on the socket just closed has ended; one on a socket of its own closes it
+    await Promise.all(settling);
     this.emit('stopped');
   }
 
@@ -400,14 +409,47 @@ export class LwM2MClient extends EventEmitter {
       tree.addObject(Number(oid));
       for (const [iid, spec] of Object.entries(instances)) tree.addInstance(Number(oid), Number(iid), spec);
     }
-    if (this.options.firmware) {
-      const stop = installFirmwareUpdate(tree, this.options.firmware === true ? {} : this.options.firmware, (version) => {
+    if (this.options.firmware) this.installFirmware(this.options.firmware === true ? {} : this.options.firmware);
+    this.wireStandardResources();
+  }
+
+  /** Firmware Update (5): pull downloads go over this client's socket when they come from its server. */
+  private installFirmware(options: FirmwareOptions): void {
+    const tree = this.tree;
+    const stop = installFirmwareUpdate(tree, options, {
+      fetch: (url, signal) =>
+        this.whileBusy(
+          download(url, {
+            own: () => (this.running && this.server ? { endpoint: this.endpoint, server: this.server, secure: this.dtls !== undefined } : undefined),
+            psk: this.options.psk,
+            dtls: this.options.dtls,
+            timing: this.options.timing,
+            timeout: options.downloadTimeout ?? FIRMWARE_DEFAULTS.downloadTimeout,
+            maxSize: options.flashSize ?? FIRMWARE_DEFAULTS.flashSize,
+            signal,
+          }),
+        ),
+      changed: (state, result) => this.emit('firmware', { state, result }),
+      updated: (version) => {
         if (version && tree.resource(LwM2MPath.parse('/3/0/3'))) tree.set('/3/0/3', version);
         this.emit('firmwareUpdated', version);
-      });
-      this.cleanups.push(stop);
+        // the new firmware runs after a restart: off the network, then a new Register
+        this.simulateReboot('reboot', options.rebootTime ?? FIRMWARE_DEFAULTS.rebootTime, true);
+      },
+    });
+    this.cleanups.push(stop);
+  }
+
+  /** Keeps the radio on (no queue-mode sleep) until `work` settles. */
+  private async whileBusy<T>(work: Promise<T>): Promise<T> {
+    this.busy++;
+    this.rouse();
+    try {
+      return await work;
+    } finally {
+      this.busy--;
+      this.touch();
     }
-    this.wireStandardResources();
   }
 
   /** Behaviour the specification gives Device and Server resources, unless the user wired their own. */
@@ -453,13 +495,27 @@ export class LwM2MClient extends EventEmitter {
     else if (!resource.execute) resource.execute = () => run();
   }
 
-  /** A reboot or factory reset: the device drops off without de-registering and registers again. */
-  private simulateReboot(kind: 'reboot' | 'factoryReset'): void {
+  /**
+   * A reboot or factory reset: the device drops off without de-registering and registers again
+   * after `downtime` ms. `offline`: meanwhile it hears nothing and its observations are gone, as
+   * after a real restart (Reboot /3/0/4 keeps its short, answering downtime).
+   */
+  private simulateReboot(kind: 'reboot' | 'factoryReset', downtime = 100, offline = false): void {
     this.emit(kind);
     clearTimeout(this.restartTimer);
+    if (offline && this.running) {
+      this.observations.clear();
+      void this.registration?.stop(false);
+      this.endpoint.setReceiving(false);
+    }
     this.restartTimer = setTimeout(() => {
-      if (this.running) void this.register().catch(() => undefined);
-    }, 100);
+      if (!this.running) return;
+      if (offline) {
+        if (this.asleep) this.rouse();
+        else this.endpoint.setReceiving(true);
+      }
+      void this.register().catch(() => undefined);
+    }, downtime);
   }
 
   /** Server Disable (/1/0/4): de-register and come back after Disable Timeout (/1/0/5) seconds. */
@@ -569,6 +625,7 @@ export class LwM2MClient extends EventEmitter {
     const quiet = this.options.queueQuietTime ?? maxTransmitWait(this.endpoint.timing);
     this.sleepTimer = setTimeout(() => {
       if (!this.running || this.asleep) return;
+      if (this.busy > 0) return this.touch();
       this.asleep = true;
       this.endpoint.setReceiving(false);
       this.emit('sleep');

@@ -2,8 +2,18 @@ export { LwM2MClient, type LwM2MClientOptions, type SendOptions } from './client
 export { ObjectTree, type InstanceSpec, type ResourceOptions, type ResourceHandlers, type ResourceContent } from './tree';
 export { ClientError } from './errors';
 export { constant, randomWalk, sine, callback, type ValueGenerator, type GeneratorContext } from './generators';
-export { deviceInstance, connectivityInstance, locationInstance, ipsoInstance, type DeviceInfo } from './objects';
-export { FirmwareState, FirmwareResult, type FirmwareOptions } from './firmware';
+export {
+  deviceInstance,
+  connectivityInstance,
+  locationInstance,
+  apnInstance,
+  wifiInstance,
+  ipsoInstance,
+  type DeviceInfo,
+  type ApnOptions,
+  type WifiOptions,
+} from './objects';
+export { FirmwareState, FirmwareResult, FIRMWARE_DEFAULTS, type FirmwareOptions, type FirmwareProtocol } from './firmware';
 export { AttributeError, type NotificationAttributes } from './attributes';
 export { RegistrationError } from './registration';
 export type { LwM2MVersion } from './management';

@@ -1,7 +1,8 @@
 /**
  * Ready-made object instances for a simulated device: Security and Server (from the client's
- * settings), Device, Connectivity Monitoring, Location, and any IPSO sensor or actuator. Each
- * returns an InstanceSpec; pass your own values to override any resource.
+ * settings), Device, Connectivity Monitoring, Location, an APN connection profile, a WiFi
+ * interface, and any IPSO sensor or actuator. Each returns an InstanceSpec; pass your own values to
+ * override any resource.
  */
 import type { ObjectModel, ResourceDefinition } from '../model';
 import { randomWalk, type ValueGenerator } from './generators';
@@ -104,6 +105,112 @@ export function locationInstance(options: { latitude?: number; longitude?: numbe
     3: 10,
     5: { read: () => Math.floor(Date.now() / 1000) },
     6: 0,
+    ...overrides,
+  };
+}
+
+/** A traffic counter that grows with time, so successive reads differ like a live interface's. */
+function counter(perSecond: number): { read: () => number } {
+  const start = Date.now();
+  return { read: () => Math.floor(((Date.now() - start) / 1000) * perSecond) };
+}
+
+export interface ApnOptions {
+  /** Profile name (resource 0); default 'internet' */
+  profileName?: string;
+  /** APN (resource 1); default 'internet' */
+  apn?: string;
+  /** Authentication Type (resource 4): 0 PAP, 1 CHAP, 2 PAP or CHAP, 3 none (default) */
+  authenticationType?: number;
+  userName?: string;
+  secret?: string;
+  /** Enable status (resource 3); default true */
+  enabled?: boolean;
+  ipAddress?: string;
+}
+
+/**
+ * APN Connection Profile (11): one enabled IPv4 profile with an accepted connection since start-up,
+ * growing byte counters, and every setting a server typically rolls out (APN, credentials,
+ * reconnect schedule, DNS) writable.
+ */
+export function apnInstance(options: ApnOptions = {}, overrides: InstanceSpec = {}): InstanceSpec {
+  return {
+    0: options.profileName ?? 'internet',
+    1: options.apn ?? 'internet',
+    2: false, // the APN is given, not chosen by the device
+    3: options.enabled ?? true,
+    4: options.authenticationType ?? 3,
+    5: options.userName ?? '',
+    6: options.secret ?? '',
+    7: '10,60,600,3600',
+    9: { 0: Math.floor(Date.now() / 1000) }, // connected at start-up ...
+    10: { 0: 0 }, // ... and accepted
+    13: counter(120),
+    14: counter(480),
+    15: { 0: options.ipAddress ?? '10.0.0.2' },
+    17: { 0: '255.255.255.0' },
+    18: { 0: '10.0.0.1' },
+    19: { 0: '10.0.0.1' },
+    23: counter(2),
+    24: 1, // IPv4
+    ...overrides,
+  };
+}
+
+export interface WifiOptions {
+  /** Interface name (resource 0); default 'wlan0' */
+  interfaceName?: string;
+  /** SSID (resource 5); default 'node-red-lwm2m' */
+  ssid?: string;
+  /** Channel (resource 9); default 6 */
+  channel?: number;
+  /** BSSID (resource 4): the interface's MAC address as 12 hex digits */
+  bssid?: string;
+}
+
+/**
+ * WLAN connectivity (12): an enabled 2.4 GHz WPA2-PSK station. Status (3) follows what the server
+ * writes to Enable (1) and Radio Enabled (2): up while both are on, disabled otherwise.
+ */
+export function wifiInstance(options: WifiOptions = {}, overrides: InstanceSpec = {}): InstanceSpec {
+  const state = { enabled: true, radio: 1 };
+  return {
+    0: options.interfaceName ?? 'wlan0',
+    1: {
+      value: true,
+      write: (value: ResourceContent) => {
+        state.enabled = value === true;
+      },
+    },
+    2: {
+      value: 1, // 2.4 GHz
+      write: (value: ResourceContent) => {
+        state.radio = Number(value);
+      },
+    },
+    3: { read: () => (state.enabled && state.radio !== 0 ? 1 : 0) },
+    4: options.bssid ?? '02005E000001', // a locally administered MAC address
+    5: options.ssid ?? 'node-red-lwm2m',
+    6: true, // the SSID is broadcast
+    7: true, // beacons on
+    8: 1, // client (station)
+    9: options.channel ?? 6,
+    10: true, // automatic channel
+    11: { 0: 1, 1: 6, 2: 11 },
+    13: 'DE ', // country and "all environments"
+    14: 4, // 802.11n
+    15: 1, // PSK
+    16: 0, // AES (WPA2)
+    29: true, // WMM supported ...
+    30: true, // ... and on
+    31: false, // any client MAC accepted
+    33: counter(2_000),
+    34: counter(8_000),
+    35: counter(4),
+    36: counter(10),
+    37: 0,
+    38: 0,
     ...overrides,
   };
 }

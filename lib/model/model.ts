@@ -29,7 +29,7 @@ export class ObjectModel implements ResourceLookup {
     for (const definition of definitions) this.add(definition);
   }
 
-  /** A new model holding the bundled definitions (core objects 0–7 and the common IPSO objects). */
+  /** A new model holding the bundled definitions (OMA objects 0–7, 9–13, 16, 19 and 20 and the common IPSO objects). */
   static bundled(): ObjectModel {
     return new ObjectModel(bundledDefinitions());
   }

@@ -67,6 +67,8 @@ export interface LwM2MServerOptions {
   timing?: Partial<CoapTiming>;
   /** requests remembered for deduplication (bounds the memory of the message layer; default 10,000) */
   maxExchanges?: number;
+  /** largest body sent or received block-wise, e.g. a firmware package pushed (default 8 MiB) */
+  maxBodySize?: number;
   /** where rate-limited log lines about bad input go: a function `(level, message)` or a console-like object (default: nowhere) */
   logger?: Logger;
   /** CoAP over DTLS with pre-shared keys, on a port of its own beside plain CoAP */
@@ -208,7 +210,7 @@ export class LwM2MServer extends EventEmitter {
     this.options = { ...options };
     this.model = options.model ?? defaultModel();
     this.store = options.store ?? new MemoryStore();
-    this.endpoint = new CoapEndpoint({ timing: options.timing, maxExchanges: options.maxExchanges ?? 10_000 });
+    this.endpoint = new CoapEndpoint({ timing: options.timing, maxExchanges: options.maxExchanges ?? 10_000, maxBodySize: options.maxBodySize });
     this.endpoint.setRequestHandler((request) => this.uplink(request));
     this.log = new RateLimitedLog(options.logger);
     this.endpoint.on('malformed', ({ peer, reason }) => this.log.warn(`dropped a malformed datagram from ${peer.address}:${peer.port}: ${reason}`));
@@ -222,7 +224,7 @@ export class LwM2MServer extends EventEmitter {
       this.dtls.on('handshakeFailed', ({ address, port, reason }: { address: string; port: number; reason: string }) => this.log.warn(`DTLS handshake with ${address}:${port} failed: ${reason}`));
       // without a reason in the log, a device whose records the server drops just retries forever
       this.dtls.on('drop', ({ address, port, reason }: DtlsDrop) => this.log.warn(`DTLS: dropped a datagram from ${address}:${port}: ${reason}`));
-      this.secureEndpoint = new CoapEndpoint({ socket: this.dtls, timing: options.timing, maxExchanges: options.maxExchanges ?? 10_000 });
+      this.secureEndpoint = new CoapEndpoint({ socket: this.dtls, timing: options.timing, maxExchanges: options.maxExchanges ?? 10_000, maxBodySize: options.maxBodySize });
       this.secureEndpoint.setRequestHandler((request) => this.uplink(request));
       this.secureEndpoint.on('malformed', ({ peer, reason }) => this.log.warn(`dropped a malformed datagram from ${peer.address}:${peer.port} (DTLS): ${reason}`));
       this.secureEndpoint.on('blockServed', ({ peer, path, served, total }) => this.packages.served(peer, path, served, total));

@@ -92,7 +92,7 @@ export interface RequestParams {
   timeout?: number;
   /** Block1 block size for this request's body (16..1024; default the endpoint's maxPayload); the peer may ask for smaller */
   blockSize?: number;
-  /** told after each Block1 block the peer acknowledged: bytes of the body it has so far */
+  /** told after each Block1 block the peer acknowledged, and once the whole body was taken: bytes of the body it has so far */
   onProgress?: (sent: number, total: number) => void;
 }
 
@@ -252,6 +252,8 @@ export class CoapEndpoint extends EventEmitter {
       if (acknowledged && acknowledged.szx < szx) szx = acknowledged.szx;
       if (offset >= body.length) break;
     }
+    // the last block is answered with the final response, not 2.31: the whole body has arrived
+    if (params.onProgress && response.code.startsWith('2.')) params.onProgress(body.length, body.length);
 
     // Block2: fetch the remaining parts of a large response
     let payload = response.payload;

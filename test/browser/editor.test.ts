@@ -257,6 +257,29 @@ describe('the editor in headless Chromium', function () {
     assert.equal(await endpointMarked(), false);
     await change(page, ENDPOINT_INPUT, 'a&b');
     assert.equal(await endpointMarked(), true, '&');
+    // a pattern or a list of devices (fleet jobs), each name checked
+    for (const good of ['sim-*', 'sim-1, sim-2', 'sim-1,dev-*', '["sim-1","sim-2"]']) {
+      await change(page, ENDPOINT_INPUT, good);
+      assert.equal(await endpointMarked(), false, `${good} is not marked`);
+    }
+    for (const bad of ['sim-1,,sim-2', 'sim 1, sim-2', 'sim-1, a&b', '["sim-1"', '{"a":1}']) {
+      await change(page, ENDPOINT_INPUT, bad);
+      assert.equal(await endpointMarked(), true, `${bad} is marked`);
+    }
+    await change(page, ENDPOINT_INPUT, 'a&b');
+    // concurrency is a whole number of at least 1 (or empty), the wait for sleepers at least 0
+    const marked = (selector: string) => page.$eval(selector, (element) => element.classList.contains('input-error'));
+    for (const [field, value, wrong] of [
+      ['#node-input-concurrency', '0', true],
+      ['#node-input-concurrency', '2.5', true],
+      ['#node-input-concurrency', '3', false],
+      ['#node-input-concurrency', '', false],
+      ['#node-input-ttl', '-1', true],
+      ['#node-input-ttl', '0', false],
+    ] as const) {
+      await change(page, field, value);
+      assert.equal(await marked(field), wrong, `${field} ${JSON.stringify(value)}`);
+    }
     fs.mkdirSync(path.join(root, 'test', 'artifacts'), { recursive: true });
     await page.screenshot({ path: path.join(root, 'test', 'artifacts', 'editor-invalid-endpoint.png') });
     await page.click('#node-dialog-cancel');

@@ -90,7 +90,7 @@ describe('LwM2MClient against libcoap', function () {
         version: '1.2', // the formats of 1.2, LwM2M CBOR included (OMA JSON, 1.0/1.1 only, is read in the loopback tests)
         timing: FAST_TIMING,
         requestTimeout: 1500,
-        firmware: { downloadTime: 20, updateTime: 20 },
+        firmware: { downloadTime: 20, updateTime: 20, rebootTime: 20 },
         objects: {
           3303: { 0: { 5700: 20, 5701: 'Cel' } },
           3311: { 0: { 5850: false } },
@@ -148,9 +148,11 @@ describe('LwM2MClient against libcoap', function () {
       assert.equal(write.code, '2.04');
       assert.ok((device.get('/5/0/0') as Buffer).equals(pkg), 'the whole package arrived');
       while (device.get('/5/0/3') !== FirmwareState.DOWNLOADED) await pause(10);
+      const rebooted = new Promise((resolve) => device.once('registered', resolve));
       assert.equal((await run('/5/0/2', { method: 'post' })).code, '2.04');
       while (device.get('/5/0/3') !== FirmwareState.IDLE) await pause(10);
       assert.equal(device.get('/5/0/5'), 1);
+      await rebooted; // the new firmware runs after a reboot; the next tests talk to it again
     });
 
     it('executes a resource', async () => {

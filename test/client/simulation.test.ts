@@ -7,6 +7,7 @@ import {
   LwM2MClient,
   ObjectModel,
   callback,
+  apnInstance,
   connectivityInstance,
   constant,
   decode,
@@ -14,6 +15,7 @@ import {
   ipsoInstance,
   randomWalk,
   sine,
+  wifiInstance,
   type CoapResponse,
 } from '../../lib';
 import { FakeServer, FAST_TIMING } from '../helpers/fake-server';
@@ -130,6 +132,25 @@ describe('LwM2MClient simulation (loopback)', () => {
     assert.ok(Math.abs(location[5]! - Date.now() / 1000) < 5, 'the timestamp is now');
   });
 
+  it('ready-made APN profile (11) and WiFi (12) instances read back in TLV; the WiFi Status follows a written Enable', async () => {
+    await start('ready-2', { objects: { 11: { 0: apnInstance({ apn: 'iot.example' }) }, 12: { 0: wifiInstance({ ssid: 'plant-3' }) } } });
+    const read = async (path: string) =>
+      decode(ContentFormat.TLV, path, (await server.request('ready-2', { method: 'GET', path: path.split('/').slice(1), accept: ContentFormat.TLV })).payload) as Record<string, unknown>;
+    const apn = await read('/11/0');
+    assert.deepEqual([apn[0], apn[1], apn[3], apn[4], apn[24]], ['internet', 'iot.example', true, 3, 1]);
+    assert.ok(typeof apn[13] === 'number' && typeof (apn[9] as Record<string, number>)[0] === 'number', 'counters and connection times are numbers');
+    const wifi = await read('/12/0');
+    assert.deepEqual([wifi[0], wifi[1], wifi[3], wifi[5], wifi[8], wifi[9]], ['wlan0', true, 1, 'plant-3', 1, 6]);
+    // the WPA key is write-only: taken, never read back
+    const key = await server.request('ready-2', { method: 'PUT', path: ['12', '0', '18'], contentFormat: ContentFormat.TEXT, payload: Buffer.from('correct horse') });
+    assert.equal(key.code, '2.04');
+    assert.equal((await server.request('ready-2', { method: 'GET', path: ['12', '0', '18'] })).code, '4.05');
+    assert.ok(!('18' in (await read('/12/0'))));
+    const disabled = await server.request('ready-2', { method: 'PUT', path: ['12', '0', '1'], contentFormat: ContentFormat.TEXT, payload: Buffer.from('0') });
+    assert.equal(disabled.code, '2.04');
+    assert.deepEqual([(await read('/12/0'))[1], (await read('/12/0'))[3]], [false, 0]);
+  });
+
   it('firmware update by package (Block1): Idle → Downloading → Downloaded → Updating → Idle, result 1', async () => {
     const installed: Buffer[] = [];
     const device = await start('fw-1', {
@@ -160,7 +181,12 @@ describe('LwM2MClient simulation (loopback)', () => {
 
   it('firmware update by Package URI, with the results for a bad URI, a bad scheme and a failed update', async () => {
     let fail = true;
-    const device = await start('fw-2', { firmware: { downloadTime: 20, updateTime: 20, install: async () => !fail } });
+    const fetched: string[] = [];
+    const download = async (uri: string) => {
+      fetched.push(uri);
+      return Buffer.from('image');
+    };
+    const device = await start('fw-2', { firmware: { downloadTime: 20, updateTime: 20, rebootTime: 20, download, install: async () => !fail } });
     const writeUri = (value: string) => server.request('fw-2', { method: 'PUT', path: ['5', '0', '1'], contentFormat: ContentFormat.TEXT, payload: Buffer.from(value) });
 
     assert.equal((await writeUri('not a uri')).code, '2.04');
@@ -177,8 +203,11 @@ describe('LwM2MClient simulation (loopback)', () => {
     await until(() => device.get('/5/0/5') === FirmwareResult.UPDATE_FAILED, 'result 8');
     assert.equal(device.get('/5/0/3'), FirmwareState.DOWNLOADED, 'a failed update goes back to Downloaded');
     fail = false;
+    const rebooted = new Promise((resolve) => device.once('registered', resolve));
     await server.request('fw-2', { method: 'POST', path: ['5', '0', '2'] });
     await until(() => device.get('/5/0/5') === FirmwareResult.SUCCESS, 'result 1');
+    await rebooted; // a successful update reboots the device
+    assert.deepEqual(fetched, ['coap://example.com/fw.bin'], 'the download option fetched the one good URI');
 
     // an empty URI resets the machine
     assert.equal((await writeUri('')).code, '2.04');
@@ -206,7 +235,7 @@ describe('LwM2MClient simulation (loopback)', () => {
     await device.start();
     const observation = await server.endpoint.observe(server.peerOf('clean-1'), { method: 'GET', path: ['3303', '0', '5700'] }, () => undefined);
     assert.equal((await server.request('clean-1', { method: 'PUT', path: ['3303', '0', '5700'], query: ['pmax=30'] })).code, '2.04');
-    assert.equal((await server.request('clean-1', { method: 'PUT', path: ['5', '0', '1'], contentFormat: 0, payload: Buffer.from('coap://example.com/fw') })).code, '2.04');
+    assert.equal((await server.request('clean-1', { method: 'PUT', path: ['5', '0', '1'], contentFormat: 0, payload: Buffer.from(`${uri}/fw`) })).code, '2.04');
     const during = count();
     assert.ok(during.sockets > before.sockets && during.timers > before.timers, 'the running client holds a socket and timers');
     await device.stop();

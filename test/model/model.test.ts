@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import * as path from 'node:path';
-import { defaultModel, ModelError, ObjectModel, parseDdf, parseRangeEnumeration } from '../../lib';
+import { ContentFormat, decode, defaultModel, encode, ModelError, ObjectModel, parseDdf, parseRangeEnumeration, type ResourceDefinition } from '../../lib';
 
 const FIXTURES = path.resolve(__dirname, '../../../test/fixtures/models');
 
@@ -8,11 +8,11 @@ describe('object model', () => {
   describe('bundled definitions', () => {
     const model = ObjectModel.bundled();
     const expected = [
-      0, 1, 2, 3, 4, 5, 6, 7, 3200, 3201, 3202, 3203, 3300, 3301, 3302, 3303, 3304, 3305, 3306, 3311, 3312, 3313,
+      0, 1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12, 13, 16, 19, 20, 3200, 3201, 3202, 3203, 3300, 3301, 3302, 3303, 3304, 3305, 3306, 3311, 3312, 3313,
       3314, 3315, 3316, 3320, 3321, 3322, 3323, 3324, 3325, 3326, 3327, 3328, 3329, 3330, 3336, 3340, 3341, 3342, 3347,
     ];
 
-    it('holds the core objects 0–7 and the common IPSO objects, each once', () => {
+    it('holds the core objects 0–7, the other OMA objects a fleet is managed with and the common IPSO objects, each once', () => {
       assert.deepEqual(model.objects().map((object) => object.id), expected);
     });
 
@@ -79,6 +79,149 @@ describe('object model', () => {
       assert.ok(!ObjectModel.bundled().has(40000));
       assert.ok(!defaultModel().has(40000));
     });
+  });
+
+  describe('OMA objects beyond the core (9–13, 16, 19, 20)', () => {
+    const model = ObjectModel.bundled();
+    /** id → [name, version, multiple instances], as the registry's DDF files of the newest approved versions give them. */
+    const objects: Record<number, [string, string, boolean]> = {
+      9: ['LWM2M Software Management', '1.1', true],
+      10: ['LWM2M Cellular Connectivity', '1.1', false],
+      11: ['LWM2M APN Connection Profile', '1.1', true],
+      12: ['WLAN connectivity', '1.1', true],
+      13: ['LWM2M Bearer Selection', '1.1', false],
+      16: ['Portfolio', '1.0', true],
+      19: ['BinaryAppDataContainer', '1.0', true],
+      20: ['Event Log', '3.1', true],
+    };
+
+    it('has each object at its registry version, with a registry-style URN', () => {
+      for (const [id, [name, version, multiple]] of Object.entries(objects)) {
+        const object = model.object(Number(id));
+        assert.ok(object, `object ${id} is bundled`);
+        assert.deepEqual(
+          { name: object.name, version: object.version, multiple: object.multiple, mandatory: object.mandatory },
+          { name, version, multiple, mandatory: false },
+          `object ${id}`,
+        );
+        assert.equal(object.urn, `urn:oma:lwm2m:oma:${id}${version === '1.0' ? '' : `:${version}`}`);
+        assert.ok(object.description.length > 0, `object ${id} has a description`);
+      }
+      // the same objects through the model every node shares
+      assert.equal(defaultModel().object(11)!.name, 'LWM2M APN Connection Profile');
+      assert.equal(defaultModel().resource(12, 5)!.name, 'SSID');
+    });
+
+    /** [object, resource, name, operations, type, multiple, mandatory], checked against the registry's DDF files. */
+    const spots: Array<[number, number, string, string, string, boolean, boolean]> = [
+      [9, 0, 'PkgName', 'R', 'String', false, true],
+      [9, 4, 'Install', 'E', 'none', false, true],
+      [9, 17, 'Software Component Link', 'R', 'Objlnk', true, false],
+      [9, 21, 'Operational State', 'R', 'Unsigned Integer', false, true],
+      [10, 4, 'PSM Timer', 'RW', 'Integer', false, false],
+      [10, 7, 'eDRX parameters for Iu mode', 'RW', 'Opaque', false, false],
+      [10, 11, 'Activated Profile Names', 'R', 'Objlnk', true, true],
+      [11, 0, 'Profile name', 'RW', 'String', false, true],
+      [11, 1, 'APN', 'RW', 'String', false, false],
+      [11, 4, 'Authentication Type', 'RW', 'Integer', false, true],
+      [11, 9, 'Connection establishment time (1)', 'R', 'Time', true, false],
+      [11, 30, 'Supported RAT Types', 'RW', 'Unsigned Integer', true, false],
+      [12, 1, 'Enable', 'RW', 'Boolean', false, true],
+      [12, 5, 'SSID', 'RW', 'String', false, true],
+      [12, 17, 'WPA Pre Shared Key', 'W', 'String', false, false],
+      [12, 48, 'Vendor specific extensions', 'R', 'Objlnk', false, false],
+      [13, 0, 'Preferred Communications Bearer', 'RW', 'Integer', true, false],
+      [13, 12, 'Attach without PDN connection', 'RW', 'Boolean', false, false],
+      [16, 0, 'Identity', 'RW', 'String', true, true],
+      [16, 1, 'GetAuthData', 'E', 'none', false, false],
+      [16, 2, 'AuthData', 'R', 'Opaque', true, false],
+      [19, 0, 'Data', 'RW', 'Opaque', true, true],
+      [19, 2, 'Data Creation Time', 'RW', 'Time', false, false],
+      [20, 4011, 'LogStart', 'E', 'none', false, false],
+      [20, 4014, 'LogData', 'R', 'Opaque', false, true],
+      [20, 4016, 'LogDataIncremental', '', 'Opaque', false, false],
+      [20, 4050, 'AppID', 'RW', 'Unsigned Integer', false, true],
+    ];
+    it('knows spot-checked resources: id, name, operations, type, multiplicity, mandatory', () => {
+      for (const [oid, rid, name, operations, type, multiple, mandatory] of spots) {
+        const resource = model.resource(oid, rid);
+        assert.ok(resource, `/${oid}/${rid} is defined`);
+        assert.deepEqual(
+          { name: resource.name, operations: resource.operations, type: resource.type, multiple: resource.multiple, mandatory: resource.mandatory },
+          { name, operations, type, multiple, mandatory },
+          `/${oid}/${rid}`,
+        );
+      }
+      // ranges and units parsed from the registry's text
+      assert.deepEqual(model.resource(12, 5)!.range, { min: 1, max: 32 });
+      assert.deepEqual(model.resource(13, 3)!.range, { min: -140, max: -44 });
+      assert.deepEqual(model.resource(9, 7)!.range, { min: 0, max: 4 });
+      assert.equal(model.resource(10, 4)!.units, 's');
+      // Cellular Connectivity 1.1 moved resource 6 to the APN profile (as 26)
+      assert.equal(model.resource(10, 6), undefined);
+      assert.equal(model.resource(11, 26)!.name, 'Serving PLMN Rate control');
+    });
+
+    it('gives each object a name no other bundled object has, and each resource a unique name within its object', () => {
+      // (the registry itself names both 6 and IPSO 3336 "Location", so the check is per new object)
+      const names = model.objects().map((object) => object.name);
+      for (const id of Object.keys(objects)) {
+        const name = model.object(Number(id))!.name;
+        assert.equal(names.filter((other) => other.toLowerCase() === name.toLowerCase()).length, 1, `object ${id} ${name}`);
+        const resourceNames = [...model.object(Number(id))!.resources.values()].map((resource) => resource.name);
+        assert.equal(new Set(resourceNames).size, resourceNames.length, `object ${id}: ${resourceNames.join(', ')}`);
+      }
+    });
+
+    /** A value of the resource's type, inside its range where the registry gives one. */
+    const single = (resource: ResourceDefinition, index: number): unknown => {
+      const min = resource.range?.min;
+      switch (resource.type) {
+        case 'String':
+          return `${resource.name.slice(0, 20)} ${index}`;
+        case 'Integer':
+        case 'Unsigned Integer':
+          return min !== undefined ? min + index : 7 + index;
+        case 'Float':
+          return 1.5 + index;
+        case 'Boolean':
+          return index % 2 === 0;
+        case 'Opaque':
+          return Buffer.from([0xca, 0xfe, index]);
+        case 'Time':
+          return 1_700_000_000 + index;
+        case 'Objlnk':
+          return `11:${index}`;
+        case 'Corelnk':
+          return '</3/0>';
+        default:
+          throw new Error(`no value for type ${resource.type}`);
+      }
+    };
+    /** Every readable resource of the object with a value; multiple resources with two instances. */
+    const fullInstance = (oid: number): Record<number, unknown> => {
+      const instance: Record<number, unknown> = {};
+      for (const resource of model.object(oid)!.resources.values()) {
+        if (!resource.operations.includes('R')) continue;
+        instance[resource.id] = resource.multiple ? { 0: single(resource, 0), 1: single(resource, 1) } : single(resource, 0);
+      }
+      return instance;
+    };
+
+    for (const [format, label] of [
+      [ContentFormat.TLV, 'TLV'],
+      [ContentFormat.SENML_CBOR, 'SenML CBOR'],
+      [ContentFormat.LWM2M_CBOR, 'LwM2M CBOR'],
+    ] as const) {
+      it(`round-trips a full instance of each object in ${label}`, () => {
+        for (const id of Object.keys(objects)) {
+          const value = fullInstance(Number(id));
+          assert.ok(Object.keys(value).length > 0, `object ${id} has readable resources`);
+          const payload = encode(format, `/${id}/0`, value, model);
+          assert.deepEqual(decode(format, `/${id}/0`, payload, model), value, `object ${id}`);
+        }
+      });
+    }
   });
 
   describe('DDF XML loader', () => {

@@ -356,6 +356,54 @@ describe(`Node-RED nodes (Node-RED ${nodeRedVersion}, Node.js ${process.version}
     assert.deepEqual({ endpoint: msg.endpoint, event: msg.event, path: msg.path, payload: msg.payload }, { endpoint: 'sim-3', event: 'write', path: '/3311/0/5850', payload: true });
   });
 
+  it('device-sim with the APN profile and WiFi objects reports a write of the APN and of the SSID, and a read gets the new values', async () => {
+    const port = await freeUdpPort();
+    await helper.load(
+      NODES,
+      flow(port, [
+        { id: 'sim', type: 'lwm2m-device-sim', serverUri: `coap://127.0.0.1:${port}`, endpoint: 'sim-net', count: 1, objects: 'apn,wifi', wires: [['simOut']] },
+        { id: 'wApn', type: 'lwm2m-write', server: 'srv', path: '/11/0/1', wires: [['wOut']] },
+        { id: 'wSsid', type: 'lwm2m-write', server: 'srv', path: '/12/0/5', wires: [['wOut']] },
+        { id: 'rNet', type: 'lwm2m-read', server: 'srv', operation: 'readComposite', path: '/11/0/1,/12/0/5', wires: [['rOut']] },
+        { id: 'simOut', type: 'helper' },
+        { id: 'wOut', type: 'helper' },
+        { id: 'rOut', type: 'helper' },
+      ]),
+    );
+    const srv = helper.getNode('srv') as TestNode & { server: { registrations(): Array<{ endpoint: string; objects: Array<{ objectId: number }> }> } };
+    await srv.ready;
+    while (srv.server.registrations().length < 1) await new Promise((resolve) => setTimeout(resolve, 20));
+    const ids = srv.server.registrations()[0]!.objects.map((object) => object.objectId);
+    assert.ok(ids.includes(11) && ids.includes(12), `the device registers objects 11 and 12: ${ids.join(', ')}`);
+    // the defaults first, so the writes below are seen to change something
+    const before = nextMessage('rOut');
+    node('rNet').receive({ endpoint: 'sim-net' });
+    assert.deepEqual((await before).payload, { '/11/0/1': 'internet', '/12/0/5': 'node-red-lwm2m' });
+
+    const reported: Array<Record<string, unknown>> = [];
+    const bothReported = new Promise<void>((resolve) =>
+      node('simOut').on('input', (msg) => {
+        reported.push({ endpoint: msg.endpoint, event: msg.event, path: msg.path, payload: msg.payload, topic: msg.topic });
+        if (reported.length === 2) resolve();
+      }),
+    );
+    const apnWritten = nextMessage('wOut');
+    node('wApn').receive({ endpoint: 'sim-net', payload: 'iot.fleet.example' });
+    assert.equal((await apnWritten).coapCode, '2.04');
+    const ssidWritten = nextMessage('wOut');
+    node('wSsid').receive({ endpoint: 'sim-net', payload: 'plant-floor-2' });
+    assert.equal((await ssidWritten).coapCode, '2.04');
+    await bothReported;
+    assert.deepEqual(reported, [
+      { endpoint: 'sim-net', event: 'write', path: '/11/0/1', payload: 'iot.fleet.example', topic: 'sim-net/11/0/1' },
+      { endpoint: 'sim-net', event: 'write', path: '/12/0/5', payload: 'plant-floor-2', topic: 'sim-net/12/0/5' },
+    ]);
+
+    const after = nextMessage('rOut');
+    node('rNet').receive({ endpoint: 'sim-net' });
+    assert.deepEqual((await after).payload, { '/11/0/1': 'iot.fleet.example', '/12/0/5': 'plant-floor-2' });
+  });
+
   it('device-sim de-registers its devices when the flow is stopped', async () => {
     // a server outside the flow, so it is still there to hear the De-register
     const server = new LwM2MServer({ port: 0, address: '127.0.0.1' });

@@ -4,11 +4,12 @@ import type { ObjectDefinition, ResourceDefinition } from '../types';
 import { CORE_OBJECTS } from './core';
 import type { ObjectSpec, ResourceSpec } from './define';
 import { IPSO_OBJECTS } from './ipso';
+import { OMA_OBJECTS } from './oma';
 
 let cache: readonly ObjectDefinition[] | undefined;
 
 export function bundledDefinitions(): readonly ObjectDefinition[] {
-  return (cache ??= [...CORE_OBJECTS, ...IPSO_OBJECTS].map(toDefinition));
+  return (cache ??= [...CORE_OBJECTS, ...OMA_OBJECTS, ...IPSO_OBJECTS].map(toDefinition));
 }
 
 function toDefinition(spec: ObjectSpec): ObjectDefinition {
