@@ -5,6 +5,7 @@
  * a device (writes, executes, creates, deletes), so a flow can play device logic.
  */
 import {
+  FIRMWARE_RESULT_NAMES,
   LwM2MClient,
   ObjectModel,
   apnInstance,
@@ -13,6 +14,7 @@ import {
   ipsoInstance,
   locationInstance,
   wifiInstance,
+  type FirmwareOptions,
   type InstanceSpec,
   type LwM2MVersion,
 } from '../lib';
@@ -36,6 +38,33 @@ const MAX_DEVICES = 10_000;
 /** ms a device waits for the answer to its De-register on close: a deploy should not wait long for a remote server */
 const DEREGISTER_TIMEOUT = 2000;
 
+const FIRMWARE_STATES = ['idle', 'downloading', 'downloaded', 'updating'];
+
+/**
+ * The firmware update object's options from the editor: the version a successful update installs,
+ * a failure to simulate (an Update Result 2-9) and how long the download (at least) and the
+ * installation take, in seconds. Empty fields keep the client's defaults.
+ */
+export function firmwareOptions(config: NodeDef): FirmwareOptions {
+  const options: FirmwareOptions = {};
+  const version = String(config.fwVersion ?? '').trim();
+  if (version !== '') options.version = version;
+  const fail = String(config.fwFail ?? '').trim();
+  if (fail !== '') {
+    const result = Number(fail);
+    if (!(Number.isInteger(result) && result >= 2 && result <= 9)) throw new Error(`the firmware failure to simulate must be an Update Result from 2 to 9, not ${fail}`);
+    options.fail = result as NonNullable<FirmwareOptions['fail']>;
+  }
+  for (const [field, option] of [['fwDownloadTime', 'downloadTime'], ['fwUpdateTime', 'updateTime']] as const) {
+    const text = String(config[field] ?? '').trim();
+    if (text === '') continue;
+    const seconds = Number(text);
+    if (!(Number.isFinite(seconds) && seconds >= 0)) throw new Error(`the firmware ${option === 'downloadTime' ? 'download' : 'update'} time must be a number of seconds, not ${text}`);
+    options[option] = Math.round(seconds * 1000);
+  }
+  return options;
+}
+
 export function deviceNames(pattern: string, count: number): string[] {
   if (count === 1 && !pattern.includes('{n}')) return [pattern];
   const template = pattern.includes('{n}') ? pattern : `${pattern}-{n}`;
@@ -51,11 +80,12 @@ module.exports = (RED: Red) => {
     const chosen = (Array.isArray(config.objects) ? config.objects : String(config.objects ?? 'temperature').split(',')).map(String).filter((name) => name in OBJECTS || name === 'firmware');
     const model = defaultModel();
     const devices = new Map<string, LwM2MClient>();
-    let registered = 0;
+    /** by name: a device that reboots (after a firmware update) registers again without leaving first */
+    const registered = new Set<string>();
     /** while closing, device errors (an unanswered De-register) are gathered into one warning */
     let leaving: Array<{ endpoint: string; error: Error }> | undefined;
     const showStatus = () =>
-      node.status({ fill: registered === count ? 'green' : 'yellow', shape: registered === count ? 'dot' : 'ring', text: `${registered}/${count} registered` });
+      node.status({ fill: registered.size === count ? 'green' : 'yellow', shape: registered.size === count ? 'dot' : 'ring', text: `${registered.size}/${count} registered` });
 
     const credentials = (node as unknown as { credentials?: { identity?: string; key?: string } }).credentials ?? {};
     const serverUri = String(config.serverUri || 'coap://127.0.0.1:5683');
@@ -66,6 +96,16 @@ module.exports = (RED: Red) => {
       } catch (error) {
         node.error((error as Error).message);
         node.status({ fill: 'red', shape: 'ring', text: 'bad PSK key' });
+        return;
+      }
+    }
+    let firmware: FirmwareOptions | false = false;
+    if (chosen.includes('firmware') || config.firmware === true) {
+      try {
+        firmware = firmwareOptions(config);
+      } catch (error) {
+        node.error((error as Error).message);
+        node.status({ fill: 'red', shape: 'ring', text: 'bad settings' });
         return;
       }
     }
@@ -87,7 +127,7 @@ module.exports = (RED: Red) => {
           version: (String(config.version || '1.1') as LwM2MVersion),
           binding: config.binding === 'UQ' ? 'UQ' : 'U',
           objects,
-          firmware: chosen.includes('firmware') || config.firmware === true,
+          firmware,
           deregisterTimeout: DEREGISTER_TIMEOUT,
         });
       } catch (error) {
@@ -97,16 +137,27 @@ module.exports = (RED: Red) => {
       }
       devices.set(endpoint, device);
       device.on('registered', () => {
-        registered++;
+        registered.add(endpoint);
         showStatus();
       });
       const lost = () => {
-        registered = Math.max(0, registered - 1);
+        registered.delete(endpoint);
         showStatus();
       };
       device.on('deregistered', lost);
       device.on('reregistering', lost);
+      device.on('reboot', lost);
       device.on('error', (error: Error) => (leaving ? leaving.push({ endpoint, error }) : node.warn(`${endpoint}: ${error.message}`)));
+      // every move of the firmware update's state machine, so a flow can watch the device's side
+      device.on('firmware', ({ state, result }: { state: number; result: number }) => {
+        node.send({
+          topic: `${endpoint}/5/0`,
+          endpoint,
+          event: 'firmware',
+          path: '/5/0',
+          payload: { state, stateName: FIRMWARE_STATES[state] ?? `state ${state}`, result, resultName: FIRMWARE_RESULT_NAMES[result] ?? `result ${result}` },
+        });
+      });
       for (const event of ['write', 'execute', 'create', 'delete'] as const) {
         device.on(event, (detail: { path: string; value?: unknown; args?: string }) => {
           node.send({ topic: `${endpoint}${detail.path}`, endpoint, event, path: detail.path, payload: event === 'execute' ? detail.args : detail.value });
