@@ -6,15 +6,14 @@
  * steps (download progress thinned out), output 2 each device's outcome and, for a list or a
  * pattern, a summary at the end. `msg.action = "cancel"` cancels the node's running updates.
  */
-import { FIRMWARE_PROTOCOLS, LwM2MError, type FirmwareOutcome, type FirmwareProgress, type FirmwareSource, type LwM2MServer } from '../lib';
+import { FIRMWARE_PROTOCOLS, type FirmwareOutcome, type FirmwareProgress, type FirmwareSource } from '../lib';
 import type { Node, NodeDef, NodeMessage, Red, Send } from './red';
 import type { ServerConfigNode } from './lwm2m-server';
-import { endpointFilter, onInput, serverOf } from './shared';
+import { Fleet, fleetSettings, onInput, serverOf } from './shared';
 import { Settings } from './settings';
 
 const DELIVERIES = ['auto', 'push', 'pull'] as const;
 type Delivery = (typeof DELIVERIES)[number];
-const DEFAULT_CONCURRENCY = 5;
 /** a download progress message every this fraction of the package, or after this many ms of slow progress */
 const PROGRESS_STEP = 0.1;
 const PROGRESS_INTERVAL = 1000;
@@ -31,27 +30,6 @@ interface Campaign {
   source: FirmwareSource;
   delivery: Delivery;
   concurrency: number;
-}
-
-/** The devices the endpoint setting names: a name, a list (array or comma-separated), patterns with `*`. */
-function resolveEndpoints(value: unknown, registered: () => string[]): { endpoints: string[]; several: boolean; label: string } {
-  let entries: string[];
-  if (Array.isArray(value)) entries = value.map((entry) => String(entry).trim());
-  else if (typeof value === 'string' || typeof value === 'number') entries = String(value).split(',').map((entry) => entry.trim());
-  else if (value === undefined || value === null) entries = [];
-  else throw new Error('endpoint must be a name, a list of names or a pattern such as sim-*, not an object');
-  entries = entries.filter((entry) => entry !== '');
-  if (entries.length === 0) throw new Error('no endpoint: set one on the node or in msg.endpoint (a name, a list, or a pattern such as sim-*)');
-  const patterns = entries.filter((entry) => entry.includes('*'));
-  const names = registered().sort();
-  const endpoints = new Set<string>();
-  for (const entry of entries) {
-    if (!entry.includes('*')) endpoints.add(entry);
-    else for (const name of names.filter(endpointFilter(entry))) endpoints.add(name);
-  }
-  const label = entries.join(',');
-  if (endpoints.size === 0) throw new LwM2MError('NOT_REGISTERED', `no registered device matches ${label}`);
-  return { endpoints: [...endpoints], several: entries.length > 1 || patterns.length > 0, label };
 }
 
 /** The package: the node's URI, else msg.payload as a Buffer, else msg.url. */
@@ -81,7 +59,7 @@ async function sourceOf(msg: NodeMessage, settings: Settings, config: NodeDef): 
   return { uri };
 }
 
-async function campaignOf(msg: NodeMessage, settings: Settings, config: NodeDef, server: LwM2MServer): Promise<Campaign> {
+async function campaignOf(msg: NodeMessage, settings: Settings, config: NodeDef, fleet: Fleet): Promise<Campaign> {
   const source = await sourceOf(msg, settings, config);
   const version = await settings.value(msg, 'version');
   if (version !== undefined && version !== null && version !== '') {
@@ -95,9 +73,12 @@ async function campaignOf(msg: NodeMessage, settings: Settings, config: NodeDef,
     delivery = msg.delivery as Delivery;
   }
   if (delivery === 'push' && source.uri !== undefined) throw new Error('a package URI can only be pulled: push needs the package itself in msg.payload (a Buffer)');
-  const concurrency = Math.floor(Number(config.concurrency));
-  const targets = resolveEndpoints(await settings.value(msg, 'endpoint'), () => server.registrations().map((registration) => registration.endpoint));
-  return { ...targets, source, delivery, concurrency: concurrency > 0 ? concurrency : DEFAULT_CONCURRENCY };
+  // the same targets, order and parallel setting as the fleet jobs of read, write and execute
+  const target = await settings.target(msg);
+  const { concurrency } = await fleetSettings(msg, settings);
+  const targets =
+    target.kind === 'one' ? { endpoints: [target.endpoint], several: false, label: target.endpoint } : { endpoints: fleet.endpoints(target.entries), several: true, label: target.label };
+  return { ...targets, source, delivery, concurrency };
 }
 
 /** Thins out download progress: phase, state and result changes always, progress every 10 % (or each second). */
@@ -154,8 +135,15 @@ class Board {
     this.text = 'cancelling';
   }
 
+  /** A pattern that matched no registered device, as the fleet jobs of read, write and execute show it. */
+  nothingMatched(): void {
+    this.text = 'no matching devices';
+    this.node.status({ fill: 'yellow', shape: 'ring', text: this.text });
+  }
+
   private show(): void {
     const all = [...this.devices.values()];
+    if (all.length === 0) return;
     const failed = all.filter((device) => device.outcome && !device.outcome.success).length;
     const updated = all.filter((device) => device.outcome?.success).length;
     const finished = updated + failed === all.length;
@@ -182,6 +170,8 @@ module.exports = (RED: Red) => {
     const serverNode = serverOf(RED, node, config) as ServerConfigNode | undefined;
     if (!serverNode) return;
     const settings = new Settings(RED, node, config);
+    // for its targets only: the updates run through the server's updateFirmware, with their own progress
+    const fleet = new Fleet(RED, node, serverNode.server);
     const board = new Board(node);
     /** the running campaigns, each cancelled by its own controller */
     const running = new Map<AbortController, Promise<void>>();
@@ -194,6 +184,9 @@ module.exports = (RED: Red) => {
       const outcomes: FirmwareOutcome[] = [];
       const started = Date.now();
       const base = msg._msgid === undefined ? {} : { _msgid: msg._msgid };
+      // results keep the input message's other properties (correlation ids, http-in's req/res), never its package
+      const carried: NodeMessage = { ...msg };
+      delete carried.payload;
       const onProgress = (progress: FirmwareProgress) => {
         board.progress(progress);
         if (closed || !filter.wanted(progress)) return;
@@ -204,7 +197,7 @@ module.exports = (RED: Red) => {
       const finish = (outcome: FirmwareOutcome) => {
         outcomes.push(outcome);
         board.outcome(outcome);
-        if (!closed) send([null, { ...base, topic: outcome.endpoint, endpoint: outcome.endpoint, event: 'result', payload: outcome }]);
+        if (!closed) send([null, { ...carried, topic: outcome.endpoint, endpoint: outcome.endpoint, event: 'result', payload: outcome }]);
       };
       const queue = [...campaign.endpoints];
       const worker = async () => {
@@ -223,7 +216,7 @@ module.exports = (RED: Red) => {
         // in the order asked for, as the library's fleet gives them
         const ordered = campaign.endpoints.map((endpoint) => outcomes.find((outcome) => outcome.endpoint === endpoint)!);
         const payload = { total: ordered.length, succeeded: ordered.filter((outcome) => outcome.success).length, failed: Object.keys(failures).length, failures, outcomes: ordered, duration: Date.now() - started };
-        send([null, { ...base, topic: campaign.label, endpoint: [...campaign.endpoints], event: 'summary', payload }]);
+        send([null, { ...carried, topic: campaign.label, endpoint: campaign.label, event: 'summary', payload }]);
       }
     };
 
@@ -235,9 +228,10 @@ module.exports = (RED: Red) => {
         return;
       }
       if (action !== 'update') throw new Error(`msg.action must be update (or none) or cancel, not ${JSON.stringify(action)}`);
-      const campaign = await campaignOf(msg, settings, config, serverNode.server);
+      const campaign = await campaignOf(msg, settings, config, fleet);
       const controller = new AbortController();
       board.add(campaign.endpoints, running.size === 0);
+      if (campaign.endpoints.length === 0 && running.size === 0) board.nothingMatched();
       const done = run(campaign, msg, send, controller);
       running.set(controller, done);
       try {
@@ -249,6 +243,7 @@ module.exports = (RED: Red) => {
 
     node.on('close', (_removed, done) => {
       closed = true;
+      fleet.close();
       for (const controller of running.keys()) controller.abort();
       const stopped = Promise.all(running.values()).then(() => undefined);
       let timer: NodeJS.Timeout | undefined;
