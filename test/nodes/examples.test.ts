@@ -37,7 +37,7 @@ describe('example flows', function () {
   afterEach(() => helper.unload());
 
   it('there are the examples the palette promises, and every non-config node appears in one', () => {
-    for (const name of ['Device telemetry to debug.json', 'Remote management.json', 'Send data.json', 'Registration dashboard.json', 'Secure devices (DTLS).json']) assert.ok(examples.includes(name), name);
+    for (const name of ['Device telemetry to debug.json', 'Remote management.json', 'Send data.json', 'Registration dashboard.json', 'Secure devices (DTLS).json', 'Firmware update.json']) assert.ok(examples.includes(name), name);
     const used = new Set(examples.flatMap((file) => readFlow(`examples/${file}`).map((node) => node.type)));
     const palette = Object.keys((JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')) as { 'node-red': { nodes: Record<string, string> } })['node-red'].nodes);
     assert.equal(palette.length, 10);
@@ -107,6 +107,39 @@ describe('example flows', function () {
       }
     });
   }
+
+  it('"Firmware update.json" updates every simulated device, five at a time: exactly fw-sim-12 fails, its integrity check (Update Result 5), and the summary says so', async () => {
+    const flow = await onFreePorts(readFlow('examples/Firmware update.json'));
+    await helper.load(NODES, flow, takeCredentials(flow));
+    const byName = (name: string) => flow.find((node) => node.name === name)!.id;
+    const results: Array<Record<string, unknown>> = [];
+    let busy = 0;
+    let most = 0;
+    const started = new Set<string>();
+    helper.getNode(byName('progress')).on('input', (msg: { payload: { endpoint: string; phase: string } }) => {
+      if (msg.payload.phase !== 'checking' || started.has(msg.payload.endpoint)) return;
+      started.add(msg.payload.endpoint);
+      most = Math.max(most, ++busy);
+    });
+    // the inject fires by itself, five seconds after the deploy
+    const summary = await new Promise<Record<string, unknown>>((resolve) =>
+      helper.getNode(byName('result per device, then the summary')).on('input', (msg: { event: string; payload: Record<string, unknown> }) => {
+        if (msg.event === 'summary') resolve(msg.payload);
+        else {
+          busy--;
+          results.push(msg.payload);
+        }
+      }),
+    );
+    const names = Array.from({ length: 12 }, (_, index) => `fw-sim-${index + 1}`);
+    assert.deepEqual(results.map((outcome) => outcome.endpoint).sort(), [...names].sort(), 'every device has its result');
+    const failed = results.filter((outcome) => !outcome.success);
+    assert.deepEqual(failed.map((outcome) => [outcome.endpoint, outcome.failure, outcome.result, outcome.resultName]), [['fw-sim-12', 'DOWNLOAD_FAILED', 5, 'integrity check failure']]);
+    for (const outcome of results.filter((outcome) => outcome.success)) assert.equal(outcome.version, '2.0', String(outcome.endpoint));
+    assert.deepEqual([summary.total, summary.succeeded, summary.failed, summary.failures], [12, 11, 1, { 'fw-sim-12': 'DOWNLOAD_FAILED' }]);
+    assert.equal(most, 5, 'five at a time');
+    assert.deepEqual(nodeProblems(helper), [], 'no node warned or reported an error');
+  });
 
   it('the demo and every example, imported one after the other as new tabs, run side by side: each server starts, each device registers with its own', async () => {
     // one move of ports for all: an example on the demo's port would collide here as it does for a user
