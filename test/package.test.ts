@@ -26,7 +26,7 @@ describe('package', () => {
 
   it('gives every node an editor in the LwM2M category, labels, and help with what it does, its messages and an example', () => {
     const types = Object.keys(pkg['node-red'].nodes);
-    assert.equal(types.length, 9);
+    assert.equal(types.length, 10);
     for (const type of types) {
       assert.equal(pkg['node-red'].nodes[type], `dist/nodes/${type}.js`);
       const editor = fs.readFileSync(path.join(root, 'nodes', `${type}.html`), 'utf8');
@@ -157,6 +157,58 @@ describe('package', () => {
       device.set('/3303/0/5700', 23.5);
       while (!output.includes('readme-dev /3303/0/5700 23.5')) await new Promise((resolve) => setTimeout(resolve, 20));
       assert.match(output, /readme-dev registered from/);
+    } finally {
+      await device?.stop();
+      child.kill();
+    }
+  });
+
+  it("runs the README's firmware example: a device that registers is updated once, with its progress and outcome printed", async function () {
+    this.timeout(60_000);
+    const readme = fs.readFileSync(path.join(root, 'README.md'), 'utf8');
+    const block = /<!-- firmware-use -->\s*```js\n([\s\S]*?)```\s*<!-- \/firmware-use -->/.exec(readme);
+    assert.ok(block, 'README has a firmware example');
+    // the same script, on a free port, with a package made up here instead of the file
+    const script = block[1]!
+      .replace("require('@lwm2m-red/node-red-lwm2m')", `require(${JSON.stringify(root)})`)
+      .replace('port: 5683', "port: 0, address: '127.0.0.1'")
+      .replace("fs.readFileSync('meter-2.1.bin')", 'Buffer.alloc(5000, 7)')
+      .replace(/server\.listen\(\);\s*$/, "server.listen().then(({ port }) => console.log('UDP port', port));");
+    assert.match(script, /Buffer\.alloc\(5000, 7\)/);
+    const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout.on('data', (chunk) => (output += chunk));
+    child.stderr.on('data', (chunk) => (output += chunk));
+    const { LwM2MClient } = require(root) as typeof import('../lib');
+    let device: InstanceType<typeof LwM2MClient> | undefined;
+    try {
+      while (!/UDP port (\d+)/.test(output)) {
+        if (child.exitCode !== null) assert.fail(output);
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      const port = Number(/UDP port (\d+)/.exec(output)![1]);
+      let installed = 0;
+      device = new LwM2MClient({
+        endpoint: 'readme-fw',
+        server: `coap://127.0.0.1:${port}`,
+        firmware: { downloadTime: 10, updateTime: 10, rebootTime: 50, install: async (data) => (installed++, data.length === 5000 && data.every((byte) => byte === 7) ? '2.1' : false) },
+      });
+      device.on('error', () => undefined);
+      let registrations = 0;
+      device.on('registered', () => registrations++);
+      await device.start();
+      while (!output.includes('readme-fw updated to 2.1')) {
+        if (child.exitCode !== null) assert.fail(output);
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      assert.match(output, /readme-fw downloading 100 %/);
+      assert.match(output, /readme-fw succeeded/);
+      assert.equal(device.get('/3/0/3'), '2.1');
+      // it registered again after its reboot, and was not updated a second time
+      while (registrations < 2) await new Promise((resolve) => setTimeout(resolve, 20));
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      assert.equal(installed, 1);
+      assert.equal(output.match(/readme-fw checking/g)?.length, 1, output);
     } finally {
       await device?.stop();
       child.kill();
