@@ -5,12 +5,16 @@
  *
  * - raw UDP echo: `--devices` lock-step loops of block-sized datagrams from the child to an echo
  *   socket here (the baseline: block-wise transfer is lock-step too, one block in flight per device);
- * - push: `--size` bytes to `--devices` devices at once (Block1 writes of /5/0/0), in bytes/s from
- *   the start of the campaign until the last device is Downloaded;
- * - pull: the same, each device fetching the package the server serves (Block2 GETs of /fw/…);
- * - memory during a pull campaign to `--campaign` devices at once: heap and Buffers (after GC)
- *   before, at the peak and after, beside the package's size and the size × devices a copy per
- *   device would take.
+ * - push: `--size` bytes to `--devices` devices at once (Block1 writes of /5/0/0) by the library's
+ *   updateFirmwareFleet, in bytes/s from the start of the campaign until the last device is Downloaded;
+ * - pull: the same, each device fetching the package the server serves (Block2 GETs of /fw/…), by
+ *   updateFirmwareFleet (one published package for all) and by updateFirmware per device (each
+ *   publishes the same Buffer under a name of its own, as the lwm2m-firmware node runs);
+ * - memory during a pull campaign to `--campaign` devices at once, both ways: heap and Buffers
+ *   (after GC) before, at the peak and after, beside the package's size and the size × devices a
+ *   copy per device would take;
+ * - for each, the onProgress calls per block the devices downloaded: 1 when each block is told to
+ *   its own device only.
  *
  *   node dist/bench/firmware.js [--size 1048576] [--devices 10] [--campaign 100] [--seconds 3]
  *
@@ -24,7 +28,7 @@ import os from 'node:os';
 import * as path from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { LwM2MServer, type FirmwareOutcome } from '../lib';
+import { LwM2MServer, type FirmwareOutcome, type FirmwareProgress } from '../lib';
 import type { Answer, Command } from './firmware-devices';
 
 interface Settings {
@@ -118,25 +122,51 @@ interface Campaign {
   totalMs: number;
   /** CPU of this process over the campaign, % of one core */
   cpu: number;
+  /** onProgress calls during the download */
+  progressCalls: number;
+  /** live memory: before the package was made, the highest sample during the campaign, after it */
+  memory?: { before: number; peak: number; after: number };
 }
 
-async function campaign(server: LwM2MServer, endpoints: string[], pkg: Buffer, delivery: 'push' | 'pull', onSample?: () => void): Promise<Campaign> {
+/**
+ * `fleet`: the library's updateFirmwareFleet (one published package for every device);
+ * `each`: updateFirmware per device, all started at once (each publishes the same Buffer under a
+ * name of its own), as the lwm2m-firmware node runs a campaign.
+ */
+type Style = 'fleet' | 'each';
+
+async function campaign(server: LwM2MServer, endpoints: string[], size: number, delivery: 'push' | 'pull', style: Style, measureMemory = false): Promise<Campaign> {
+  const before = measureMemory ? liveMemory() : 0;
+  const pkg = randomBytes(size);
+  let peak = measureMemory ? liveMemory() : 0;
+  // a GC'd sample costs tens of ms with a big heap: twice a second, so the sampling does not make the campaign
+  const sampler = measureMemory ? setInterval(() => (peak = Math.max(peak, liveMemory())), 500) : undefined;
   const began = performance.now();
   const cpuStart = process.cpuUsage();
   let downloaded = began;
-  const sampler = onSample ? setInterval(onSample, 250) : undefined;
+  let progressCalls = 0;
+  const options = {
+    delivery,
+    blockSize: BLOCK,
+    onProgress: (progress: FirmwareProgress) => {
+      if (progress.phase === 'downloading') progressCalls++;
+      if (progress.phase === 'downloaded') downloaded = performance.now();
+    },
+  };
   try {
-    const outcomes = await server.updateFirmwareFleet(endpoints, { package: pkg }, {
-      delivery,
-      concurrency: endpoints.length,
-      blockSize: BLOCK,
-      onProgress: (progress) => {
-        if (progress.phase === 'downloaded') downloaded = performance.now();
-      },
-    });
+    const outcomes =
+      style === 'fleet'
+        ? await server.updateFirmwareFleet(endpoints, { package: pkg }, { ...options, concurrency: endpoints.length })
+        : await Promise.all(endpoints.map((endpoint) => server.updateFirmware(endpoint, { package: pkg }, options)));
     const totalMs = performance.now() - began;
     const used = process.cpuUsage(cpuStart);
-    return { outcomes, downloadMs: downloaded - began, totalMs, cpu: ((used.user + used.system) / 1000 / totalMs) * 100 };
+    const result: Campaign = { outcomes, downloadMs: downloaded - began, totalMs, cpu: ((used.user + used.system) / 1000 / totalMs) * 100, progressCalls };
+    if (measureMemory) {
+      clearInterval(sampler);
+      peak = Math.max(peak, liveMemory());
+      result.memory = { before, peak, after: 0 };
+    }
+    return result;
   } finally {
     clearInterval(sampler);
   }
@@ -169,52 +199,60 @@ async function main(): Promise<void> {
   const uri = `coap://127.0.0.1:${port}`;
   await devices.run({ cmd: 'devices', server: uri, prefix: 'bench', count, firmware: FIRMWARE }, 'devices');
   const endpoints = Array.from({ length: count }, (_, index) => `bench-${index + 1}`);
-  const pkg = randomBytes(size);
-  const push = await campaign(server, endpoints, pkg, 'push');
-  check('push', push);
-  const pull = await campaign(server, endpoints, pkg, 'pull');
-  check('pull', pull);
+  const rates: Array<[string, Campaign]> = [];
+  for (const [name, delivery, style] of [
+    [`push (Block1), updateFirmwareFleet`, 'push', 'fleet'],
+    [`pull (Block2 from the server), updateFirmwareFleet`, 'pull', 'fleet'],
+    [`pull, updateFirmware per device (as the node runs)`, 'pull', 'each'],
+  ] as const) {
+    const result = await campaign(server, endpoints, size, delivery, style);
+    check(name, result);
+    rates.push([name, result]);
+  }
   await devices.run({ cmd: 'stop' }, 'stopped');
 
-  // --- memory during a pull campaign to many devices at once ---
+  // --- memory during a pull campaign to many devices at once, both ways ---
   await devices.run({ cmd: 'devices', server: uri, prefix: 'fleet', count: campaignSize, firmware: FIRMWARE }, 'devices');
   const fleet = Array.from({ length: campaignSize }, (_, index) => `fleet-${index + 1}`);
-  const before = liveMemory();
-  const fleetPackage = randomBytes(size);
-  let peak = liveMemory();
-  const pulled = await campaign(server, fleet, fleetPackage, 'pull', () => (peak = Math.max(peak, liveMemory())));
-  check('the pull campaign', pulled);
-  const after = liveMemory();
+  const memory: Array<[string, Campaign]> = [];
+  for (const [name, style] of [
+    ['updateFirmwareFleet', 'fleet'],
+    ['updateFirmware per device (as the node runs)', 'each'],
+  ] as const) {
+    const result = await campaign(server, fleet, size, 'pull', style, true);
+    result.memory!.after = liveMemory();
+    check(`the ${campaignSize}-device pull campaign (${name})`, result);
+    memory.push([name, result]);
+  }
   await devices.run({ cmd: 'stop' }, 'stopped');
   await server.close();
   const childExit = await devices.stop();
   if (childExit !== 0) failures.push(`the device process ended with ${childExit}`);
 
   // --- report ---
-  const total = size * count;
-  const row = (name: string, result: Campaign) => {
-    const bytesPerMs = total / result.downloadMs;
-    return [
-      name,
-      rate(total, result.downloadMs),
-      `${(bytesPerMs / rawRate).toFixed(2)}× raw UDP`,
-      `downloads ${(result.downloadMs / 1000).toFixed(2)} s, whole update ${(result.totalMs / 1000).toFixed(2)} s, server CPU ${result.cpu.toFixed(0)} %`,
-    ];
-  };
+  const blocks = Math.ceil(size / BLOCK);
   const table = [
     ['raw UDP echo, lock-step (baseline)', rate(raw.rounds * BLOCK, raw.elapsedMs), '', `${count} loops of ${DATAGRAM}-byte datagrams for ${seconds} s${raw.lost ? `, ${raw.lost} lost` : ''}`],
-    row(`push (Block1), ${count} devices at once`, push),
-    row(`pull (Block2 from the server), ${count} devices at once`, pull),
+    ...rates.map(([name, result]) => [
+      `${name}, ${count} devices at once`,
+      rate(size * count, result.downloadMs),
+      `${((size * count) / result.downloadMs / rawRate).toFixed(2)}× raw UDP`,
+      `downloads ${(result.downloadMs / 1000).toFixed(2)} s, whole update ${(result.totalMs / 1000).toFixed(2)} s, server CPU ${result.cpu.toFixed(0)} %, ${(result.progressCalls / (blocks * count)).toFixed(1)} progress calls per block`,
+    ]),
   ];
   const widths = table[0]!.map((_, column) => Math.max(...table.map((line) => line[column]!.length)));
   for (const line of table) console.log(line.map((cell, column) => (column === 1 ? cell.padStart(widths[column]!) : cell.padEnd(widths[column]!))).join('  ').trimEnd());
   console.log(`(bytes of package per second, ${mb(size)} × ${count} devices, until the last device is Downloaded; the echo counts ${BLOCK} payload bytes per round trip)`);
-  const growth = peak - before;
-  console.log(
-    `memory (heap + Buffers, after GC) during a pull campaign to ${campaignSize} devices at once: ${mb(before)} before, ${mb(peak)} at the peak, ${mb(after)} after; ` +
-      `growth ${mb(growth)} = ${(growth / size).toFixed(2)}× the package (${mb(size)}); a copy per device would be ${mb(size * campaignSize)}; ` +
-      `${((growth - size) / campaignSize / 1024).toFixed(1)} KB per device besides the package; the campaign took ${(pulled.totalMs / 1000).toFixed(2)} s`,
-  );
+  for (const [name, result] of memory) {
+    const { before, peak, after } = result.memory!;
+    const growth = peak - before;
+    console.log(
+      `pull campaign to ${campaignSize} devices at once, ${name}: memory (heap + Buffers, after GC) ${mb(before)} before, ${mb(peak)} at the peak, ${mb(after)} after; ` +
+        `growth ${mb(growth)} = ${(growth / size).toFixed(2)}× the package (${mb(size)}; a copy per device would be ${mb(size * campaignSize)}), ` +
+        `${((growth - size) / campaignSize / 1024).toFixed(1)} KB per device besides it; took ${(result.totalMs / 1000).toFixed(2)} s at ${result.cpu.toFixed(0)} % server CPU, ` +
+        `${(result.progressCalls / (blocks * campaignSize)).toFixed(1)} progress calls per block`,
+    );
+  }
   for (const failure of failures) console.log(`FAILED: ${failure}`);
   process.exitCode = failures.length > 0 ? 1 : 0;
 }
