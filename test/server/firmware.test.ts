@@ -259,6 +259,45 @@ describe('firmware update by the server (LwM2MClient devices, loopback)', functi
     assertClean();
   });
 
+  it('asks again for the version when the device reboots right after it reported success and answers only once it is back', async () => {
+    await server.close();
+    await start({ requestTimeout: 1000 });
+    let client: LwM2MClient;
+    const endpointOf = () => (client as unknown as { endpoint: CoapEndpoint }).endpoint;
+    client = await device('silent-1', false, {
+      objects: {
+        5: {
+          0: {
+            0: { value: Buffer.alloc(0), write: () => void setTimeout(() => client.set('/5/0/3', 2), 10) },
+            2: {
+              execute: () => {
+                setTimeout(() => {
+                  client.set('/5/0/5', 1);
+                  client.set('/5/0/3', 0);
+                  // off the air at once, and back with an Update after the server's read has given up
+                  endpointOf().setReceiving(false);
+                  setTimeout(() => {
+                    endpointOf().setReceiving(true);
+                    void client.update();
+                  }, 2500);
+                }, 20);
+              },
+            },
+            3: 0,
+            5: 0,
+            9: 1,
+          },
+        },
+      },
+    });
+    const steps: FirmwareProgress[] = [];
+    const outcome = await server.updateFirmware('silent-1', { package: Buffer.from('image'), version: '1.0.0' }, { onProgress: (step) => steps.push(step) });
+    assert.equal(outcome.success, true, outcome.message);
+    assert.equal(outcome.version, '1.0.0');
+    assert.ok(steps.some((step) => step.phase === 'verifying'));
+    assertClean();
+  });
+
   it('updates a queue-mode device as it wakes', async () => {
     await start({ awakeTime: 300 });
     const client = await device('queue-1', { downloadTime: 20, updateTime: 20, install: async () => '1.1.0' }, { binding: 'UQ', queueQuietTime: 200 });
