@@ -111,6 +111,47 @@ describe('firmware update by the server (LwM2MClient devices, loopback)', functi
     assertClean();
   });
 
+  it('pull to a simulated device that downloads by itself, from its own socket, with its integrity check', async () => {
+    const client = await device('self-1', { downloadTime: 20, updateTime: 20, rebootTime: 100, version: '4.0.0', expect: { size: MB.length, sha256: sha256(MB) } });
+    const steps: FirmwareProgress[] = [];
+    const outcome = await server.updateFirmware('self-1', { package: MB, version: '4.0.0' }, { delivery: 'pull', onProgress: (step) => steps.push(step) });
+    assert.equal(outcome.success, true, outcome.message);
+    assert.ok(steps.filter((step) => step.phase === 'downloading' && (step.progress ?? 0) > 0).length >= 1024, 'progress per block the device fetched');
+    assert.equal(client.get('/3/0/3'), '4.0.0');
+    assertClean();
+  });
+
+  it('names each Update Result a device fails with (2 to 9), and the devices stay usable', async () => {
+    const cases: Array<{ fail: 2 | 3 | 4 | 5 | 6 | 7 | 8 | 9; source: { package?: Buffer; uri?: string }; failure: string }> = [
+      { fail: 2, source: { package: Buffer.from('image') }, failure: 'DOWNLOAD_FAILED' },
+      { fail: 3, source: { package: Buffer.from('image') }, failure: 'DOWNLOAD_FAILED' },
+      { fail: 4, source: { package: Buffer.from('image') }, failure: 'DOWNLOAD_FAILED' },
+      { fail: 5, source: { package: Buffer.from('image') }, failure: 'DOWNLOAD_FAILED' },
+      { fail: 6, source: { package: Buffer.from('image') }, failure: 'DOWNLOAD_FAILED' },
+      { fail: 7, source: { uri: 'coap://127.0.0.1:9/fw/x' }, failure: 'DOWNLOAD_FAILED' },
+      { fail: 8, source: { package: Buffer.from('image') }, failure: 'UPDATE_FAILED' },
+      { fail: 9, source: { uri: 'coap://127.0.0.1:9/fw/x' }, failure: 'DOWNLOAD_FAILED' },
+    ];
+    for (const { fail } of cases) await device(`fail-${fail}`, { downloadTime: 20, updateTime: 20, fail });
+    const outcomes = await Promise.all(cases.map(({ fail, source }) => server.updateFirmware(`fail-${fail}`, source)));
+    assert.deepEqual(
+      outcomes.map((outcome) => [outcome.endpoint, outcome.failure, outcome.result]),
+      cases.map(({ fail, failure }) => [`fail-${fail}`, failure, fail]),
+    );
+    for (const outcome of outcomes) assert.match(outcome.message, new RegExp(`Update Result ${outcome.result}`));
+    for (const { fail } of cases) assert.equal(typeof (await server.read(`fail-${fail}`, '/5/0/3')), 'number', `fail-${fail} still answers`);
+    assertClean();
+  });
+
+  it('a pull URI the device cannot reach ends in Update Result 4 (no answer) or 7 (4.04)', async () => {
+    await device('reach-1', { downloadTime: 20, updateTime: 20, downloadTimeout: 1500 });
+    const silent = await server.updateFirmware('reach-1', { uri: 'coap://127.0.0.1:9/fw/nobody' });
+    assert.deepEqual([silent.failure, silent.result], ['DOWNLOAD_FAILED', 4]);
+    const missing = await server.updateFirmware('reach-1', { uri: `coap://127.0.0.1:${server.address().port}/fw/not-published` });
+    assert.deepEqual([missing.failure, missing.result], ['DOWNLOAD_FAILED', 7]);
+    assertClean();
+  });
+
   it('libcoap downloads a published package by Block2 and gets the same bytes', async function () {
     assert.ok(LIBCOAP_AVAILABLE, 'libcoap3-bin is not installed (apt-get install -y libcoap3-bin)');
     const pkg = randomBytes(200 * 1024 + 123);
