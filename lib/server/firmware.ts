@@ -348,9 +348,10 @@ class FirmwareJob {
       this.published = this.shared ?? this.server.publish(this.source.package!);
       if (registration.identity !== undefined) this.published.allow(registration.identity);
       uri = this.server.packageUri(this.endpoint, this.published);
-      const mine = (peer: { address: string; port: number; identity?: string }) =>
-        this.shared === undefined || (peer.identity !== undefined ? peer.identity === registration.identity : peer.address === this.registration().address);
-      this.cleanups.push(this.published.onProgress((peer, served, total) => mine(peer) && this.tell('downloading', { progress: served / total })));
+      // a package of its own: every block is this device's; a fleet's: the blocks fetched from the
+      // device's address and port (its own socket, as devices download from the server they use)
+      const from = this.shared === undefined ? undefined : { address: registration.address, port: registration.port };
+      this.cleanups.push(this.published.onProgress((_peer, served, total) => this.tell('downloading', { progress: served / total }), from));
     }
     await this.request('Write /5/0/1 (Package URI)', () => this.server.write(this.endpoint, '/5/0/1', uri, { ...this.requestOptions(this.downloadTimeout), format: ContentFormat.TEXT }));
   }

@@ -357,19 +357,23 @@ describe('firmware update by the server (LwM2MClient devices, loopback)', functi
   it('a campaign of 50 devices, 5 at a time, one failing: one outcome per device, never more than 5 at once', async () => {
     const endpoints = Array.from({ length: 50 }, (_, index) => `fleet-${index + 1}`);
     for (const endpoint of endpoints) {
-      await device(endpoint, { downloadTime: 10, updateTime: 10, download: (uri) => coapDownload(uri), install: async () => (endpoint === 'fleet-17' ? false : '2.0.0') });
+      await device(endpoint, { downloadTime: 10, updateTime: 10, rebootTime: 50, install: async () => (endpoint === 'fleet-17' ? false : '2.0.0') });
     }
     const running = new Set<string>();
     let most = 0;
+    const blocks = new Map<string, number>();
     const outcomes = await server.updateFirmwareFleet(endpoints, { package: randomBytes(20_000), version: '2.0.0' }, {
       concurrency: 5,
       delivery: 'pull',
-      onProgress: ({ endpoint, phase }) => {
+      onProgress: ({ endpoint, phase, progress }) => {
         if (phase === 'succeeded' || phase === 'failed') running.delete(endpoint);
         else running.add(endpoint);
         most = Math.max(most, running.size);
+        if (phase === 'downloading' && (progress ?? 0) > 0) blocks.set(endpoint, (blocks.get(endpoint) ?? 0) + 1);
       },
     });
+    // one shared package: each device is told of the blocks it fetched itself (20 of 1024 bytes), not of the others'
+    for (const endpoint of endpoints) assert.equal(blocks.get(endpoint), 20, `${endpoint}: ${blocks.get(endpoint)} progress steps`);
     assert.deepEqual(outcomes.map((outcome) => outcome.endpoint), endpoints);
     assert.deepEqual(outcomes.filter((outcome) => !outcome.success).map((outcome) => [outcome.endpoint, outcome.failure, outcome.result]), [['fleet-17', 'UPDATE_FAILED', 8]]);
     assert.ok(most <= 5 && most >= 2, `devices at once: ${most}`);
