@@ -16,24 +16,13 @@
  */
 import { createHash } from 'node:crypto';
 import { LwM2MPath } from '../path';
+import { FIRMWARE_PROTOCOLS, FirmwareResult, FirmwareState } from '../protocol';
 import { ClientError, badRequest, notAllowed } from './errors';
 import { DownloadFailure } from './firmware-download';
 import type { InstanceSpec, ObjectTree, ResourceContent } from './tree';
 
-export const FirmwareState = { IDLE: 0, DOWNLOADING: 1, DOWNLOADED: 2, UPDATING: 3 } as const;
-export const FirmwareResult = {
-  INITIAL: 0,
-  SUCCESS: 1,
-  NOT_ENOUGH_FLASH: 2,
-  OUT_OF_RAM: 3,
-  CONNECTION_LOST: 4,
-  INTEGRITY_FAILURE: 5,
-  UNSUPPORTED_PACKAGE: 6,
-  INVALID_URI: 7,
-  UPDATE_FAILED: 8,
-  UNSUPPORTED_PROTOCOL: 9,
-  CANCELLED: 10,
-} as const;
+// the state machine's numbers are shared with the server (lib/protocol.ts)
+export { FirmwareState, FirmwareResult };
 
 export type FirmwareProtocol = 'coap' | 'coaps' | 'http' | 'https';
 
@@ -82,7 +71,8 @@ export interface FirmwareHooks {
   updated?(version: string | undefined): void;
 }
 
-const PROTOCOL_IDS: Record<FirmwareProtocol, number> = { coap: 0, coaps: 1, http: 2, https: 3 };
+/** the schemes this simulated device downloads by, with their ids in /5/0/8 */
+const PROTOCOL_IDS: Record<FirmwareProtocol, number> = { coap: FIRMWARE_PROTOCOLS.coap!, coaps: FIRMWARE_PROTOCOLS.coaps!, http: FIRMWARE_PROTOCOLS.http!, https: FIRMWARE_PROTOCOLS.https! };
 const DELIVERY_IDS = { pull: 0, push: 1, both: 2 } as const;
 const DOWNLOAD_FAILURES = new Set<number>([2, 3, 4, 5, 6]);
 

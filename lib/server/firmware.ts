@@ -186,6 +186,8 @@ class FirmwareJob {
   private delivery: FirmwareDelivery | undefined;
   /** set when the device registers again while updating: it rebooted */
   private rebooted = false;
+  /** Registers and Updates of the device seen so far */
+  private registrations = 0;
   /** why the job must stop now (the device left, the caller cancelled) */
   private stop: JobFailure | undefined;
   private wake: (() => void) | undefined;
@@ -262,7 +264,7 @@ class FirmwareJob {
     if (this.source.version !== undefined) {
       this.phase = 'verifying';
       this.tell('verifying', { message: `reading the firmware version (/3/0/3), expecting ${this.source.version}` });
-      version = String(await this.request('Read /3/0/3', () => this.server.read(this.endpoint, '/3/0/3', this.requestOptions(this.updateTimeout))));
+      version = await this.readVersion();
       if (version !== this.source.version) {
         throw new JobFailure('VERSION_MISMATCH', `${this.endpoint} reports firmware ${version} after the update, not ${this.source.version}`, { result: this.result });
       }
@@ -277,6 +279,23 @@ class FirmwareJob {
       message: `${this.endpoint} updated${version ? ` to ${version}` : ''} (${this.delivery})`,
       ...(version !== undefined ? { version } : {}),
     };
+  }
+
+  /**
+   * The firmware version the device reports. A device may reboot right after it reported success,
+   * and not answer until it is back: then wait for its Register (or Update) and ask again.
+   */
+  private async readVersion(): Promise<string> {
+    const deadline = Date.now() + this.updateTimeout;
+    for (;;) {
+      const seen = this.registrations;
+      try {
+        return String(await this.request('Read /3/0/3', () => this.server.read(this.endpoint, '/3/0/3', this.requestOptions(this.updateTimeout))));
+      } catch (error) {
+        if (!(error instanceof JobFailure) || error.failure !== 'TIMEOUT' || Date.now() >= deadline) throw error;
+        await this.until(() => this.registrations !== seen, deadline - Date.now(), 'the device coming back after its reboot');
+      }
+    }
   }
 
   // --- the choice of delivery ---
@@ -329,9 +348,10 @@ class FirmwareJob {
       this.published = this.shared ?? this.server.publish(this.source.package!);
       if (registration.identity !== undefined) this.published.allow(registration.identity);
       uri = this.server.packageUri(this.endpoint, this.published);
-      const mine = (peer: { address: string; port: number; identity?: string }) =>
-        this.shared === undefined || (peer.identity !== undefined ? peer.identity === registration.identity : peer.address === this.registration().address);
-      this.cleanups.push(this.published.onProgress((peer, served, total) => mine(peer) && this.tell('downloading', { progress: served / total })));
+      // a package of its own: every block is this device's; a fleet's: the blocks fetched from the
+      // device's address and port (its own socket, as devices download from the server they use)
+      const from = this.shared === undefined ? undefined : { address: registration.address, port: registration.port };
+      this.cleanups.push(this.published.onProgress((_peer, served, total) => this.tell('downloading', { progress: served / total }), from));
     }
     await this.request('Write /5/0/1 (Package URI)', () => this.server.write(this.endpoint, '/5/0/1', uri, { ...this.requestOptions(this.downloadTimeout), format: ContentFormat.TEXT }));
   }
@@ -403,13 +423,18 @@ class FirmwareJob {
     };
     const onRegister = (registration: Registration) => {
       if (registration.endpoint !== this.endpoint) return;
+      this.registrations++;
       if (this.phase === 'updating') this.rebooted = true;
+      this.wake?.();
       // a new registration ends the old observations: follow again
       void this.follow().catch((error: unknown) => this.halt(error instanceof JobFailure ? error : asFailure(error, 'following the update')));
     };
     const onUpdate = (registration: Registration) => {
+      if (registration.endpoint !== this.endpoint) return;
+      this.registrations++;
+      this.wake?.();
       // some devices come back from their reboot with an Update of the old registration
-      if (registration.endpoint === this.endpoint && this.phase === 'updating') void this.poll();
+      if (this.phase === 'updating') void this.poll();
     };
     const onGone = (registration: Registration) => {
       if (registration.endpoint !== this.endpoint) return;

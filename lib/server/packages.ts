@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { networkInterfaces } from 'node:os';
 import { isIPv6 } from 'node:net';
 import { ContentFormat } from '../content';
-import type { IncomingRequest, OutgoingResponse, Peer } from '../transport/endpoint';
+import { peerKey, type IncomingRequest, type OutgoingResponse, type Peer } from '../transport/endpoint';
 
 export const PACKAGE_PATH = 'fw';
 
@@ -22,8 +22,8 @@ export interface PublishedPackage {
   readonly size: number;
   /** lets a DTLS identity fetch it (plain CoAP needs only the path) */
   allow(identity: string): void;
-  /** listens to the blocks peers fetch */
-  onProgress(listener: PackageProgress): () => void;
+  /** listens to the blocks peers fetch: all of them, or those of one peer (address and port) */
+  onProgress(listener: PackageProgress, from?: { address: string; port: number }): () => void;
   /** stops serving it */
   release(): void;
 }
@@ -33,6 +33,8 @@ interface Entry {
   contentFormat: number;
   identities: Set<string>;
   listeners: Set<PackageProgress>;
+  /** listeners of one peer each, by address:port: a fleet's block costs one call, not one per device */
+  byPeer: Map<string, Set<PackageProgress>>;
 }
 
 export class PackageServer {
@@ -44,19 +46,30 @@ export class PackageServer {
 
   publish(payload: Buffer, contentFormat: number = ContentFormat.OPAQUE): PublishedPackage {
     const name = randomBytes(12).toString('base64url');
-    const entry: Entry = { payload, contentFormat, identities: new Set(), listeners: new Set() };
+    const entry: Entry = { payload, contentFormat, identities: new Set(), listeners: new Set(), byPeer: new Map() };
     this.entries.set(name, entry);
     return {
       path: `/${PACKAGE_PATH}/${name}`,
       size: payload.length,
       allow: (identity) => entry.identities.add(identity),
-      onProgress: (listener) => {
-        entry.listeners.add(listener);
-        return () => entry.listeners.delete(listener);
+      onProgress: (listener, from) => {
+        if (!from) {
+          entry.listeners.add(listener);
+          return () => entry.listeners.delete(listener);
+        }
+        const key = peerKey(from);
+        let set = entry.byPeer.get(key);
+        if (!set) entry.byPeer.set(key, (set = new Set()));
+        set.add(listener);
+        return () => {
+          set!.delete(listener);
+          if (set!.size === 0 && entry.byPeer.get(key) === set) entry.byPeer.delete(key);
+        };
       },
       release: () => {
         this.entries.delete(name);
         entry.listeners.clear();
+        entry.byPeer.clear();
       },
     };
   }
@@ -74,7 +87,10 @@ export class PackageServer {
   served(peer: Peer, path: readonly string[], served: number, total: number): void {
     if (path.length !== 2 || path[0] !== PACKAGE_PATH) return;
     const entry = this.entries.get(path[1]!);
-    if (entry) for (const listener of entry.listeners) listener(peer, served, total);
+    if (!entry) return;
+    for (const listener of entry.listeners) listener(peer, served, total);
+    const own = entry.byPeer.size > 0 ? entry.byPeer.get(peerKey(peer)) : undefined;
+    if (own) for (const listener of own) listener(peer, served, total);
   }
 
   clear(): void {

@@ -37,7 +37,7 @@ describe('example flows', function () {
   afterEach(() => helper.unload());
 
   it('there are the examples the palette promises, and every non-config node appears in one', () => {
-    for (const name of ['Device telemetry to debug.json', 'Remote management.json', 'Send data.json', 'Registration dashboard.json', 'Secure devices (DTLS).json', 'Firmware update.json']) assert.ok(examples.includes(name), name);
+    for (const name of ['Device telemetry to debug.json', 'Remote management.json', 'Send data.json', 'Registration dashboard.json', 'Secure devices (DTLS).json', 'Firmware update.json', 'Configure the fleet.json']) assert.ok(examples.includes(name), name);
     const used = new Set(examples.flatMap((file) => readFlow(`examples/${file}`).map((node) => node.type)));
     const palette = Object.keys((JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')) as { 'node-red': { nodes: Record<string, string> } })['node-red'].nodes);
     assert.equal(palette.length, 10);
@@ -139,6 +139,23 @@ describe('example flows', function () {
     assert.deepEqual([summary.total, summary.succeeded, summary.failed, summary.failures], [12, 11, 1, { 'fw-sim-12': 'DOWNLOAD_FAILED' }]);
     assert.equal(most, 5, 'five at a time');
     assert.deepEqual(nodeProblems(helper), [], 'no node warned or reported an error');
+  });
+
+  it('"Configure the fleet" writes the APN name and the SSID to every sim-*: one result per device, a summary of 5 ok, and the devices hold the values', async () => {
+    const flow = await onFreePorts(readFlow('examples/Configure the fleet.json'));
+    const credentials = takeCredentials(flow);
+    await helper.load(NODES, flow, credentials);
+    const serverNode = helper.getNode('cfg-server') as ServerNode;
+    await serverNode.ready;
+    const each: Array<Record<string, unknown>> = [];
+    helper.getNode('cfg-each').on('input', (msg: Record<string, unknown>) => each.push(msg));
+    const summary = await new Promise<Record<string, unknown>>((resolve) => helper.getNode('cfg-summary').on('input', resolve));
+    assert.deepEqual((summary.payload as { ok: number; failed: number; skipped: number }).ok, 5, JSON.stringify(summary.payload));
+    assert.deepEqual(each.map((msg) => msg.endpoint).sort(), ['sim-1', 'sim-2', 'sim-3', 'sim-4', 'sim-5']);
+    for (const endpoint of ['sim-1', 'sim-5']) {
+      assert.equal(await serverNode.server.read(endpoint, '/11/0/1'), 'iot.example.net');
+      assert.equal(await serverNode.server.read(endpoint, '/12/0/5'), 'fleet-wifi');
+    }
   });
 
   it('the demo and every example, imported one after the other as new tabs, run side by side: each server starts, each device registers with its own', async () => {

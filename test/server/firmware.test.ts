@@ -111,6 +111,47 @@ describe('firmware update by the server (LwM2MClient devices, loopback)', functi
     assertClean();
   });
 
+  it('pull to a simulated device that downloads by itself, from its own socket, with its integrity check', async () => {
+    const client = await device('self-1', { downloadTime: 20, updateTime: 20, rebootTime: 100, version: '4.0.0', expect: { size: MB.length, sha256: sha256(MB) } });
+    const steps: FirmwareProgress[] = [];
+    const outcome = await server.updateFirmware('self-1', { package: MB, version: '4.0.0' }, { delivery: 'pull', onProgress: (step) => steps.push(step) });
+    assert.equal(outcome.success, true, outcome.message);
+    assert.ok(steps.filter((step) => step.phase === 'downloading' && (step.progress ?? 0) > 0).length >= 1024, 'progress per block the device fetched');
+    assert.equal(client.get('/3/0/3'), '4.0.0');
+    assertClean();
+  });
+
+  it('names each Update Result a device fails with (2 to 9), and the devices stay usable', async () => {
+    const cases: Array<{ fail: 2 | 3 | 4 | 5 | 6 | 7 | 8 | 9; source: { package?: Buffer; uri?: string }; failure: string }> = [
+      { fail: 2, source: { package: Buffer.from('image') }, failure: 'DOWNLOAD_FAILED' },
+      { fail: 3, source: { package: Buffer.from('image') }, failure: 'DOWNLOAD_FAILED' },
+      { fail: 4, source: { package: Buffer.from('image') }, failure: 'DOWNLOAD_FAILED' },
+      { fail: 5, source: { package: Buffer.from('image') }, failure: 'DOWNLOAD_FAILED' },
+      { fail: 6, source: { package: Buffer.from('image') }, failure: 'DOWNLOAD_FAILED' },
+      { fail: 7, source: { uri: 'coap://127.0.0.1:9/fw/x' }, failure: 'DOWNLOAD_FAILED' },
+      { fail: 8, source: { package: Buffer.from('image') }, failure: 'UPDATE_FAILED' },
+      { fail: 9, source: { uri: 'coap://127.0.0.1:9/fw/x' }, failure: 'DOWNLOAD_FAILED' },
+    ];
+    for (const { fail } of cases) await device(`fail-${fail}`, { downloadTime: 20, updateTime: 20, fail });
+    const outcomes = await Promise.all(cases.map(({ fail, source }) => server.updateFirmware(`fail-${fail}`, source)));
+    assert.deepEqual(
+      outcomes.map((outcome) => [outcome.endpoint, outcome.failure, outcome.result]),
+      cases.map(({ fail, failure }) => [`fail-${fail}`, failure, fail]),
+    );
+    for (const outcome of outcomes) assert.match(outcome.message, new RegExp(`Update Result ${outcome.result}`));
+    for (const { fail } of cases) assert.equal(typeof (await server.read(`fail-${fail}`, '/5/0/3')), 'number', `fail-${fail} still answers`);
+    assertClean();
+  });
+
+  it('a pull URI the device cannot reach ends in Update Result 4 (no answer) or 7 (4.04)', async () => {
+    await device('reach-1', { downloadTime: 20, updateTime: 20, downloadTimeout: 1500 });
+    const silent = await server.updateFirmware('reach-1', { uri: 'coap://127.0.0.1:9/fw/nobody' });
+    assert.deepEqual([silent.failure, silent.result], ['DOWNLOAD_FAILED', 4]);
+    const missing = await server.updateFirmware('reach-1', { uri: `coap://127.0.0.1:${server.address().port}/fw/not-published` });
+    assert.deepEqual([missing.failure, missing.result], ['DOWNLOAD_FAILED', 7]);
+    assertClean();
+  });
+
   it('libcoap downloads a published package by Block2 and gets the same bytes', async function () {
     assert.ok(LIBCOAP_AVAILABLE, 'libcoap3-bin is not installed (apt-get install -y libcoap3-bin)');
     const pkg = randomBytes(200 * 1024 + 123);
@@ -259,6 +300,45 @@ describe('firmware update by the server (LwM2MClient devices, loopback)', functi
     assertClean();
   });
 
+  it('asks again for the version when the device reboots right after it reported success and answers only once it is back', async () => {
+    await server.close();
+    await start({ requestTimeout: 1000 });
+    let client: LwM2MClient;
+    const endpointOf = () => (client as unknown as { endpoint: CoapEndpoint }).endpoint;
+    client = await device('silent-1', false, {
+      objects: {
+        5: {
+          0: {
+            0: { value: Buffer.alloc(0), write: () => void setTimeout(() => client.set('/5/0/3', 2), 10) },
+            2: {
+              execute: () => {
+                setTimeout(() => {
+                  client.set('/5/0/5', 1);
+                  client.set('/5/0/3', 0);
+                  // off the air at once, and back with an Update after the server's read has given up
+                  endpointOf().setReceiving(false);
+                  setTimeout(() => {
+                    endpointOf().setReceiving(true);
+                    void client.update();
+                  }, 2500);
+                }, 20);
+              },
+            },
+            3: 0,
+            5: 0,
+            9: 1,
+          },
+        },
+      },
+    });
+    const steps: FirmwareProgress[] = [];
+    const outcome = await server.updateFirmware('silent-1', { package: Buffer.from('image'), version: '1.0.0' }, { onProgress: (step) => steps.push(step) });
+    assert.equal(outcome.success, true, outcome.message);
+    assert.equal(outcome.version, '1.0.0');
+    assert.ok(steps.some((step) => step.phase === 'verifying'));
+    assertClean();
+  });
+
   it('updates a queue-mode device as it wakes', async () => {
     await start({ awakeTime: 300 });
     const client = await device('queue-1', { downloadTime: 20, updateTime: 20, install: async () => '1.1.0' }, { binding: 'UQ', queueQuietTime: 200 });
@@ -277,19 +357,23 @@ describe('firmware update by the server (LwM2MClient devices, loopback)', functi
   it('a campaign of 50 devices, 5 at a time, one failing: one outcome per device, never more than 5 at once', async () => {
     const endpoints = Array.from({ length: 50 }, (_, index) => `fleet-${index + 1}`);
     for (const endpoint of endpoints) {
-      await device(endpoint, { downloadTime: 10, updateTime: 10, download: (uri) => coapDownload(uri), install: async () => (endpoint === 'fleet-17' ? false : '2.0.0') });
+      await device(endpoint, { downloadTime: 10, updateTime: 10, rebootTime: 50, install: async () => (endpoint === 'fleet-17' ? false : '2.0.0') });
     }
     const running = new Set<string>();
     let most = 0;
+    const blocks = new Map<string, number>();
     const outcomes = await server.updateFirmwareFleet(endpoints, { package: randomBytes(20_000), version: '2.0.0' }, {
       concurrency: 5,
       delivery: 'pull',
-      onProgress: ({ endpoint, phase }) => {
+      onProgress: ({ endpoint, phase, progress }) => {
         if (phase === 'succeeded' || phase === 'failed') running.delete(endpoint);
         else running.add(endpoint);
         most = Math.max(most, running.size);
+        if (phase === 'downloading' && (progress ?? 0) > 0) blocks.set(endpoint, (blocks.get(endpoint) ?? 0) + 1);
       },
     });
+    // one shared package: each device is told of the blocks it fetched itself (20 of 1024 bytes), not of the others'
+    for (const endpoint of endpoints) assert.equal(blocks.get(endpoint), 20, `${endpoint}: ${blocks.get(endpoint)} progress steps`);
     assert.deepEqual(outcomes.map((outcome) => outcome.endpoint), endpoints);
     assert.deepEqual(outcomes.filter((outcome) => !outcome.success).map((outcome) => [outcome.endpoint, outcome.failure, outcome.result]), [['fleet-17', 'UPDATE_FAILED', 8]]);
     assert.ok(most <= 5 && most >= 2, `devices at once: ${most}`);
