@@ -340,6 +340,7 @@ describe('firmware update by the server (LwM2MClient devices, loopback)', functi
   });
 
   it('updates a queue-mode device as it wakes', async () => {
+    await server.close(); // beforeEach started one; left open, its socket keeps mocha from exiting
     await start({ awakeTime: 300 });
     const client = await device('queue-1', { downloadTime: 20, updateTime: 20, install: async () => '1.1.0' }, { binding: 'UQ', queueQuietTime: 200 });
     await once(server, 'sleep', (registration: { endpoint: string }) => registration.endpoint === 'queue-1');
