@@ -286,6 +286,69 @@ describe('the editor in headless Chromium', function () {
     await page.waitForSelector(PATH_INPUT, { state: 'detached' });
   });
 
+  it("the firmware node's dialog: devices (a pattern or list), package URI, version, delivery auto/push/pull, parallel; the device-sim's firmware options show with its firmware object", async () => {
+    type Jq = (selector: string) => { typedInput(method: string, value?: string): string; val(): string; is(test: string): boolean };
+    await page.evaluate(() => {
+      const red = (globalThis as unknown as { RED: { nodes: { import(nodes: object[], options: object): void; node(id: string): unknown }; editor: { edit(node: unknown): void } } }).RED;
+      red.nodes.import([{ id: 'imported-fw', type: 'lwm2m-firmware', z: 'demo-tab', x: 520, y: 540, server: '', wires: [[], []] }], { generateIds: false, addFlow: false });
+      red.editor.edit(red.nodes.node('imported-fw'));
+    });
+    await page.waitForSelector(ENDPOINT_INPUT, { state: 'visible' });
+    await page.waitForFunction(() => (globalThis as unknown as { $: (selector: string) => { val(): string } }).$('#node-input-server').val() === 'demo-server', undefined, { timeout: 10_000 });
+    const fields = await page.evaluate(() => {
+      const $ = (globalThis as unknown as { $: Jq }).$;
+      return {
+        delivery: [$('#node-input-delivery').typedInput('type'), $('#node-input-delivery').typedInput('value')],
+        typed: ['endpoint', 'url', 'version'].map((field) => $(`#node-input-${field}`).typedInput('type')),
+        labels: [...(globalThis as unknown as { document: { querySelectorAll(selector: string): Array<{ textContent: string | null }> } }).document.querySelectorAll('#dialog-form label span')].map((label) => label.textContent),
+      };
+    });
+    assert.deepEqual(fields.delivery, ['choice', 'auto']);
+    assert.deepEqual(fields.typed, ['str', 'str', 'str']);
+    for (const label of ['Devices', 'Package URI', 'Version', 'Delivery', 'Parallel']) assert.ok(fields.labels.includes(label), `${label}: ${fields.labels.join(', ')}`);
+    // the delivery choices
+    await page.click('#node-input-delivery + .red-ui-typedInput-container .red-ui-typedInput-option-trigger');
+    await page.waitForSelector('.red-ui-typedInput-options a:has-text("push (Block1 write)")', { state: 'visible' });
+    const choices = await page.evaluate(() =>
+      (globalThis as unknown as { $: (selector: string) => { map(each: (index: number, item: { textContent: string | null }) => string | undefined): { get(): string[] } } })
+        .$('.red-ui-typedInput-options:visible a')
+        .map((_, item) => item.textContent?.trim())
+        .get(),
+    );
+    assert.deepEqual(choices, ['auto (else msg.delivery)', 'push (Block1 write)', 'pull (device downloads)']);
+    await page.keyboard.press('Escape');
+    const endpointMarked = () => page.$eval('#node-input-endpoint + .red-ui-typedInput-container', (element) => element.classList.contains('input-error'));
+    for (const [value, wrong] of [['fw-sim-*', false], ['fw-sim-1, fw-sim-2', false], ['fw sim', true], ['', false]] as const) {
+      await change(page, ENDPOINT_INPUT, value);
+      assert.equal(await endpointMarked(), wrong, JSON.stringify(value));
+    }
+    for (const [value, wrong] of [['0', true], ['5', false], ['', false]] as const) {
+      await change(page, '#node-input-concurrency', value);
+      assert.equal(await page.$eval('#node-input-concurrency', (element) => element.classList.contains('input-error')), wrong, `parallel ${JSON.stringify(value)}`);
+    }
+    await page.click('#node-dialog-cancel');
+    await page.waitForSelector(ENDPOINT_INPUT, { state: 'detached' });
+    // not part of what the next test deploys
+    await page.evaluate(() => (globalThis as unknown as { RED: { nodes: { remove(id: string): void } } }).RED.nodes.remove('imported-fw'));
+
+    // the device-sim: firmware rows only with the firmware object, every Update Result by name
+    await page.evaluate(() => {
+      const red = (globalThis as unknown as { RED: { editor: { edit(node: unknown): void }; nodes: { node(id: string): unknown } } }).RED;
+      red.editor.edit(red.nodes.node('demo-sim'));
+    });
+    await page.waitForSelector('#node-input-fwFail', { state: 'attached' });
+    assert.equal(await page.isVisible('#node-input-fwFail'), false, 'hidden without the firmware object');
+    await page.check('.lwm2m-sim-object[value="firmware"]');
+    await page.waitForSelector('#node-input-fwFail', { state: 'visible' });
+    const failures = await page.$$eval('#node-input-fwFail option', (options) => options.map((option) => [(option as unknown as { value: string }).value, option.textContent]));
+    assert.deepEqual(failures[0], ['', 'no failure: updates succeed']);
+    assert.deepEqual(failures[4], ['5', '5: integrity check failure']);
+    assert.equal(failures.length, 9);
+    assert.ok(await page.isVisible('#node-input-fwVersion') && (await page.isVisible('#node-input-fwDownloadTime')) && (await page.isVisible('#node-input-fwUpdateTime')));
+    await page.click('#node-dialog-cancel');
+    await page.waitForSelector('#node-input-fwFail', { state: 'detached' });
+  });
+
   it("the server node's editor takes DTLS and a PSK table; deployed, the keys never come back to the editor, and a row left empty keeps its key", async () => {
     type Red = {
       editor: { editConfig(name: string, type: string, id: string): void };
