@@ -187,6 +187,9 @@ module.exports = (RED: Red) => {
       // results keep the input message's other properties (correlation ids, http-in's req/res), never its package
       const carried: NodeMessage = { ...msg };
       delete carried.payload;
+      // an input from a Catch node carries its error: a result says its own outcome
+      delete carried.error;
+      delete carried.coapCode;
       const onProgress = (progress: FirmwareProgress) => {
         board.progress(progress);
         if (closed || !filter.wanted(progress)) return;
@@ -214,7 +217,8 @@ module.exports = (RED: Red) => {
       if (campaign.several && !closed) {
         const failures = Object.fromEntries(outcomes.filter((outcome) => !outcome.success).map((outcome) => [outcome.endpoint, outcome.failure ?? 'UPDATE_FAILED']));
         // in the order asked for, as the library's fleet gives them
-        const ordered = campaign.endpoints.map((endpoint) => outcomes.find((outcome) => outcome.endpoint === endpoint)!);
+        const byEndpoint = new Map(outcomes.map((outcome) => [outcome.endpoint, outcome]));
+        const ordered = campaign.endpoints.map((endpoint) => byEndpoint.get(endpoint)!);
         const payload = { total: ordered.length, succeeded: ordered.filter((outcome) => outcome.success).length, failed: Object.keys(failures).length, failures, outcomes: ordered, duration: Date.now() - started };
         send([null, { ...carried, topic: campaign.label, endpoint: campaign.label, event: 'summary', payload }]);
       }
