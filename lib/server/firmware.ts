@@ -44,6 +44,8 @@ export interface FirmwareUpdateOptions {
 export interface FirmwareFleetOptions extends FirmwareUpdateOptions {
   /** devices updated at once (default 5) */
   concurrency?: number;
+  /** told of each device's outcome as it ends, before the whole campaign does */
+  onOutcome?: (outcome: FirmwareOutcome) => void;
 }
 
 export type FirmwarePhase = 'checking' | 'downloading' | 'downloaded' | 'updating' | 'verifying' | 'succeeded' | 'failed';
@@ -103,9 +105,21 @@ class JobFailure extends Error {
   }
 }
 
-/** The firmware jobs of one server: which devices are being updated, so a second update is refused. */
+/**
+ * The firmware jobs of one server: which devices are being updated (a second update is refused),
+ * and one set of server listeners that hands each event to the job of its device, however many run.
+ */
 export class FirmwareJobs {
-  private readonly active = new Set<string>();
+  private readonly running = new Map<string, FirmwareJob>();
+  // (EventEmitter listeners take any arguments; each of these knows the one its event carries)
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  private readonly listeners: Array<[string, (...args: any[]) => void]> = [
+    ['notify', (event: NotifyEvent) => this.running.get(event.endpoint)?.notified(event)],
+    ['register', (registration: Registration) => this.running.get(registration.endpoint)?.registered()],
+    ['update', (registration: Registration) => this.running.get(registration.endpoint)?.updated()],
+    ['deregister', (registration: Registration) => this.running.get(registration.endpoint)?.left('deregister')],
+    ['expire', (registration: Registration) => this.running.get(registration.endpoint)?.left('expire')],
+  ];
 
   constructor(private readonly server: LwM2MServer) {}
 
@@ -113,12 +127,15 @@ export class FirmwareJobs {
   async update(endpoint: string, source: FirmwareSource, options: FirmwareUpdateOptions = {}, shared?: PublishedPackage): Promise<FirmwareOutcome> {
     const problem = checkSource(source);
     if (problem) return failed(endpoint, new JobFailure('BAD_REQUEST', problem), undefined);
-    if (this.active.has(endpoint)) return failed(endpoint, new JobFailure('BUSY', `${endpoint} is being updated already`), undefined);
-    this.active.add(endpoint);
+    if (this.running.has(endpoint)) return failed(endpoint, new JobFailure('BUSY', `${endpoint} is being updated already`), undefined);
+    const job = new FirmwareJob(this.server, endpoint, source, options, shared);
+    if (this.running.size === 0) for (const [event, listener] of this.listeners) this.server.on(event, listener);
+    this.running.set(endpoint, job);
     try {
-      return await new FirmwareJob(this.server, endpoint, source, options, shared).run();
+      return await job.run();
     } finally {
-      this.active.delete(endpoint);
+      this.running.delete(endpoint);
+      if (this.running.size === 0) for (const [event, listener] of this.listeners) this.server.off(event, listener);
     }
   }
 
@@ -135,6 +152,11 @@ export class FirmwareJobs {
       while (next < unique.length) {
         const index = next++;
         outcomes[index] = await this.update(unique[index]!, source, options, shared);
+        try {
+          options.onOutcome?.(outcomes[index]!);
+        } catch {
+          // the listener's error is its own; the campaign goes on
+        }
       }
     };
     const concurrency = Math.max(1, Math.floor(options.concurrency ?? 5));
@@ -206,7 +228,7 @@ class FirmwareJob {
 
   async run(): Promise<FirmwareOutcome> {
     try {
-      this.watch();
+      this.watchSignal();
       const outcome = await this.steps();
       this.tell('succeeded', { message: outcome.message });
       return outcome;
@@ -415,55 +437,43 @@ class FirmwareJob {
     this.wake?.();
   }
 
-  /** Registration events of this device and notifications of its observations. */
-  private watch(): void {
-    const onNotify = (event: NotifyEvent) => {
-      if (event.endpoint !== this.endpoint || !this.observations.some((observation) => observation.id === event.observation.id)) return;
-      this.take(event.observation.paths[0]!, event.value);
-    };
-    const onRegister = (registration: Registration) => {
-      if (registration.endpoint !== this.endpoint) return;
-      this.registrations++;
-      if (this.phase === 'updating') this.rebooted = true;
-      this.wake?.();
-      // a new registration ends the old observations: follow again
-      void this.follow().catch((error: unknown) => this.halt(error instanceof JobFailure ? error : asFailure(error, 'following the update')));
-    };
-    const onUpdate = (registration: Registration) => {
-      if (registration.endpoint !== this.endpoint) return;
-      this.registrations++;
-      this.wake?.();
-      // some devices come back from their reboot with an Update of the old registration
-      if (this.phase === 'updating') void this.poll();
-    };
-    const onGone = (registration: Registration) => {
-      if (registration.endpoint !== this.endpoint) return;
-      // a device may de-register to reboot into its new firmware; anywhere else leaving ends the update
-      if (this.phase === 'updating') return;
-      this.halt(new JobFailure('NOT_REGISTERED', `${this.endpoint} left (its registration ended) during ${this.phase}`));
-    };
-    const onExpire = (registration: Registration) => {
-      if (registration.endpoint === this.endpoint) this.halt(new JobFailure('NOT_REGISTERED', `the registration of ${this.endpoint} expired during ${this.phase}`));
-    };
-    this.server.on('notify', onNotify);
-    this.server.on('register', onRegister);
-    this.server.on('update', onUpdate);
-    this.server.on('deregister', onGone);
-    this.server.on('expire', onExpire);
-    this.cleanups.push(() => {
-      this.server.off('notify', onNotify);
-      this.server.off('register', onRegister);
-      this.server.off('update', onUpdate);
-      this.server.off('deregister', onGone);
-      this.server.off('expire', onExpire);
-    });
+  // --- events of this device, handed over by FirmwareJobs ---
+
+  /** A notification of the server: State or Update Result, when it is of this job's observations. */
+  notified(event: NotifyEvent): void {
+    if (!this.observations.some((observation) => observation.id === event.observation.id)) return;
+    this.take(event.observation.paths[0]!, event.value);
+  }
+
+  /** A new Register of the device: after Execute Update, it rebooted; its old observations are gone. */
+  registered(): void {
+    this.registrations++;
+    if (this.phase === 'updating') this.rebooted = true;
+    this.wake?.();
+    void this.follow().catch((error: unknown) => this.halt(error instanceof JobFailure ? error : asFailure(error, 'following the update')));
+  }
+
+  /** An Update of the device: some come back from their reboot with an Update of the old registration. */
+  updated(): void {
+    this.registrations++;
+    this.wake?.();
+    if (this.phase === 'updating') void this.poll();
+  }
+
+  /** The registration ended: the update with it, unless the device de-registers to reboot into the new firmware. */
+  left(how: 'deregister' | 'expire'): void {
+    if (how === 'deregister' && this.phase === 'updating') return;
+    this.halt(new JobFailure('NOT_REGISTERED', how === 'expire' ? `the registration of ${this.endpoint} expired during ${this.phase}` : `${this.endpoint} left (its registration ended) during ${this.phase}`));
+  }
+
+  /** The caller's cancellation. */
+  private watchSignal(): void {
     const signal = this.options.signal;
-    if (signal) {
-      const onAbort = () => this.halt(new JobFailure('CANCELLED', `the update of ${this.endpoint} was cancelled during ${this.phase}`));
-      if (signal.aborted) onAbort();
-      signal.addEventListener('abort', onAbort, { once: true });
-      this.cleanups.push(() => signal.removeEventListener('abort', onAbort));
-    }
+    if (!signal) return;
+    const onAbort = () => this.halt(new JobFailure('CANCELLED', `the update of ${this.endpoint} was cancelled during ${this.phase}`));
+    if (signal.aborted) onAbort();
+    signal.addEventListener('abort', onAbort, { once: true });
+    this.cleanups.push(() => signal.removeEventListener('abort', onAbort));
   }
 
   private halt(failure: JobFailure): void {
@@ -515,6 +525,7 @@ class FirmwareJob {
 
   /** A resource the device may lack (older object versions): undefined instead of a failure. */
   private async optional<T>(path: string): Promise<T | undefined> {
+    if (this.stop) throw this.stop;
     try {
       return (await this.server.read(this.endpoint, path, this.requestOptions(this.downloadTimeout))) as T;
     } catch (error) {

@@ -363,10 +363,14 @@ describe('firmware update by the server (LwM2MClient devices, loopback)', functi
     const running = new Set<string>();
     let most = 0;
     const blocks = new Map<string, number>();
+    const told: string[] = [];
+    let listeners = 0;
     const outcomes = await server.updateFirmwareFleet(endpoints, { package: randomBytes(20_000), version: '2.0.0' }, {
       concurrency: 5,
       delivery: 'pull',
+      onOutcome: (outcome) => told.push(outcome.endpoint),
       onProgress: ({ endpoint, phase, progress }) => {
+        listeners = Math.max(listeners, server.listenerCount('register'), server.listenerCount('notify'));
         if (phase === 'succeeded' || phase === 'failed') running.delete(endpoint);
         else running.add(endpoint);
         most = Math.max(most, running.size);
@@ -378,6 +382,9 @@ describe('firmware update by the server (LwM2MClient devices, loopback)', functi
     assert.deepEqual(outcomes.map((outcome) => outcome.endpoint), endpoints);
     assert.deepEqual(outcomes.filter((outcome) => !outcome.success).map((outcome) => [outcome.endpoint, outcome.failure, outcome.result]), [['fleet-17', 'UPDATE_FAILED', 8]]);
     assert.ok(most <= 5 && most >= 2, `devices at once: ${most}`);
+    assert.deepEqual([...told].sort(), [...endpoints].sort(), 'each outcome told as it ended');
+    assert.equal(listeners, 1, 'one set of server listeners for all running jobs');
+    assert.equal(server.listenerCount('register'), 0, 'and none once they ended');
     assertClean();
   });
 
