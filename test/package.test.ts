@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -9,6 +9,26 @@ import { freeTcpPort, freeUdpPort } from './helpers/ports';
 
 const root = path.resolve(__dirname, '../..');
 const pkg = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8'));
+
+/** The README's script between `<!-- name -->` and `<!-- /name -->`. */
+function readmeScript(name: string): string {
+  const readme = fs.readFileSync(path.join(root, 'README.md'), 'utf8');
+  const block = new RegExp(`<!-- ${name} -->\\s*\`\`\`js\\n([\\s\\S]*?)\`\`\`\\s*<!-- /${name} -->`).exec(readme);
+  assert.ok(block, `README has the ${name} script`);
+  return block[1]!;
+}
+
+/** A node process running `args`, with its stdout and stderr gathered as they come. */
+function started(args: string[], env?: NodeJS.ProcessEnv): { child: ChildProcess; readonly output: string } {
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], ...(env ? { env } : {}) });
+  const run = { child, output: '' };
+  child.stdout!.on('data', (chunk) => (run.output += chunk));
+  child.stderr!.on('data', (chunk) => (run.output += chunk));
+  return run;
+}
+
+/** A README script made to load this checkout instead of the installed package. */
+const fromCheckout = (script: string) => script.replace("require('@lwm2m-red/node-red-lwm2m')", `require(${JSON.stringify(root)})`);
 
 describe('package', () => {
   it('is the scoped Apache-2.0 Node-RED package the palette registry expects', () => {
@@ -107,29 +127,23 @@ describe('package', () => {
   });
 
   it("runs the README's Library use script: the device registers, then de-registers on SIGINT", async () => {
-    const readme = fs.readFileSync(path.join(root, 'README.md'), 'utf8');
-    const block = /<!-- library-use -->\s*```js\n([\s\S]*?)```\s*<!-- \/library-use -->/.exec(readme);
-    assert.ok(block, 'README has a Library use script');
-    const code = block[1]!;
+    const code = readmeScript('library-use');
     assert.ok(code.trim().split('\n').length <= 10, 'ten lines');
     const server = new FakeServer();
     const uri = await server.start();
     try {
       // the same script, pointed at the test's server and at this checkout instead of the installed package
-      const script = code.replace("require('@lwm2m-red/node-red-lwm2m')", `require(${JSON.stringify(root)})`).replace('coap://127.0.0.1:5683', uri);
-      const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
-      let output = '';
-      child.stdout.on('data', (chunk) => (output += chunk));
-      child.stderr.on('data', (chunk) => (output += chunk));
+      const run = started(['-e', fromCheckout(code).replace('coap://127.0.0.1:5683', uri)]);
+      const { child } = run;
       const register = await server.waitFor((request) => request.path === '/rd');
       assert.ok(register.query.includes('ep=sim-1'));
-      while (!output.includes('registered as rd/1')) await new Promise((resolve) => setTimeout(resolve, 20));
+      while (!run.output.includes('registered as rd/1')) await new Promise((resolve) => setTimeout(resolve, 20));
       const written = await server.request('sim-1', { method: 'PUT', path: ['3', '0', '14'], contentFormat: 0, payload: Buffer.from('+01:00') });
       assert.equal(written.code, '2.04');
-      while (!output.includes('server wrote /3/0/14 +01:00')) await new Promise((resolve) => setTimeout(resolve, 20));
+      while (!run.output.includes('server wrote /3/0/14 +01:00')) await new Promise((resolve) => setTimeout(resolve, 20));
       const exited = new Promise((resolve) => child.once('exit', resolve));
       child.kill('SIGINT');
-      assert.equal(await exited, 0, output);
+      assert.equal(await exited, 0, run.output);
       assert.equal(server.requests.at(-1)?.method, 'DELETE');
     } finally {
       await server.close();
@@ -137,26 +151,20 @@ describe('package', () => {
   });
 
   it("runs the README's server example: a device registers, is read and observed", async () => {
-    const readme = fs.readFileSync(path.join(root, 'README.md'), 'utf8');
-    const block = /<!-- server-use -->\s*```js\n([\s\S]*?)```\s*<!-- \/server-use -->/.exec(readme);
-    assert.ok(block, 'README has a server example');
-    const script = block[1]!.replace("require('@lwm2m-red/node-red-lwm2m')", `require(${JSON.stringify(root)})`).replace('port: 5683', "port: 0, address: '127.0.0.1'");
-    const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let output = '';
-    child.stdout.on('data', (chunk) => (output += chunk));
-    child.stderr.on('data', (chunk) => (output += chunk));
+    const run = started(['-e', fromCheckout(readmeScript('server-use')).replace('port: 5683', "port: 0, address: '127.0.0.1'")]);
+    const { child } = run;
     const { LwM2MClient } = require(root) as typeof import('../lib');
     let device: InstanceType<typeof LwM2MClient> | undefined;
     try {
-      while (!/UDP port (\d+)/.test(output)) await new Promise((resolve) => setTimeout(resolve, 20));
-      const port = Number(/UDP port (\d+)/.exec(output)![1]);
+      while (!/UDP port (\d+)/.test(run.output)) await new Promise((resolve) => setTimeout(resolve, 20));
+      const port = Number(/UDP port (\d+)/.exec(run.output)![1]);
       device = new LwM2MClient({ endpoint: 'readme-dev', server: `coap://127.0.0.1:${port}`, objects: { 3303: { 0: { 5700: 19 } } } });
       await device.start();
-      while (!/battery \d+ %/.test(output)) await new Promise((resolve) => setTimeout(resolve, 20));
+      while (!/battery \d+ %/.test(run.output)) await new Promise((resolve) => setTimeout(resolve, 20));
       while (device.observationCount === 0) await new Promise((resolve) => setTimeout(resolve, 20));
       device.set('/3303/0/5700', 23.5);
-      while (!output.includes('readme-dev /3303/0/5700 23.5')) await new Promise((resolve) => setTimeout(resolve, 20));
-      assert.match(output, /readme-dev registered from/);
+      while (!run.output.includes('readme-dev /3303/0/5700 23.5')) await new Promise((resolve) => setTimeout(resolve, 20));
+      assert.match(run.output, /readme-dev registered from/);
     } finally {
       await device?.stop();
       child.kill();
@@ -165,28 +173,23 @@ describe('package', () => {
 
   it("runs the README's firmware example: a device that registers is updated once, with its progress and outcome printed", async function () {
     this.timeout(60_000);
-    const readme = fs.readFileSync(path.join(root, 'README.md'), 'utf8');
-    const block = /<!-- firmware-use -->\s*```js\n([\s\S]*?)```\s*<!-- \/firmware-use -->/.exec(readme);
-    assert.ok(block, 'README has a firmware example');
+
     // the same script, on a free port, with a package made up here instead of the file
-    const script = block[1]!
-      .replace("require('@lwm2m-red/node-red-lwm2m')", `require(${JSON.stringify(root)})`)
+    const script = fromCheckout(readmeScript('firmware-use'))
       .replace('port: 5683', "port: 0, address: '127.0.0.1'")
       .replace("fs.readFileSync('meter-2.1.bin')", 'Buffer.alloc(5000, 7)')
       .replace(/server\.listen\(\);\s*$/, "server.listen().then(({ port }) => console.log('UDP port', port));");
     assert.match(script, /Buffer\.alloc\(5000, 7\)/);
-    const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let output = '';
-    child.stdout.on('data', (chunk) => (output += chunk));
-    child.stderr.on('data', (chunk) => (output += chunk));
+    const run = started(['-e', script]);
+    const { child } = run;
     const { LwM2MClient } = require(root) as typeof import('../lib');
     let device: InstanceType<typeof LwM2MClient> | undefined;
     try {
-      while (!/UDP port (\d+)/.test(output)) {
-        if (child.exitCode !== null) assert.fail(output);
+      while (!/UDP port (\d+)/.test(run.output)) {
+        if (child.exitCode !== null) assert.fail(run.output);
         await new Promise((resolve) => setTimeout(resolve, 20));
       }
-      const port = Number(/UDP port (\d+)/.exec(output)![1]);
+      const port = Number(/UDP port (\d+)/.exec(run.output)![1]);
       let installed = 0;
       device = new LwM2MClient({
         endpoint: 'readme-fw',
@@ -197,18 +200,18 @@ describe('package', () => {
       let registrations = 0;
       device.on('registered', () => registrations++);
       await device.start();
-      while (!output.includes('readme-fw updated to 2.1')) {
-        if (child.exitCode !== null) assert.fail(output);
+      while (!run.output.includes('readme-fw updated to 2.1')) {
+        if (child.exitCode !== null) assert.fail(run.output);
         await new Promise((resolve) => setTimeout(resolve, 20));
       }
-      assert.match(output, /readme-fw downloading 100 %/);
-      assert.match(output, /readme-fw succeeded/);
+      assert.match(run.output, /readme-fw downloading 100 %/);
+      assert.match(run.output, /readme-fw succeeded/);
       assert.equal(device.get('/3/0/3'), '2.1');
       // it registered again after its reboot, and was not updated a second time
       while (registrations < 2) await new Promise((resolve) => setTimeout(resolve, 20));
       await new Promise((resolve) => setTimeout(resolve, 500));
       assert.equal(installed, 1);
-      assert.equal(output.match(/readme-fw checking/g)?.length, 1, output);
+      assert.equal(run.output.match(/readme-fw checking/g)?.length, 1, run.output);
     } finally {
       await device?.stop();
       child.kill();
@@ -221,16 +224,11 @@ describe('package', () => {
     const userDir = fs.mkdtempSync(path.join(os.tmpdir(), 'lwm2m-demo-'));
     const httpPort = await freeTcpPort();
     const coapPort = String(await freeUdpPort());
-    const child = spawn(process.execPath, [path.join(root, 'scripts', 'start.js')], {
-      env: { ...process.env, LWM2M_DEMO_DIR: userDir, PORT: String(httpPort), LWM2M_DEMO_COAP_PORT: coapPort },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let output = '';
-    child.stdout.on('data', (chunk) => (output += chunk));
-    child.stderr.on('data', (chunk) => (output += chunk));
+    const run = started([path.join(root, 'scripts', 'start.js')], { ...process.env, LWM2M_DEMO_DIR: userDir, PORT: String(httpPort), LWM2M_DEMO_COAP_PORT: coapPort });
+    const { child } = run;
     try {
-      while (!['sim-1', 'sim-2', 'sim-3'].every((name) => output.includes(`endpoint: '${name}'`))) {
-        if (child.exitCode !== null) assert.fail(`Node-RED exited: ${output}`);
+      while (!['sim-1', 'sim-2', 'sim-3'].every((name) => run.output.includes(`endpoint: '${name}'`))) {
+        if (child.exitCode !== null) assert.fail(`Node-RED exited: ${run.output}`);
         await new Promise((resolve) => setTimeout(resolve, 100));
       }
       const response = await fetch(`http://127.0.0.1:${httpPort}/nodes`, { headers: { Accept: 'application/json' } });
@@ -239,7 +237,7 @@ describe('package', () => {
       for (const type of ['lwm2m-server', 'lwm2m-register-in', 'lwm2m-observe', 'lwm2m-notify-in', 'lwm2m-send-in', 'lwm2m-read', 'lwm2m-write', 'lwm2m-execute', 'lwm2m-firmware', 'lwm2m-device-sim']) {
         assert.ok(ours.includes(type), `${type} is in the palette: ${ours.join(', ')}`);
       }
-      assert.doesNotMatch(output, /\[error\]/);
+      assert.doesNotMatch(run.output, /\[error\]/);
     } finally {
       const exited = new Promise((resolve) => child.once('exit', resolve));
       child.kill('SIGINT');
