@@ -9,6 +9,7 @@
  */
 import { isIP } from 'node:net';
 import { networkInterfaces } from 'node:os';
+import { coapTarget } from '../lib';
 
 const stopping = new Map<number, Set<{ host: string; done: Promise<unknown> }>>();
 
@@ -20,8 +21,8 @@ export function devicesStopping(uri: string, done: Promise<unknown>): void {
   } catch {
     return; // a device-sim with a bad URI never had devices running
   }
-  const port = target.port === '' ? (target.protocol === 'coaps:' ? 5684 : 5683) : Number(target.port);
-  const entry = { host: target.hostname.replace(/^\[|\]$/g, ''), done };
+  const { host, port } = coapTarget(target);
+  const entry = { host, done };
   let entries = stopping.get(port);
   if (!entries) stopping.set(port, (entries = new Set()));
   entries.add(entry);

@@ -1,15 +1,15 @@
 /**
  * `lwm2m-firmware`: firmware update of one device or a fleet through the Firmware Update object
- * (5), by the server's `updateFirmware`: the package is `msg.payload` (a Buffer, pushed by Block1
+ * (5), by the server's `updateFirmwareFleet`: the package is `msg.payload` (a Buffer, pushed by Block1
  * or served by the server for the device to pull) or a package URI; the devices a name, a list, or
  * a pattern matched against the current registrations, `concurrency` at a time. Output 1 tells the
  * steps (download progress thinned out), output 2 each device's outcome and, for a list or a
  * pattern, a summary at the end. `msg.action = "cancel"` cancels the node's running updates.
  */
-import { FIRMWARE_PROTOCOLS, type FirmwareOutcome, type FirmwareProgress, type FirmwareSource } from '../lib';
+import { firmwareSourceProblem, type FirmwareOutcome, type FirmwareProgress, type FirmwareSource } from '../lib';
 import type { Node, NodeDef, NodeMessage, Red, Send } from './red';
 import type { ServerConfigNode } from './lwm2m-server';
-import { Fleet, fleetSettings, onInput, serverOf } from './shared';
+import { Fleet, fleetSettings, messageBase, onInput, serverOf } from './shared';
 import { Settings } from './settings';
 
 const DELIVERIES = ['auto', 'push', 'pull'] as const;
@@ -37,26 +37,23 @@ async function sourceOf(msg: NodeMessage, settings: Settings, config: NodeDef): 
   let uri: unknown;
   if (settings.isLiteral('url')) uri = config.url;
   else uri = await settings.value(msg, 'url');
+  let source: FirmwareSource | undefined;
   if (uri === undefined || uri === null || uri === '') {
-    if (Buffer.isBuffer(msg.payload)) {
-      if (msg.payload.length === 0) throw new Error('the firmware package in msg.payload is empty (0 bytes)');
-      return { package: msg.payload };
-    }
-    uri = msg.url;
+    if (Buffer.isBuffer(msg.payload)) source = { package: msg.payload };
+    else uri = msg.url;
   }
-  if (uri === undefined || uri === null || uri === '') {
+  if (!source && (uri === undefined || uri === null || uri === '')) {
     const what = msg.payload === undefined ? 'there is none' : `it is ${Array.isArray(msg.payload) ? 'an array' : typeof msg.payload}`;
     throw new Error(`no firmware: msg.payload must be the package as a Buffer (e.g. from a file-in node reading a single Buffer; ${what}), or msg.url a package URI`);
   }
-  if (typeof uri !== 'string') throw new Error(`the package URI must be text, not ${typeof uri}`);
-  let scheme: string;
-  try {
-    scheme = new URL(uri).protocol.replace(/:$/, '');
-  } catch {
-    throw new Error(`the package URI ${JSON.stringify(uri)} is not a URI`);
+  if (!source) {
+    if (typeof uri !== 'string') throw new Error(`the package URI must be text, not ${typeof uri}`);
+    source = { uri };
   }
-  if (!(scheme in FIRMWARE_PROTOCOLS)) throw new Error(`the package URI's scheme ${scheme} is none a device downloads from (${Object.keys(FIRMWARE_PROTOCOLS).join(', ')})`);
-  return { uri };
+  // the library's own checks (an empty package, a URI no device downloads from), as an error at once
+  const problem = firmwareSourceProblem(source);
+  if (problem) throw new Error(problem);
+  return source;
 }
 
 async function campaignOf(msg: NodeMessage, settings: Settings, config: NodeDef, fleet: Fleet): Promise<Campaign> {
@@ -170,7 +167,7 @@ module.exports = (RED: Red) => {
     const serverNode = serverOf(RED, node, config) as ServerConfigNode | undefined;
     if (!serverNode) return;
     const settings = new Settings(RED, node, config);
-    // for its targets only: the updates run through the server's updateFirmware, with their own progress
+    // for its targets only: the updates run as the server's campaign, with their own progress
     const fleet = new Fleet(RED, node, serverNode.server);
     const board = new Board(node);
     /** the running campaigns, each cancelled by its own controller */
@@ -181,15 +178,10 @@ module.exports = (RED: Red) => {
     const run = async (campaign: Campaign, msg: NodeMessage, send: Send, controller: AbortController): Promise<void> => {
       const server = serverNode.server;
       const filter = new ProgressFilter();
-      const outcomes: FirmwareOutcome[] = [];
       const started = Date.now();
       const base = msg._msgid === undefined ? {} : { _msgid: msg._msgid };
       // results keep the input message's other properties (correlation ids, http-in's req/res), never its package
-      const carried: NodeMessage = { ...msg };
-      delete carried.payload;
-      // an input from a Catch node carries its error: a result says its own outcome
-      delete carried.error;
-      delete carried.coapCode;
+      const carried = messageBase(RED, msg, ['payload']);
       const onProgress = (progress: FirmwareProgress) => {
         board.progress(progress);
         if (closed || !filter.wanted(progress)) return;
@@ -198,28 +190,20 @@ module.exports = (RED: Red) => {
         send([{ ...base, topic: progress.endpoint, endpoint: progress.endpoint, event: 'progress', payload }, null]);
       };
       const finish = (outcome: FirmwareOutcome) => {
-        outcomes.push(outcome);
         board.outcome(outcome);
         if (!closed) send([null, { ...carried, topic: outcome.endpoint, endpoint: outcome.endpoint, event: 'result', payload: outcome }]);
       };
-      const queue = [...campaign.endpoints];
-      const worker = async () => {
-        for (let endpoint = queue.shift(); endpoint !== undefined; endpoint = queue.shift()) {
-          if (controller.signal.aborted) {
-            // never started: told as cancelled too, so every device has its result
-            finish({ endpoint, success: false, failure: 'CANCELLED', message: `the update of ${endpoint} was cancelled before it started` });
-            continue;
-          }
-          finish(await server.updateFirmware(endpoint, campaign.source, { delivery: campaign.delivery, signal: controller.signal, onProgress }));
-        }
-      };
-      await Promise.all(Array.from({ length: Math.min(campaign.concurrency, campaign.endpoints.length) }, worker));
+      // the server's campaign: one published package for every device that pulls, each outcome told as it ends
+      const outcomes = await server.updateFirmwareFleet(campaign.endpoints, campaign.source, {
+        delivery: campaign.delivery,
+        concurrency: campaign.concurrency,
+        signal: controller.signal,
+        onProgress,
+        onOutcome: finish,
+      });
       if (campaign.several && !closed) {
         const failures = Object.fromEntries(outcomes.filter((outcome) => !outcome.success).map((outcome) => [outcome.endpoint, outcome.failure ?? 'UPDATE_FAILED']));
-        // in the order asked for, as the library's fleet gives them
-        const byEndpoint = new Map(outcomes.map((outcome) => [outcome.endpoint, outcome]));
-        const ordered = campaign.endpoints.map((endpoint) => byEndpoint.get(endpoint)!);
-        const payload = { total: ordered.length, succeeded: ordered.filter((outcome) => outcome.success).length, failed: Object.keys(failures).length, failures, outcomes: ordered, duration: Date.now() - started };
+        const payload = { total: outcomes.length, succeeded: outcomes.filter((outcome) => outcome.success).length, failed: Object.keys(failures).length, failures, outcomes, duration: Date.now() - started };
         send([null, { ...carried, topic: campaign.label, endpoint: campaign.label, event: 'summary', payload }]);
       }
     };

@@ -66,15 +66,14 @@ module.exports = (RED: Red) => {
       if (!mine.has(event.observation.id)) return;
       node.send(notificationMessage(event, server.model, Boolean(config.names)));
     };
-    const forget = (registration: Registration) => {
-      for (const [id, observation] of mine) if (observation.registrationId === registration.id) mine.delete(id);
+    const forgetWhere = (ended: (observation: Observation) => boolean) => {
+      for (const [id, observation] of mine) if (ended(observation)) mine.delete(id);
       showCount();
     };
+    const forget = (registration: Registration) => forgetWhere((observation) => observation.registrationId === registration.id);
     // a new Register ends the observations of the registration it replaces (the server cancels them)
-    const forgetReplaced = (registration: Registration) => {
-      for (const [id, observation] of mine) if (observation.endpoint === registration.endpoint && observation.registrationId !== registration.id) mine.delete(id);
-      showCount();
-    };
+    const forgetReplaced = (registration: Registration) =>
+      forgetWhere((observation) => observation.endpoint === registration.endpoint && observation.registrationId !== registration.id);
     // the device ended one itself (e.g. 4.04 when the observed resource went away)
     const onEnded = ({ observation }: { observation: Observation }) => {
       if (mine.delete(observation.id)) showCount();

@@ -32,13 +32,7 @@ export class Settings {
     const type = this.typeOf(name);
     const setting = this.config[name];
     if (!LOOKED_UP.has(type)) return setting !== undefined && setting !== '' ? setting : msg[name];
-    return new Promise((resolve, reject) => {
-      try {
-        this.red.util.evaluateNodeProperty(String(setting ?? ''), type, this.node, msg, (error, result) => (error ? reject(error) : resolve(result)));
-      } catch (error) {
-        reject(error);
-      }
-    });
+    return this.evaluate(String(setting ?? ''), type, msg);
   }
 
   /**
@@ -49,6 +43,11 @@ export class Settings {
     const saved = this.config[`${name}Type`] !== undefined;
     const type = saved ? String(this.config[`${name}Type`]) : fallback.type;
     const setting = saved ? String(this.config[name] ?? '') : fallback.value;
+    return this.evaluate(setting, type, msg);
+  }
+
+  /** Node-RED's own evaluation of a typedInput, as a promise. */
+  private evaluate(setting: string, type: string, msg: NodeMessage): Promise<unknown> {
     return new Promise((resolve, reject) => {
       try {
         this.red.util.evaluateNodeProperty(setting, type, this.node, msg, (error, result) => (error ? reject(error) : resolve(result)));

@@ -194,14 +194,15 @@ export class Fleet {
   /** The endpoints a target names now: list entries as given, each pattern's registered matches by name. */
   endpoints(entries: readonly string[]): string[] {
     const found = new Set<string>();
+    let registered: string[] | undefined;
     for (const entry of entries) {
       if (!entry.includes('*')) {
         found.add(entry);
         continue;
       }
-      const matches = endpointFilter(entry);
-      const registered = this.server.registrations().map((registration) => registration.endpoint);
-      for (const endpoint of registered.filter(matches).sort(byName.compare)) found.add(endpoint);
+      // the registrations by name, once for all the patterns of the list
+      registered ??= this.server.registrations().map((registration) => registration.endpoint).sort(byName.compare);
+      for (const endpoint of registered.filter(endpointFilter(entry))) found.add(endpoint);
     }
     return [...found];
   }
@@ -229,11 +230,7 @@ export class Fleet {
 
     /** The device's message, made when its turn comes (not for the whole fleet at once). */
     const messageFor = (endpoint: string): NodeMessage => {
-      const out = this.red.util.cloneMessage(msg);
-      // an input from a Catch node carries its error: this device's message says its own outcome
-      delete out.error;
-      delete out.coapCode;
-      delete out.skipped;
+      const out = messageBase(this.red, msg);
       Object.assign(out, { endpoint, topic: topic(endpoint) });
       if (job.path !== undefined) out.path = Array.isArray(job.path) ? [...job.path] : job.path;
       return out;
@@ -296,9 +293,7 @@ export class Fleet {
     inOrder(summary.endpoints.skipped);
     summary.errors = Object.fromEntries(inOrder(summary.endpoints.failed).map((endpoint) => [endpoint, summary.errors[endpoint]!]));
 
-    const result = this.red.util.cloneMessage(msg);
-    delete result.error;
-    delete result.coapCode;
+    const result = messageBase(this.red, msg);
     Object.assign(result, { endpoint: target.label, topic: topic(target.label), payload: summary });
     if (job.path !== undefined) result.path = job.path;
     this.node.status(options.finish?.(summary) ?? summaryStatus(summary, endpoints.length));
@@ -340,6 +335,16 @@ export class Fleet {
       this.sleepers.set(endpoint, checks);
     });
   }
+}
+
+/**
+ * The input message as the start of a message about one device (or a summary): a copy without the
+ * input's own outcome (an input from a Catch node carries its error) and without what `drop` names.
+ */
+export function messageBase(red: Red, msg: NodeMessage, drop: readonly string[] = []): NodeMessage {
+  const base: NodeMessage = { ...msg };
+  for (const key of ['error', 'coapCode', 'skipped', ...drop]) delete base[key];
+  return red.util.cloneMessage(base);
 }
 
 /** `5 ok, 1 failed, 2 skipped`: green when all went well, red when none did, else yellow. */

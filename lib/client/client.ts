@@ -29,6 +29,7 @@ import { DtlsClient } from '../transport/dtls/client';
 import { CoapError } from '../transport/errors';
 import type { CipherSuiteName, DtlsTiming } from '../transport/dtls/constants';
 import { maxTransmitWait, type CoapTiming } from '../transport/timing';
+import { coapTarget } from '../transport/uri';
 import { AttributeStore } from './attributes';
 import { ClientError } from './errors';
 import { FIRMWARE_DEFAULTS, installFirmwareUpdate, type FirmwareOptions } from './firmware';
@@ -641,10 +642,9 @@ function parseServerUri(uri: string): { host: string; port: number; secure: bool
     throw new TypeError(`server must be a URI such as coap://127.0.0.1:5683, not ${JSON.stringify(uri)}`);
   }
   if (url.protocol !== 'coap:' && url.protocol !== 'coaps:') throw new TypeError(`server URI scheme ${url.protocol} is not supported; use coap:// or coaps://`);
-  const secure = url.protocol === 'coaps:';
-  const host = url.hostname.replace(/^\[|\]$/g, '');
-  if (!host) throw new TypeError(`server URI ${uri} has no host`);
-  return { host, port: url.port ? Number(url.port) : secure ? 5684 : 5683, secure };
+  const target = coapTarget(url);
+  if (!target.host) throw new TypeError(`server URI ${uri} has no host`);
+  return target;
 }
 
 /**

@@ -12,9 +12,8 @@ import { DtlsClient } from '../transport/dtls/client';
 import type { CipherSuiteName, DtlsTiming } from '../transport/dtls/constants';
 import { CoapError } from '../transport/errors';
 import type { CoapTiming } from '../transport/timing';
-
-/** Update Results a download can end with (LwM2M object 5, resource 5). */
-export const DownloadResult = { NOT_ENOUGH_FLASH: 2, CONNECTION_LOST: 4, INVALID_URI: 7 } as const;
+import { coapTarget } from '../transport/uri';
+import { FirmwareResult } from '../protocol';
 
 export class DownloadFailure extends Error {
   override readonly name = 'DownloadFailure';
@@ -49,14 +48,13 @@ export async function download(url: URL, context: DownloadContext): Promise<Buff
     return await coapGet(url, scheme === 'coaps', context);
   } catch (error) {
     if (error instanceof DownloadFailure) throw error;
-    if (error instanceof CoapError && error.kind === 'TOO_LARGE') throw new DownloadFailure(DownloadResult.NOT_ENOUGH_FLASH, error.message);
-    throw new DownloadFailure(DownloadResult.CONNECTION_LOST, `download of ${url.href} failed: ${error instanceof Error ? error.message : String(error)}`);
+    if (error instanceof CoapError && error.kind === 'TOO_LARGE') throw new DownloadFailure(FirmwareResult.NOT_ENOUGH_FLASH, error.message);
+    throw new DownloadFailure(FirmwareResult.CONNECTION_LOST, `download of ${url.href} failed: ${error instanceof Error ? error.message : String(error)}`);
   }
 }
 
 async function coapGet(url: URL, secure: boolean, context: DownloadContext): Promise<Buffer> {
-  const host = url.hostname.replace(/^\[|\]$/g, '');
-  const port = url.port ? Number(url.port) : secure ? 5684 : 5683;
+  const { host, port } = coapTarget(url);
   const params = { method: 'GET' as const, ...uriOptions(url), timeout: context.timeout };
   const own = context.own();
   const addresses = isIP(host) ? [host] : (await lookup(host, { all: true })).map((entry) => entry.address);
@@ -77,7 +75,7 @@ async function coapGet(url: URL, secure: boolean, context: DownloadContext): Pro
     context.signal.addEventListener('abort', abort, { once: true });
     try {
       if (secure) {
-        if (!context.psk) throw new DownloadFailure(DownloadResult.CONNECTION_LOST, `no PSK to open a DTLS session with ${host}:${port}`);
+        if (!context.psk) throw new DownloadFailure(FirmwareResult.CONNECTION_LOST, `no PSK to open a DTLS session with ${host}:${port}`);
         const dtls = new DtlsClient({ host: address, port, identity: context.psk.identity, key: context.psk.key, cipherSuites: context.dtls?.cipherSuites, timing: context.dtls?.timing });
         dtls.on('error', () => undefined);
         endpoint.use(dtls, true);
@@ -91,9 +89,9 @@ async function coapGet(url: URL, secure: boolean, context: DownloadContext): Pro
       await close();
     }
   }
-  if (response.code === '4.04') throw new DownloadFailure(DownloadResult.INVALID_URI, `${url.href} was answered 4.04`);
-  if (response.code !== '2.05') throw new DownloadFailure(DownloadResult.CONNECTION_LOST, `${url.href} was answered ${response.code}`);
-  if (response.payload.length > context.maxSize) throw new DownloadFailure(DownloadResult.NOT_ENOUGH_FLASH, `the package has ${response.payload.length} bytes, more than ${context.maxSize}`);
+  if (response.code === '4.04') throw new DownloadFailure(FirmwareResult.INVALID_URI, `${url.href} was answered 4.04`);
+  if (response.code !== '2.05') throw new DownloadFailure(FirmwareResult.CONNECTION_LOST, `${url.href} was answered ${response.code}`);
+  if (response.payload.length > context.maxSize) throw new DownloadFailure(FirmwareResult.NOT_ENOUGH_FLASH, `the package has ${response.payload.length} bytes, more than ${context.maxSize}`);
   return response.payload;
 }
 
@@ -104,7 +102,7 @@ function uriOptions(url: URL): { path: string[]; query: string[] } {
     const query = url.search ? url.search.slice(1).split('&').filter((item) => item !== '').map(decodeURIComponent) : [];
     return { path, query };
   } catch {
-    throw new DownloadFailure(DownloadResult.INVALID_URI, `${url.href} has a broken percent-encoding`);
+    throw new DownloadFailure(FirmwareResult.INVALID_URI, `${url.href} has a broken percent-encoding`);
   }
 }
 
@@ -115,15 +113,15 @@ async function httpGet(url: URL, context: DownloadContext): Promise<Buffer> {
   const timer = setTimeout(abort, context.timeout);
   try {
     const response = await fetch(url, { signal: controller.signal });
-    if (response.status === 404) throw new DownloadFailure(DownloadResult.INVALID_URI, `${url.href} was answered 404`);
+    if (response.status === 404) throw new DownloadFailure(FirmwareResult.INVALID_URI, `${url.href} was answered 404`);
     if (response.status !== 200 || !response.body) {
       void response.body?.cancel().catch(() => undefined);
-      throw new DownloadFailure(DownloadResult.CONNECTION_LOST, `${url.href} was answered ${response.status}`);
+      throw new DownloadFailure(FirmwareResult.CONNECTION_LOST, `${url.href} was answered ${response.status}`);
     }
     const announced = Number(response.headers.get('content-length') ?? NaN);
     if (announced > context.maxSize) {
       void response.body.cancel().catch(() => undefined);
-      throw new DownloadFailure(DownloadResult.NOT_ENOUGH_FLASH, `the package has ${announced} bytes, more than ${context.maxSize}`);
+      throw new DownloadFailure(FirmwareResult.NOT_ENOUGH_FLASH, `the package has ${announced} bytes, more than ${context.maxSize}`);
     }
     // read it in parts, so a body larger than the flash is cut off rather than held whole
     const reader = response.body.getReader();
@@ -135,7 +133,7 @@ async function httpGet(url: URL, context: DownloadContext): Promise<Buffer> {
       size += value.length;
       if (size > context.maxSize) {
         void reader.cancel().catch(() => undefined);
-        throw new DownloadFailure(DownloadResult.NOT_ENOUGH_FLASH, `the package is larger than ${context.maxSize} bytes`);
+        throw new DownloadFailure(FirmwareResult.NOT_ENOUGH_FLASH, `the package is larger than ${context.maxSize} bytes`);
       }
       parts.push(Buffer.from(value.buffer, value.byteOffset, value.byteLength));
     }

@@ -125,7 +125,7 @@ export class FirmwareJobs {
 
   /** Updates one device; resolves with its outcome (success or the reason it failed), never rejects. */
   async update(endpoint: string, source: FirmwareSource, options: FirmwareUpdateOptions = {}, shared?: PublishedPackage): Promise<FirmwareOutcome> {
-    const problem = checkSource(source);
+    const problem = firmwareSourceProblem(source);
     if (problem) return failed(endpoint, new JobFailure('BAD_REQUEST', problem), undefined);
     if (this.running.has(endpoint)) return failed(endpoint, new JobFailure('BUSY', `${endpoint} is being updated already`), undefined);
     const job = new FirmwareJob(this.server, endpoint, source, options, shared);
@@ -142,7 +142,7 @@ export class FirmwareJobs {
   /** Updates many devices, `concurrency` at a time; one outcome per device, in the order given. */
   async fleet(endpoints: readonly string[], source: FirmwareSource, options: FirmwareFleetOptions = {}): Promise<FirmwareOutcome[]> {
     const unique = [...new Set(endpoints)];
-    const problem = checkSource(source);
+    const problem = firmwareSourceProblem(source);
     if (problem) return unique.map((endpoint) => failed(endpoint, new JobFailure('BAD_REQUEST', problem), undefined));
     // one buffer served to every device that pulls: never a copy per device
     const shared = source.package ? this.server.publish(source.package) : undefined;
@@ -151,7 +151,11 @@ export class FirmwareJobs {
     const worker = async () => {
       while (next < unique.length) {
         const index = next++;
-        outcomes[index] = await this.update(unique[index]!, source, options, shared);
+        const endpoint = unique[index]!;
+        // a cancelled campaign still tells every device's outcome, the ones it never started too
+        outcomes[index] = options.signal?.aborted
+          ? failed(endpoint, new JobFailure('CANCELLED', `the update of ${endpoint} was cancelled before it started`), undefined)
+          : await this.update(endpoint, source, options, shared);
         try {
           options.onOutcome?.(outcomes[index]!);
         } catch {
@@ -169,14 +173,16 @@ export class FirmwareJobs {
   }
 }
 
-function checkSource(source: FirmwareSource): string | undefined {
+/** What is wrong with a firmware source (no package or URI, both, an empty package, a URI no device downloads from), or undefined. */
+export function firmwareSourceProblem(source: FirmwareSource): string | undefined {
   if (!source || (source.package === undefined && source.uri === undefined)) return 'a firmware update needs a package (Buffer) or a URI';
   if (source.package !== undefined && source.uri !== undefined) return 'give a package or a URI, not both';
-  if (source.package !== undefined && (!Buffer.isBuffer(source.package) || source.package.length === 0)) return 'the firmware package is empty (0 bytes)';
+  if (source.package !== undefined && !Buffer.isBuffer(source.package)) return `the firmware package must be a Buffer, not ${typeof source.package}`;
+  if (source.package !== undefined && source.package.length === 0) return 'the firmware package is empty (0 bytes)';
   if (source.uri !== undefined) {
     try {
       const scheme = new URL(source.uri).protocol.replace(/:$/, '');
-      if (!(scheme in FIRMWARE_PROTOCOLS)) return `the package URI's scheme ${scheme} is none a device can download from (coap, coaps, http, https)`;
+      if (!(scheme in FIRMWARE_PROTOCOLS)) return `the package URI's scheme ${scheme} is none a device downloads from (${Object.keys(FIRMWARE_PROTOCOLS).join(', ')})`;
     } catch {
       return `the package URI ${JSON.stringify(source.uri)} is not a URI`;
     }

@@ -16,6 +16,7 @@ export { MemoryStore, FileStore, StoreError, type RegistrationStore, type FileSt
 export type { RegistrationRecord } from './types';
 export type { RegisteredObject } from './register-params';
 export type { Logger } from './log';
+export { firmwareSourceProblem } from './firmware';
 export type {
   FirmwareSource,
   FirmwareUpdateOptions,

@@ -6,3 +6,4 @@ export { DtlsServer, type DtlsDrop, type DtlsServerOptions, type SessionInfo } f
 export { DtlsClient, type DtlsClientOptions } from './dtls/client';
 export type { CipherSuiteName, DtlsTiming } from './dtls/constants';
 export type { DatagramSocket, DatagramInfo } from './datagram';
+export { coapTarget } from './uri';
