@@ -42,7 +42,9 @@ import { RequestQueue } from './queue';
 import { RegistrationRequestError, parseObjectList, parseRegisterQuery, parseUpdateQuery, type ObjectList, type RegisteredObject } from './register-params';
 import { Registry } from './registry';
 import { MemoryStore, type RegistrationStore } from './store';
-import type { RegistrationRecord } from './types';
+import type { PskCredential, RegistrationRecord } from './types';
+
+export type { PskCredential };
 import { DtlsServer, type DtlsDrop, type DtlsServerOptions } from '../transport/dtls/server';
 import { FirmwareJobs, type FirmwareFleetOptions, type FirmwareOutcome, type FirmwareSource, type FirmwareUpdateOptions } from './firmware';
 import { PACKAGE_PATH, PackageServer, hostFor, type PublishedPackage } from './packages';
@@ -84,13 +86,6 @@ export interface LwM2MServerOptions {
   requireSameAddress?: boolean;
   /** the host devices reach this server at, for the URIs it hands them (firmware packages); default: the bound address, or the local address on the device's network */
   publicHost?: string;
-}
-
-/** A device's PSK: its identity and key, and the one endpoint name it may register as. */
-export interface PskCredential {
-  identity: string;
-  key: Buffer;
-  endpoint: string;
 }
 
 export interface DtlsOptions extends Omit<DtlsServerOptions, 'psk'> {
@@ -249,6 +244,52 @@ export class LwM2MServer extends EventEmitter {
     }
     this.credentialsByIdentity = byIdentity;
     this.credentialsByEndpoint = byEndpoint;
+  }
+
+  /**
+   * Adds or replaces the PSK of one endpoint (a bootstrap server issued it). The endpoint's old
+   * identity and key stop working at once: its DTLS sessions under them end.
+   */
+  setCredential(credential: PskCredential): void {
+    if (!credential?.identity || !Buffer.isBuffer(credential.key) || credential.key.length === 0 || !credential.endpoint) {
+      throw new TypeError('a PSK credential needs an identity, a non-empty key (Buffer) and an endpoint');
+    }
+    const holder = this.credentialsByIdentity.get(credential.identity);
+    if (holder && holder.endpoint !== credential.endpoint) {
+      throw new TypeError(`the PSK identity ${credential.identity} belongs to ${holder.endpoint}, not ${credential.endpoint}`);
+    }
+    const old = this.removeCredentialEntry(credential.endpoint);
+    const copy = { identity: credential.identity, key: Buffer.from(credential.key), endpoint: credential.endpoint };
+    this.credentialsByIdentity.set(copy.identity, copy);
+    this.credentialsByEndpoint.set(copy.endpoint, copy);
+    if (old && (old.identity !== copy.identity || !old.key.equals(copy.key))) this.dtls?.endIdentity(old.identity);
+  }
+
+  /** Removes the PSK of one endpoint and ends its DTLS sessions; true when it had one. */
+  removeCredential(endpoint: string): boolean {
+    const old = this.removeCredentialEntry(endpoint);
+    if (old) this.dtls?.endIdentity(old.identity);
+    return old !== undefined;
+  }
+
+  /** The PSK credentials, keys included (for a store or an editor that shows them). */
+  credentials(): PskCredential[] {
+    return [...this.credentialsByEndpoint.values()].map((credential) => ({ ...credential, key: Buffer.from(credential.key) }));
+  }
+
+  private removeCredentialEntry(endpoint: string): PskCredential | undefined {
+    const old = this.credentialsByEndpoint.get(endpoint);
+    if (!old) return undefined;
+    this.credentialsByEndpoint.delete(endpoint);
+    if (this.credentialsByIdentity.get(old.identity) === old) this.credentialsByIdentity.delete(old.identity);
+    return old;
+  }
+
+  /** `coap://host:port` (or `coaps://`, over DTLS) a device at `deviceAddress` reaches this server at. */
+  uriFor(deviceAddress: string, secure = this.dtls !== undefined): string {
+    if (secure && !this.dtls) throw new Error('this server has no DTLS port');
+    const bound = secure ? this.dtls!.address() : this.endpoint.address();
+    return `${secure ? 'coaps' : 'coap'}://${hostFor(deviceAddress, bound.address, this.options.publicHost)}:${bound.port}`;
   }
 
   /** Loads stored registrations and binds the socket. */
@@ -835,9 +876,7 @@ export class LwM2MServer extends EventEmitter {
   /** The URI a device downloads a published package from: over DTLS if it registered over DTLS, at an address it reaches. */
   packageUri(endpoint: string, published: PublishedPackage): string {
     const record = this.target(endpoint);
-    const secure = record.identity !== undefined && this.dtls !== undefined;
-    const bound = secure ? this.dtls!.address() : this.endpoint.address();
-    return `${secure ? 'coaps' : 'coap'}://${hostFor(record.address, bound.address, this.options.publicHost)}:${bound.port}${published.path}`;
+    return this.uriFor(record.address, record.identity !== undefined && this.dtls !== undefined) + published.path;
   }
 
   // --- observe ---

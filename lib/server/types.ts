@@ -35,3 +35,10 @@ export interface RegistrationRecord {
   /** the PSK identity of the DTLS session it registered over; absent for plain CoAP (NoSec) */
   identity?: string;
 }
+
+/** A device's PSK: its identity and key, and the one endpoint name it may register as. */
+export interface PskCredential {
+  identity: string;
+  key: Buffer;
+  endpoint: string;
+}

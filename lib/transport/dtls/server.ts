@@ -215,6 +215,17 @@ export class DtlsServer extends EventEmitter implements DatagramSocket {
     this.forget(connection, 'closed by the server');
   }
 
+  /** Ends every session and handshake of a PSK identity (its key was replaced); returns how many. */
+  endIdentity(identity: string): number {
+    let ended = 0;
+    for (const connection of [...this.connections.values()]) {
+      if (connection.identity !== identity) continue;
+      this.end(connection.address, connection.port);
+      ended++;
+    }
+    return ended;
+  }
+
   close(callback?: () => void): void {
     for (const connection of [...this.connections.values()]) this.end(connection.address, connection.port);
     clearInterval(this.sweeper);
