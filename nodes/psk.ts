@@ -24,8 +24,11 @@ export interface PskCredentials {
   pskChanges?: string;
 }
 
-/** The PSK table, and the credentials to keep: rows without keys, every key in `pskKeys`, no pending changes. */
-export function pskTable(credentials: PskCredentials): { table: PskCredential[]; folded: PskCredentials } {
+/**
+ * The PSK table, and the credentials to keep: rows without keys, every key in `pskKeys`, no pending
+ * changes. `where` names the editor's table, for the error of a row without a key.
+ */
+export function pskTable(credentials: PskCredentials, where = "the server node's Devices table"): { table: PskCredential[]; folded: PskCredentials } {
   const rows = parseJson(credentials.psk, [], 'the PSK table');
   if (!Array.isArray(rows)) throw new Error('the PSK table must be a list');
   const keys = keyMap(credentials.pskKeys, 'the stored PSK keys');
@@ -35,7 +38,7 @@ export function pskTable(credentials: PskCredentials): { table: PskCredential[];
     if (!endpoint) throw new Error(`row ${index + 1} of the PSK table has no endpoint`);
     const identity = String(row.identity ?? '').trim() || endpoint;
     const text = changes[identity] ?? (row.key !== undefined && row.key !== '' ? row.key : undefined) ?? keys[identity];
-    if (text === undefined) throw new Error(`the PSK of ${endpoint} (identity ${identity}) has no key: type it in the server node's Devices table`);
+    if (text === undefined) throw new Error(`the PSK of ${endpoint} (identity ${identity}) has no key: type it in ${where}`);
     return { endpoint, identity, key: pskKey(text, endpoint) };
   });
   const folded: PskCredentials = {

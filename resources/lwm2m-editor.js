@@ -367,6 +367,71 @@
       return this._(this.type + '.outputs.' + (index === 0 ? 'devices' : 'summary'));
     },
 
+    /**
+     * A PSK table in an edit dialog (the server node's and the bootstrap node's Devices): a row per
+     * device with its endpoint, identity and key. The rows come from the `psk` text credential; a
+     * stored key never comes to the editor, so its field stays empty ("key: unchanged") and keeps
+     * it. `prefix` is the dialog's field prefix (`node-config-input` or `node-input`).
+     */
+    pskList: function (node, prefix) {
+      var credentials = node.credentials || {};
+      var rows = [];
+      try {
+        rows = JSON.parse(credentials.psk || '[]');
+      } catch (error) {
+        rows = [];
+      }
+      // keys typed since the last deploy, while this editor session still has them
+      var pending = {};
+      try {
+        if (credentials.pskChanges && credentials.pskChanges !== '__PWRD__') pending = JSON.parse(credentials.pskChanges);
+      } catch (error) {
+        pending = {};
+      }
+      node._lwm2mPending = pending;
+      var stored = credentials.has_pskKeys ? rows.map(function (row) { return row.identity || row.endpoint; }) : [];
+      var list = $('#' + prefix + '-psk-list').editableList({
+        addItem: function (container, index, row) {
+          var identity = row.identity || row.endpoint || '';
+          var line = $('<div/>', { style: 'display:flex; gap:6px' }).appendTo(container);
+          $('<input/>', { type: 'text', class: 'lwm2m-psk-endpoint', placeholder: 'endpoint', style: 'flex:1' }).val(row.endpoint || '').appendTo(line);
+          $('<input/>', { type: 'text', class: 'lwm2m-psk-identity', placeholder: 'identity (default: endpoint)', style: 'flex:1' }).val(row.identity || '').appendTo(line);
+          // a stored key is never shown: an empty field keeps it
+          var known = identity !== '' && stored.indexOf(identity) >= 0;
+          // (autocomplete as an attribute: passed in the properties, jQuery UI would take it for its widget)
+          $('<input/>', { type: 'password', class: 'lwm2m-psk-key', placeholder: known ? 'key: unchanged' : 'key (hex)', style: 'flex:1' })
+            .attr('autocomplete', 'new-password')
+            .val(pending[identity] || '')
+            .appendTo(line);
+        },
+        removable: true,
+        height: 160,
+      });
+      rows.forEach(function (row) {
+        list.editableList('addItem', { endpoint: row.endpoint, identity: row.identity });
+      });
+    },
+
+    /** oneditsave of a pskList: the rows (without keys) to `psk`, only the typed keys to `pskChanges`. */
+    savePskList: function (node, prefix) {
+      var rows = [];
+      var changes = $.extend({}, node._lwm2mPending || {});
+      $('#' + prefix + '-psk-list')
+        .editableList('items')
+        .each(function () {
+          var endpoint = $(this).find('.lwm2m-psk-endpoint').val().trim();
+          if (!endpoint) return;
+          var identity = $(this).find('.lwm2m-psk-identity').val().trim();
+          var key = $(this).find('.lwm2m-psk-key').val().trim();
+          rows.push({ endpoint: endpoint, identity: identity });
+          if (key) changes[identity || endpoint] = key;
+        });
+      $('#' + prefix + '-psk').val(JSON.stringify(rows));
+      // only typed keys go to the runtime, which adds them to the stored ones; nothing typed keeps them all
+      if (Object.keys(changes).length > 0) $('#' + prefix + '-pskChanges').val(JSON.stringify(changes));
+      delete node._lwm2mPending;
+    },
+
     /** A setting for a node's label: the literal, or where it is looked up (`msg.path`). */
     describe: function (node, field) {
       var type = node[field + 'Type'];
