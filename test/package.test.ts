@@ -234,7 +234,7 @@ describe('package', () => {
       const response = await fetch(`http://127.0.0.1:${httpPort}/nodes`, { headers: { Accept: 'application/json' } });
       const sets = (await response.json()) as Array<{ module: string; types: string[] }>;
       const ours = sets.filter((set) => set.module === '@lwm2m-red/node-red-lwm2m').flatMap((set) => set.types);
-      for (const type of ['lwm2m-server', 'lwm2m-register-in', 'lwm2m-observe', 'lwm2m-notify-in', 'lwm2m-send-in', 'lwm2m-read', 'lwm2m-write', 'lwm2m-execute', 'lwm2m-firmware', 'lwm2m-device-sim']) {
+      for (const type of ['lwm2m-server', 'lwm2m-register-in', 'lwm2m-observe', 'lwm2m-notify-in', 'lwm2m-send-in', 'lwm2m-read', 'lwm2m-write', 'lwm2m-execute', 'lwm2m-firmware', 'lwm2m-bootstrap', 'lwm2m-device-sim']) {
         assert.ok(ours.includes(type), `${type} is in the palette: ${ours.join(', ')}`);
       }
       assert.doesNotMatch(run.output, /\[error\]/);
