@@ -26,7 +26,7 @@ export interface ServerAccount {
   binding?: string;
   defaultPmin?: number;
   defaultPmax?: number;
-  /** `psk` or `nosec`; default: `psk` for a coaps:// URI (or a target with DTLS), else `nosec` */
+  /** `psk` or `nosec`; default: `psk` for a coaps:// URI or when `psk` is given, else `nosec` */
   security?: SecurityModeName;
   /** the PSK for a `psk` account; without it a new one is generated at every bootstrap (identity: the endpoint name) */
   psk?: { identity: string; key: Buffer };
