@@ -130,6 +130,8 @@ async function step(context: SequenceContext, operation: BootstrapOperation, pat
   try {
     response = await context.send(params);
   } catch (error) {
+    // ended meanwhile (timed out, replaced, closed): that was told already
+    if (context.signal.aborted) throw new BootstrapFailure(String(context.signal.reason ?? 'cancelled'), operation, path);
     const timeout = error instanceof CoapError && error.kind === 'TIMEOUT';
     const code = timeout ? 'timeout' : 'error';
     context.report({ endpoint: context.endpoint, operation, path, code });

@@ -170,6 +170,8 @@ export class LwM2MBootstrapServer extends EventEmitter {
       return pack ? this.answerPack(endpoint, event, config) : this.startSequence(request, endpoint, event, config);
     } catch (error) {
       const reason = error instanceof Error ? error.message : String(error);
+      // a query refused for another parameter still names the device, for whoever reads the event
+      if (endpoint === '') endpoint = request.query.find((item) => item.startsWith('ep='))?.slice(3) ?? '';
       const code = error instanceof RegistrationRequestError ? error.coapCode : error instanceof RefusedRequest ? error.code : '5.00';
       this.log.warn(`refused a Bootstrap-Request from ${peer.address}:${peer.port}: ${reason}`);
       this.failed({ endpoint, reason, operation: pack ? 'pack' : undefined, code });
