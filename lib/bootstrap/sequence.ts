@@ -33,7 +33,7 @@ export interface SequenceContext {
   model: ObjectModel;
   /** sends one request to the device */
   send(params: RequestParams): Promise<CoapResponse>;
-  report(event: BootstrapOperationEvent & { value?: unknown }): void;
+  report(event: BootstrapOperationEvent): void;
   /** aborted when the bootstrap timed out or a new Bootstrap-Request replaced it */
   signal: AbortSignal;
 }

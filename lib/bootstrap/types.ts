@@ -65,6 +65,8 @@ export interface BootstrapOperationEvent {
   path: string;
   /** the client's CoAP response code, e.g. `2.02`; `timeout` when it never answered */
   code: string;
+  /** what the client answered: the links of a Discover (link format text), the decoded Server object of a Read */
+  value?: unknown;
 }
 
 export interface BootstrappedAccount {
