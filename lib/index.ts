@@ -8,4 +8,5 @@ export * from './content';
 export * from './client';
 export * from './transport';
 export * from './server';
+export * from './bootstrap';
 export { FIRMWARE_RESULT_NAMES, FIRMWARE_PROTOCOLS, type LwM2MVersion, type NotificationAttributes } from './protocol';

@@ -26,7 +26,7 @@ export interface ServerAccount {
   binding?: string;
   defaultPmin?: number;
   defaultPmax?: number;
-  /** `psk` or `nosec`; default: `psk` for a coaps:// URI (or a target with DTLS), else `nosec` */
+  /** `psk` or `nosec`; default: `psk` for a coaps:// URI or when `psk` is given, else `nosec` */
   security?: SecurityModeName;
   /** the PSK for a `psk` account; without it a new one is generated at every bootstrap (identity: the endpoint name) */
   psk?: { identity: string; key: Buffer };
@@ -65,6 +65,8 @@ export interface BootstrapOperationEvent {
   path: string;
   /** the client's CoAP response code, e.g. `2.02`; `timeout` when it never answered */
   code: string;
+  /** what the client answered: the links of a Discover (link format text), the decoded Server object of a Read */
+  value?: unknown;
 }
 
 export interface BootstrappedAccount {

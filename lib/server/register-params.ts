@@ -1,5 +1,5 @@
 /**
- * The parameters of Register and Update (LwM2M 1.1 §6.1 / 1.2 §6.1): the Uri-Query items and the
+ * The parameters of Register and Update (LwM2M 1.1 §6.1 / 1.2 §6.1), and of Bootstrap-Request: the Uri-Query items and the
  * object list in the payload, checked the way the specification asks, with the response code each
  * refusal gets (4.00, or 4.12 for an LwM2M version the server does not support).
  */
@@ -94,6 +94,17 @@ export function parseRegisterQuery(query: readonly string[]): RegisterParams {
   const sms = text(map, 'sms');
   if (sms !== undefined) params.sms = sms;
   return params;
+}
+
+/** Bootstrap-Request (`/bs`) and Bootstrap-Pack-Request (`/bspack`): `ep` is mandatory, `pct` (1.1+) a Content-Format number. */
+export function parseBootstrapQuery(query: readonly string[]): { endpoint: string; preferredFormat?: number } {
+  const map = queryMap(query);
+  const endpoint = text(map, 'ep');
+  if (endpoint === undefined) throw bad('a Bootstrap-Request needs the endpoint client name (ep=)');
+  if (endpoint.length > 255) throw bad('the endpoint client name is longer than 255 characters');
+  const pct = text(map, 'pct');
+  if (pct !== undefined && (!/^[0-9]{1,5}$/.test(pct) || Number(pct) > 65535)) throw bad(`pct=${pct} is not a Content-Format number`);
+  return pct === undefined ? { endpoint } : { endpoint, preferredFormat: Number(pct) };
 }
 
 /** Update: only what changed; an `ep` or `lwm2m` in an Update is refused (they cannot change). */

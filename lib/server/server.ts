@@ -40,12 +40,14 @@ import { LwM2MError, errorFromResponse } from './errors';
 import { RateLimitedLog, type Logger } from './log';
 import { RequestQueue } from './queue';
 import { RegistrationRequestError, parseObjectList, parseRegisterQuery, parseUpdateQuery, type ObjectList, type RegisteredObject } from './register-params';
+import { PskTable } from './psk-table';
 import { Registry } from './registry';
 import { MemoryStore, type RegistrationStore } from './store';
 import type { PskCredential, RegistrationRecord } from './types';
 
 export type { PskCredential };
-import { DtlsServer, type DtlsDrop, type DtlsServerOptions } from '../transport/dtls/server';
+import type { DtlsServer, DtlsServerOptions } from '../transport/dtls/server';
+import { ServerEndpoints } from './endpoints';
 import { FirmwareJobs, type FirmwareFleetOptions, type FirmwareOutcome, type FirmwareSource, type FirmwareUpdateOptions } from './firmware';
 import { PACKAGE_PATH, PackageServer, hostFor, type PublishedPackage } from './packages';
 
@@ -189,11 +191,11 @@ export class LwM2MServer extends EventEmitter {
   private readonly parsedLists = new WeakMap<RegistrationRecord, { links: string; list: ObjectList }>();
   private readonly awakeUntil = new Map<string, { until: number; timer: NodeJS.Timeout }>();
   private sweepTimer: NodeJS.Timeout | undefined;
+  private readonly sockets: ServerEndpoints;
   /** CoAP over DTLS, when configured */
   private readonly dtls: DtlsServer | undefined;
   private readonly secureEndpoint: CoapEndpoint | undefined;
-  private credentialsByIdentity = new Map<string, PskCredential>();
-  private credentialsByEndpoint = new Map<string, PskCredential>();
+  private readonly psks = new PskTable();
   private listening = false;
   private closed = false;
   /** what devices download from this server (firmware packages) */
@@ -205,25 +207,24 @@ export class LwM2MServer extends EventEmitter {
     this.options = { ...options };
     this.model = options.model ?? defaultModel();
     this.store = options.store ?? new MemoryStore();
-    this.endpoint = new CoapEndpoint({ timing: options.timing, maxExchanges: options.maxExchanges ?? 10_000, maxBodySize: options.maxBodySize });
-    this.endpoint.setRequestHandler((request) => this.uplink(request));
     this.log = new RateLimitedLog(options.logger);
-    this.endpoint.on('malformed', ({ peer, reason }) => this.log.warn(`dropped a malformed datagram from ${peer.address}:${peer.port}: ${reason}`));
-    this.endpoint.on('error', (error) => this.fail(error));
-    this.endpoint.on('blockServed', ({ peer, path, served, total }) => this.packages.served(peer, path, served, total));
-    this.queue = new RequestQueue();
-    if (options.dtls) {
-      this.setCredentials(options.dtls.credentials ?? []);
-      this.dtls = new DtlsServer({ ...options.dtls, psk: (identity) => this.credentialsByIdentity.get(identity)?.key });
-      this.dtls.on('error', (error: Error) => this.fail(error));
-      this.dtls.on('handshakeFailed', ({ address, port, reason }: { address: string; port: number; reason: string }) => this.log.warn(`DTLS handshake with ${address}:${port} failed: ${reason}`));
-      // without a reason in the log, a device whose records the server drops just retries forever
-      this.dtls.on('drop', ({ address, port, reason }: DtlsDrop) => this.log.warn(`DTLS: dropped a datagram from ${address}:${port}: ${reason}`));
-      this.secureEndpoint = new CoapEndpoint({ socket: this.dtls, timing: options.timing, maxExchanges: options.maxExchanges ?? 10_000, maxBodySize: options.maxBodySize });
-      this.secureEndpoint.setRequestHandler((request) => this.uplink(request));
-      this.secureEndpoint.on('malformed', ({ peer, reason }) => this.log.warn(`dropped a malformed datagram from ${peer.address}:${peer.port} (DTLS): ${reason}`));
-      this.secureEndpoint.on('blockServed', ({ peer, path, served, total }) => this.packages.served(peer, path, served, total));
+    if (options.dtls) this.setCredentials(options.dtls.credentials ?? []);
+    this.sockets = new ServerEndpoints(
+      {
+        ...options,
+        dtls: options.dtls && { ...options.dtls, psk: (identity) => this.psks.key(identity) },
+        log: this.log,
+        fail: (error) => this.fail(error),
+      },
+      (request) => this.uplink(request),
+    );
+    this.endpoint = this.sockets.plain;
+    this.dtls = this.sockets.dtls;
+    this.secureEndpoint = this.sockets.secure;
+    for (const endpoint of [this.endpoint, this.secureEndpoint]) {
+      endpoint?.on('blockServed', ({ peer, path, served, total }) => this.packages.served(peer, path, served, total));
     }
+    this.queue = new RequestQueue();
   }
 
   /**
@@ -231,19 +232,7 @@ export class LwM2MServer extends EventEmitter {
    * and an endpoint bound to an identity may not register over plain CoAP.
    */
   setCredentials(credentials: readonly PskCredential[]): void {
-    if (!Array.isArray(credentials)) throw new TypeError('credentials must be an array of { identity, key, endpoint }');
-    const byIdentity = new Map<string, PskCredential>();
-    const byEndpoint = new Map<string, PskCredential>();
-    for (const credential of credentials) {
-      if (!credential.identity || !Buffer.isBuffer(credential.key) || credential.key.length === 0 || !credential.endpoint) {
-        throw new TypeError('a PSK credential needs an identity, a non-empty key (Buffer) and an endpoint');
-      }
-      if (byIdentity.has(credential.identity)) throw new TypeError(`the PSK identity ${credential.identity} is given twice`);
-      byIdentity.set(credential.identity, credential);
-      byEndpoint.set(credential.endpoint, credential);
-    }
-    this.credentialsByIdentity = byIdentity;
-    this.credentialsByEndpoint = byEndpoint;
+    this.psks.replaceAll(credentials);
   }
 
   /**
@@ -251,38 +240,20 @@ export class LwM2MServer extends EventEmitter {
    * identity and key stop working at once: its DTLS sessions under them end.
    */
   setCredential(credential: PskCredential): void {
-    if (!credential?.identity || !Buffer.isBuffer(credential.key) || credential.key.length === 0 || !credential.endpoint) {
-      throw new TypeError('a PSK credential needs an identity, a non-empty key (Buffer) and an endpoint');
-    }
-    const holder = this.credentialsByIdentity.get(credential.identity);
-    if (holder && holder.endpoint !== credential.endpoint) {
-      throw new TypeError(`the PSK identity ${credential.identity} belongs to ${holder.endpoint}, not ${credential.endpoint}`);
-    }
-    const old = this.removeCredentialEntry(credential.endpoint);
-    const copy = { identity: credential.identity, key: Buffer.from(credential.key), endpoint: credential.endpoint };
-    this.credentialsByIdentity.set(copy.identity, copy);
-    this.credentialsByEndpoint.set(copy.endpoint, copy);
-    if (old && (old.identity !== copy.identity || !old.key.equals(copy.key))) this.dtls?.endIdentity(old.identity);
+    const old = this.psks.set(credential);
+    if (old && (old.identity !== credential.identity || !old.key.equals(credential.key))) this.dtls?.endIdentity(old.identity);
   }
 
   /** Removes the PSK of one endpoint and ends its DTLS sessions; true when it had one. */
   removeCredential(endpoint: string): boolean {
-    const old = this.removeCredentialEntry(endpoint);
+    const old = this.psks.remove(endpoint);
     if (old) this.dtls?.endIdentity(old.identity);
     return old !== undefined;
   }
 
-  /** The PSK credentials, keys included (for a store or an editor that shows them). */
+  /** The PSK credentials, keys included (copies). */
   credentials(): PskCredential[] {
-    return [...this.credentialsByEndpoint.values()].map((credential) => ({ ...credential, key: Buffer.from(credential.key) }));
-  }
-
-  private removeCredentialEntry(endpoint: string): PskCredential | undefined {
-    const old = this.credentialsByEndpoint.get(endpoint);
-    if (!old) return undefined;
-    this.credentialsByEndpoint.delete(endpoint);
-    if (this.credentialsByIdentity.get(old.identity) === old) this.credentialsByIdentity.delete(old.identity);
-    return old;
+    return this.psks.list();
   }
 
   /** `coap://host:port` (or `coaps://`, over DTLS) a device at `deviceAddress` reaches this server at. */
@@ -308,15 +279,8 @@ export class LwM2MServer extends EventEmitter {
       if (record.updatedAt + record.lifetime * 1000 + grace >= now) this.registry.add(record);
       else this.store.remove(record.id);
     }
-    const address = await this.endpoint.listen(this.options.port ?? 5683, this.options.address ?? '0.0.0.0');
-    if (this.dtls) {
-      try {
-        await this.dtls.listen(this.options.dtls!.port ?? 5684, this.options.dtls!.address ?? this.options.address ?? '0.0.0.0');
-      } catch (error) {
-        await this.endpoint.close();
-        throw error;
-      }
-    }
+    const plain = { port: this.options.port ?? 5683, address: this.options.address ?? '0.0.0.0' };
+    const address = await this.sockets.listen(plain, this.options.dtls && { port: this.options.dtls.port ?? 5684, address: this.options.dtls.address ?? plain.address });
     this.sweepTimer = setInterval(() => this.sweep(), 1000);
     return address;
   }
@@ -343,9 +307,7 @@ export class LwM2MServer extends EventEmitter {
     this.observationsById.clear();
     this.observationsByRegistration.clear();
     this.packages.clear();
-    await this.endpoint.close();
-    if (this.secureEndpoint) await this.secureEndpoint.close();
-    if (this.dtls) await new Promise<void>((resolve) => this.dtls!.close(resolve));
+    await this.sockets.close();
     await this.store.close();
   }
 
@@ -548,7 +510,7 @@ export class LwM2MServer extends EventEmitter {
   private receiveSend(request: IncomingRequest): OutgoingResponse {
     // over DTLS the session's identity names the device; over plain CoAP only its address can
     const identity = request.peer.identity;
-    const bound = identity === undefined ? undefined : this.credentialsByIdentity.get(identity)?.endpoint;
+    const bound = identity === undefined ? undefined : this.psks.endpointOf(identity);
     const record = identity === undefined ? this.registry.byAddress(request.peer) : bound === undefined ? undefined : this.registry.byEndpointName(bound);
     const stranger = record && this.stranger(request, record);
     if (stranger) return this.refuse(request, `a Send as ${record!.endpoint} from ${stranger}`);
@@ -579,11 +541,11 @@ export class LwM2MServer extends EventEmitter {
   private checkSecurity(request: IncomingRequest, endpoint: string): void {
     const identity = request.peer.identity;
     if (identity !== undefined) {
-      const bound = this.credentialsByIdentity.get(identity)?.endpoint;
+      const bound = this.psks.endpointOf(identity);
       if (bound !== endpoint) throw new RegistrationRequestError('4.03', `the PSK identity ${identity} may not register as ${endpoint}`);
     } else if (this.options.requireSecurity) {
       throw new RegistrationRequestError('4.03', 'this server accepts registrations over DTLS only');
-    } else if (this.credentialsByEndpoint.has(endpoint)) {
+    } else if (this.psks.hasEndpoint(endpoint)) {
       throw new RegistrationRequestError('4.03', `${endpoint} has a PSK: it must register over DTLS`);
     }
   }

@@ -1,0 +1,69 @@
+/**
+ * The sockets of a server that devices talk to: plain CoAP, and CoAP over DTLS with pre-shared
+ * keys on a port of its own. The LwM2M server and the bootstrap server both listen this way.
+ */
+import type { AddressInfo } from 'node:net';
+import { CoapEndpoint, type RequestHandler } from '../transport/endpoint';
+import { DtlsServer, type DtlsDrop, type DtlsServerOptions } from '../transport/dtls/server';
+import type { CoapTiming } from '../transport/timing';
+import type { RateLimitedLog } from './log';
+
+export interface ServerEndpointsOptions {
+  timing?: Partial<CoapTiming>;
+  maxExchanges?: number;
+  maxBodySize?: number;
+  /** DTLS server options; no DTLS port without them */
+  dtls?: DtlsServerOptions;
+  log: RateLimitedLog;
+  fail: (error: unknown) => void;
+}
+
+export class ServerEndpoints {
+  readonly plain: CoapEndpoint;
+  readonly dtls: DtlsServer | undefined;
+  readonly secure: CoapEndpoint | undefined;
+
+  constructor(options: ServerEndpointsOptions, handler: RequestHandler) {
+    const { log, fail } = options;
+    const settings = { timing: options.timing, maxExchanges: options.maxExchanges ?? 10_000, maxBodySize: options.maxBodySize };
+    this.plain = new CoapEndpoint(settings);
+    this.plain.setRequestHandler(handler);
+    this.plain.on('malformed', ({ peer, reason }) => log.warn(`dropped a malformed datagram from ${peer.address}:${peer.port}: ${reason}`));
+    this.plain.on('error', fail);
+    if (!options.dtls) return;
+    const dtls = new DtlsServer(options.dtls);
+    dtls.on('error', fail);
+    dtls.on('handshakeFailed', ({ address, port, reason }: { address: string; port: number; reason: string }) => log.warn(`DTLS handshake with ${address}:${port} failed: ${reason}`));
+    // without a reason in the log, a device whose records the server drops just retries forever
+    dtls.on('drop', ({ address, port, reason }: DtlsDrop) => log.warn(`DTLS: dropped a datagram from ${address}:${port}: ${reason}`));
+    this.dtls = dtls;
+    this.secure = new CoapEndpoint({ ...settings, socket: dtls });
+    this.secure.setRequestHandler(handler);
+    this.secure.on('malformed', ({ peer, reason }) => log.warn(`dropped a malformed datagram from ${peer.address}:${peer.port} (DTLS): ${reason}`));
+  }
+
+  /** Binds the plain port, then the DTLS port; when the second fails, the first is closed again. */
+  async listen(plain: { port: number; address: string }, secure?: { port: number; address: string }): Promise<AddressInfo> {
+    const address = await this.plain.listen(plain.port, plain.address);
+    if (this.dtls && secure) {
+      try {
+        await this.dtls.listen(secure.port, secure.address);
+      } catch (error) {
+        await this.plain.close();
+        throw error;
+      }
+    }
+    return address;
+  }
+
+  /** The endpoint a request came in on answers on: DTLS when the peer has an identity. */
+  for(identity: string | undefined): CoapEndpoint {
+    return identity !== undefined && this.secure ? this.secure : this.plain;
+  }
+
+  async close(): Promise<void> {
+    await this.plain.close();
+    if (this.secure) await this.secure.close();
+    if (this.dtls) await new Promise<void>((resolve) => this.dtls!.close(resolve));
+  }
+}
