@@ -24,8 +24,15 @@ function portOf(value: unknown, fallback: number): number {
   return value === '' || value === undefined || value === null ? fallback : Number(value);
 }
 
+/** The node as other code (tests, a future editor route) sees it: its bootstrap server, and when it listens. */
+export interface BootstrapNode extends ServerUser {
+  bootstrap: LwM2MBootstrapServer;
+  /** resolves once the bootstrap server listens (or rejects with why it could not) */
+  ready: Promise<void>;
+}
+
 module.exports = (RED: Red) => {
-  function BootstrapNode(this: ServerUser, config: NodeDef) {
+  function BootstrapNode(this: BootstrapNode, config: NodeDef) {
     RED.nodes.createNode(this, config);
     const node = this;
     const credentials: PskCredentials & RowKeys = (node as unknown as { credentials?: PskCredentials & RowKeys }).credentials ?? {};
@@ -76,13 +83,13 @@ module.exports = (RED: Red) => {
       problem = (error as Error).message;
     }
 
-    const bootstrap = new LwM2MBootstrapServer({
+    const bootstrap = (node.bootstrap = new LwM2MBootstrapServer({
       port: portOf(config.port, 5783),
       address: typeof config.address === 'string' && config.address !== '' ? config.address : undefined,
       dtls,
       requireSecurity: Boolean(config.dtls && config.requireSecurity),
-      logger: (_level: string, message: string) => node.warn(message),
-    });
+      logger: (_level, message) => node.warn(message),
+    }));
     bootstrap.on('error', (error: Error) => node.error(error.message));
 
     // status: where it listens, then how many bootstraps finished and failed
@@ -109,12 +116,12 @@ module.exports = (RED: Red) => {
         if (event === 'bootstrapFailed') failed++;
         if (event === 'bootstrapFinished' || event === 'bootstrapFailed') count();
         // a copy: the flow may change its message, not the server's event
-        node.send({ topic: event, endpoint: detail.endpoint, payload: JSON.parse(JSON.stringify(detail)) as unknown });
+        node.send(RED.util.cloneMessage({ topic: event, endpoint: detail.endpoint, payload: detail }));
       });
     }
 
     node.status({ fill: 'yellow', shape: 'ring', text: 'starting' });
-    const ready = (async () => {
+    const ready = (node.ready = (async () => {
       if (problem) throw new Error(problem);
       const own = rows.some((row) => row.target === 'server') ? await serverNode(true) : undefined;
       for (const row of rows) bootstrap.setConfig(row.endpoint, rowConfig(row, keys.get(row.endpoint), own));
@@ -122,7 +129,7 @@ module.exports = (RED: Red) => {
       const secure = bootstrap.secureAddress();
       listening = secure ? `${port}, DTLS ${secure.port}` : String(port);
       show();
-    })();
+    })());
     ready.catch((error: Error & { code?: string }) => {
       const listen = error.code === 'EADDRINUSE' || error.code === 'EACCES';
       node.error(listen ? `the bootstrap server cannot listen: ${error.message}` : error.message);

@@ -46,7 +46,7 @@ describe('package', () => {
 
   it('gives every node an editor in the LwM2M category, labels, and help with what it does, its messages and an example', () => {
     const types = Object.keys(pkg['node-red'].nodes);
-    assert.equal(types.length, 10);
+    assert.equal(types.length, 11);
     for (const type of types) {
       assert.equal(pkg['node-red'].nodes[type], `dist/nodes/${type}.js`);
       const editor = fs.readFileSync(path.join(root, 'nodes', `${type}.html`), 'utf8');
