@@ -189,6 +189,11 @@ export class CoapEndpoint extends EventEmitter {
     if (this.socket) throw new Error('the endpoint is already listening');
     if (this.closed) throw new Error('the endpoint is closed');
     const socket = await bindUdpSocket(port, address);
+    if (this.closed || this.socket) {
+      // closed (or given another socket) while binding: this one would never be closed
+      socket.close();
+      throw new Error(this.closed ? 'the endpoint is closed' : 'the endpoint is already listening');
+    }
     this.ownsSocket = true;
     this.attach(socket as unknown as DatagramSocket);
     return socket.address();

@@ -997,6 +997,20 @@ describe('CoapEndpoint (transport/endpoint)', () => {
       assert.deepEqual((await raw.next()).bytes, hex('40 00 00 01'));
     });
 
+    it('a listen() that a close() overtakes closes the socket it bound and rejects', async () => {
+      const sockets = (): number => process.getActiveResourcesInfo().filter((name) => name === 'UDPWrap').length;
+      const before = sockets();
+      const endpoint = new CoapEndpoint();
+      const listening = endpoint.listen(0, LOCALHOST);
+      await endpoint.close();
+      await assert.rejects(listening, /closed/);
+      const deadline = Date.now() + RECEIVE_LIMIT;
+      while (sockets() !== before) {
+        if (Date.now() > deadline) assert.fail(`${sockets()} UDP sockets, not ${before}`);
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+    });
+
     it('refuses to listen twice and reports a port in use', async () => {
       const first = await listening();
       await assert.rejects(first.endpoint.listen(0, LOCALHOST), /already listening/);
