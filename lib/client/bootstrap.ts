@@ -10,20 +10,17 @@
  *             accepts (2.04) only when it now has a usable account (else 4.06 and a later retry);
  *   pack:     (LwM2M 1.2) GET /bspack?ep=… → 2.05 with a SenML CBOR pack the client applies itself.
  */
-import { lookup } from 'node:dns/promises';
 import { EventEmitter } from 'node:events';
-import { isIP } from 'node:net';
 import { ContentFormat, ContentFormatError, canonicalFormat, decodeComposite, formatName } from '../content';
 import type { LwM2MVersion } from '../protocol';
-import type { CipherSuiteName, DtlsTiming } from '../transport/dtls/constants';
-import { DtlsClient } from '../transport/dtls/client';
 import { CoapEndpoint, type CoapResponse, type Peer, type RequestParams } from '../transport/endpoint';
 import { DEFAULT_TIMING, type CoapTiming } from '../transport/timing';
-import { bootstrapConnection, parseCoapUri } from './accounts';
+import { bootstrapConnection } from './accounts';
 import type { AttributeStore } from './attributes';
 import { applyBootstrapPack, handleBootstrap } from './bootstrap-handler';
 import { ClientError } from './errors';
 import type { RetryPolicy } from './registration';
+import { openTransport, type TransportOptions } from './transport';
 import type { ObjectTree } from './tree';
 
 /** Why a bootstrap attempt did not give the client a usable account. */
@@ -44,8 +41,8 @@ export interface BootstrapSettings {
   requestTimeout: number;
   retry: RetryPolicy;
   timing?: Partial<CoapTiming>;
-  dtls?: { cipherSuites?: CipherSuiteName[]; timing?: Partial<DtlsTiming> };
-  localAddress?: string;
+  /** DTLS settings and local address of the attempts' sockets */
+  transport: TransportOptions;
 }
 
 /**
@@ -119,30 +116,12 @@ export class Bootstrapper extends EventEmitter {
 
   private async attempt(): Promise<void> {
     const connection = bootstrapConnection(this.tree);
-    const { host, port, secure } = parseCoapUri(connection.uri, 'bootstrap server');
-    const address = isIP(host) ? host : (await lookup(host)).address;
-    this.throwIfStopped();
     const endpoint = new CoapEndpoint({ timing: this.settings.timing });
     endpoint.on('error', () => undefined); // a send error ends the exchange as a timeout
     this.endpoints.add(endpoint);
     let linger = false;
     try {
-      if (secure) {
-        const dtls = new DtlsClient({
-          host: address,
-          port,
-          identity: connection.psk!.identity,
-          key: connection.psk!.key,
-          cipherSuites: this.settings.dtls?.cipherSuites,
-          timing: this.settings.dtls?.timing,
-          localAddress: this.settings.localAddress,
-        });
-        dtls.on('error', () => undefined);
-        endpoint.use(dtls, true);
-      } else {
-        await endpoint.listen(0, this.settings.localAddress ?? (isIP(address) === 6 ? '::' : '0.0.0.0'));
-      }
-      const peer: Peer = { address, port };
+      const { peer } = await openTransport(endpoint, connection, this.settings.transport, () => !this.stopped);
       if (this.settings.pack) {
         await this.pack(endpoint, peer);
       } else {
@@ -150,6 +129,7 @@ export class Bootstrapper extends EventEmitter {
         await this.sequence(endpoint, peer);
       }
     } finally {
+      this.abort = undefined;
       this.retire(endpoint, linger);
     }
   }

@@ -19,9 +19,7 @@
  * over DTLS for Security Mode 0 (PSK) or plain CoAP for 3 (NoSec). The Security object stays
  * invisible to LwM2M servers; only the bootstrap server reads (Discover) and writes it.
  */
-import { lookup } from 'node:dns/promises';
 import { EventEmitter } from 'node:events';
-import { isIP } from 'node:net';
 import {
   COMPOSITE_FORMATS,
   ContentFormat,
@@ -50,6 +48,7 @@ import { objectList } from './object-list';
 import { bootstrapSecurityInstance, deviceInstance, securityInstance, serverInstance, type DeviceInfo } from './objects';
 import { Observations } from './observations';
 import { Registration, RegistrationError, type RetryPolicy } from './registration';
+import { openTransport, type TransportOptions } from './transport';
 import { ObjectTree, executable, type InstanceSpec, type Resource } from './tree';
 
 export interface LwM2MClientOptions {
@@ -225,8 +224,8 @@ export class LwM2MClient extends EventEmitter {
           requestTimeout: this.requestTimeout(),
           retry: this.retryPolicy(),
           timing: options.timing,
-          dtls: options.dtls,
-          localAddress: options.localAddress,
+          // its own socket: the main endpoint may hold localPort
+          transport: { cipherSuites: options.dtls?.cipherSuites, dtlsTiming: options.dtls?.timing, localAddress: options.localAddress },
         },
         () => {
           const choice = chooseAccount(this.tree, this.options.lifetime!);
@@ -317,39 +316,28 @@ export class LwM2MClient extends EventEmitter {
    * registers there; the registration before it ends without De-register.
    */
   private async connect(account: ServerAccount): Promise<void> {
-    const { host, port, secure } = parseCoapUri(account.uri);
-    const address = isIP(host) ? host : (await lookup(host)).address;
     const previous = this.registration;
     this.registration = undefined;
     await previous?.stop(false);
     this.observations.clear(); // observations end with the registration they came with
     await this.endpoint.detach();
-    if (!this.running) return;
     this.dtls = undefined;
-    if (secure) {
-      this.dtls = new DtlsClient({
-        host: address,
-        port,
-        identity: account.psk!.identity,
-        key: account.psk!.key,
-        cipherSuites: this.options.dtls?.cipherSuites,
-        timing: this.options.dtls?.timing,
-        localAddress: this.options.localAddress,
-        localPort: this.options.localPort,
-      });
-      this.endpoint.use(this.dtls, true);
-    } else {
-      await this.endpoint.listen(this.options.localPort ?? 0, this.options.localAddress ?? (isIP(address) === 6 ? '::' : '0.0.0.0'));
-      if (!this.running) return;
-    }
-    this.server = { address, port };
+    const { peer, dtls } = await openTransport(this.endpoint, account, this.transportOptions(), () => this.running);
+    if (!this.running) return; // stopped while binding: stop() closes what was bound
+    this.dtls = dtls;
+    this.server = peer;
     this.account = account;
     this.registerFailures = 0;
     this.options.lifetime = account.lifetime;
     this.options.binding = account.binding;
-    const registration = this.createRegistration(this.server, account);
+    const registration = this.createRegistration(peer, account);
     this.registration = registration;
     void registration.start().catch(() => undefined); // start() waits for the 'registered' event instead
+  }
+
+  private transportOptions(): TransportOptions {
+    const { dtls, localAddress, localPort } = this.options;
+    return { cipherSuites: dtls?.cipherSuites, dtlsTiming: dtls?.timing, localAddress, localPort };
   }
 
   private createRegistration(server: Peer, account: ServerAccount): Registration {
