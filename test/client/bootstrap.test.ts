@@ -8,7 +8,11 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { LwM2MClient, LwM2MError, LwM2MServer, type LwM2MClientOptions } from '../../lib';
-import { ContentFormat, encodeComposite } from '../../lib/content';
+import fc from 'fast-check';
+import { ContentFormat, encode, encodeComposite } from '../../lib/content';
+import { handleBootstrap } from '../../lib/client/bootstrap-handler';
+import { LwM2MPath } from '../../lib/path';
+import type { IncomingRequest } from '../../lib/transport/endpoint';
 import { DtlsClient } from '../../lib/transport/dtls/client';
 import { FAST_TIMING } from '../helpers/fake-server';
 import { boundUdpSocket } from '../helpers/ports';
@@ -40,6 +44,7 @@ function nextEvent<T = unknown>(emitter: NodeJS.EventEmitter, name: string, test
 const answered = (code: string) => (error: unknown): boolean => error instanceof LwM2MError && error.coapCode === code;
 
 const udpSockets = (): number => process.getActiveResourcesInfo().filter((name) => name === 'UDPWrap').length;
+const timers = (): number => process.getActiveResourcesInfo().filter((name) => name === 'Timeout').length;
 
 async function until(condition: () => boolean, what: string): Promise<void> {
   const deadline = Date.now() + EVENT_LIMIT;
@@ -415,17 +420,19 @@ describe('LwM2MClient bootstrap (loopback)', function () {
     assert.match((await failed).reason, /no Bootstrap-Finish within 300 ms/);
   });
 
-  it('stop() in the middle of a bootstrap rejects start() and leaves no socket behind', async () => {
+  it('stop() in the middle of a bootstrap rejects start() and leaves no socket or timer behind', async () => {
     const { bs, uri } = await bootstrapServer();
-    const before = udpSockets();
+    await new Promise((resolve) => setTimeout(resolve, 1)); // mocha arms its own test timer once the test runs: count after it
+    const before = { sockets: udpSockets(), timers: timers() };
     const device = client({ endpoint: 'bs-stop', bootstrap: uri });
     const started = device.start();
     await bs.nextRequest(); // answered 2.04; no Finish ever comes
-    assert.ok(udpSockets() > before, 'the bootstrap has a socket');
+    assert.ok(udpSockets() > before.sockets, 'the bootstrap has a socket');
+    assert.ok(timers() > before.timers, 'and a timer (the Finish deadline)');
     assert.equal(device.bootstrapping, true);
     await device.stop();
     await assert.rejects(started, /stopped before it registered/);
-    await until(() => udpSockets() === before, 'the bootstrap socket to close');
+    await until(() => udpSockets() === before.sockets && timers() === before.timers, 'the bootstrap socket and timers to go');
     assert.equal(device.bootstrapping, false);
   });
 
@@ -460,5 +467,70 @@ describe('LwM2MClient bootstrap (loopback)', function () {
     assert.equal(device.get('/0/0/10'), undefined);
     assert.deepEqual(device.tree.instanceIds(1), []);
     assert.equal(device.get('/0/0/0'), 'coap://127.0.0.1');
+  });
+});
+
+describe('bootstrap handler under hostile input', () => {
+  it('answers every one of 3,000 random and mutated bootstrap requests with a 2.xx or 4.xx, and the bootstrap account survives', async () => {
+    const device = new LwM2MClient({ endpoint: 'fuzz', server: 'coap://127.0.0.1:1', bootstrap: 'coap://127.0.0.1:2', objects: { 3303: { 0: { 5700: 1 } } } });
+    const bootstrapInstance = 1;
+    // valid Bootstrap-Writes, sent as they are or with one byte changed
+    const writes = [
+      { path: ['0', '5'], contentFormat: ContentFormat.TLV, payload: encode(ContentFormat.TLV, '/0/5', instancesOf({ securityInstance: 5, serverInstance: 5, shortServerId: 5, uri: 'coap://127.0.0.1:9' })['/0/5']) },
+      { path: ['1', '5'], contentFormat: ContentFormat.SENML_CBOR, payload: encode(ContentFormat.SENML_CBOR, '/1/5', { 0: 5, 1: 60, 7: 'U' }) },
+      { path: ['1'], contentFormat: ContentFormat.SENML_JSON, payload: encode(ContentFormat.SENML_JSON, '/1', { 6: { 0: 6, 1: 60, 7: 'UQ' } }) },
+      { path: ['0', '1'], contentFormat: ContentFormat.LWM2M_CBOR, payload: encode(ContentFormat.LWM2M_CBOR, '/0/1', { 0: 'coap://x', 1: true }) },
+      { path: ['3303', '0', '5700'], contentFormat: ContentFormat.TEXT, payload: Buffer.from('21.5') },
+    ];
+    const segment = fc.oneof(fc.constantFrom('', '0', '1', '2', '3', '5', '6', '3303', 'bs', 'bspack', '65535', '65536', 'x', '-1'), fc.nat(70000).map(String));
+    const format = fc.option(fc.constantFrom(0, 40, 42, 50, 60, 110, 112, 11542, 11543, 11544, 65535), { nil: undefined });
+    const random = fc.record({
+      method: fc.constantFrom('GET', 'PUT', 'POST', 'DELETE', 'FETCH', 'IPATCH'),
+      path: fc.array(segment, { maxLength: 5 }),
+      accept: format,
+      contentFormat: format,
+      payload: fc.uint8Array({ maxLength: 64 }).map((bytes) => Buffer.from(bytes)),
+    });
+    const write = fc.tuple(fc.constantFrom(...writes), fc.boolean(), fc.nat(200), fc.nat(255)).map(([base, mutate, at, byte]) => {
+      const payload = Buffer.from(base.payload);
+      if (mutate && payload.length > 0) payload[at % payload.length] = byte;
+      return { method: 'PUT', path: base.path, accept: undefined, contentFormat: base.contentFormat as number | undefined, payload };
+    });
+    const finish = fc.constant({ method: 'POST', path: ['bs'], accept: undefined, contentFormat: undefined, payload: Buffer.alloc(0) });
+    const request = fc.oneof(random, write, finish);
+    const codes = new Map<string, number>();
+    let finishes = 0;
+    const context = {
+      tree: device.tree,
+      version: '1.2' as const,
+      preferredFormat: ContentFormat.SENML_CBOR,
+      check: () => (device.tree.instanceIds(1).length > 0 ? undefined : 'no Server instance'),
+      finished: () => void finishes++,
+    };
+    const samples = fc.sample(request, { numRuns: 3000, seed: 20240611 });
+    for (const sample of samples) {
+      const incoming: IncomingRequest = {
+        peer: { address: '127.0.0.1', port: 1 },
+        type: 'CON',
+        token: Buffer.alloc(0),
+        messageId: 1,
+        query: [],
+        options: [],
+        method: sample.method as IncomingRequest['method'],
+        path: [...sample.path],
+        accept: sample.accept,
+        contentFormat: sample.contentFormat,
+        payload: sample.payload,
+      };
+      const response = await handleBootstrap(context, incoming);
+      assert.match(response.code, /^[24]\.\d\d$/, `${sample.method} /${sample.path.join('/')}: ${response.code} ${response.payload?.toString() ?? ''}`);
+      codes.set(response.code, (codes.get(response.code) ?? 0) + 1);
+      response.onSent?.();
+      assert.equal(device.get(`/0/${bootstrapInstance}/1`), true, `the bootstrap account survives ${sample.method} /${sample.path.join('/')}`);
+      assert.ok(device.tree.has(LwM2MPath.of(3, 0)), 'the Device instance survives');
+    }
+    // the mix reached the operations, not only the refusals
+    for (const code of ['2.02', '2.04', '2.05', '4.00', '4.04', '4.05']) assert.ok((codes.get(code) ?? 0) > 0, `some ${code}: ${JSON.stringify([...codes])}`);
+    assert.ok(finishes > 0);
   });
 });
