@@ -279,6 +279,17 @@ export async function applyBootstrapPack(context: Pick<BootstrapHandlerContext, 
     else entry.resources[path.resourceId] = { ...(isIdMap(entry.resources[path.resourceId]) ? (entry.resources[path.resourceId] as object) : {}), [path.resourceInstanceId]: value };
     instances.set(key, entry);
   }
+  // a pack cannot know which Security id the bootstrap account has here; ids only order the
+  // instances (the Short Server ID links an account), so a server account moves out of its way
+  const packed = [...instances.values()];
+  const taken = new Set(packed.filter((entry) => entry.objectId === 0).map((entry) => entry.instanceId));
+  for (const entry of packed) {
+    if (entry.objectId !== 0 || entry.resources[1] === true || !tree.has(LwM2MPath.of(0, entry.instanceId)) || !isBootstrapInstance(tree, entry.instanceId)) continue;
+    let free = 0;
+    while (taken.has(free) || (tree.has(LwM2MPath.of(0, free)) && isBootstrapInstance(tree, free))) free++;
+    taken.add(free);
+    entry.instanceId = free;
+  }
   for (const oid of [0, 1]) removeAll(context, oid);
-  for (const { objectId, instanceId, resources } of instances.values()) await writeInstance(tree, objectId, instanceId, resources);
+  for (const { objectId, instanceId, resources } of packed) await writeInstance(tree, objectId, instanceId, resources);
 }
