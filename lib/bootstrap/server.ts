@@ -49,6 +49,8 @@ export interface LwM2MBootstrapServerOptions {
   requestTimeout?: number;
   /** ms a whole bootstrap may take, from the request to Finish (default 60 s) */
   sessionTimeout?: number;
+  /** bootstraps under way at once; more are refused with 5.03 until some end (default 1,000) */
+  maxSessions?: number;
   model?: ObjectModel;
   timing?: Partial<CoapTiming>;
   /** where rate-limited log lines about bad input go (default nowhere) */
@@ -166,6 +168,9 @@ export class LwM2MBootstrapServer extends EventEmitter {
       this.emit('bootstrapRequest', event);
       // a new request restarts: whatever the device did before, it starts over
       this.endSession(endpoint, 'a new Bootstrap-Request replaced this one');
+      // each bootstrap holds a timer and requests in flight: a flood of names must not hold more
+      const limit = this.options.maxSessions ?? 1000;
+      if (this.sessions.size >= limit) throw new RefusedRequest('5.03', `${limit} bootstraps are under way; try again later`);
       const config = await this.configOf(endpoint, event);
       return pack ? this.answerPack(endpoint, event, config) : this.startSequence(request, endpoint, event, config);
     } catch (error) {

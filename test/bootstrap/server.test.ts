@@ -340,6 +340,27 @@ describe('LwM2MBootstrapServer', function () {
       assert.deepEqual(server.configs(), {});
     });
 
+    it('more bootstraps at once than maxSessions: 5.03 until one ends', async () => {
+      await start({ configs: { '*': NOSEC }, maxSessions: 2 });
+      const stalled = new Set(['a', 'b']);
+      const devices = ['a', 'b', 'c'].map((name) => new ScriptedDevice(name));
+      try {
+        for (const one of devices) {
+          await one.listen();
+          one.answer = (request) => (stalled.has(one.name) && request.method === 'GET' ? new Promise((resolve) => setTimeout(() => resolve({ code: '4.04' }), 300)) : undefined);
+        }
+        assert.equal((await devices[0]!.request(at, ['ep=a'])).code, '2.04');
+        assert.equal((await devices[1]!.request(at, ['ep=b'])).code, '2.04');
+        const refused = await devices[2]!.request(at, ['ep=c']);
+        assert.equal(refused.code, '5.03');
+        assert.match(refused.payload.toString(), /2 bootstraps are under way/);
+        while (server.active.length > 0) await once(server, 'bootstrapFinished');
+        assert.equal((await devices[2]!.request(at, ['ep=c'])).code, '2.04');
+      } finally {
+        for (const one of devices) await one.close();
+      }
+    });
+
     it('garbage datagrams: dropped, and the server goes on', async () => {
       await start({ configs: { '*': NOSEC } });
       const socket = await boundUdpSocket();
