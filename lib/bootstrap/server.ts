@@ -20,7 +20,7 @@ import type { DtlsServerOptions } from '../transport/dtls/server';
 import type { IncomingRequest, OutgoingResponse } from '../transport/endpoint';
 import type { CoapTiming } from '../transport/timing';
 import { checkConfig, planAccounts, type PlannedAccount } from './config';
-import { BootstrapFailure, runSequence } from './sequence';
+import { ASSUMED_BOOTSTRAP_INSTANCES, BootstrapFailure, runSequence } from './sequence';
 import type { BootstrapConfig, BootstrapFailedEvent, BootstrapFinishedEvent, BootstrapOperationEvent, BootstrapRequestEvent, BootstrappedAccount } from './types';
 
 export interface BootstrapDtlsOptions extends Omit<DtlsServerOptions, 'psk'> {
@@ -259,7 +259,7 @@ export class LwM2MBootstrapServer extends EventEmitter {
 
   /** Bootstrap-Pack: the whole configuration in one SenML CBOR answer. */
   private answerPack(endpoint: string, event: BootstrapRequestEvent, config: BootstrapConfig): OutgoingResponse {
-    const accounts = planAccounts(config, endpoint, event.address, new Set());
+    const accounts = planAccounts(config, endpoint, event.address, ASSUMED_BOOTSTRAP_INSTANCES);
     const values: CompositeValue = {};
     for (const account of accounts) {
       values[`/0/${account.securityInstance}`] = account.security0;

@@ -145,6 +145,19 @@ describe('LwM2MBootstrapServer', function () {
     assert.equal((decode(ContentFormat.TLV, '/0/1', security.payload) as Record<string, unknown>)[0], 'coap://127.0.0.1:5683');
   });
 
+  it('takes a 1.0 client that refuses Discover with 4.00 for what it is: writes TLV', async () => {
+    await start({ configs: { '*': NOSEC } }, '1.0');
+    device.answer = (request) => (request.method === 'GET' ? { code: '4.00' } : undefined);
+    await device.request(at);
+    await once(server, 'bootstrapFinished');
+    assert.deepEqual(
+      device.seen.map(({ method, path }) => `${method} ${path}`),
+      ['GET /', 'DELETE /0', 'DELETE /1', 'PUT /0/1', 'PUT /1/0', 'POST /bs'],
+      'without a Discover, /0/0 is taken for the bootstrap account, as most clients keep it',
+    );
+    assert.equal(device.seen[3]!.contentFormat, ContentFormat.TLV);
+  });
+
   it('writes in the pct the client prefers when its version has that format', async () => {
     await start({ configs: { '*': NOSEC } }, '1.2');
     await device.request(at, ['ep=dev-1', `pct=${ContentFormat.LWM2M_CBOR}`]);
@@ -228,11 +241,11 @@ describe('LwM2MBootstrapServer', function () {
       assert.equal(response.code, '2.05');
       assert.equal(response.contentFormat, ContentFormat.SENML_CBOR);
       const pack = decodeComposite(ContentFormat.SENML_CBOR, response.payload);
-      assert.equal(pack['/0/0/0'], `coaps://127.0.0.1:${lwm2m.secureAddress()!.port}`);
-      assert.equal(pack['/0/0/10'], 3);
+      assert.equal(pack['/0/1/0'], `coaps://127.0.0.1:${lwm2m.secureAddress()!.port}`);
+      assert.equal(pack['/0/1/10'], 3);
       assert.equal(pack['/1/0/0'], 3);
       assert.equal(pack['/11/0/0'], 'apn');
-      assert.deepEqual(lwm2m.credentials()[0]!.key, pack['/0/0/5']);
+      assert.deepEqual(lwm2m.credentials()[0]!.key, pack['/0/1/5']);
       const [done] = (await finished) as [BootstrapFinishedEvent];
       assert.equal(done.via, 'pack');
       assert.deepEqual(device.seen, [], 'no requests to the device after a pack');
