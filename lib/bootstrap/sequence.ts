@@ -43,6 +43,9 @@ export interface SequenceResult {
   version: LwM2MVersion;
 }
 
+/** Where a client keeps its bootstrap account when it did not say (no Discover): /0/0, as most do. */
+export const ASSUMED_BOOTSTRAP_INSTANCES: ReadonlySet<number> = new Set([0]);
+
 /** Formats a bootstrap server may write in, by client version. */
 const WRITE_FORMATS: Record<LwM2MVersion, readonly number[]> = {
   '1.0': [ContentFormat.TLV],
@@ -65,14 +68,17 @@ export async function runSequence(context: SequenceContext, beforeFinish: (accou
   const { config } = context;
   let version: LwM2MVersion = context.preferredFormat !== undefined ? '1.1' : '1.0';
   const bootstrapInstances = new Set<number>();
+  let discovered = false;
 
   if (config.discover !== false) {
-    const response = await step(context, 'discover', '/', { method: 'GET', accept: ContentFormat.LINK }, ['2.05', '4.04', '4.05']);
+    // Bootstrap-Discover came with 1.1: a 1.0 client may refuse it with any 4.xx
+    const response = await step(context, 'discover', '/', { method: 'GET', accept: ContentFormat.LINK }, (code) => code === '2.05' || code.startsWith('4.'));
     if (response.code === '2.05') {
       const links = parseLinks(response.payload);
       context.report({ endpoint: context.endpoint, operation: 'discover', path: '/', code: response.code, value: formatLinkFormat(links) });
       version = versionOf(links) ?? '1.0';
       for (const id of bootstrapAccountIds(links)) bootstrapInstances.add(id);
+      discovered = true;
     } else {
       context.report({ endpoint: context.endpoint, operation: 'discover', path: '/', code: response.code });
     }
@@ -81,7 +87,7 @@ export async function runSequence(context: SequenceContext, beforeFinish: (accou
 
   if (config.read !== false && version !== '1.0') {
     // what the device has now: informative, so an answer of "nothing there" does not stop the bootstrap
-    const response = await step(context, 'read', '/1', { method: 'GET', path: ['1'], accept: format }, ['2.05', '4.04', '4.05', '4.06']);
+    const response = await step(context, 'read', '/1', { method: 'GET', path: ['1'], accept: format }, (code) => code === '2.05' || code.startsWith('4.'));
     let value: unknown;
     if (response.code === '2.05') {
       try {
@@ -96,11 +102,11 @@ export async function runSequence(context: SequenceContext, beforeFinish: (accou
   for (const path of config.delete ?? []) {
     // the client's own bootstrap account stays whatever the configuration says
     if (bootstrapInstances.has(Number(/^\/0\/(\d+)$/.exec(path)?.[1] ?? NaN))) continue;
-    const response = await step(context, 'delete', path, { method: 'DELETE', path: segments(path) }, ['2.02']);
+    const response = await step(context, 'delete', path, { method: 'DELETE', path: segments(path) }, (code) => code === '2.02');
     context.report({ endpoint: context.endpoint, operation: 'delete', path, code: response.code });
   }
 
-  const accounts = planAccounts(config, context.endpoint, context.deviceAddress, bootstrapInstances);
+  const accounts = planAccounts(config, context.endpoint, context.deviceAddress, discovered ? bootstrapInstances : ASSUMED_BOOTSTRAP_INSTANCES);
   const writes: Array<[string, InstanceValue]> = [];
   for (const account of accounts) {
     writes.push([`/0/${account.securityInstance}`, account.security0], [`/1/${account.serverInstance}`, account.server1]);
@@ -113,18 +119,18 @@ export async function runSequence(context: SequenceContext, beforeFinish: (accou
     } catch (error) {
       throw new BootstrapFailure(`cannot encode ${path}: ${error instanceof Error ? error.message : String(error)}`, 'write', path);
     }
-    const response = await step(context, 'write', path, { method: 'PUT', path: segments(path), payload, contentFormat: format }, ['2.04']);
+    const response = await step(context, 'write', path, { method: 'PUT', path: segments(path), payload, contentFormat: format }, (code) => code === '2.04');
     context.report({ endpoint: context.endpoint, operation: 'write', path, code: response.code });
   }
 
   beforeFinish(accounts);
-  const finish = await step(context, 'finish', '/bs', { method: 'POST', path: ['bs'] }, ['2.04']);
+  const finish = await step(context, 'finish', '/bs', { method: 'POST', path: ['bs'] }, (code) => code === '2.04');
   context.report({ endpoint: context.endpoint, operation: 'finish', path: '/bs', code: finish.code });
   return { accounts, version };
 }
 
-/** One request; an answer outside `expected` (or none) ends the bootstrap with the reason. */
-async function step(context: SequenceContext, operation: BootstrapOperation, path: string, params: RequestParams, expected: readonly string[]): Promise<CoapResponse> {
+/** One request; an answer `expected` refuses (or none) ends the bootstrap with the reason. */
+async function step(context: SequenceContext, operation: BootstrapOperation, path: string, params: RequestParams, expected: (code: string) => boolean): Promise<CoapResponse> {
   if (context.signal.aborted) throw new BootstrapFailure(String(context.signal.reason ?? 'cancelled'), operation, path);
   let response: CoapResponse;
   try {
@@ -138,7 +144,7 @@ async function step(context: SequenceContext, operation: BootstrapOperation, pat
     throw new BootstrapFailure(`${operation} ${path}: ${timeout ? 'the device did not answer' : error instanceof Error ? error.message : String(error)}`, operation, path, code);
   }
   if (context.signal.aborted) throw new BootstrapFailure(String(context.signal.reason ?? 'cancelled'), operation, path);
-  if (!expected.includes(response.code)) {
+  if (!expected(response.code)) {
     context.report({ endpoint: context.endpoint, operation, path, code: response.code });
     const detail = response.payload.length > 0 ? `: ${response.payload.toString('utf8').slice(0, 200)}` : '';
     throw new BootstrapFailure(`${operation} ${path} was answered ${response.code}${detail}`, operation, path, response.code);

@@ -20,7 +20,7 @@ import type { DtlsServerOptions } from '../transport/dtls/server';
 import type { IncomingRequest, OutgoingResponse } from '../transport/endpoint';
 import type { CoapTiming } from '../transport/timing';
 import { checkConfig, planAccounts, type PlannedAccount } from './config';
-import { BootstrapFailure, runSequence } from './sequence';
+import { ASSUMED_BOOTSTRAP_INSTANCES, BootstrapFailure, runSequence } from './sequence';
 import type { BootstrapConfig, BootstrapFailedEvent, BootstrapFinishedEvent, BootstrapOperationEvent, BootstrapRequestEvent, BootstrappedAccount } from './types';
 
 export interface BootstrapDtlsOptions extends Omit<DtlsServerOptions, 'psk'> {
@@ -49,6 +49,8 @@ export interface LwM2MBootstrapServerOptions {
   requestTimeout?: number;
   /** ms a whole bootstrap may take, from the request to Finish (default 60 s) */
   sessionTimeout?: number;
+  /** bootstraps under way at once; more are refused with 5.03 until some end (default 1,000) */
+  maxSessions?: number;
   model?: ObjectModel;
   timing?: Partial<CoapTiming>;
   /** where rate-limited log lines about bad input go (default nowhere) */
@@ -166,6 +168,9 @@ export class LwM2MBootstrapServer extends EventEmitter {
       this.emit('bootstrapRequest', event);
       // a new request restarts: whatever the device did before, it starts over
       this.endSession(endpoint, 'a new Bootstrap-Request replaced this one');
+      // each bootstrap holds a timer and requests in flight: a flood of names must not hold more
+      const limit = this.options.maxSessions ?? 1000;
+      if (this.sessions.size >= limit) throw new RefusedRequest('5.03', `${limit} bootstraps are under way; try again later`);
       const config = await this.configOf(endpoint, event);
       return pack ? this.answerPack(endpoint, event, config) : this.startSequence(request, endpoint, event, config);
     } catch (error) {
@@ -254,7 +259,7 @@ export class LwM2MBootstrapServer extends EventEmitter {
 
   /** Bootstrap-Pack: the whole configuration in one SenML CBOR answer. */
   private answerPack(endpoint: string, event: BootstrapRequestEvent, config: BootstrapConfig): OutgoingResponse {
-    const accounts = planAccounts(config, endpoint, event.address, new Set());
+    const accounts = planAccounts(config, endpoint, event.address, ASSUMED_BOOTSTRAP_INSTANCES);
     const values: CompositeValue = {};
     for (const account of accounts) {
       values[`/0/${account.securityInstance}`] = account.security0;

@@ -7,10 +7,19 @@
  *   await device.start();
  *   device.set('/3/0/9', 80);
  *   await device.stop();
+ *
+ * Bootstrap: with `bootstrap: 'coap[s]://…'` the client gets its server accounts from a
+ * Bootstrap-Server (Bootstrap-Request, or the LwM2M 1.2 Bootstrap-Pack with `bootstrapPack`):
+ * at start when it has no usable account, after `bootstrapAfterFailures` failed Register attempts,
+ * and when a server executes the Bootstrap-Request Trigger (/1/x/9, LwM2M 1.1+). Accounts live in
+ * the tree: the server account given by `server` is Security /0/0 with Server /1/0, the bootstrap
+ * account the next free Security instance (/0/1 beside a server, else /0/0) with Bootstrap-Server
+ * (/0/x/1) true and no Short Server ID. Of the accounts a bootstrap leaves, the client registers
+ * with the one of the lowest Short Server ID (one server at a time; the others stay in the tree),
+ * over DTLS for Security Mode 0 (PSK) or plain CoAP for 3 (NoSec). The Security object stays
+ * invisible to LwM2M servers; only the bootstrap server reads (Discover) and writes it.
  */
-import { lookup } from 'node:dns/promises';
 import { EventEmitter } from 'node:events';
-import { isIP } from 'node:net';
 import {
   COMPOSITE_FORMATS,
   ContentFormat,
@@ -19,7 +28,6 @@ import {
   formatLinkFormat,
   formatName,
   type CompositeValue,
-  type Link,
   type LwM2MValue,
 } from '../content';
 import { ObjectModel, defaultModel } from '../model';
@@ -29,24 +37,41 @@ import { DtlsClient } from '../transport/dtls/client';
 import { CoapError } from '../transport/errors';
 import type { CipherSuiteName, DtlsTiming } from '../transport/dtls/constants';
 import { maxTransmitWait, type CoapTiming } from '../transport/timing';
-import { coapTarget } from '../transport/uri';
+import { accountSummaries, bootstrapInstanceId, chooseAccount, parseCoapUri, type AccountSummary, type ServerAccount } from './accounts';
 import { AttributeStore } from './attributes';
+import { BootstrapError, Bootstrapper } from './bootstrap';
 import { ClientError } from './errors';
 import { FIRMWARE_DEFAULTS, installFirmwareUpdate, type FirmwareOptions } from './firmware';
 import { download } from './firmware-download';
 import { errorResponse, formatsOf, handleManagement, renderObservation, type LwM2MVersion, type ManagementContext } from './management';
-import { deviceInstance, securityInstance, serverInstance, type DeviceInfo } from './objects';
+import { objectList } from './object-list';
+import { bootstrapSecurityInstance, deviceInstance, securityInstance, serverInstance, type DeviceInfo } from './objects';
 import { Observations } from './observations';
-import { Registration, type RetryPolicy } from './registration';
+import { Registration, RegistrationError, type RetryPolicy } from './registration';
+import { openTransport, type TransportOptions } from './transport';
 import { ObjectTree, executable, type InstanceSpec, type Resource } from './tree';
 
 export interface LwM2MClientOptions {
   /** the endpoint client name the device registers with */
   endpoint: string;
-  /** `coap://host:port` of the LwM2M server (default port 5683), or `coaps://host:port` (5684) with `psk` */
-  server: string;
-  /** PSK identity and key for `coaps://` (DTLS 1.2) */
+  /**
+   * `coap://host:port` of the LwM2M server (default port 5683), or `coaps://host:port` (5684) with
+   * `psk`. Optional with `bootstrap`: the bootstrap server then provides the account. At least one
+   * of `server` and `bootstrap` is needed.
+   */
+  server?: string;
+  /** PSK identity and key for a `coaps://` server (DTLS 1.2) */
   psk?: { identity: string | Buffer; key: Buffer };
+  /** `coap://host:port` (default port 5683) or `coaps://host:port` (5684, with `bootstrapPsk`) of a Bootstrap-Server */
+  bootstrap?: string;
+  /** PSK identity and key for a `coaps://` bootstrap server */
+  bootstrapPsk?: { identity: string | Buffer; key: Buffer };
+  /** LwM2M 1.2 only: ask for the whole configuration with one Bootstrap-Pack-Request (GET /bspack) instead of Bootstrap-Request */
+  bootstrapPack?: boolean;
+  /** Register attempts failed in a row before a client with both `server` and `bootstrap` bootstraps (default 3) */
+  bootstrapAfterFailures?: number;
+  /** ms from the Bootstrap-Request until Bootstrap-Finish before the attempt counts as failed (default 60,000) */
+  bootstrapTimeout?: number;
   /** DTLS details: cipher suites in order of preference, flight retransmission timing */
   dtls?: { cipherSuites?: CipherSuiteName[]; timing?: Partial<DtlsTiming> };
   /** registration lifetime in seconds (default 300) */
@@ -72,7 +97,7 @@ export interface LwM2MClientOptions {
   localPort?: number;
   timing?: Partial<CoapTiming>;
   retry?: Partial<RetryPolicy>;
-  /** ms to wait for the server's answer to Register/Update/Send (default MAX_TRANSMIT_WAIT) */
+  /** ms to wait for the server's answer to Register/Update/Send and Bootstrap-Request (default MAX_TRANSMIT_WAIT) */
   requestTimeout?: number;
   /** ms De-register may take before stop() goes on without the answer (default 5000) */
   deregisterTimeout?: number;
@@ -86,9 +111,14 @@ export interface SendOptions {
   format?: number;
 }
 
+/** Why the client bootstraps: it has no usable account, Register failed too often, or a server executed /1/x/9. */
+export type BootstrapReason = 'no account' | 'registration failed' | 'trigger';
+
 /** Events: registered, updated, deregistered, reregistering, retry, write, execute, create, delete,
  *  observe, cancel, sleep, awake, reboot, factoryReset, firmware ({ state, result } of object 5),
- *  firmwareUpdated (the new version, just before the device reboots), error. */
+ *  firmwareUpdated (the new version, just before the device reboots), error;
+ *  bootstrapping ({ reason }), bootstrapped ({ servers: [{ uri, shortServerId, security }] }, never
+ *  keys), bootstrapFailed ({ reason }, after each failed attempt; the next follows with back-off). */
 export class LwM2MClient extends EventEmitter {
   readonly tree: ObjectTree;
   readonly endpointName: string;
@@ -114,21 +144,38 @@ export class LwM2MClient extends EventEmitter {
   private busy = 0;
   /** the DTLS session to a coaps:// server */
   private dtls: DtlsClient | undefined;
+  /** the account registered with (or being registered with) */
+  private account: ServerAccount | undefined;
+  private readonly bootstrapper: Bootstrapper | undefined;
+  /** the bootstrap under way, then the switch to its account */
+  private bootstrapRun: Promise<void> | undefined;
+  private bootstrapDone = false;
+  /** Register attempts failed in a row with the current account */
+  private registerFailures = 0;
+  /** settles the promise of start(): registered, or stopped first */
+  private startWaiter: { resolve(): void; reject(error: Error): void } | undefined;
 
   constructor(options: LwM2MClientOptions) {
     super();
     if (typeof options?.endpoint !== 'string' || options.endpoint === '' || /[&?=\s]/.test(options.endpoint)) {
       throw new TypeError(`endpoint must be a non-empty name without "&", "?", "=" or spaces, not ${JSON.stringify(options?.endpoint)}`);
     }
-    const { secure } = parseServerUri(options.server);
-    if (secure && (!options.psk || !Buffer.isBuffer(options.psk.key) || options.psk.key.length === 0 || !options.psk.identity)) {
-      throw new TypeError('a coaps:// server needs psk: { identity, key } with a non-empty key');
+    if (options.server === undefined && options.bootstrap === undefined) {
+      throw new TypeError('a client needs server (coap:// or coaps:// URI of its LwM2M server), bootstrap (URI of a Bootstrap-Server), or both');
     }
-    if (!secure && options.psk) throw new TypeError('psk is for a coaps:// server; the server URI is coap://');
+    if (options.server !== undefined) checkUriAndPsk(options.server, options.psk, 'server', 'psk');
+    else if (options.psk) throw new TypeError('psk is for a coaps:// server, and no server is given');
+    if (options.bootstrap !== undefined) checkUriAndPsk(options.bootstrap, options.bootstrapPsk, 'bootstrap', 'bootstrapPsk');
+    else if (options.bootstrapPsk || options.bootstrapPack) throw new TypeError('bootstrapPsk and bootstrapPack need a bootstrap server URI (bootstrap)');
     this.options = { ...options };
     this.endpointName = options.endpoint;
     this.version = options.version ?? '1.1';
     if (!['1.0', '1.1', '1.2'].includes(this.version)) throw new TypeError(`version must be 1.0, 1.1 or 1.2, not ${this.version}`);
+    if (options.bootstrapPack && this.version !== '1.2') throw new TypeError(`bootstrapPack (Bootstrap-Pack-Request) needs LwM2M 1.2; this client speaks ${this.version}`);
+    const afterFailures = options.bootstrapAfterFailures ?? 3;
+    if (!Number.isInteger(afterFailures) || afterFailures < 1) throw new TypeError(`bootstrapAfterFailures must be a whole number ≥ 1, not ${afterFailures}`);
+    const bootstrapTimeout = options.bootstrapTimeout ?? 60_000;
+    if (typeof bootstrapTimeout !== 'number' || !(bootstrapTimeout > 0)) throw new TypeError(`bootstrapTimeout must be a number of ms > 0, not ${bootstrapTimeout}`);
     const lifetime = options.lifetime ?? 300;
     if (!Number.isInteger(lifetime) || lifetime < 1) throw new TypeError(`lifetime must be a whole number of seconds ≥ 1, not ${lifetime}`);
     this.options.lifetime = lifetime;
@@ -164,6 +211,29 @@ export class LwM2MClient extends EventEmitter {
     if (!formatsOf(this.version).has(this.context.preferredFormat)) {
       throw new TypeError(`preferredFormat ${formatName(this.context.preferredFormat)} is not a format of LwM2M ${this.version}`);
     }
+    if (options.bootstrap !== undefined) {
+      this.bootstrapper = new Bootstrapper(
+        this.tree,
+        this.attributes,
+        {
+          endpoint: this.endpointName,
+          version: this.version,
+          preferredFormat: this.context.preferredFormat,
+          pack: options.bootstrapPack === true,
+          timeout: bootstrapTimeout,
+          requestTimeout: this.requestTimeout(),
+          retry: this.retryPolicy(),
+          timing: options.timing,
+          // its own socket: the main endpoint may hold localPort
+          transport: { cipherSuites: options.dtls?.cipherSuites, dtlsTiming: options.dtls?.timing, localAddress: options.localAddress },
+        },
+        () => {
+          const choice = chooseAccount(this.tree, this.options.lifetime!);
+          return 'problem' in choice ? choice.problem : undefined;
+        },
+      );
+      this.bootstrapper.on('failed', (detail: { reason: string }) => this.emit('bootstrapFailed', detail));
+    }
     this.buildObjects();
     this.tree.on('change', (path: LwM2MPath) => this.observations.changed(path));
     this.tree.on('structure', (path: LwM2MPath) => this.onStructure(path));
@@ -190,6 +260,21 @@ export class LwM2MClient extends EventEmitter {
     return this.asleep;
   }
 
+  /** True once a bootstrap gave the client the account it uses. */
+  get bootstrapped(): boolean {
+    return this.bootstrapDone;
+  }
+
+  /** True while a bootstrap is under way. */
+  get bootstrapping(): boolean {
+    return this.bootstrapRun !== undefined;
+  }
+
+  /** URI of the server the client registers with (undefined before it has an account). */
+  get serverUri(): string | undefined {
+    return this.account?.uri;
+  }
+
   /** Number of active observations. */
   get observationCount(): number {
     return this.observations.size;
@@ -201,59 +286,123 @@ export class LwM2MClient extends EventEmitter {
     return { address, port };
   }
 
-  /** Binds the socket, registers, and starts the value generators; resolves once registered. */
+  /**
+   * Binds the socket, registers, and starts the value generators; resolves once registered. Without
+   * a usable account (only `bootstrap` given) it bootstraps first.
+   */
   async start(): Promise<void> {
     if (this.running) throw new Error(`client ${this.endpointName} is already started`);
     if (this.finished) throw new Error(`client ${this.endpointName} was stopped and cannot start again; create a new LwM2MClient`);
     this.running = true;
+    const registered = new Promise<void>((resolve, reject) => (this.startWaiter = { resolve, reject }));
+    registered.catch(() => undefined); // awaited below, unless start() fails first
+    const choice = chooseAccount(this.tree, this.options.lifetime!);
     try {
-      const { host, port, secure } = parseServerUri(this.options.server);
-      const address = isIP(host) ? host : (await lookup(host)).address;
-      this.server = { address, port };
-      if (secure) {
-        const psk = this.options.psk!;
-        this.dtls = new DtlsClient({
-          host: address,
-          port,
-          identity: psk.identity,
-          key: psk.key,
-          cipherSuites: this.options.dtls?.cipherSuites,
-          timing: this.options.dtls?.timing,
-          localAddress: this.options.localAddress,
-          localPort: this.options.localPort,
-        });
-        this.endpoint.use(this.dtls, true);
-      } else {
-        await this.endpoint.listen(this.options.localPort ?? 0, this.options.localAddress ?? (isIP(address) === 6 ? '::' : '0.0.0.0'));
-      }
+      if ('account' in choice) await this.connect(choice.account);
+      else if (!this.bootstrapper) throw new Error(`client ${this.endpointName} has no usable server account: ${choice.problem}`);
     } catch (error) {
       this.running = false;
+      this.startWaiter = undefined;
       await this.endpoint.close();
       throw error;
     }
-    this.registration = new Registration(
+    this.startGenerators();
+    if (!('account' in choice)) this.bootstrap('no account');
+    await registered;
+  }
+
+  /**
+   * Moves the endpoint to the account's transport (plain CoAP or a DTLS session under its PSK) and
+   * registers there; the registration before it ends without De-register.
+   */
+  private async connect(account: ServerAccount): Promise<void> {
+    const previous = this.registration;
+    this.registration = undefined;
+    await previous?.stop(false);
+    this.observations.clear(); // observations end with the registration they came with
+    await this.endpoint.detach();
+    this.dtls = undefined;
+    const { peer, dtls } = await openTransport(this.endpoint, account, this.transportOptions(), () => this.running);
+    if (!this.running) return; // stopped while binding: stop() closes what was bound
+    this.dtls = dtls;
+    this.server = peer;
+    this.account = account;
+    this.registerFailures = 0;
+    this.options.lifetime = account.lifetime;
+    this.options.binding = account.binding;
+    const registration = this.createRegistration(peer, account);
+    this.registration = registration;
+    void registration.start().catch(() => undefined); // start() waits for the 'registered' event instead
+  }
+
+  private transportOptions(): TransportOptions {
+    const { dtls, localAddress, localPort } = this.options;
+    return { cipherSuites: dtls?.cipherSuites, dtlsTiming: dtls?.timing, localAddress, localPort };
+  }
+
+  private createRegistration(server: Peer, account: ServerAccount): Registration {
+    const registration = new Registration(
       this.endpoint,
-      this.server,
-      { endpoint: this.endpointName, lifetime: this.options.lifetime!, version: this.version, binding: this.options.binding! },
+      server,
+      { endpoint: this.endpointName, lifetime: account.lifetime, version: this.version, binding: account.binding },
       () => this.objectLinks(),
-      { initialDelay: this.options.retry?.initialDelay ?? 1000, maxDelay: this.options.retry?.maxDelay ?? 60_000 },
+      this.retryPolicy(),
       this.requestTimeout(),
       this.options.deregisterTimeout ?? 5000,
       () => this.rouse(),
     );
     for (const event of ['registered', 'updated', 'deregistered', 'reregistering', 'retry'] as const) {
-      this.registration.on(event, (detail) => {
+      registration.on(event, (detail) => {
         if (event !== 'retry' && event !== 'reregistering') this.touch();
+        if (event === 'registered') {
+          this.registerFailures = 0;
+          this.startWaiter?.resolve();
+          this.startWaiter = undefined;
+        }
         this.emit(event, detail);
       });
     }
-    this.registration.on('error', (error) => this.fail(error));
-    // a Register or Update that went unanswered may mean the server lost our DTLS session: start a new one
-    this.registration.on('retry', ({ error }: { error: Error }) => {
+    registration.on('error', (error) => this.fail(error));
+    registration.on('retry', ({ error }: { error: Error }) => {
+      // a Register or Update that went unanswered may mean the server lost our DTLS session: start a new one
       if (error instanceof CoapError && error.kind === 'TIMEOUT') void this.dtls?.rehandshake().catch(() => undefined);
+      if (registration !== this.registration || registration.registered) return;
+      this.registerFailures++;
+      if (this.bootstrapper && this.registerFailures >= (this.options.bootstrapAfterFailures ?? 3)) this.bootstrap('registration failed');
     });
-    this.startGenerators();
-    await this.registration.start();
+    return registration;
+  }
+
+  /** Bootstraps (once at a time), then registers with the account it gave; retries until it works or stop(). */
+  private bootstrap(reason: BootstrapReason): void {
+    const bootstrapper = this.bootstrapper;
+    if (!bootstrapper || this.bootstrapRun || !this.running) return;
+    this.emit('bootstrapping', { reason });
+    const previous = this.registration;
+    this.registration = undefined;
+    this.observations.clear();
+    const run = async (): Promise<void> => {
+      // a server that asked for the bootstrap is told we leave; one that failed us is not asked again
+      await previous?.stop(reason === 'trigger');
+      await bootstrapper.run(async () => {
+        const choice = chooseAccount(this.tree, this.options.lifetime!);
+        if ('problem' in choice) throw new BootstrapError(choice.problem);
+        await this.connect(choice.account);
+        if (!this.running) return;
+        this.bootstrapDone = true;
+        const servers: AccountSummary[] = accountSummaries(this.tree);
+        this.emit('bootstrapped', { servers });
+      });
+    };
+    this.bootstrapRun = run()
+      .catch(() => undefined) // rejects only when stopped
+      .finally(() => {
+        this.bootstrapRun = undefined;
+      });
+  }
+
+  private retryPolicy(): RetryPolicy {
+    return { initialDelay: this.options.retry?.initialDelay ?? 1000, maxDelay: this.options.retry?.maxDelay ?? 60_000 };
   }
 
   /** De-registers (unless told not to), then closes the socket and clears every timer. */
@@ -266,10 +415,15 @@ export class LwM2MClient extends EventEmitter {
     clearTimeout(this.restartTimer);
     this.stopGenerators();
     this.observations.close();
+    this.startWaiter?.reject(new RegistrationError('register', undefined, 'the client was stopped before it registered'));
+    this.startWaiter = undefined;
     const settling = this.cleanups.map((cleanup) => cleanup());
+    const bootstrapStopped = this.bootstrapper?.stop();
     if (this.asleep) this.endpoint.setReceiving(true);
     await this.registration?.stop(options.deregister !== false && !this.asleep);
+    await bootstrapStopped;
     await this.endpoint.close();
+    await this.bootstrapRun;
     // a firmware download on the socket just closed has ended; one on a socket of its own closes it
     await Promise.all(settling);
     this.emit('stopped');
@@ -315,8 +469,9 @@ export class LwM2MClient extends EventEmitter {
   async update(changes: { lifetime?: number; binding?: 'U' | 'UQ' } = {}): Promise<void> {
     const registration = this.requireRegistration();
     await this.wake();
-    if (changes.lifetime !== undefined) this.tree.set('/1/0/1', changes.lifetime);
-    if (changes.binding !== undefined) this.tree.set('/1/0/7', changes.binding);
+    const server = this.account?.serverInstance ?? 0;
+    if (changes.lifetime !== undefined) this.tree.set(`/1/${server}/1`, changes.lifetime);
+    if (changes.binding !== undefined) this.tree.set(`/1/${server}/7`, changes.binding);
     await registration.change(changes);
   }
 
@@ -384,32 +539,38 @@ export class LwM2MClient extends EventEmitter {
   }
 
   private requireRegistration(): Registration {
+    if (this.running && this.bootstrapRun) throw new Error(`client ${this.endpointName} is bootstrapping; it has no registration now`);
     if (!this.registration || !this.running) throw new Error(`client ${this.endpointName} is not started`);
     return this.registration;
   }
 
   private defaultPeriods(): { pmin?: number; pmax?: number } {
-    const pmin = this.tree.get('/1/0/2');
-    const pmax = this.tree.get('/1/0/3');
+    const server = this.account?.serverInstance ?? 0;
+    const pmin = this.tree.get(`/1/${server}/2`);
+    const pmax = this.tree.get(`/1/${server}/3`);
     return { pmin: typeof pmin === 'number' ? pmin : undefined, pmax: typeof pmax === 'number' && pmax > 0 ? pmax : undefined };
   }
 
   private buildObjects(): void {
-    const { objects = {}, shortServerId = 1 } = this.options;
+    const { objects = {}, shortServerId = 1, server, bootstrap } = this.options;
     const tree = this.tree;
-    if (!objects[0]) tree.addInstance(0, 0, securityInstance(this.options.server, shortServerId, this.options.psk));
-    if (!objects[1]) {
+    if (!objects[0] && server !== undefined) tree.addInstance(0, 0, securityInstance(server, shortServerId, this.options.psk));
+    if (!objects[1] && server !== undefined) {
       tree.addInstance(
         1,
         0,
         serverInstance({ shortServerId, lifetime: this.options.lifetime!, binding: this.options.binding!, defaultPmin: this.options.defaultPmin, defaultPmax: this.options.defaultPmax }),
       );
     }
+    tree.addObject(0);
+    tree.addObject(1);
     if (!objects[3]) tree.addInstance(3, 0, deviceInstance(this.options.device));
     for (const [oid, instances] of Object.entries(objects)) {
       tree.addObject(Number(oid));
       for (const [iid, spec] of Object.entries(instances)) tree.addInstance(Number(oid), Number(iid), spec);
     }
+    // the bootstrap account takes the first free Security instance: /0/1 beside a server account, else /0/0
+    if (bootstrap !== undefined && bootstrapInstanceId(tree) === undefined) tree.addInstance(0, undefined, bootstrapSecurityInstance(bootstrap, this.options.bootstrapPsk));
     if (this.options.firmware) this.installFirmware(this.options.firmware === true ? {} : this.options.firmware);
     this.wireStandardResources();
   }
@@ -422,7 +583,7 @@ export class LwM2MClient extends EventEmitter {
         this.whileBusy(
           download(url, {
             own: () => (this.running && this.server ? { endpoint: this.endpoint, server: this.server, secure: this.dtls !== undefined } : undefined),
-            psk: this.options.psk,
+            psk: this.account?.psk,
             dtls: this.options.dtls,
             timing: this.options.timing,
             timeout: options.downloadTimeout ?? FIRMWARE_DEFAULTS.downloadTimeout,
@@ -455,36 +616,45 @@ export class LwM2MClient extends EventEmitter {
 
   /** Behaviour the specification gives Device and Server resources, unless the user wired their own. */
   private wireStandardResources(): void {
-    const hook = (path: string, handlers: Partial<Resource>): void => {
-      const resource = this.tree.resource(LwM2MPath.parse(path));
-      if (!resource) return;
-      for (const [key, handler] of Object.entries(handlers) as Array<[keyof Resource, unknown]>) {
-        if (resource[key] === undefined) (resource as unknown as Record<string, unknown>)[key] = handler;
-      }
-    };
     const device = this.tree.instanceIds(3).length > 0;
     if (device) {
       this.addExecutable('/3/0/4', () => this.simulateReboot('reboot'));
       this.addExecutable('/3/0/5', () => this.simulateReboot('factoryReset'));
       this.addExecutable('/3/0/12', () => this.tree.set('/3/0/11', { 0: 0 }));
     }
-    if (this.tree.instanceIds(1).includes(0)) {
-      this.addExecutable('/1/0/8', () => void this.registration?.update().catch(() => undefined));
-      this.addExecutable('/1/0/4', () => this.simulateDisable());
-      hook('/1/0/1', {
-        write: (value) => {
-          // a new lifetime from the server goes out with the next Update
-          queueMicrotask(() => void this.registration?.change({ lifetime: value as number }).catch(() => undefined));
-        },
-      });
-      hook('/1/0/7', {
-        write: (value) => {
-          const binding = value === 'UQ' || value === 'U' ? value : undefined;
-          if (!binding) throw new ClientError('4.00', `binding ${String(value)} is not supported; use U or UQ`);
-          queueMicrotask(() => void this.registration?.change({ binding }).catch(() => undefined));
-        },
-      });
+    for (const iid of this.tree.instanceIds(1)) this.wireServerInstance(iid);
+  }
+
+  /**
+   * Server (1) resources act on the registration when their instance is the account in use:
+   * Registration Update Trigger (8), Disable (4), Lifetime (1) and Binding (7) writes; the
+   * Bootstrap-Request Trigger (9, LwM2M 1.1+) exists when there is a bootstrap server.
+   */
+  private wireServerInstance(iid: number): void {
+    const active = (): boolean => this.account?.serverInstance === iid && this.registration !== undefined;
+    const hook = (rid: number, write: NonNullable<Resource['write']>): void => {
+      const resource = this.tree.resource(LwM2MPath.of(1, iid, rid));
+      if (resource && resource.write === undefined) resource.write = write;
+    };
+    this.addExecutable(`/1/${iid}/8`, () => {
+      if (active()) void this.registration?.update().catch(() => undefined);
+    });
+    this.addExecutable(`/1/${iid}/4`, () => {
+      if (active()) this.simulateDisable();
+    });
+    if (this.bootstrapper && this.version !== '1.0') {
+      // answered 2.04 first; then De-register, bootstrap, and register with what it gives
+      this.addExecutable(`/1/${iid}/9`, () => void setImmediate(() => this.bootstrap('trigger')));
     }
+    hook(1, (value) => {
+      // a new lifetime from the server goes out with the next Update
+      if (active()) queueMicrotask(() => void this.registration?.change({ lifetime: value as number }).catch(() => undefined));
+    });
+    hook(7, (value) => {
+      const binding = value === 'UQ' || value === 'U' ? value : undefined;
+      if (!binding) throw new ClientError('4.00', `binding ${String(value)} is not supported; use U or UQ`);
+      if (active()) queueMicrotask(() => void this.registration?.change({ binding }).catch(() => undefined));
+    });
   }
 
   /** Makes an executable resource exist with a default handler (kept when the user gave one). */
@@ -519,9 +689,9 @@ export class LwM2MClient extends EventEmitter {
     }, downtime);
   }
 
-  /** Server Disable (/1/0/4): de-register and come back after Disable Timeout (/1/0/5) seconds. */
+  /** Server Disable (/1/x/4): de-register and come back after Disable Timeout (/1/x/5) seconds. */
   private simulateDisable(): void {
-    const timeout = this.tree.get('/1/0/5');
+    const timeout = this.tree.get(`/1/${this.account?.serverInstance ?? 0}/5`);
     const seconds = typeof timeout === 'number' ? timeout : 86400;
     this.emit('disabled', seconds);
     clearTimeout(this.restartTimer);
@@ -537,20 +707,13 @@ export class LwM2MClient extends EventEmitter {
 
   /** The object list of Register/Update: `</>;rt="oma.lwm2m";ct=…`, then objects and instances, never /0. */
   objectLinks(): string {
-    const links: Link[] = [];
-    if (this.version !== '1.0') links.push({ uri: '/', attributes: { rt: 'oma.lwm2m', ct: this.context.preferredFormat } });
-    for (const oid of this.tree.objectIds()) {
-      if (oid === 0 || oid === 21) continue;
-      const instances = this.tree.instanceIds(oid);
-      const version = announcedVersion(oid, this.tree.objectDefinition(oid)?.version, this.version);
-      const versioned: Record<string, string> = version ? { ver: version } : {};
-      if (instances.length === 0 || Object.keys(versioned).length > 0) links.push({ uri: `/${oid}`, attributes: versioned });
-      for (const iid of instances) links.push({ uri: `/${oid}/${iid}`, attributes: {} });
-    }
-    return formatLinkFormat(links);
+    const root = this.version === '1.0' ? undefined : { uri: '/', attributes: { rt: 'oma.lwm2m', ct: this.context.preferredFormat } };
+    return formatLinkFormat(objectList(this.tree, this.version, { root }));
   }
 
   private onStructure(path: LwM2MPath): void {
+    // a Server instance a bootstrap (or anyone) created gets the standard behaviour
+    if (path.objectId === 1 && path.instanceId !== undefined && this.tree.has(path)) this.wireServerInstance(path.instanceId);
     this.observations.changed(path);
     this.emit('structure', path.toString());
     if (!this.registration?.registered) return;
@@ -634,29 +797,13 @@ export class LwM2MClient extends EventEmitter {
   }
 }
 
-function parseServerUri(uri: string): { host: string; port: number; secure: boolean } {
-  let url: URL;
-  try {
-    url = new URL(uri);
-  } catch {
-    throw new TypeError(`server must be a URI such as coap://127.0.0.1:5683, not ${JSON.stringify(uri)}`);
+/** A server or bootstrap URI and its PSK: coaps:// needs one, coap:// takes none. */
+function checkUriAndPsk(uri: string, psk: { identity: string | Buffer; key: Buffer } | undefined, name: string, pskName: string): void {
+  const { secure } = parseCoapUri(uri, name);
+  if (secure && (!psk || !Buffer.isBuffer(psk.key) || psk.key.length === 0 || !psk.identity || psk.identity.length === 0)) {
+    throw new TypeError(`a coaps:// ${name} needs ${pskName}: { identity, key } with a non-empty identity and key`);
   }
-  if (url.protocol !== 'coap:' && url.protocol !== 'coaps:') throw new TypeError(`server URI scheme ${url.protocol} is not supported; use coap:// or coaps://`);
-  const target = coapTarget(url);
-  if (!target.host) throw new TypeError(`server URI ${uri} has no host`);
-  return target;
+  if (!secure && psk) throw new TypeError(`${pskName} is for a coaps:// ${name}; the ${name} URI is coap://`);
 }
 
-/**
- * The `ver` a client announces for an object: none from a 1.0 client, whose server knows only the
- * first versions; OMA's core objects (0–7) are versioned with the enabler, so a client announces
- * them at most at its own LwM2M version (a 1.1 client has Server 1.1, not the model's 1.2).
- */
-export function announcedVersion(objectId: number, modelVersion: string | undefined, lwm2m: LwM2MVersion): string | undefined {
-  if (!modelVersion || lwm2m === '1.0') return undefined;
-  const [major, minor] = modelVersion.split('.').map(Number);
-  const [ownMajor, ownMinor] = lwm2m.split('.').map(Number);
-  const newer = major! > ownMajor! || (major === ownMajor && minor! > ownMinor!);
-  const version = objectId <= 7 && newer ? lwm2m : modelVersion;
-  return version === '1.0' ? undefined : version;
-}
+export { announcedVersion } from './object-list';

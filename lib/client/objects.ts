@@ -75,6 +75,15 @@ export function securityInstance(serverUri: string, shortServerId: number, psk?:
   return { 0: serverUri, 1: false, 2: psk ? 0 : 3, 3: identity, 4: Buffer.alloc(0), 5: psk ? Buffer.from(psk.key) : Buffer.alloc(0), 10: shortServerId };
 }
 
+/**
+ * Security (0) instance of the Bootstrap-Server account: Bootstrap-Server (1) true and no Short
+ * Server ID (10). PSK (mode 0) for a coaps:// URI, NoSec (3) otherwise.
+ */
+export function bootstrapSecurityInstance(bootstrapUri: string, psk?: { identity: string | Buffer; key: Buffer }): InstanceSpec {
+  const identity = psk ? Buffer.from(psk.identity) : Buffer.alloc(0);
+  return { 0: bootstrapUri, 1: true, 2: psk ? 0 : 3, 3: identity, 4: Buffer.alloc(0), 5: psk ? Buffer.from(psk.key) : Buffer.alloc(0) };
+}
+
 /** Connectivity Monitoring (4): LTE-FDD with a drifting signal. */
 export function connectivityInstance(options: { ipAddress?: string } = {}, overrides: InstanceSpec = {}): InstanceSpec {
   return {

@@ -228,6 +228,8 @@ export class Registration extends EventEmitter {
     this.attempt++;
     const reason = error instanceof CoapError || error instanceof RegistrationError ? error : new RegistrationError('register', undefined, String(error));
     this.emit('retry', { error: reason, attempt: this.attempt, delay: Math.round(delay) });
+    // a listener may have stopped us (the client gives up on this server and bootstraps)
+    if (this.stopped) return;
     clearTimeout(this.timer);
     this.timer = setTimeout(() => void this.enqueue(operation).catch(() => undefined), delay);
   }

@@ -189,6 +189,12 @@ export class CoapEndpoint extends EventEmitter {
     if (this.socket) throw new Error('the endpoint is already listening');
     if (this.closed) throw new Error('the endpoint is closed');
     const socket = await bindUdpSocket(port, address);
+    if (this.closed || this.socket) {
+      // closed (or given another socket) while binding: this one would never be closed
+      socket.close();
+      throw new Error(this.closed ? 'the endpoint is closed' : 'the endpoint is already listening');
+    }
+    this.ownsSocket = true;
     this.attach(socket as unknown as DatagramSocket);
     return socket.address();
   }
@@ -329,6 +335,21 @@ export class CoapEndpoint extends EventEmitter {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    await this.release('the endpoint was closed');
+    this.emit('close');
+  }
+
+  /**
+   * Lets go of the socket (closing it when owned) but stays usable: `listen()` or `use()` give it a
+   * new one, e.g. when a client moves from plain CoAP to DTLS or to a new key. Exchanges under way
+   * end as by `close()`: they belonged to the old transport and its peer.
+   */
+  async detach(): Promise<void> {
+    if (this.closed || !this.socket) return;
+    await this.release('the endpoint changed its transport');
+  }
+
+  private async release(reason: string): Promise<void> {
     const transmissions = [...this.transmissions.values()];
     for (const transmission of transmissions) clearTimeout(transmission.timer);
     this.transmissions.clear();
@@ -336,7 +357,7 @@ export class CoapEndpoint extends EventEmitter {
     this.separateTimers.clear();
     const pending = [...this.pending.values()];
     this.pending.clear();
-    for (const waiter of pending) waiter.reject(new CoapError('CLOSED', 'the endpoint was closed'));
+    for (const waiter of pending) waiter.reject(new CoapError('CLOSED', reason));
     // the rest (CON notifications, separate responses) would never settle: no ACK can arrive any more
     for (const transmission of transmissions) transmission.onTimeout();
     this.observers.clear();
@@ -351,7 +372,6 @@ export class CoapEndpoint extends EventEmitter {
       socket.off('error', this.onSocketError);
       if (this.ownsSocket) await new Promise<void>((resolve) => socket.close(() => resolve()));
     }
-    this.emit('close');
   }
 
   // --- sending ---
@@ -604,12 +624,14 @@ export class CoapEndpoint extends EventEmitter {
     }
     let separate = false;
     let timer: NodeJS.Timeout | undefined;
+    const socket = this.socket;
     const respond = (response: OutgoingResponse): void => {
       if (timer) {
         clearTimeout(timer);
         this.separateTimers.delete(timer);
       }
-      if (this.closed) return;
+      // closed, or detached since: the answer belongs to a transport that is gone
+      if (this.closed || this.socket !== socket) return;
       // the final form may differ (a block of it, or an error about the block asked for): only the handler's own answer reports onSent
       const final = finish(response);
       if (!separate) {

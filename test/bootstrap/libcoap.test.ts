@@ -70,9 +70,9 @@ describe('LwM2MBootstrapServer with coap-client-notls', function () {
     assert.equal(response.code, '2.05');
     assert.equal(response.contentFormat, ContentFormat.SENML_CBOR);
     const pack = decodeComposite(ContentFormat.SENML_CBOR, response.payload);
-    assert.equal(pack['/0/0/0'], 'coap://127.0.0.1:5683');
-    assert.equal(pack['/0/0/2'], 3);
-    assert.equal(pack['/0/0/10'], 5);
+    assert.equal(pack['/0/1/0'], 'coap://127.0.0.1:5683');
+    assert.equal(pack['/0/1/2'], 3);
+    assert.equal(pack['/0/1/10'], 5);
     assert.equal(pack['/1/0/1'], 60);
     assert.equal(pack['/11/0/0'], 'apn');
     await finished;

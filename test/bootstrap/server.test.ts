@@ -145,6 +145,19 @@ describe('LwM2MBootstrapServer', function () {
     assert.equal((decode(ContentFormat.TLV, '/0/1', security.payload) as Record<string, unknown>)[0], 'coap://127.0.0.1:5683');
   });
 
+  it('takes a 1.0 client that refuses Discover with 4.00 for what it is: writes TLV', async () => {
+    await start({ configs: { '*': NOSEC } }, '1.0');
+    device.answer = (request) => (request.method === 'GET' ? { code: '4.00' } : undefined);
+    await device.request(at);
+    await once(server, 'bootstrapFinished');
+    assert.deepEqual(
+      device.seen.map(({ method, path }) => `${method} ${path}`),
+      ['GET /', 'DELETE /0', 'DELETE /1', 'PUT /0/1', 'PUT /1/0', 'POST /bs'],
+      'without a Discover, /0/0 is taken for the bootstrap account, as most clients keep it',
+    );
+    assert.equal(device.seen[3]!.contentFormat, ContentFormat.TLV);
+  });
+
   it('writes in the pct the client prefers when its version has that format', async () => {
     await start({ configs: { '*': NOSEC } }, '1.2');
     await device.request(at, ['ep=dev-1', `pct=${ContentFormat.LWM2M_CBOR}`]);
@@ -228,11 +241,11 @@ describe('LwM2MBootstrapServer', function () {
       assert.equal(response.code, '2.05');
       assert.equal(response.contentFormat, ContentFormat.SENML_CBOR);
       const pack = decodeComposite(ContentFormat.SENML_CBOR, response.payload);
-      assert.equal(pack['/0/0/0'], `coaps://127.0.0.1:${lwm2m.secureAddress()!.port}`);
-      assert.equal(pack['/0/0/10'], 3);
+      assert.equal(pack['/0/1/0'], `coaps://127.0.0.1:${lwm2m.secureAddress()!.port}`);
+      assert.equal(pack['/0/1/10'], 3);
       assert.equal(pack['/1/0/0'], 3);
       assert.equal(pack['/11/0/0'], 'apn');
-      assert.deepEqual(lwm2m.credentials()[0]!.key, pack['/0/0/5']);
+      assert.deepEqual(lwm2m.credentials()[0]!.key, pack['/0/1/5']);
       const [done] = (await finished) as [BootstrapFinishedEvent];
       assert.equal(done.via, 'pack');
       assert.deepEqual(device.seen, [], 'no requests to the device after a pack');
@@ -338,6 +351,27 @@ describe('LwM2MBootstrapServer', function () {
       assert.equal(server.config('a')!.servers[0]!.shortServerId, 101);
       server.setConfig('a', undefined);
       assert.deepEqual(server.configs(), {});
+    });
+
+    it('more bootstraps at once than maxSessions: 5.03 until one ends', async () => {
+      await start({ configs: { '*': NOSEC }, maxSessions: 2 });
+      const stalled = new Set(['a', 'b']);
+      const devices = ['a', 'b', 'c'].map((name) => new ScriptedDevice(name));
+      try {
+        for (const one of devices) {
+          await one.listen();
+          one.answer = (request) => (stalled.has(one.name) && request.method === 'GET' ? new Promise((resolve) => setTimeout(() => resolve({ code: '4.04' }), 300)) : undefined);
+        }
+        assert.equal((await devices[0]!.request(at, ['ep=a'])).code, '2.04');
+        assert.equal((await devices[1]!.request(at, ['ep=b'])).code, '2.04');
+        const refused = await devices[2]!.request(at, ['ep=c']);
+        assert.equal(refused.code, '5.03');
+        assert.match(refused.payload.toString(), /2 bootstraps are under way/);
+        while (server.active.length > 0) await once(server, 'bootstrapFinished');
+        assert.equal((await devices[2]!.request(at, ['ep=c'])).code, '2.04');
+      } finally {
+        for (const one of devices) await one.close();
+      }
     });
 
     it('garbage datagrams: dropped, and the server goes on', async () => {

@@ -997,12 +997,88 @@ describe('CoapEndpoint (transport/endpoint)', () => {
       assert.deepEqual((await raw.next()).bytes, hex('40 00 00 01'));
     });
 
+    it('a listen() that a close() overtakes closes the socket it bound and rejects', async () => {
+      const sockets = (): number => process.getActiveResourcesInfo().filter((name) => name === 'UDPWrap').length;
+      const before = sockets();
+      const endpoint = new CoapEndpoint();
+      const listening = endpoint.listen(0, LOCALHOST);
+      await endpoint.close();
+      await assert.rejects(listening, /closed/);
+      const deadline = Date.now() + RECEIVE_LIMIT;
+      while (sockets() !== before) {
+        if (Date.now() > deadline) assert.fail(`${sockets()} UDP sockets, not ${before}`);
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+    });
+
     it('refuses to listen twice and reports a port in use', async () => {
       const first = await listening();
       await assert.rejects(first.endpoint.listen(0, LOCALHOST), /already listening/);
       const second = new CoapEndpoint();
       cleanups.push(() => second.close());
       await assert.rejects(second.listen(first.peer.port, LOCALHOST), /EADDRINUSE/);
+    });
+  });
+
+  describe('detach', () => {
+    it('closes its own socket, fails pending requests with CLOSED, and works again on a new socket', async () => {
+      const client = await listening({ timing: QUICK });
+      const oldPort = client.peer.port;
+      const raw = await RawPeer.create();
+      const pending = client.endpoint.request(raw.peer, { method: 'GET', path: ['never'] });
+      await raw.next();
+      let closed = false;
+      client.endpoint.once('close', () => (closed = true));
+      await client.endpoint.detach();
+      await rejectsWithKind(pending, 'CLOSED');
+      assert.equal(closed, false, 'the endpoint itself stays open');
+      assert.throws(() => client.endpoint.address(), /not listening/);
+      // the old port is free again: the socket really closed
+      const probe = new CoapEndpoint();
+      cleanups.push(() => probe.close());
+      await probe.listen(oldPort, LOCALHOST);
+
+      const server = await listening({ timing: QUICK });
+      server.endpoint.setRequestHandler(() => ({ code: '2.05', payload: Buffer.from('again') }));
+      await client.endpoint.listen(0, LOCALHOST);
+      const response = await client.endpoint.request(server.peer, { method: 'GET', path: ['x'] });
+      assert.equal(response.payload.toString(), 'again');
+      await client.endpoint.detach();
+      await client.endpoint.detach(); // twice (and without a socket) is harmless
+    });
+
+    it('leaves a socket it was given (not owned) open, and takes another with use()', async () => {
+      const socket = await bindSocket();
+      const endpoint = new CoapEndpoint({ socket });
+      cleanups.push(() => endpoint.close());
+      await endpoint.detach();
+      const raw = await RawPeer.create();
+      await new Promise<void>((resolve, reject) => socket.send(hex('40 00 00 01'), raw.peer.port, LOCALHOST, (error) => (error ? reject(error) : resolve())));
+      assert.deepEqual((await raw.next()).bytes, hex('40 00 00 01'));
+      const other = await bindSocket();
+      endpoint.use(other, false);
+      assert.equal(endpoint.address().port, other.address().port);
+    });
+
+    it('drops the answer of a handler that finishes after the detach', async () => {
+      const { endpoint, peer } = await listening({ timing: { ...QUICK, piggybackDelay: 5000 } });
+      const release = deferred<void>();
+      const started = deferred<void>();
+      endpoint.setRequestHandler(async () => {
+        started.resolve();
+        await release.promise;
+        return { code: '2.05' };
+      });
+      const raw = await RawPeer.create();
+      await raw.send(coap({ type: 'CON', code: '0.01', messageId: 7, token: hex('0a') }), peer);
+      await started.promise;
+      await endpoint.detach();
+      await endpoint.listen(0, LOCALHOST);
+      release.resolve();
+      // a request sent next gets its answer; the old one's never comes on the new socket
+      await raw.send(coap({ type: 'CON', code: '0.01', messageId: 8, token: hex('0b') }), { address: LOCALHOST, port: endpoint.address().port });
+      const next = await raw.nextMessage();
+      assert.equal(next.messageId, 8);
     });
   });
 });

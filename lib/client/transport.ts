@@ -1,0 +1,47 @@
+/**
+ * Puts a client's CoAP endpoint on the transport an account needs: a DTLS session under the
+ * account's PSK for coaps://, a plain UDP socket for coap://. Used for the registration (the
+ * client's main endpoint, moved when the account changes) and for each bootstrap attempt.
+ */
+import { lookup } from 'node:dns/promises';
+import { isIP } from 'node:net';
+import { DtlsClient } from '../transport/dtls/client';
+import type { CipherSuiteName, DtlsTiming } from '../transport/dtls/constants';
+import type { CoapEndpoint, Peer } from '../transport/endpoint';
+import { parseCoapUri, type Connection } from './accounts';
+
+export interface TransportOptions {
+  cipherSuites?: CipherSuiteName[];
+  dtlsTiming?: Partial<DtlsTiming>;
+  localAddress?: string;
+  localPort?: number;
+}
+
+/**
+ * Resolves the connection's host and gives `endpoint` (which has no socket) a socket or DTLS
+ * session for it. `wanted` is asked once the name is resolved: false (the client stopped meanwhile)
+ * leaves the endpoint as it was and rejects.
+ */
+export async function openTransport(endpoint: CoapEndpoint, connection: Connection, options: TransportOptions, wanted: () => boolean = () => true): Promise<{ peer: Peer; dtls?: DtlsClient }> {
+  const { host, port, secure } = parseCoapUri(connection.uri);
+  const address = isIP(host) ? host : (await lookup(host)).address;
+  if (!wanted()) throw new Error(`the connection to ${connection.uri} is no longer wanted`);
+  const peer = { address, port };
+  if (!secure) {
+    await endpoint.listen(options.localPort ?? 0, options.localAddress ?? (isIP(address) === 6 ? '::' : '0.0.0.0'));
+    return { peer };
+  }
+  if (!connection.psk) throw new Error(`${connection.uri} is coaps:// but the account has no PSK`);
+  const dtls = new DtlsClient({
+    host: address,
+    port,
+    identity: connection.psk.identity,
+    key: connection.psk.key,
+    cipherSuites: options.cipherSuites,
+    timing: options.dtlsTiming,
+    localAddress: options.localAddress,
+    localPort: options.localPort,
+  });
+  endpoint.use(dtls, true); // closed with the endpoint
+  return { peer, dtls };
+}
