@@ -87,17 +87,20 @@ module.exports = (RED: Red) => {
     const showStatus = () =>
       node.status({ fill: registered.size === count ? 'green' : 'yellow', shape: registered.size === count ? 'dot' : 'ring', text: `${registered.size}/${count} registered` });
 
-    const credentials = (node as unknown as { credentials?: { identity?: string; key?: string } }).credentials ?? {};
+    const credentials = (node as unknown as { credentials?: { identity?: string; key?: string; bsIdentity?: string; bsKey?: string } }).credentials ?? {};
+    // the devices know an LwM2M server, or only a bootstrap server that gives them one
+    const viaBootstrap = config.connect === 'bootstrap';
     const serverUri = String(config.serverUri || 'coap://127.0.0.1:5683');
+    const bootstrapUri = String(config.bootstrapUri || 'coap://127.0.0.1:5783');
     let key: Buffer | undefined;
-    if (/^coaps:/i.test(serverUri)) {
-      try {
-        key = pskKey(credentials.key, `this device-sim (${names[0]})`);
-      } catch (error) {
-        node.error((error as Error).message);
-        node.status({ fill: 'red', shape: 'ring', text: 'bad PSK key' });
-        return;
-      }
+    let bootstrapKey: Buffer | undefined;
+    try {
+      if (!viaBootstrap && /^coaps:/i.test(serverUri)) key = pskKey(credentials.key, `this device-sim (${names[0]})`);
+      if (viaBootstrap && /^coaps:/i.test(bootstrapUri)) bootstrapKey = pskKey(credentials.bsKey, `this device-sim's bootstrap server (${names[0]})`);
+    } catch (error) {
+      node.error((error as Error).message);
+      node.status({ fill: 'red', shape: 'ring', text: 'bad PSK key' });
+      return;
     }
     let firmware: FirmwareOptions | false = false;
     if (chosen.includes('firmware') || config.firmware === true) {
@@ -109,7 +112,8 @@ module.exports = (RED: Red) => {
         return;
       }
     }
-    const identityOf = (endpoint: string, index: number) => (credentials.identity ? credentials.identity.replace(/\{n\}/g, String(index + 1)) : endpoint);
+    // a fleet shares one key; each device has its own identity: the pattern's ({n} is its number), else its endpoint name
+    const identityOf = (pattern: string | undefined, endpoint: string, index: number) => (pattern ? pattern.replace(/\{n\}/g, String(index + 1)) : endpoint);
 
     for (const [index, endpoint] of names.entries()) {
       const objects: Record<number, Record<number, InstanceSpec>> = {};
@@ -121,8 +125,9 @@ module.exports = (RED: Red) => {
       try {
         device = new LwM2MClient({
           endpoint,
-          server: serverUri,
-          ...(key ? { psk: { identity: identityOf(endpoint, index), key } } : {}),
+          ...(viaBootstrap
+            ? { bootstrap: bootstrapUri, ...(bootstrapKey ? { bootstrapPsk: { identity: identityOf(credentials.bsIdentity, endpoint, index), key: bootstrapKey } } : {}) }
+            : { server: serverUri, ...(key ? { psk: { identity: identityOf(credentials.identity, endpoint, index), key } } : {}) }),
           lifetime: Number(config.lifetime) || 300,
           version: (String(config.version || '1.1') as LwM2MVersion),
           binding: config.binding === 'UQ' ? 'UQ' : 'U',
@@ -158,8 +163,23 @@ module.exports = (RED: Red) => {
           payload: { state, stateName: FIRMWARE_STATES[state] ?? `state ${state}`, result, resultName: FIRMWARE_RESULT_NAMES[result] ?? `result ${result}` },
         });
       });
+      // bootstrapping (why), bootstrapped (the accounts it got, never keys), bootstrapFailed (why; it tries again)
+      let bootstrapWarned = false;
+      for (const event of ['bootstrapping', 'bootstrapped', 'bootstrapFailed'] as const) {
+        device.on(event, (detail: { reason?: string; servers?: unknown[] }) => {
+          if (event === 'bootstrapped') bootstrapWarned = false;
+          // one warning per device until it bootstraps again, not one per retry
+          if (event === 'bootstrapFailed' && !bootstrapWarned && !leaving) {
+            bootstrapWarned = true;
+            node.warn(`${endpoint}: bootstrap failed: ${detail.reason}`);
+          }
+          node.send(RED.util.cloneMessage({ topic: endpoint, endpoint, event, payload: detail }));
+        });
+      }
       for (const event of ['write', 'execute', 'create', 'delete'] as const) {
         device.on(event, (detail: { path: string; value?: unknown; args?: string }) => {
+          // the Security object holds keys: what a (bootstrap) server does to it never reaches the flow
+          if (/^\/0(\/|$)/.test(detail.path)) return;
           node.send({ topic: `${endpoint}${detail.path}`, endpoint, event, path: detail.path, payload: event === 'execute' ? detail.args : detail.value });
         });
       }
@@ -199,8 +219,9 @@ module.exports = (RED: Red) => {
     node.on('close', (_removed, done) => {
       leaving = [];
       const stopped = Promise.all([...devices.values()].map((device) => device.stop().catch((error: Error) => leaving!.push({ endpoint: device.endpointName, error }))));
-      // a server node of this runtime closing at the same time waits for these De-registers
-      devicesStopping(serverUri, stopped);
+      // a server node of this runtime closing at the same time waits for these De-registers (bootstrapped devices: at the server they were given)
+      const uris = viaBootstrap ? [...devices.values()].map((device) => device.serverUri).filter((uri): uri is string => uri !== undefined) : [serverUri];
+      for (const uri of new Set(uris)) devicesStopping(uri, stopped);
       void stopped.then(() => {
         const [first] = leaving!;
         if (first) node.warn(`${first.endpoint}${leaving!.length > 1 ? ` and ${leaving!.length - 1} more` : ''}: ${first.error.message}`);
@@ -208,5 +229,7 @@ module.exports = (RED: Red) => {
       });
     });
   }
-  RED.nodes.registerType('lwm2m-device-sim', DeviceSimNode as never, { credentials: { identity: { type: 'text' }, key: { type: 'password' } } });
+  RED.nodes.registerType('lwm2m-device-sim', DeviceSimNode as never, {
+    credentials: { identity: { type: 'text' }, key: { type: 'password' }, bsIdentity: { type: 'text' }, bsKey: { type: 'password' } },
+  });
 };
