@@ -28,17 +28,22 @@ export function serverPorts(flow: FlowNode[]): number[] {
   return flow.filter((node) => node.type === 'lwm2m-server').flatMap((node) => [Number(node.port || 5683), ...(node.dtls ? [Number(node.dtlsPort || 5684)] : [])]);
 }
 
+/** The UDP ports the flow's bootstrap nodes listen on: CoAP, and DTLS where it is on. */
+export function bootstrapPorts(flow: FlowNode[]): number[] {
+  return flow.filter((node) => node.type === 'lwm2m-bootstrap').flatMap((node) => [Number(node.port || 5783), ...(node.dtls ? [Number(node.dtlsPort || 5784)] : [])]);
+}
+
 /**
- * The flow with each of its servers' ports replaced by a free one (in ports, URIs and names alike),
- * on 127.0.0.1. Flows that share `moved` keep their relations: the same port in two flows becomes
- * the same free port in both (and collides as it would for a user).
+ * The flow with each of its servers' (and bootstrap servers') ports replaced by a free one (in
+ * ports, URIs and names alike), on 127.0.0.1. Flows that share `moved` keep their relations: the
+ * same port in two flows becomes the same free port in both (and collides as it would for a user).
  */
 export async function onFreePorts(flow: FlowNode[], moved = new Map<string, string>()): Promise<FlowNode[]> {
-  for (const port of serverPorts(flow)) if (!moved.has(String(port))) moved.set(String(port), String(await freeUdpPort()));
+  for (const port of [...serverPorts(flow), ...bootstrapPorts(flow)]) if (!moved.has(String(port))) moved.set(String(port), String(await freeUdpPort()));
   const pattern = new RegExp(`\\b(${[...moved.keys()].join('|')})\\b`, 'g');
   const text = moved.size === 0 ? JSON.stringify(flow) : JSON.stringify(flow).replace(pattern, (port) => moved.get(port)!);
   const copy = JSON.parse(text) as FlowNode[];
-  for (const node of copy) if (node.type === 'lwm2m-server') node.address = '127.0.0.1';
+  for (const node of copy) if (node.type === 'lwm2m-server' || node.type === 'lwm2m-bootstrap') node.address = '127.0.0.1';
   return copy;
 }
 
@@ -67,14 +72,46 @@ function deviceNames(pattern: string, count: number): string[] {
   return Array.from({ length: count }, (_, index) => template.replaceAll('{n}', String(index + 1)));
 }
 
-/** The endpoint names of the flow's simulated devices, by the URI they register with. */
+/** Whether a device-sim's devices know only a bootstrap server. */
+export function viaBootstrap(node: FlowNode): boolean {
+  return node.type === 'lwm2m-device-sim' && node.connect === 'bootstrap';
+}
+
+/** The endpoint names of the flow's simulated devices, by the URI they connect to first (a server's, or a bootstrap server's). */
 export function devicesByServer(flow: FlowNode[]): Map<string, string[]> {
   const byUri = new Map<string, string[]>();
   for (const node of flow.filter((entry) => entry.type === 'lwm2m-device-sim')) {
-    const uri = String(node.serverUri);
+    const uri = String(viaBootstrap(node) ? node.bootstrapUri : node.serverUri);
     byUri.set(uri, [...(byUri.get(uri) ?? []), ...deviceNames(String(node.endpoint || 'sim-{n}'), Number(node.count ?? 1))]);
   }
   return byUri;
+}
+
+/**
+ * The endpoints each server node of the flow should end up with: the devices of the device-sims
+ * pointed at its ports, and those a bootstrap node of the flow sends to it (the device's row of the
+ * bootstrap node's table, else its `*` row, pointing at the bootstrap node's server node).
+ */
+export function devicesByServerNode(flow: FlowNode[]): Map<string, string[]> {
+  const byUri = devicesByServer(flow);
+  const home = new Map<string, string[]>();
+  const add = (id: string, endpoints: string[]) => home.set(id, [...(home.get(id) ?? []), ...endpoints]);
+  const urisOf = (ports: number[]) => [`coap://127.0.0.1:${ports[0]}`, ...(ports[1] ? [`coaps://127.0.0.1:${ports[1]}`] : [])];
+  for (const server of flow.filter((node) => node.type === 'lwm2m-server')) {
+    home.set(server.id, []);
+    for (const uri of urisOf(serverPorts([server]))) add(server.id, byUri.get(uri) ?? []);
+  }
+  for (const bootstrap of flow.filter((node) => node.type === 'lwm2m-bootstrap')) {
+    const rows = (bootstrap.configs ?? []) as Array<{ endpoint: string; target?: string }>;
+    for (const uri of urisOf(bootstrapPorts([bootstrap]))) {
+      for (const endpoint of byUri.get(uri) ?? []) {
+        const row = rows.find((entry) => entry.endpoint === endpoint) ?? rows.find((entry) => entry.endpoint === '*');
+        if (row && row.target !== 'uri' && bootstrap.server) add(String(bootstrap.server), [endpoint]);
+      }
+    }
+  }
+  for (const [id, endpoints] of home) home.set(id, endpoints.sort());
+  return home;
 }
 
 interface Runtime {

@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 import type { LwM2MServer } from '../../lib';
-import { devicesByServer, examples, fullDeploy, importCopy, nodeProblems, onFreePorts, readFlow, root, serverPorts, type FlowNode } from '../helpers/flows';
+import { bootstrapPorts, devicesByServer, devicesByServerNode, examples, fullDeploy, importCopy, nodeProblems, onFreePorts, readFlow, root, serverPorts, viaBootstrap, type FlowNode } from '../helpers/flows';
 import { helper } from '../helpers/node-red';
 import { NODES, takeCredentials } from '../helpers/palette';
 
@@ -17,17 +17,6 @@ interface ServerNode {
   server: LwM2MServer;
 }
 
-/** The endpoints each server node of the flow should have: those of the device-sims pointed at its ports. */
-function expectedRegistrations(flow: FlowNode[]): Map<string, string[]> {
-  const byUri = devicesByServer(flow);
-  const expected = new Map<string, string[]>();
-  for (const server of flow.filter((node) => node.type === 'lwm2m-server')) {
-    const [coap, dtls] = serverPorts([server]);
-    const uris = [`coap://127.0.0.1:${coap}`, ...(dtls ? [`coaps://127.0.0.1:${dtls}`] : [])];
-    expected.set(server.id, uris.flatMap((uri) => byUri.get(uri) ?? []).sort());
-  }
-  return expected;
-}
 
 describe('example flows', function () {
   this.timeout(60_000);
@@ -37,10 +26,10 @@ describe('example flows', function () {
   afterEach(() => helper.unload());
 
   it('there are the examples the palette promises, and every non-config node appears in one', () => {
-    for (const name of ['Device telemetry to debug.json', 'Remote management.json', 'Send data.json', 'Registration dashboard.json', 'Secure devices (DTLS).json', 'Firmware update.json', 'Configure the fleet.json']) assert.ok(examples.includes(name), name);
+    for (const name of ['Device telemetry to debug.json', 'Remote management.json', 'Send data.json', 'Registration dashboard.json', 'Secure devices (DTLS).json', 'Firmware update.json', 'Configure the fleet.json', 'Zero-touch provisioning.json']) assert.ok(examples.includes(name), name);
     const used = new Set(examples.flatMap((file) => readFlow(`examples/${file}`).map((node) => node.type)));
     const palette = Object.keys((JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')) as { 'node-red': { nodes: Record<string, string> } })['node-red'].nodes);
-    assert.equal(palette.length, 10);
+    assert.equal(palette.length, 11);
     for (const type of palette.filter((type) => type !== 'lwm2m-server')) assert.ok(used.has(type), `${type} is in an example`);
   });
 
@@ -54,21 +43,23 @@ describe('example flows', function () {
       const servers = flow.filter((node) => node.type === 'lwm2m-server');
       assert.equal(servers.length, 1, `${file} has one server node`);
       const ports = serverPorts(flow);
-      for (const port of ports) {
+      const bootstrap = bootstrapPorts(flow);
+      for (const port of [...ports, ...bootstrap]) {
         assert.ok(!owner.has(port), `${file}: port ${port} is also ${owner.get(port)}`);
         owner.set(port, file);
       }
       const [coap, dtls] = ports;
       assert.match(String(servers[0]!.name), new RegExp(`:${coap}\\b`), `${file}: the server's name says its port`);
       if (dtls) assert.match(String(servers[0]!.name), new RegExp(`DTLS :${dtls}\\b`), `${file}: the server's name says its DTLS port`);
-      const own = [`coap://127.0.0.1:${coap}`, ...(dtls ? [`coaps://127.0.0.1:${dtls}`] : [])];
+      const [bsCoap, bsDtls] = bootstrap;
+      const own = [`coap://127.0.0.1:${coap}`, ...(dtls ? [`coaps://127.0.0.1:${dtls}`] : []), ...(bsCoap ? [`coap://127.0.0.1:${bsCoap}`] : []), ...(bsDtls ? [`coaps://127.0.0.1:${bsDtls}`] : [])];
       const uris = [...devicesByServer(flow).keys()];
       assert.ok(uris.length > 0, `${file} has simulated devices`);
       for (const uri of uris) assert.ok(own.includes(uri), `${file}: a device-sim registers with ${uri}, not with its own server (${own.join(', ')})`);
       const name = file.replace(/\.json$/, '');
       const line = readme.find((text) => text.startsWith(`- "${name}"`));
       assert.ok(line, `the README lists "${name}"`);
-      for (const port of ports) assert.match(line, new RegExp(`\\b${port}\\b`), `the README gives "${name}" port ${port}`);
+      for (const port of [...ports, ...bootstrap]) assert.match(line, new RegExp(`\\b${port}\\b`), `the README gives "${name}" port ${port}`);
     }
   });
 
@@ -101,8 +92,8 @@ describe('example flows', function () {
         await new Promise((resolve) => setTimeout(resolve, 50));
       }
       assert.equal(serverNode.server.registrations().length, expected);
-      // devices pointed at coaps:// registered over DTLS, each bound to its PSK identity
-      if (flow.some((node) => node.type === 'lwm2m-device-sim' && String(node.serverUri).startsWith('coaps:'))) {
+      // devices pointed at coaps:// (or bootstrapped) registered over DTLS, each bound to its PSK identity
+      if (flow.some((node) => node.type === 'lwm2m-device-sim' && (viaBootstrap(node) || String(node.serverUri).startsWith('coaps:')))) {
         for (const registration of serverNode.server.registrations()) assert.equal(registration.identity, registration.endpoint);
       }
     });
@@ -172,7 +163,7 @@ describe('example flows', function () {
         flow = [...flow, ...imported];
         await fullDeploy(helper, flow, credentials);
       }
-      const expected = expectedRegistrations(flow);
+      const expected = devicesByServerNode(flow);
       for (const id of expected.keys()) {
         const node = helper.getNode(id) as ServerNode;
         await node.ready.catch((error: Error) => assert.fail(`after adding ${file}: the server node ${id} did not start: ${error.message}`));
