@@ -416,4 +416,115 @@ describe('the editor in headless Chromium', function () {
     assert.doesNotMatch(JSON.stringify(await credentials()), /64656d6f/);
     assert.equal(await register(), '2.01', 'the row left empty kept its key');
   });
+
+  it("a bootstrap node dropped from the palette: its table takes a * row (the server node, PSK, generated keys) and a named row by URI with a given key; deployed, the flow has the table and no key, the key is a credential", async () => {
+    type Red = {
+      editor: { edit(node: unknown): void };
+      nodes: { node(id: string): Record<string, unknown>; filterNodes(filter: object): Array<{ id: string }>; dirty(): boolean };
+      actions: { invoke(name: string, ...args: unknown[]): void };
+    };
+    const bootstrapNodes = () => page.evaluate(() => (globalThis as unknown as { RED: Red }).RED.nodes.filterNodes({ type: 'lwm2m-bootstrap' }).map((node) => node.id));
+    const before = await bootstrapNodes();
+    // the palette is shaded while a deploy is under way
+    await page.waitForSelector('#red-ui-palette-shade', { state: 'hidden', timeout: 30_000 });
+    const paletteNode = page.locator('.red-ui-palette-node[data-palette-type="lwm2m-bootstrap"]');
+    await paletteNode.scrollIntoViewIfNeeded();
+    const source = await paletteNode.boundingBox();
+    const chart = await page.locator('#red-ui-workspace-chart').boundingBox();
+    assert.ok(source && chart);
+    await page.mouse.move(source.x + source.width / 2, source.y + source.height / 2);
+    await page.mouse.down();
+    await page.mouse.move(chart.x + chart.width / 2 + 150, chart.y + chart.height - 200, { steps: 20 });
+    await page.mouse.up();
+    await page.waitForFunction((count) => (globalThis as unknown as { RED: Red }).RED.nodes.filterNodes({ type: 'lwm2m-bootstrap' }).length > count, before.length, { timeout: 30_000 });
+    const id = (await bootstrapNodes()).find((entry) => !before.includes(entry))!;
+    assert.equal(await page.evaluate((id) => (globalThis as unknown as { RED: Red }).RED.nodes.node(id).server, id), 'demo-server', "it takes the flow's only server node");
+
+    await page.evaluate((id) => {
+      const red = (globalThis as unknown as { RED: Red }).RED;
+      red.editor.edit(red.nodes.node(id));
+    }, id);
+    await page.waitForSelector('#node-input-configs-list .lwm2m-bs-endpoint', { state: 'visible' });
+    const port = await freeUdpPort();
+    await page.fill('#node-input-port', String(port));
+    // the new node's row: every device to the server node, PSK, a new key at every bootstrap
+    const first = page.locator('#node-input-configs-list li').nth(0);
+    assert.equal(await first.locator('.lwm2m-bs-endpoint').inputValue(), '*');
+    assert.equal(await first.locator('.lwm2m-bs-target').inputValue(), 'server');
+    assert.equal(await first.locator('.lwm2m-bs-security').inputValue(), 'psk');
+    assert.equal(await first.locator('.lwm2m-bs-generate').isChecked(), true);
+    assert.equal(await first.locator('.lwm2m-bs-key').isVisible(), false, 'no key to give when it is generated');
+    // a second row: one device to another server by URI, with its own identity and key
+    await page.click('.lwm2m-bs-configs-row .red-ui-editableList-addButton');
+    const second = page.locator('#node-input-configs-list li').nth(1);
+    await second.locator('.lwm2m-bs-endpoint').fill('dev-uri');
+    await second.locator('.lwm2m-bs-target').selectOption('uri');
+    await second.locator('.lwm2m-bs-uri').fill('coaps://192.0.2.1:5684');
+    await second.locator('.lwm2m-bs-security').selectOption('psk');
+    await second.locator('.lwm2m-bs-generate').uncheck();
+    await second.locator('.lwm2m-bs-identity').fill('dev-uri-id');
+    await second.locator('.lwm2m-bs-key').fill('6b65792d6f662d646576');
+    await second.locator('.lwm2m-bs-lifetime').fill('120');
+    fs.mkdirSync(path.join(root, 'test', 'artifacts'), { recursive: true });
+    await page.screenshot({ path: path.join(root, 'test', 'artifacts', 'editor-bootstrap.png') });
+    await page.click('#node-dialog-ok');
+    await page.waitForSelector('#node-input-configs-list', { state: 'detached' });
+    const saved = await page.evaluate((id) => {
+      const node = (globalThis as unknown as { RED: Red }).RED.nodes.node(id);
+      return { configs: node.configs, port: node.port, valid: node.valid, changes: (node.credentials as { configChanges?: string } | undefined)?.configChanges };
+    }, id);
+    const table = [
+      { endpoint: '*', target: 'server', security: 'psk', generate: true, lifetime: 300, binding: 'U' },
+      { endpoint: 'dev-uri', target: 'uri', uri: 'coaps://192.0.2.1:5684', security: 'psk', generate: false, identity: 'dev-uri-id', lifetime: 120, binding: 'U' },
+    ];
+    assert.deepEqual(saved.configs, table);
+    assert.equal(saved.valid, true);
+    assert.deepEqual(JSON.parse(saved.changes ?? 'null'), { 'dev-uri': '6b65792d6f662d646576' }, 'the typed key goes as a password credential');
+
+    await page.waitForSelector('#red-ui-header-shade', { state: 'hidden' });
+    await page.evaluate(() => (globalThis as unknown as { RED: Red }).RED.actions.invoke('core:deploy-flows', true));
+    await page.waitForFunction(() => !(globalThis as unknown as { RED: Red }).RED.nodes.dirty(), null, { timeout: 60_000 });
+    // what the runtime saved: the table in the flow, without the key; the key among the credentials, which never come back
+    const flows = await page.evaluate(async () => (await fetch('flows', { headers: { Accept: 'application/json', 'Node-RED-API-Version': 'v1' } })).json() as Promise<Array<Record<string, unknown>>>);
+    const deployed = flows.find((node) => node.id === id)!;
+    assert.deepEqual(deployed.configs, table);
+    assert.equal(deployed.server, 'demo-server');
+    assert.doesNotMatch(JSON.stringify(flows), /6b65792d6f662d646576/);
+    const credentials = await page.evaluate(async (id) => (await fetch(`credentials/lwm2m-bootstrap/${id}`, { headers: { Accept: 'application/json' } })).json() as Promise<Record<string, unknown>>, id);
+    assert.equal(credentials.has_configKeys, true);
+    assert.doesNotMatch(JSON.stringify(credentials), /6b65792d6f662d646576/);
+    const stored = fs.readFileSync(path.join(userDir, 'flows.json'), 'utf8');
+    assert.doesNotMatch(stored, /6b65792d6f662d646576/, 'the flow file holds no key');
+
+    // opened again: the key field is empty and says the key is kept
+    await page.evaluate((id) => {
+      const red = (globalThis as unknown as { RED: Red }).RED;
+      red.editor.edit(red.nodes.node(id));
+    }, id);
+    await page.waitForSelector('#node-input-configs-list .lwm2m-bs-key', { state: 'attached' });
+    const key = page.locator('#node-input-configs-list li').nth(1).locator('.lwm2m-bs-key');
+    assert.equal(await key.inputValue(), '');
+    assert.equal(await key.getAttribute('placeholder'), 'key: unchanged');
+    await page.click('#node-dialog-cancel');
+    await page.waitForSelector('#node-input-configs-list', { state: 'detached' });
+  });
+
+  it("the device-sim's dialog offers a bootstrap server instead of a server, with its own PSK for coaps://", async () => {
+    await page.evaluate(() => {
+      const red = (globalThis as unknown as { RED: { editor: { edit(node: unknown): void }; nodes: { node(id: string): unknown } } }).RED;
+      red.editor.edit(red.nodes.node('demo-sim'));
+    });
+    await page.waitForSelector('#node-input-connect', { state: 'visible' });
+    assert.equal(await page.inputValue('#node-input-connect'), 'server', 'a device-sim from before bootstrap knows a server');
+    assert.equal(await page.isVisible('#node-input-bootstrapUri'), false);
+    await page.selectOption('#node-input-connect', 'bootstrap');
+    await page.waitForSelector('#node-input-bootstrapUri', { state: 'visible' });
+    assert.equal(await page.isVisible('#node-input-serverUri'), false);
+    assert.equal(await page.isVisible('#node-input-bsKey'), false, 'no PSK for coap://');
+    await change(page, '#node-input-bootstrapUri', 'coaps://127.0.0.1:5784');
+    await page.waitForSelector('#node-input-bsKey', { state: 'visible' });
+    assert.ok(await page.isVisible('#node-input-bsIdentity'));
+    await page.click('#node-dialog-cancel');
+    await page.waitForSelector('#node-input-connect', { state: 'detached' });
+  });
 });
