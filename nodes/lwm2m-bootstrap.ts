@@ -123,7 +123,8 @@ module.exports = (RED: Red) => {
     node.status({ fill: 'yellow', shape: 'ring', text: 'starting' });
     const ready = (node.ready = (async () => {
       if (problem) throw new Error(problem);
-      const own = rows.some((row) => row.target === 'server') ? await serverNode(true) : undefined;
+      // without a server node chosen, a row that points at it says so (rowConfig)
+      const own = config.server && rows.some((row) => row.target === 'server') ? await serverNode(true) : undefined;
       for (const row of rows) bootstrap.setConfig(row.endpoint, rowConfig(row, keys.get(row.endpoint), own));
       const { port } = await bootstrap.listen();
       const secure = bootstrap.secureAddress();

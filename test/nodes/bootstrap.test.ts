@@ -181,6 +181,21 @@ describe(`lwm2m-bootstrap node (Node-RED ${nodeRedVersion})`, function () {
     assert.match(((await caught).error as { message: string }).message, /the bootstrap server is not running: .*DTLS off/);
   });
 
+  it('a row that points at the server node when none is chosen, or a chosen one that is gone: the node says which', async () => {
+    for (const [server, expected] of [
+      ['', /the configuration of \* points at the server node, but the bootstrap node has none: choose one/],
+      ['gone', /there is no lwm2m-server node gone/],
+    ] as const) {
+      const { flow } = await bootstrapFlow({ server, configs: [{ endpoint: '*', target: 'server', security: 'nosec' }] });
+      await helper.load(NODES, flow);
+      await (helper.getNode('bs') as BootstrapNode).ready.then(
+        () => assert.fail('the bootstrap server started'),
+        (error: Error) => assert.match(error.message, expected),
+      );
+      await helper.unload();
+    }
+  });
+
   it('a row with a given key keeps the key in the credentials (typed keys fold into the stored ones); a row by URI sends a device to that server with NoSec', async () => {
     const { flow, port, bsPort } = await bootstrapFlow({
       configs: [
