@@ -269,7 +269,12 @@ export class DtlsServer extends EventEmitter implements DatagramSocket {
     const connection = this.connections.get(`${address}:${port}`);
     if (record.epoch === 0) return this.plainRecord(record, address, port, connection);
     if (record.epoch !== 1) return this.drop(address, port, () => `${describe(record)}: this server never goes beyond epoch 1`);
-    if (!connection) return this.drop(address, port, () => `${describe(record)} without a DTLS session (forgotten, or the server restarted)`);
+    if (!connection) {
+      // most often the peer's close_notify for a session this server ended (its key was replaced):
+      // unreadable without the session, and nothing to answer, so not worth a log line
+      if (record.type === ContentType.ALERT) return;
+      return this.drop(address, port, () => `${describe(record)} without a DTLS session (forgotten, or the server restarted)`);
+    }
     if (!connection.readProtection) {
       if (connection.state === 'handshake' && connection.early.length < MAX_EARLY_RECORDS) connection.early.push(record);
       else this.drop(address, port, () => `${describe(record)} before the client's ChangeCipherSpec, ${connection.early.length} already waiting`);
