@@ -69,6 +69,7 @@ export async function runSequence(context: SequenceContext, beforeFinish: (accou
   let version: LwM2MVersion = context.preferredFormat !== undefined ? '1.1' : '1.0';
   const bootstrapInstances = new Set<number>();
   let discovered = false;
+  let hasAcl = false;
 
   if (config.discover !== false) {
     // Bootstrap-Discover came with 1.1: a 1.0 client may refuse it with any 4.xx
@@ -78,6 +79,7 @@ export async function runSequence(context: SequenceContext, beforeFinish: (accou
       context.report({ endpoint: context.endpoint, operation: 'discover', path: '/', code: response.code, value: formatLinkFormat(links) });
       version = versionOf(links) ?? '1.0';
       for (const id of bootstrapAccountIds(links)) bootstrapInstances.add(id);
+      hasAcl = links.some((link) => link.uri === '/2' || link.uri.startsWith('/2/'));
       discovered = true;
     } else {
       context.report({ endpoint: context.endpoint, operation: 'discover', path: '/', code: response.code });
@@ -86,17 +88,21 @@ export async function runSequence(context: SequenceContext, beforeFinish: (accou
   const format = writeFormat(version, context.preferredFormat);
 
   if (config.read !== false && version !== '1.0') {
-    // what the device has now: informative, so an answer of "nothing there" does not stop the bootstrap
-    const response = await step(context, 'read', '/1', { method: 'GET', path: ['1'], accept: format }, (code) => code === '2.05' || code.startsWith('4.'));
-    let value: unknown;
-    if (response.code === '2.05') {
-      try {
-        value = decode(response.contentFormat ?? format, '/1', response.payload, context.model);
-      } catch {
-        value = undefined;
+    // what the device has now (Server accounts, and access rights when it has an ACL object):
+    // informative, so an answer of "nothing there" does not stop the bootstrap
+    for (const objectId of hasAcl ? ['1', '2'] : ['1']) {
+      const path = `/${objectId}`;
+      const response = await step(context, 'read', path, { method: 'GET', path: [objectId], accept: format }, (code) => code === '2.05' || code.startsWith('4.'));
+      let value: unknown;
+      if (response.code === '2.05') {
+        try {
+          value = decode(response.contentFormat ?? format, path, response.payload, context.model);
+        } catch {
+          value = undefined;
+        }
       }
+      context.report({ endpoint: context.endpoint, operation: 'read', path, code: response.code, value });
     }
-    context.report({ endpoint: context.endpoint, operation: 'read', path: '/1', code: response.code, value });
   }
 
   for (const path of config.delete ?? []) {

@@ -145,6 +145,20 @@ describe('LwM2MBootstrapServer', function () {
     assert.equal((decode(ContentFormat.TLV, '/0/1', security.payload) as Record<string, unknown>)[0], 'coap://127.0.0.1:5683');
   });
 
+  it('reads the ACL object (2) too when the device has one', async () => {
+    await start({ configs: { '*': NOSEC } });
+    const events = collect(server);
+    device.answer = (request) => {
+      if (request.method === 'GET' && request.path.length === 0) return { code: '2.05', contentFormat: ContentFormat.LINK, payload: Buffer.from('</>;lwm2m=1.1,</0/0>,</2/0>,</3/0>') };
+      if (request.method === 'GET' && request.path[0] === '2') return { code: '2.05', contentFormat: ContentFormat.TLV, payload: encode(ContentFormat.TLV, '/2', { 0: { 0: 3, 1: 0, 3: 101 } }) };
+      return undefined;
+    };
+    await device.request(at);
+    await once(server, 'bootstrapFinished');
+    assert.deepEqual(device.seen.slice(0, 3).map(({ method, path }) => `${method} ${path}`), ['GET /', 'GET /1', 'GET /2']);
+    assert.deepEqual(events.operations.find((event) => event.path === '/2')!.value, { 0: { 0: 3, 1: 0, 3: 101 } });
+  });
+
   it('takes a 1.0 client that refuses Discover with 4.00 for what it is: writes TLV', async () => {
     await start({ configs: { '*': NOSEC } }, '1.0');
     device.answer = (request) => (request.method === 'GET' ? { code: '4.00' } : undefined);
