@@ -9,11 +9,17 @@
  *
  * Each round runs the three cases one after the other (direct, bootstrap over DTLS, bootstrap over
  * plain CoAP), each with fresh clients; the figure is the median round. Rates are devices per
- * second from the first start() until the last device is registered. Never asserted; it exits
- * non-zero only when a device fails to register.
+ * second from the first start() until the last device is registered.
+ *
+ * Then the same N devices in the "Zero-touch provisioning" example flow, in Node-RED embedded
+ * (bench/bootstrap-flow.ts): bootstraps over DTLS and registrations over DTLS beside the flow's
+ * devices registering directly over DTLS, one run each.
+ *
+ * Never asserted; it exits non-zero only when a device fails to register.
  */
 import os from 'node:os';
 import { LwM2MBootstrapServer, LwM2MClient, LwM2MServer, type BootstrapConfig, type PskCredential } from '../lib';
+import { flowBench, flowReport } from './bootstrap-flow';
 
 interface Settings {
   devices: number;
@@ -131,6 +137,11 @@ async function main(): Promise<void> {
   const widths = [0, 1, 2].map((column) => Math.max(...rows.map((row) => row[column]!.length)));
   for (const row of rows) console.log(`${row[0]!.padEnd(widths[0]!)}  ${row[1]!.padStart(widths[1]!)}  ${row[2]!.padEnd(widths[2]!)}  ${row[3]}`);
   console.log(`(median of ${settings.rounds} rounds; bootstraps that failed and were retried: ${failedBootstraps})`);
+
+  const { lines, ok } = flowReport(await flowBench(settings.devices));
+  console.log('');
+  for (const line of lines) console.log(line);
+  if (!ok) process.exitCode = 1;
 }
 
 main().catch((error) => {

@@ -5,8 +5,7 @@
  * them. Printed beside a raw UDP echo rate between the same two processes, measured in the same run.
  *
  * Node-RED (the development dependency) runs embedded in this process as a user runs it, with
- * this package in its user directory; not under node-red-node-test-helper, whose sinon spies on
- * every node call would be measured too.
+ * this package in its user directory (bench/node-red.ts).
  *
  *   node dist/bench/flow.js [--devices 200] [--seconds 5] [--window 64]
  *
@@ -14,39 +13,9 @@
  */
 import { createSocket } from 'node:dgram';
 import * as fs from 'node:fs';
-import { createServer } from 'node:http';
 import os from 'node:os';
-import * as path from 'node:path';
 import { Generator } from './generator';
-
-interface EmbeddedNodeRed {
-  init(server: unknown, settings: object): void;
-  start(): Promise<void>;
-  stop(): Promise<void>;
-  nodes: { getNode(id: string): unknown };
-}
-
-/** Node-RED in this process, with this package installed (a link) in a throw-away user directory. */
-async function startNodeRed(flow: object[]): Promise<{ red: EmbeddedNodeRed; userDir: string }> {
-  const userDir = fs.mkdtempSync(path.join(os.tmpdir(), 'lwm2m-bench-flow-'));
-  const root = path.resolve(__dirname, '../..');
-  fs.mkdirSync(path.join(userDir, 'node_modules', '@lwm2m-red'), { recursive: true });
-  fs.symlinkSync(root, path.join(userDir, 'node_modules', '@lwm2m-red', 'node-red-lwm2m'), 'dir');
-  fs.writeFileSync(path.join(userDir, 'flows.json'), JSON.stringify(flow));
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const red = require('node-red') as EmbeddedNodeRed;
-  red.init(createServer(), {
-    userDir,
-    flowFile: 'flows.json',
-    httpAdminRoot: false,
-    httpNodeRoot: false,
-    credentialSecret: false,
-    logging: { console: { level: 'error' } },
-    telemetry: { enabled: false },
-  });
-  await red.start();
-  return { red, userDir };
-}
+import { startNodeRed } from './node-red';
 
 interface Settings {
   devices: number;

@@ -48,6 +48,28 @@ export async function onFreePorts(flow: FlowNode[], moved = new Map<string, stri
 }
 
 /**
+ * The "Zero-touch provisioning" example (as imported: credentials inline) scaled to `count`
+ * devices the way a user does it in the editor: the device-sim's count, and the bootstrap node's
+ * Devices table extended to zt-1..zt-{count}, each row with the example's bootstrap key (the one
+ * the device-sim's fleet shares; the identity left empty, so it is the endpoint name). Nothing else
+ * changes: bootstrap over DTLS with Security ticked, `*` → the server node, PSK, keys generated.
+ */
+export function zeroTouchFleet(flow: FlowNode[], count: number): FlowNode[] {
+  const copy = JSON.parse(JSON.stringify(flow)) as FlowNode[];
+  const sim = copy.find((node) => node.type === 'lwm2m-device-sim' && node.connect === 'bootstrap')!;
+  const bootstrap = copy.find((node) => node.type === 'lwm2m-bootstrap')!;
+  const key = (sim.credentials as { bsKey: string }).bsKey;
+  const endpoints = deviceNames(String(sim.endpoint), count);
+  sim.count = String(count);
+  sim.name = `${count} devices, bootstrap only`;
+  bootstrap.credentials = {
+    psk: JSON.stringify(endpoints.map((endpoint) => ({ endpoint, identity: '' }))),
+    pskKeys: JSON.stringify(Object.fromEntries(endpoints.map((endpoint) => [endpoint, key]))),
+  };
+  return copy;
+}
+
+/**
  * What the editor's import of a flow beside others does ("import copy"): every node gets a fresh
  * id, and every reference to one (z, wires, a config node property, catch/status scopes) follows.
  */

@@ -2,12 +2,13 @@
  * The lwm2m-bootstrap node in a real Node-RED runtime: simulated devices that know only the
  * bootstrap server get an account on the flow's server node and register there over DTLS with a
  * key of their own; a message sets or removes a configuration; bad input is an error for Catch;
- * the events come out without keys; the zero-touch example runs, its key renewal included.
+ * the events come out without keys; the zero-touch example runs, its key renewal included, and
+ * scaled to 100 devices.
  */
 import assert from 'node:assert/strict';
 import { LwM2MClient, type LwM2MBootstrapServer, type LwM2MServer } from '../../lib';
 import { FAST_TIMING } from '../helpers/fake-server';
-import { fullDeploy, logLength, nodeProblems, onFreePorts, readFlow } from '../helpers/flows';
+import { fullDeploy, logLength, nodeProblems, onFreePorts, readFlow, zeroTouchFleet } from '../helpers/flows';
 import { helper, nodeRedVersion } from '../helpers/node-red';
 import { freeUdpPort } from '../helpers/ports';
 import { NODES, messageWhere, nextMessage, node, paletteFlow, statusOf, takeCredentials, until, type Message } from '../helpers/palette';
@@ -268,5 +269,23 @@ describe(`lwm2m-bootstrap node (Node-RED ${nodeRedVersion})`, function () {
     // close_notify of that session comes after it and is no reason for a log line
     const problems = nodeProblems(helper, logged);
     assert.deepEqual(problems, [], 'no node warned or reported an error during the renewal');
+  });
+
+  it('"Zero-touch provisioning" scaled to 100 devices (count 100, zt-1..zt-100 in the bootstrap node\'s Devices table): all 100 bootstrap and register over DTLS, each with a key of its own', async function () {
+    this.timeout(180_000);
+    const flow = zeroTouchFleet(await onFreePorts(readFlow('examples/Zero-touch provisioning.json')), 100);
+    const credentials = takeCredentials(flow);
+    await helper.load(NODES, flow, credentials);
+    const serverNode = helper.getNode('zt-server') as ServerNode;
+    await serverNode.ready;
+    await (helper.getNode('zt-bootstrap') as BootstrapNode).ready;
+    const endpoints = Array.from({ length: 100 }, (_, index) => `zt-${index + 1}`).sort();
+    const secured = () => serverNode.server.registrations().filter((registration) => registration.identity !== undefined);
+    await until(() => secured().length === 100);
+    assert.deepEqual(secured().map((registration) => [registration.endpoint, registration.identity]).sort(), endpoints.map((endpoint) => [endpoint, endpoint]), 'each registered over DTLS as its own identity');
+    assert.equal(serverNode.server.registrations().length, 100, 'no registration without DTLS');
+    const keys = serverNode.server.credentials();
+    assert.deepEqual(keys.map((credential) => credential.endpoint).sort(), endpoints, "the generated keys are in the server node's table");
+    assert.equal(new Set(keys.map((credential) => credential.key.toString('hex'))).size, 100, 'a key of its own for each device');
   });
 });
