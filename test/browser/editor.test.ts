@@ -39,6 +39,23 @@ async function change(page: Page, selector: string, text: string): Promise<void>
   await page.dispatchEvent(selector, 'change');
 }
 
+/**
+ * Drags a node type from the palette into the workspace, `at` from the workspace's bottom centre.
+ * LwM2M is the palette's last category: it is scrolled into view first; jQuery UI's draggable
+ * follows the mouse, so the mouse is pressed, moved in steps and released over the workspace.
+ */
+async function dragFromPalette(page: Page, type: string, at: { x: number; y: number }): Promise<void> {
+  const paletteNode = page.locator(`.red-ui-palette-node[data-palette-type="${type}"]`);
+  await paletteNode.scrollIntoViewIfNeeded();
+  const source = await paletteNode.boundingBox();
+  const chart = await page.locator('#red-ui-workspace-chart').boundingBox();
+  assert.ok(source && chart);
+  await page.mouse.move(source.x + source.width / 2, source.y + source.height / 2);
+  await page.mouse.down();
+  await page.mouse.move(chart.x + chart.width / 2 + at.x, chart.y + chart.height + at.y, { steps: 20 });
+  await page.mouse.up();
+}
+
 /** The ids of the read nodes in the editor's flows. */
 function readNodes(page: Page): Promise<string[]> {
   return page.evaluate(() => (globalThis as unknown as { RED: { nodes: { filterNodes(filter: object): Array<{ id: string }> } } }).RED.nodes.filterNodes({ type: 'lwm2m-read' }).map((node) => node.id));
@@ -163,17 +180,7 @@ describe('the editor in headless Chromium', function () {
 
   it('a read node dropped from the palette into a flow with one server node uses that server', async () => {
     const before = await readNodes(page);
-    // LwM2M is the palette's last category: scroll to it first
-    const paletteNode = page.locator('.red-ui-palette-node[data-palette-type="lwm2m-read"]');
-    await paletteNode.scrollIntoViewIfNeeded();
-    const source = await paletteNode.boundingBox();
-    const chart = await page.locator('#red-ui-workspace-chart').boundingBox();
-    assert.ok(source && chart);
-    // jQuery UI's draggable follows the mouse: press, move in steps, release over the workspace
-    await page.mouse.move(source.x + source.width / 2, source.y + source.height / 2);
-    await page.mouse.down();
-    await page.mouse.move(chart.x + chart.width / 2, chart.y + chart.height - 120, { steps: 20 });
-    await page.mouse.up();
+    await dragFromPalette(page, 'lwm2m-read', { x: 0, y: -120 });
     await page.waitForFunction((count) => {
       const red = (globalThis as unknown as { RED: { nodes: { filterNodes(filter: object): unknown[] } } }).RED;
       return red.nodes.filterNodes({ type: 'lwm2m-read' }).length > count;
@@ -427,15 +434,7 @@ describe('the editor in headless Chromium', function () {
     const before = await bootstrapNodes();
     // the palette is shaded while a deploy is under way
     await page.waitForSelector('#red-ui-palette-shade', { state: 'hidden', timeout: 30_000 });
-    const paletteNode = page.locator('.red-ui-palette-node[data-palette-type="lwm2m-bootstrap"]');
-    await paletteNode.scrollIntoViewIfNeeded();
-    const source = await paletteNode.boundingBox();
-    const chart = await page.locator('#red-ui-workspace-chart').boundingBox();
-    assert.ok(source && chart);
-    await page.mouse.move(source.x + source.width / 2, source.y + source.height / 2);
-    await page.mouse.down();
-    await page.mouse.move(chart.x + chart.width / 2 + 150, chart.y + chart.height - 200, { steps: 20 });
-    await page.mouse.up();
+    await dragFromPalette(page, 'lwm2m-bootstrap', { x: 150, y: -200 });
     await page.waitForFunction((count) => (globalThis as unknown as { RED: Red }).RED.nodes.filterNodes({ type: 'lwm2m-bootstrap' }).length > count, before.length, { timeout: 30_000 });
     const id = (await bootstrapNodes()).find((entry) => !before.includes(entry))!;
     assert.equal(await page.evaluate((id) => (globalThis as unknown as { RED: Red }).RED.nodes.node(id).server, id), 'demo-server', "it takes the flow's only server node");

@@ -117,7 +117,5 @@ export class Devices {
   }
 }
 
-/** Waits until `condition` holds, checking every 10 ms. */
-export async function until(condition: () => boolean): Promise<void> {
-  while (!condition()) await new Promise((resolve) => setTimeout(resolve, 10));
-}
+/** Waits until `condition` holds (test/helpers/wait.ts), for the node tests that import it from here. */
+export { until } from './wait';
