@@ -62,6 +62,8 @@ export interface IncomingRequest {
   contentFormat?: number;
   accept?: number;
   observe?: number;
+  /** bytes of the datagram (of the last block, for a block-wise body); absent for a request not read from a socket */
+  size?: number;
 }
 
 export interface OutgoingResponse {
@@ -494,13 +496,13 @@ export class CoapEndpoint extends EventEmitter {
       // RFC 7252 §4.2: a Confirmable message that cannot be parsed is rejected with a Reset
       const header = peekHeader(datagram);
       if (header?.type === 'CON') this.sendEmpty('RST', header.messageId, peer);
-      this.emit('malformed', { peer, reason: error instanceof CoapFormatError ? error.message : String(error) });
+      this.emit('malformed', { peer, reason: error instanceof CoapFormatError ? error.message : String(error), size: datagram.length });
       return;
     }
     try {
-      this.dispatch(message, peer);
+      this.dispatch(message, peer, datagram.length);
     } catch (error) {
-      this.emit('malformed', { peer, reason: (error as Error).message });
+      this.emit('malformed', { peer, reason: (error as Error).message, size: datagram.length });
       if (message.type === 'CON') {
         const reset = serializeMessage({ type: 'RST', code: '0.00', messageId: message.messageId, token: EMPTY, options: [], payload: EMPTY });
         // a retransmission of the same broken request gets the same Reset
@@ -510,7 +512,7 @@ export class CoapEndpoint extends EventEmitter {
     }
   };
 
-  private dispatch(message: CoapMessage, peer: Peer): void {
+  private dispatch(message: CoapMessage, peer: Peer, size: number): void {
     const key = `${peerKey(peer)}/${message.messageId}`;
     if (message.type === 'ACK' || message.type === 'RST') {
       const transmission = this.transmissions.get(key);
@@ -532,7 +534,7 @@ export class CoapEndpoint extends EventEmitter {
       return;
     }
     if (message.code.charAt(0) === '0') {
-      this.onRequest(message, peer, key);
+      this.onRequest(message, peer, key, size);
       return;
     }
     this.onResponse(message, peer);
@@ -557,7 +559,7 @@ export class CoapEndpoint extends EventEmitter {
     }
   }
 
-  private onRequest(message: CoapMessage, peer: Peer, key: string): void {
+  private onRequest(message: CoapMessage, peer: Peer, key: string, size: number): void {
     const method = methodOf(message.code);
     const seen = this.received.get(key);
     if (seen) {
@@ -583,6 +585,7 @@ export class CoapEndpoint extends EventEmitter {
       contentFormat: getUintOption(message, OptionNumber.CONTENT_FORMAT),
       accept: getUintOption(message, OptionNumber.ACCEPT),
       observe: getUintOption(message, OptionNumber.OBSERVE),
+      size,
     };
     const block1Value = getOption(message, OptionNumber.BLOCK1);
     let block1: BlockOption | undefined;
