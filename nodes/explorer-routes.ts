@@ -165,8 +165,7 @@ export function explorerRoutes(RED: Red): void {
   });
   operation('observe', 'write', async (node, endpoint, body) => {
     const path = pathOf(body);
-    const observation = await node.explorer!.observe(endpoint, path);
-    return { path, value: toJsonValue(observation.value) };
+    return { path, value: toJsonValue(await node.explorer!.observe(endpoint, path)) };
   });
   operation('cancel', 'write', async (node, endpoint, body) => {
     const path = pathOf(body);

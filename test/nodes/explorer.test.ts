@@ -8,6 +8,7 @@ import { freeUdpPort } from '../helpers/ports';
 import { Devices, NODES, node, paletteFlow, until } from '../helpers/palette';
 import { explorerRoutes } from '../../nodes/explorer-routes';
 import type { Red } from '../../nodes/red';
+import type { LwM2MServer } from '../../lib';
 
 interface Published {
   topic: string;
@@ -160,8 +161,24 @@ describe('the device explorer (runtime side)', function () {
     await post(`${base}/observe`, { path: '/3303/0/5700' });
     await post(`${base}/execute`, { path: '/3/0/4' });
     await until(() => comms.log.some((entry) => entry.topic === 'lwm2m/observe-end/srv'));
-    assert.deepEqual(comms.log.find((entry) => entry.topic === 'lwm2m/observe-end/srv')!.data, { endpoint: 'sim-obs', path: '/3303/0/5700', reason: 'the device registered again' });
+    assert.deepEqual(comms.log.find((entry) => entry.topic === 'lwm2m/observe-end/srv')!.data, { endpoint: 'sim-obs', path: '/3303/0/5700', reason: 'reregistered' });
     assert.deepEqual((await get(`${base}/tree`)).observing, []);
+  });
+
+  it("watches a flow's observation of the same path instead of replacing it, and never cancels it", async () => {
+    const port = await start();
+    const device = await devices.start('sim-shared', port, { objects: { 3303: { 0: { 5700: 20 } } } });
+    const server = (helper.getNode('srv') as { server: LwM2MServer }).server;
+    const ended: string[] = [];
+    server.on('observationEnded', (event) => ended.push(event.reason));
+    const flows = await server.observe('sim-shared', '/3303/0/5700');
+    const base = '/lwm2m/servers/srv/devices/sim-shared';
+    assert.deepEqual(await post(`${base}/observe`, { path: '/3303/0/5700' }), { path: '/3303/0/5700', value: 20 });
+    device.set('/3303/0/5700', 23);
+    await until(() => comms.log.some((entry) => entry.topic === 'lwm2m/notify/srv' && entry.data.value === 23));
+    await post(`${base}/cancel`, { path: '/3303/0/5700' });
+    assert.deepEqual(ended, [], "the flow's observation goes on");
+    assert.deepEqual(server.observations('sim-shared').map((observation) => observation.id), [flows.id]);
   });
 
   it('refuses bad input with a clear error before anything is sent', async () => {
