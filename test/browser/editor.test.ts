@@ -15,7 +15,7 @@ import { freeTcpPort, freeUdpPort } from '../helpers/ports';
 
 const root = path.resolve(__dirname, '../../..');
 const CHROMIUM = '/usr/bin/chromium';
-const PALETTE = ['lwm2m-register-in', 'lwm2m-observe', 'lwm2m-notify-in', 'lwm2m-send-in', 'lwm2m-read', 'lwm2m-write', 'lwm2m-execute', 'lwm2m-firmware', 'lwm2m-bootstrap', 'lwm2m-device-sim'];
+const PALETTE = ['lwm2m-register-in', 'lwm2m-observe', 'lwm2m-notify-in', 'lwm2m-send-in', 'lwm2m-read', 'lwm2m-write', 'lwm2m-execute', 'lwm2m-trace', 'lwm2m-firmware', 'lwm2m-bootstrap', 'lwm2m-device-sim'];
 
 
 // the fields are typedInputs: Node-RED hides the original input and shows its own beside it

@@ -329,6 +329,24 @@ describe('trace entries of crafted messages', () => {
     const entry = entryOf({ type: 'NON', code: '0.04', messageId: 9, token: Buffer.alloc(0), options: [{ number: OptionNumber.URI_PATH, value: Buffer.from('rd') }, { number: OptionNumber.URI_PATH, value: Buffer.from('x1') }], payload: Buffer.from('why') });
     assert.deepEqual([entry.type, entry.code, entry.options, entry.payload], ['NON', 'DELETE', { 'Uri-Path': '/rd/x1' }, { as: 'text', value: 'why' }]);
   });
+
+  it('never throws on random and mutated datagrams, and every entry is plain JSON', () => {
+    // a seeded generator: the same datagrams every run
+    let seed = 42;
+    const random = () => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x80000000);
+    const formats = [undefined, 0, 40, 42, 50, 60, 110, 112, 11542, 11543, 11544, 1542, 9999];
+    for (let i = 0; i < 3000; i++) {
+      const format = formats[i % formats.length];
+      const payload = Buffer.from(Array.from({ length: Math.floor(random() * 40) + 1 }, () => Math.floor(random() * 256)));
+      const options = [{ number: OptionNumber.URI_PATH, value: Buffer.from('3') }, ...(format === undefined ? [] : [uintOption(OptionNumber.CONTENT_FORMAT, format)])];
+      const datagram = serializeMessage({ type: 'ACK', code: i % 2 ? '2.05' : '0.03', messageId: i, token: Buffer.from([i & 0xff]), options, payload });
+      // flip a few bytes anywhere, header included
+      for (let flips = Math.floor(random() * 3); flips > 0; flips--) datagram[Math.floor(random() * datagram.length)] = Math.floor(random() * 256);
+      const { entry } = traceEntry(datagram, { time: 1, direction: 'in', peer, model: defaultModel(), requestPath: () => '/3/0' });
+      assert.deepEqual(JSON.parse(JSON.stringify(entry)), entry);
+      assert.equal(entry.size, datagram.length);
+    }
+  });
 });
 
 describe('RingBuffer', () => {

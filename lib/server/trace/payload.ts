@@ -139,7 +139,7 @@ function reason(error: unknown): string {
  */
 export function jsonFriendly(value: unknown): unknown {
   if (value === undefined || value === null) return null;
-  if (typeof value === 'number') return Number.isFinite(value) ? value : String(value);
+  if (typeof value === 'number') return Number.isFinite(value) ? value + 0 : String(value); // + 0: no -0, which JSON cannot keep
   if (typeof value === 'bigint') return Number.isSafeInteger(Number(value)) ? Number(value) : value.toString();
   if (typeof value === 'string' || typeof value === 'boolean') return value;
   if (Buffer.isBuffer(value) || value instanceof Uint8Array) return { hex: Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('hex') };
