@@ -255,6 +255,22 @@ describe('CoAP trace of the server', function () {
     await register(server, 'dev1');
     assert.equal(await server.read('dev1', '/3303/0/5700', { format: ContentFormat.TEXT }), 21.5);
   });
+
+  it('names a Register by its ep=, also when its address was registered as another endpoint', async () => {
+    const server = await startServer({ trace: 100 });
+    const socket = await udp();
+    const port = server.address().port;
+    for (const [messageId, ep] of [[1, 'first'], [2, 'second']] as const) {
+      const registered = new Promise((resolve) => server.once('register', resolve));
+      const links = Buffer.from('</3303/0>');
+      socket.send(serializeMessage({ type: 'CON', code: '0.02', messageId, token: Buffer.from([messageId]), options: [{ number: OptionNumber.URI_PATH, value: Buffer.from('rd') }, uintOption(OptionNumber.CONTENT_FORMAT, ContentFormat.LINK), { number: OptionNumber.URI_QUERY, value: Buffer.from(`ep=${ep}`) }], payload: links }), port, '127.0.0.1');
+      await registered;
+    }
+    const registers = server.trace.entries().filter((entry) => entry.code === 'POST');
+    assert.deepEqual(registers.map((entry) => entry.endpoint), ['first', 'second']);
+    const created = server.trace.entries().filter((entry) => entry.code === '2.01');
+    assert.deepEqual(created.map((entry) => entry.endpoint), ['first', 'second']);
+  });
 });
 
 describe('trace entries of crafted messages', () => {

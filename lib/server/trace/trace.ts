@@ -103,7 +103,7 @@ export class CoapTrace {
         time: Date.now(),
         direction,
         peer,
-        identity: secure ? (peer.identity ?? known.identity) : undefined,
+        identity: known.identity,
         endpoint: known.endpoint,
         model: this.hooks.model,
         requestPath: (response) => this.requestPaths.get(tokenKey(peer, response)),
@@ -126,8 +126,9 @@ export class CoapTrace {
       this.requestPaths.delete(key);
       this.requestPaths.set(key, path);
       if (this.requestPaths.size > REQUEST_PATHS) this.requestPaths.delete(this.requestPaths.keys().next().value!);
-    } else if (entry.endpoint === undefined && entry.options?.['Uri-Path'] === '/rd') {
-      // a Register names its endpoint before the server knows it
+    } else if (message.code === '0.02' && entry.options?.['Uri-Path'] === '/rd' && (entry.identity === undefined || entry.endpoint === undefined)) {
+      // a Register names its endpoint before the server knows it (or anew, from an address it knew as another);
+      // over DTLS the endpoint bound to the identity is the one the server goes by
       const ep = (entry.options['Uri-Query'] as string[] | undefined)?.find((item) => item.startsWith('ep='));
       if (ep !== undefined) entry.endpoint = ep.slice(3);
     }
