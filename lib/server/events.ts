@@ -4,6 +4,7 @@
  * the log. LwM2MServerEvents maps every event name to its listener, for typed `on`/`off`.
  */
 import type { NotifyEvent, Registration, SendEvent } from './server';
+import type { TraceEntry } from './trace';
 
 /**
  * Why an observation ended:
@@ -79,5 +80,7 @@ export interface LwM2MServerEvents {
   handshakeFailed: (event: HandshakeFailedEvent) => void;
   badDatagram: (event: BadDatagramEvent) => void;
   eventsSuppressed: (event: EventsSuppressedEvent) => void;
+  /** every CoAP message in and out; a listener switches the trace on by itself */
+  trace: (entry: TraceEntry) => void;
   error: (error: unknown) => void;
 }

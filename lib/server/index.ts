@@ -38,3 +38,4 @@ export type {
   FirmwareDelivery,
 } from './firmware';
 export type { PublishedPackage } from './packages';
+export { CoapTrace, MAX_TRACE_SIZE, RingBuffer, type TraceEntry, type TracedPayload, type TraceFilter } from './trace';

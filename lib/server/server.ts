@@ -54,6 +54,7 @@ import { ObservationTable } from './observations';
 import { BadInputEvents } from './bad-input-events';
 import type { EventLimiterOptions } from './event-limiter';
 import type { LwM2MServerEvents } from './events';
+import { CoapTrace, type PeerIdentity } from './trace';
 
 export interface LwM2MServerOptions {
   /** UDP port (default 5683; 0 picks a free one) */
@@ -94,6 +95,8 @@ export interface LwM2MServerOptions {
   publicHost?: string;
   /** the rate limit of `badDatagram` and `handshakeFailed` events, each: `burst` per `window` ms (default 10 per 1000 ms), then one `eventsSuppressed` */
   eventLimit?: EventLimiterOptions;
+  /** CoAP messages the trace keeps (`server.trace.entries()`); default 0: none. A `trace` listener gets every message either way. */
+  trace?: number;
 }
 
 export interface DtlsOptions extends Omit<DtlsServerOptions, 'psk'> {
@@ -206,6 +209,8 @@ export class LwM2MServer extends EventEmitter {
   /** what devices download from this server (firmware packages) */
   private readonly packages = new PackageServer();
   private readonly firmware = new FirmwareJobs(this);
+  /** every CoAP message in and out, while someone wants them (setTrace, a `trace` listener) */
+  readonly trace: CoapTrace;
 
   constructor(options: LwM2MServerOptions = {}) {
     super();
@@ -232,6 +237,32 @@ export class LwM2MServer extends EventEmitter {
       endpoint?.on('blockServed', ({ peer, path, served, total }) => this.packages.served(peer, path, served, total));
     }
     this.queue = new RequestQueue();
+    const sources = [{ endpoint: this.endpoint, secure: false }, ...(this.secureEndpoint ? [{ endpoint: this.secureEndpoint, secure: true }] : [])];
+    this.trace = new CoapTrace(sources, { whois: (peer, secure) => this.whois(peer, secure), model: this.model, onEntry: (entry) => this.emit('trace', entry) });
+    if (options.trace) this.trace.setSize(options.trace);
+    // a `trace` listener switches tracing on by itself (no buffer needed to stream), and its removal off
+    this.on('newListener', (event: string | symbol) => {
+      if (event === 'trace') this.trace.setStreaming(true);
+    });
+    this.on('removeListener', (event: string | symbol) => {
+      if (event === 'trace') this.trace.setStreaming(this.listenerCount('trace') > 0);
+    });
+  }
+
+  /** Sets how many CoAP messages the trace keeps (0: none; tracing stops unless a `trace` listener remains). */
+  setTrace(options: { size: number }): void {
+    this.trace.setSize(options.size);
+  }
+
+  /** Who a peer is, for the trace: over DTLS its session's identity and the endpoint bound to it; else the registration at its address. */
+  private whois(peer: Peer, secure: boolean): PeerIdentity {
+    if (secure) {
+      const identity = peer.identity ?? this.dtls?.session(peer.address, peer.port)?.identity;
+      const endpoint = (identity === undefined ? undefined : this.psks.endpointOf(identity)) ?? this.registry.byAddress(peer)?.endpoint;
+      return { identity, endpoint };
+    }
+    const record = this.registry.byAddress(peer);
+    return { endpoint: record && record.identity === undefined ? record.endpoint : undefined };
   }
 
   /**

@@ -124,6 +124,12 @@ export interface EndpointOptions {
 
 export type NotificationOutcome = 'sent' | 'acknowledged' | 'reset' | 'timeout';
 
+/**
+ * Sees every datagram the endpoint takes from or hands to its socket, as it is on the wire
+ * (retransmissions and malformed datagrams included): a CoAP trace. It must not throw.
+ */
+export type TrafficTap = (direction: 'in' | 'out', datagram: Buffer, peer: Peer) => void;
+
 interface Transmission {
   peer: Peer;
   datagram: Buffer;
@@ -157,6 +163,8 @@ export class CoapEndpoint extends EventEmitter {
   private nextMessageId = Math.floor(Math.random() * MAX_MESSAGE_ID);
   private closed = false;
   private receiving = true;
+  /** unset unless someone traces: then the only cost per datagram is this one check */
+  private tap: TrafficTap | undefined;
 
   /** our Confirmable messages awaiting ACK/RST, by peer + message id */
   private readonly transmissions = new Map<string, Transmission>();
@@ -217,6 +225,16 @@ export class CoapEndpoint extends EventEmitter {
   /** Off: every datagram is dropped unread, as by a device whose radio sleeps (queue mode). */
   setReceiving(on: boolean): void {
     this.receiving = on;
+  }
+
+  /** Installs (or, with undefined, removes) the one tap that sees every datagram in and out. */
+  setTap(tap: TrafficTap | undefined): void {
+    this.tap = tap;
+  }
+
+  /** Whether a tap is installed. */
+  get tapped(): boolean {
+    return this.tap !== undefined;
   }
 
   setRequestHandler(handler: RequestHandler): void {
@@ -396,7 +414,9 @@ export class CoapEndpoint extends EventEmitter {
   private send(datagram: Buffer, peer: Peer): void {
     // no callback: it costs a request object per datagram; a send error comes as the socket's
     // 'error' event instead, and the exchange it belonged to ends as a timeout
-    this.socket?.send(datagram, peer.port, peer.address);
+    if (!this.socket) return;
+    if (this.tap !== undefined) this.tap('out', datagram, peer);
+    this.socket.send(datagram, peer.port, peer.address);
   }
 
   /** Sends a Confirmable message and retransmits it with exponential back-off until ACK or RST. */
@@ -489,6 +509,7 @@ export class CoapEndpoint extends EventEmitter {
   private readonly onDatagram = (datagram: Buffer, info: DatagramInfo): void => {
     if (this.closed || !this.receiving) return;
     const peer: Peer = info.identity === undefined ? { address: info.address, port: info.port } : { address: info.address, port: info.port, identity: info.identity };
+    if (this.tap !== undefined) this.tap('in', datagram, peer);
     let message: CoapMessage;
     try {
       message = parseMessage(datagram);
