@@ -6,6 +6,7 @@
 import type { LwM2MServer, NotifyEvent, Observation, ObservationEndedEvent, Registration, SendEvent } from '../lib';
 import { registrationPayload } from './shared';
 import { toJsonValue } from './explorer-values';
+import { TraceFeed } from './explorer-trace';
 
 /** The part of Node-RED's RED.comms the explorer uses. */
 export interface Comms {
@@ -23,12 +24,15 @@ export class ExplorerFeed {
   private readonly observed = new Map<string, { observation: Observation; own: boolean }>();
   private readonly lastSeen = new Map<string, number>();
   private readonly detach: Array<() => void> = [];
+  /** the trace panel's live entries */
+  readonly trace: TraceFeed;
 
   constructor(
     private readonly server: LwM2MServer,
     private readonly serverId: string,
     private readonly comms: Comms | undefined,
   ) {
+    this.trace = new TraceFeed(server, `lwm2m/trace/${serverId}`, comms);
     for (const event of REGISTRATION_EVENTS) {
       this.listen(event, (registration: Registration) => this.registrationEvent(event, registration));
     }
@@ -90,6 +94,7 @@ export class ExplorerFeed {
   }
 
   close(): void {
+    this.trace.close();
     for (const undo of this.detach.splice(0)) undo();
     this.observed.clear();
   }

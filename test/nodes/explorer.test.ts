@@ -181,6 +181,39 @@ describe('the device explorer (runtime side)', function () {
     assert.deepEqual(server.observations('sim-shared').map((observation) => observation.id), [flows.id]);
   });
 
+  it("shows the server's CoAP trace of a device, sends new entries over RED.comms in batches, and switches it on and off", async () => {
+    const port = await freeUdpPort();
+    await helper.load(NODES, paletteFlow(port, [], { trace: '100' }));
+    await node('srv').ready;
+    await devices.start('sim-trace', port);
+    await post('/lwm2m/servers/srv/devices/sim-trace/read', { path: '/3/0/9' });
+    const kept = await get('/lwm2m/servers/srv/trace?endpoint=sim-trace');
+    assert.equal(kept.size, 100);
+    const summary = kept.entries.map((entry: { direction: string; code: string; options?: Record<string, unknown> }) => `${entry.direction} ${entry.code} ${entry.options?.['Uri-Path'] ?? ''}`.trim());
+    assert.ok(summary.includes('in POST /rd'), summary.join(', '));
+    assert.ok(summary.includes('out GET /3/0/9'), summary.join(', '));
+    assert.ok(summary.includes('in 2.05'), summary.join(', '));
+    assert.ok(kept.entries.every((entry: { endpoint?: string }) => entry.endpoint === 'sim-trace'));
+    assert.equal((await get('/lwm2m/servers/srv/trace?endpoint=sim-trace&limit=1')).entries.length, 1);
+    // the same entries reached the editors, in batches
+    const streamed = () => comms.log.filter((entry) => entry.topic === 'lwm2m/trace/srv').flatMap((entry) => entry.data.entries as Array<{ code: string }>);
+    await until(() => streamed().some((entry) => entry.code === 'GET'));
+    // off: nothing kept, nothing sent
+    assert.deepEqual(await post('/lwm2m/servers/srv/trace', { size: 0, clear: true }), { size: 0 });
+    const sent = streamed().length;
+    await post('/lwm2m/servers/srv/devices/sim-trace/read', { path: '/3/0/9' });
+    await new Promise((resolve) => setTimeout(resolve, 600));
+    assert.equal(streamed().length, sent);
+    assert.deepEqual((await get('/lwm2m/servers/srv/trace')).entries, []);
+    // on again from the panel
+    assert.deepEqual(await post('/lwm2m/servers/srv/trace', { size: 50 }), { size: 50 });
+    await post('/lwm2m/servers/srv/devices/sim-trace/read', { path: '/3/0/9' });
+    assert.equal((await get('/lwm2m/servers/srv/trace')).entries.filter((entry: { code: string }) => entry.code === 'GET').length, 1);
+    await until(() => streamed().length > sent);
+    assert.match((await post('/lwm2m/servers/srv/trace', { size: -1 }, 400)).message, /size must be a whole number/);
+    assert.match((await get('/lwm2m/servers/srv/trace?limit=x', 400)).message, /limit must be a whole number/);
+  });
+
   it('refuses bad input with a clear error before anything is sent', async () => {
     const port = await start();
     await devices.start('sim-bad', port);
@@ -212,6 +245,8 @@ describe('the device explorer (runtime side)', function () {
     assert.deepEqual(table, {
       'GET /lwm2m/servers': 'read',
       'GET /lwm2m/servers/:id/devices': 'read',
+      'GET /lwm2m/servers/:id/trace': 'read',
+      'POST /lwm2m/servers/:id/trace': 'write',
       'GET …/tree': 'read',
       'POST …/read': 'read',
       'POST …/discover': 'read',
