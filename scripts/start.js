@@ -32,7 +32,20 @@ if (!fs.existsSync(built) || fs.statSync(built).mtimeMs < sources) {
 const link = path.join(userDir, 'node_modules', '@lwm2m-red', 'node-red-lwm2m');
 fs.mkdirSync(path.dirname(link), { recursive: true });
 if (!fs.existsSync(link)) fs.symlinkSync(root, link, 'dir');
-fs.writeFileSync(path.join(userDir, 'package.json'), JSON.stringify({ name: 'lwm2m-demo', private: true, dependencies: { '@lwm2m-red/node-red-lwm2m': `file:${root}` } }, null, 2));
+const dependencies = { '@lwm2m-red/node-red-lwm2m': `file:${root}` };
+
+// FlowFuse Dashboard 2 (a development dependency, for the example "Fleet dashboard"): linked and
+// listed in the same way when it is installed, so that example can be imported and run as it is
+const dashboard = path.join(root, 'node_modules', '@flowfuse', 'node-red-dashboard');
+const dashboardLink = path.join(userDir, 'node_modules', '@flowfuse', 'node-red-dashboard');
+// a link to where the dashboard was (removed since, or this checkout moved) goes
+if (fs.lstatSync(dashboardLink, { throwIfNoEntry: false })?.isSymbolicLink() && !fs.existsSync(dashboardLink)) fs.unlinkSync(dashboardLink);
+if (fs.existsSync(path.join(dashboard, 'package.json'))) {
+  fs.mkdirSync(path.dirname(dashboardLink), { recursive: true });
+  if (!fs.existsSync(dashboardLink)) fs.symlinkSync(dashboard, dashboardLink, 'dir');
+  dependencies['@flowfuse/node-red-dashboard'] = `file:${dashboard}`;
+}
+fs.writeFileSync(path.join(userDir, 'package.json'), JSON.stringify({ name: 'lwm2m-demo', private: true, dependencies }, null, 2));
 
 // settings of the demo: no welcome tour over the editor, credentials kept unencrypted (a demo has none)
 const settings = path.join(userDir, 'settings.js');

@@ -12,7 +12,7 @@ export const PALETTE = ['lwm2m-server', 'lwm2m-register-in', 'lwm2m-observe', 'l
 export const NODES = [
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   ...PALETTE.map((type) => require(`../../nodes/${type}`)),
-  ...['common/20-inject.js', 'common/21-debug.js', 'common/25-catch.js', 'common/25-status.js', 'function/10-function.js'].map(coreNode),
+  ...['common/20-inject.js', 'common/21-debug.js', 'common/25-catch.js', 'common/25-status.js', 'common/90-comment.js', 'function/10-function.js', 'function/15-change.js'].map(coreNode),
 ];
 
 export interface TestNode {

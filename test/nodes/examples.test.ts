@@ -1,7 +1,8 @@
 /**
  * Every example flow loads in Node-RED and runs: its simulated devices register and data arrives
- * at its debug nodes. Each has ports of its own, so that it can be imported beside the demo (and
- * the other examples) as it is; the runtime tests move every port to a free one.
+ * at its debug nodes (or, in the Fleet dashboard, at its Dashboard 2 table and chart). Each has
+ * ports of its own, so that it can be imported beside the demo (and the other examples) as it is;
+ * the runtime tests move every port to a free one.
  */
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
@@ -9,8 +10,16 @@ import * as path from 'node:path';
 
 import type { LwM2MServer } from '../../lib';
 import { bootstrapPorts, devicesByServer, devicesByServerNode, examples, fullDeploy, importCopy, nodeProblems, onFreePorts, readFlow, root, serverPorts, viaBootstrap, type FlowNode } from '../helpers/flows';
+import { DASHBOARD, dashboardNodes, isDashboardType } from '../helpers/dashboard';
 import { helper } from '../helpers/node-red';
-import { NODES, takeCredentials } from '../helpers/palette';
+import { messageWhere, NODES, PALETTE, takeCredentials, type Message } from '../helpers/palette';
+
+/** The one example that draws with FlowFuse Dashboard 2 (a development dependency, not a dependency). */
+const DASHBOARD_EXAMPLE = 'Fleet dashboard (FlowFuse Dashboard 2).json';
+/** Node-RED's own nodes the examples use (the node tests load these). */
+const CORE = ['tab', 'comment', 'inject', 'debug', 'function', 'change', 'catch', 'status'];
+/** Where an example shows what happens: debug nodes, and the dashboard's widgets that display data. */
+const DISPLAYS = ['debug', 'ui-table', 'ui-chart', 'ui-text'];
 
 interface ServerNode {
   ready: Promise<void>;
@@ -26,11 +35,27 @@ describe('example flows', function () {
   afterEach(() => helper.unload());
 
   it('there are the examples the palette promises, and every non-config node appears in one', () => {
-    for (const name of ['Device telemetry to debug.json', 'Remote management.json', 'Send data.json', 'Registration dashboard.json', 'Secure devices (DTLS).json', 'Firmware update.json', 'Configure the fleet.json', 'Zero-touch provisioning.json']) assert.ok(examples.includes(name), name);
+    for (const name of ['Device telemetry to debug.json', 'Remote management.json', 'Send data.json', 'Registration dashboard.json', 'Secure devices (DTLS).json', 'Firmware update.json', 'Configure the fleet.json', 'Zero-touch provisioning.json', DASHBOARD_EXAMPLE]) assert.ok(examples.includes(name), name);
     const used = new Set(examples.flatMap((file) => readFlow(`examples/${file}`).map((node) => node.type)));
     const palette = Object.keys((JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')) as { 'node-red': { nodes: Record<string, string> } })['node-red'].nodes);
     assert.equal(palette.length, 12);
     for (const type of palette.filter((type) => type !== 'lwm2m-server')) assert.ok(used.has(type), `${type} is in an example`);
+  });
+
+  it(`the examples use Node-RED's core nodes and this palette's; "${DASHBOARD_EXAMPLE}" also ${DASHBOARD}'s, which is installed (a development dependency)`, () => {
+    for (const file of examples) {
+      const types = new Set(readFlow(`examples/${file}`).map((node) => node.type));
+      const others = [...types].filter((type) => !CORE.includes(type) && !PALETTE.includes(type));
+      if (file !== DASHBOARD_EXAMPLE) assert.deepEqual(others, [], `${file} uses only core and LwM2M nodes`);
+      else {
+        assert.deepEqual(others.filter((type) => !isDashboardType(type)), [], `${file} uses only core, LwM2M and Dashboard 2 nodes`);
+        for (const type of ['ui-base', 'ui-page', 'ui-group', 'ui-table', 'ui-chart', 'ui-button', 'ui-form']) assert.ok(types.has(type), `${file} has a ${type}`);
+        // every ui-* type is one the installed dashboard registers (a missing package fails here)
+        assert.equal(dashboardNodes([...types].map((type) => ({ type }))).length, others.length);
+      }
+    }
+    const comment = readFlow(`examples/${DASHBOARD_EXAMPLE}`).find((node) => node.type === 'comment');
+    assert.match(String(comment?.name), new RegExp(`${DASHBOARD}.*palette`), 'a comment says what to install, and where from');
   });
 
   it('each example has a server on ports of its own, named by them, that its devices use; the README lists them', () => {
@@ -75,13 +100,13 @@ describe('example flows', function () {
       const flow = await onFreePorts(readFlow(`examples/${file}`));
       const credentials = takeCredentials(flow);
       const expected = flow.filter((node) => node.type === 'lwm2m-device-sim').reduce((sum, node) => sum + Number(node.count ?? 1), 0);
-      const debugs = flow.filter((node) => node.type === 'debug').map((node) => node.id);
-      // a debug fed by an event node (register-in, notify-in, send-in) must get data by itself
+      const debugs = flow.filter((node) => DISPLAYS.includes(node.type)).map((node) => node.id);
+      // a debug (or a dashboard's table or chart) fed by an event node (register-in, notify-in, send-in) must get data by itself
       const fedByEvents = flow
         .filter((node) => /^lwm2m-(register|notify|send)-in$/.test(node.type))
         .flatMap((node) => (node.wires as string[][]).flat())
         .filter((id) => debugs.includes(id));
-      await helper.load(NODES, flow, credentials);
+      await helper.load([...NODES, ...dashboardNodes(flow)], flow, credentials);
       const serverNode = helper.getNode(flow.find((node) => node.type === 'lwm2m-server')!.id) as ServerNode;
       await serverNode.ready;
       const received = new Set<string>();
@@ -149,12 +174,74 @@ describe('example flows', function () {
     }
   });
 
+  it(`"${DASHBOARD_EXAMPLE}": a table row per device, a chart point per notification; the device chosen reads its battery and reboots, the form writes the Lifetime and the table shows it`, async () => {
+    // the widgets' own messages stand in for the user's clicks here; the browser test clicks them in Chromium
+    const flow = await onFreePorts(readFlow(`examples/${DASHBOARD_EXAMPLE}`));
+    await helper.load([...NODES, ...dashboardNodes(flow)], flow);
+    type Row = { endpoint: string; binding: string; lifetime: number; state: string; lastSeen: string };
+    const tables: Row[][] = [];
+    // copied out of the function node's sandbox (its arrays are of another realm)
+    helper.getNode('fd-table').on('input', (msg: Message) => tables.push(JSON.parse(JSON.stringify(msg.payload)) as Row[]));
+    const points = new Map<string, number[]>();
+    helper.getNode('fd-chart').on('input', (msg: Message) => points.set(String(msg.endpoint), [...(points.get(String(msg.endpoint)) ?? []), msg.payload as number]));
+    const choices = messageWhere('fd-device', (msg) => (msg.options as unknown[] | undefined)?.length === 4);
+    const started = Date.now();
+    await (helper.getNode('fd-server') as ServerNode).ready;
+    const table = () => tables.at(-1) ?? [];
+    const until = async (what: string, test: () => boolean) => {
+      const deadline = Date.now() + 30_000;
+      while (!test()) {
+        if (Date.now() > deadline) assert.fail(`${what}: table ${JSON.stringify(table())}, points ${JSON.stringify([...points])}`);
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    };
+    await until('every device registered', () => table().filter((row) => row.state === 'registered').length === 4);
+    assert.deepEqual(table().map((row) => [row.endpoint, row.binding, row.lifetime, row.state]), [
+      ['sensor-1', 'U', 60, 'registered'],
+      ['sensor-2', 'U', 60, 'registered'],
+      ['sensor-3', 'U', 60, 'registered'],
+      ['tracker', 'U (queue mode)', 120, 'registered'],
+    ]);
+    for (const row of table()) assert.ok(Date.parse(row.lastSeen) >= started - 1000 && Date.parse(row.lastSeen) <= Date.now(), row.lastSeen);
+    assert.deepEqual([...((await choices).options as Array<{ value: string }>)].map((option) => option.value), ['sensor-1', 'sensor-2', 'sensor-3', 'tracker']);
+
+    // the temperature of each sensor (and not the tracker's, which has none) in the chart
+    await until('two points of each sensor', () => ['sensor-1', 'sensor-2', 'sensor-3'].every((endpoint) => (points.get(endpoint)?.length ?? 0) >= 2));
+    assert.deepEqual([...points.keys()].sort(), ['sensor-1', 'sensor-2', 'sensor-3']);
+    for (const value of [...points.values()].flat()) assert.ok(typeof value === 'number' && value > -40 && value < 85, String(value));
+
+    // sensor-2 chosen: Read battery shows its level; Reboot reboots it, and it registers again
+    const flowContext = (helper.getNode('fd-choose') as unknown as { context(): { flow: { get(key: string): unknown } } }).context().flow;
+    helper.getNode('fd-device').send({ payload: 'sensor-2' });
+    await until('sensor-2 chosen', () => flowContext.get('device') === 'sensor-2');
+    const battery = messageWhere('fd-battery', () => true);
+    helper.getNode('fd-read-button').send({ payload: '' });
+    assert.match(String((await battery).payload), /^sensor-2: \d{1,3} %$/);
+    const rebooting = messageWhere('fd-toast', () => true);
+    const registeredAgain = messageWhere('fd-table-rows', (msg) => msg.event === 'register' && msg.endpoint === 'sensor-2');
+    helper.getNode('fd-reboot-button').send({ payload: '' });
+    assert.equal((await rebooting).payload, 'sensor-2: rebooting (2.04)');
+    await registeredAgain;
+
+    // the form: sensor-3's Lifetime written, read back, and in the table with sensor-3's Update
+    const readBack = messageWhere('fd-written', () => true);
+    helper.getNode('fd-form').send({ payload: { endpoint: 'sensor-3', path: '/1/0/1', value: '90' } });
+    assert.equal((await readBack).payload, 'sensor-3 /1/0/1 = 90');
+    await until('sensor-3 updated its lifetime', () => table().find((row) => row.endpoint === 'sensor-3')?.lifetime === 90);
+
+    // a failure is a notification that says which device and why
+    const failure = messageWhere('fd-toast', () => true);
+    helper.getNode('fd-form').send({ payload: { endpoint: 'nobody', path: '/1/0/1', value: '90' } });
+    assert.match(String((await failure).payload), /^nobody: .*not registered/i);
+  });
+
   it('the demo and every example, imported one after the other as new tabs, run side by side: each server starts, each device registers with its own', async () => {
     // one move of ports for all: an example on the demo's port would collide here as it does for a user
     const moved = new Map<string, string>();
     let flow = await onFreePorts(readFlow('demo/flows.json'), moved);
     const credentials = takeCredentials(flow);
-    await helper.load(NODES, flow, credentials);
+    // the node types of every example are known from the start, as in a Node-RED with the dashboard installed
+    await helper.load([...NODES, ...dashboardNodes(...examples.map((file) => readFlow(`examples/${file}`)))], flow, credentials);
     for (const file of ['(the demo)', ...examples]) {
       if (file !== '(the demo)') {
         // import (fresh ids, as the editor's import does beside existing nodes), then a full deploy
