@@ -45,6 +45,8 @@ export interface Red {
     /** replaces a node's stored credentials (saved with the next deploy) */
     addCredentials?(id: string, credentials: Record<string, unknown>): unknown;
   };
+  /** a plugin's API (Node-RED gives it to plugins' runtime files) */
+  plugins?: { registerPlugin(id: string, definition: Record<string, unknown>): void };
   settings: { userDir?: string; [key: string]: unknown };
   util: {
     /** a deep copy of a message (as Node-RED copies one sent to several wires) */
