@@ -10,6 +10,8 @@ import { pskTable, type PskCredentials } from './psk';
 import { localDevicesStopped } from './local-devices';
 import { formatOf } from './settings';
 import { adminRoutes } from './admin';
+import { ExplorerFeed } from './explorer-feed';
+import { explorerRoutes } from './explorer-routes';
 
 export interface ServerUser extends Node {
   /** the user shows the server's state unless it has a status of its own to show */
@@ -22,6 +24,10 @@ export interface ServerConfigNode extends Node {
   ready: Promise<void>;
   /** why the server is not running, once it failed to start */
   failure?: Error;
+  /** true once the server listens */
+  listening?: boolean;
+  /** the device explorer's live side (the editor's LwM2M sidebar) */
+  explorer?: ExplorerFeed;
   register(user: ServerUser): void;
   deregister(user: ServerUser, done: () => void): void;
 }
@@ -42,6 +48,8 @@ const DEVICES_LEAVING_LIMIT = 3000;
 module.exports = (RED: Red) => {
   // the routes the editor completes endpoints and paths from
   adminRoutes(RED);
+  // the device explorer of the editor's sidebar
+  explorerRoutes(RED);
 
   function LwM2MServerNode(this: ServerConfigNode, config: NodeDef) {
     RED.nodes.createNode(this, config);
@@ -102,6 +110,7 @@ module.exports = (RED: Red) => {
       requireSameAddress: Boolean(config.sameAddress),
     });
     node.server.on('error', (error: Error) => node.error(error.message));
+    node.explorer = new ExplorerFeed(node.server, node.id, RED.comms);
 
     node.ready = (async () => {
       if (badSettings) throw Object.assign(new Error(badSettings), { code: 'bad settings' });
@@ -110,6 +119,7 @@ module.exports = (RED: Red) => {
         for (const error of errors) node.warn(error.message);
       }
       const { port: bound } = await node.server.listen();
+      node.listening = true;
       const secure = node.server.secureAddress();
       show({ fill: 'green', shape: 'dot', text: secure ? `listening on ${bound}, DTLS ${secure.port}` : `listening on ${bound}` });
     })();
@@ -132,7 +142,10 @@ module.exports = (RED: Red) => {
       // the port must be free before done(): Node-RED starts the next deploy's server right after
       void node.ready
         .then(() => devicesLeaving(node.server), () => undefined)
-        .then(() => node.server.close())
+        .then(() => {
+          node.explorer?.close();
+          return node.server.close();
+        })
         .catch((error: Error) => node.warn(error.message))
         .then(() => done());
     });

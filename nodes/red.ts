@@ -44,6 +44,8 @@ export interface Red {
     registerType(type: string, constructor: (this: Node, config: NodeDef) => void, options?: object): void;
     /** replaces a node's stored credentials (saved with the next deploy) */
     addCredentials?(id: string, credentials: Record<string, unknown>): unknown;
+    /** every node of the deployed flows, as configured */
+    eachNode?(callback: (config: NodeDef) => void): void;
   };
   /** a plugin's API (Node-RED gives it to plugins' runtime files) */
   plugins?: { registerPlugin(id: string, definition: Record<string, unknown>): void };
@@ -53,7 +55,9 @@ export interface Red {
     cloneMessage<T extends NodeMessage>(msg: T): T;
     evaluateNodeProperty(value: string, type: string, node: Node, msg: NodeMessage, callback: (error: Error | null, result?: unknown) => void): void;
   };
-  httpAdmin?: { get(path: string, ...handlers: unknown[]): void };
+  httpAdmin?: { get(path: string, ...handlers: unknown[]): void; post(path: string, ...handlers: unknown[]): void };
+  /** messages to the editors connected (their RED.comms.subscribe) */
+  comms?: { publish(topic: string, data: unknown, retain?: boolean): void };
   auth?: { needsPermission(permission: string): unknown };
   _(key: string, substitutions?: Record<string, unknown>): string;
 }
