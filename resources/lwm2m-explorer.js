@@ -22,6 +22,12 @@
 
   // ---- values ---------------------------------------------------------------------------------
 
+  // OMA's object 3 (1.1) writes Battery Level's unit as "/100": a percentage
+  var UNIT_SHOWN = { '/100': '%' };
+  function unitOf(resource) {
+    return resource && resource.units ? UNIT_SHOWN[resource.units] || resource.units : '';
+  }
+
   var NUMBER_TYPES = { Integer: true, 'Unsigned Integer': true, Float: true };
 
   function hexToBase64(hex) {
@@ -46,7 +52,7 @@
     }
     if (typeof value === 'string') return JSON.stringify(value);
     var shown = String(value);
-    if (resource && resource.units && (typeof value === 'number')) shown += ' ' + resource.units;
+    if (unitOf(resource) && typeof value === 'number') shown += ' ' + unitOf(resource);
     return shown;
   }
 
@@ -275,6 +281,7 @@
     function render() {
       var d = view.data;
       name.text(d.endpoint);
+      element.attr('data-registered-at', d.registeredAt);
       var asleep = d.queueMode && !d.awake;
       state
         .text(d.queueMode ? (asleep ? text('device.asleep') : text('device.awake')) : text('device.online'))
@@ -329,6 +336,10 @@
         .done(function (body) {
           var next = objectTree(context, serverOf(), view.data.endpoint, body.objects);
           if (shown) next.takeOver(shown);
+          // observations the explorer started before (in this editor or another)
+          (body.observing || []).forEach(function (path) {
+            next.observed(path);
+          });
           tree = next;
           treeBox.empty().append(tree.element);
         })
@@ -416,9 +427,12 @@
     // -- what a row shows --
 
     function showError(row, xhr) {
+      // a form's own complaint goes with the form; a device's answer stays until the next action
+      row.formError = typeof xhr === 'string';
       row.errorEl.text(typeof xhr === 'string' ? xhr : errorText(xhr)).show();
     }
     function clearError(row) {
+      row.formError = false;
       row.errorEl.hide().text('');
     }
     function setValue(path, value, live) {
@@ -531,6 +545,7 @@
 
     function closeForm(row) {
       row.form.hide().empty();
+      if (row.formError) clearError(row);
     }
     function openForm(row, className) {
       row.form.empty().show().attr('class', 'lwm2m-x-form ' + className);
@@ -780,7 +795,7 @@
           expandable: (object.resources || []).length > 0,
         });
         (object.resources || []).forEach(function (resource) {
-          var meta = [resource.type === 'none' ? '' : resource.type, resource.operations, resource.units || '', resource.multiple ? text('tree.multiple') : ''].filter(Boolean).join(' · ');
+          var meta = [resource.type === 'none' ? '' : resource.type, resource.operations, unitOf(resource), resource.multiple ? text('tree.multiple') : ''].filter(Boolean).join(' · ');
           var resourceRow = addRow(instanceRow, {
             path: instancePath + '/' + resource.id,
             label: instancePath + '/' + resource.id,
@@ -806,6 +821,9 @@
         if (!row) return;
         setObserved(row, false);
         if (reason) showError(row, text('value.observationEnded', { reason: reason }));
+      },
+      observed: function (path) {
+        if (rows[path]) setObserved(rows[path], true);
       },
       observationsGone: function () {
         Object.keys(rows).forEach(function (path) {
