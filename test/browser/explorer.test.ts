@@ -31,13 +31,40 @@ type Red = {
   nodes: { filterNodes(filter: object): Array<Record<string, unknown>>; dirty(): boolean };
 };
 
+/** Node-RED as `npm start` runs it, in a user directory of its own (with `settings` when given), once the demo's devices registered. */
+async function startDemo(settings?: string): Promise<{ child: ChildProcess; port: number; userDir: string; output: () => string }> {
+  const userDir = fs.mkdtempSync(path.join(os.tmpdir(), 'lwm2m-explorer-'));
+  if (settings) fs.writeFileSync(path.join(userDir, 'settings.js'), settings);
+  const port = await freeTcpPort();
+  const child = spawn(process.execPath, [path.join(root, 'scripts', 'start.js')], {
+    env: { ...process.env, LWM2M_DEMO_DIR: userDir, PORT: String(port), LWM2M_DEMO_COAP_PORT: String(await freeUdpPort()) },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout!.on('data', (chunk) => (output += chunk));
+  child.stderr!.on('data', (chunk) => (output += chunk));
+  while (!['sim-1', 'sim-2', 'sim-3'].every((name) => output.includes(`endpoint: '${name}'`))) {
+    if (child.exitCode !== null) assert.fail(`Node-RED exited: ${output}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  return { child, port, userDir, output: () => output };
+}
+
+async function stopDemo(demo: { child: ChildProcess; userDir: string } | undefined): Promise<void> {
+  if (!demo) return;
+  if (demo.child.exitCode === null) {
+    const exited = new Promise((resolve) => demo.child.once('exit', resolve));
+    demo.child.kill('SIGINT');
+    await exited;
+  }
+  fs.rmSync(demo.userDir, { recursive: true, force: true });
+}
+
 describe('the device explorer in headless Chromium', function () {
   this.timeout(180_000);
-  let nodeRed: ChildProcess;
+  let demo: Awaited<ReturnType<typeof startDemo>> | undefined;
   let browser: Browser;
   let page: Page;
-  let userDir: string;
-  let output = '';
 
   /** A device's row in the list. */
   const device = (endpoint: string) => page.locator(`.lwm2m-x-device[data-endpoint="${endpoint}"]`);
@@ -67,34 +94,18 @@ describe('the device explorer in headless Chromium', function () {
 
   before(async () => {
     assert.ok(fs.existsSync(CHROMIUM), 'Debian chromium is not installed (apt-get install -y chromium)');
-    userDir = fs.mkdtempSync(path.join(os.tmpdir(), 'lwm2m-explorer-'));
-    const port = await freeTcpPort();
-    nodeRed = spawn(process.execPath, [path.join(root, 'scripts', 'start.js')], {
-      env: { ...process.env, LWM2M_DEMO_DIR: userDir, PORT: String(port), LWM2M_DEMO_COAP_PORT: String(await freeUdpPort()) },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    nodeRed.stdout!.on('data', (chunk) => (output += chunk));
-    nodeRed.stderr!.on('data', (chunk) => (output += chunk));
-    while (!['sim-1', 'sim-2', 'sim-3'].every((name) => output.includes(`endpoint: '${name}'`))) {
-      if (nodeRed.exitCode !== null) assert.fail(`Node-RED exited: ${output}`);
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
+    demo = await startDemo();
     browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'] });
     const context = await browser.newContext({ viewport: { width: 1400, height: 900 }, permissions: ['clipboard-read', 'clipboard-write'] });
     page = await context.newPage();
-    await page.goto(`http://127.0.0.1:${port}/`);
+    await page.goto(`http://127.0.0.1:${demo.port}/`);
     await page.waitForSelector('.red-ui-palette-node[data-palette-type="lwm2m-read"]', { timeout: 60_000 });
     fs.mkdirSync(ARTIFACTS, { recursive: true });
   });
 
   after(async () => {
     await browser?.close();
-    if (nodeRed && nodeRed.exitCode === null) {
-      const exited = new Promise((resolve) => nodeRed.once('exit', resolve));
-      nodeRed.kill('SIGINT');
-      await exited;
-    }
-    if (userDir) fs.rmSync(userDir, { recursive: true, force: true });
+    await stopDemo(demo);
   });
 
   it('is a plugin of the palette: the "LwM2M" sidebar tab lists the demo\'s server and its three devices, each with version, binding, security, address and lifetime left', async () => {
@@ -278,5 +289,85 @@ describe('the device explorer in headless Chromium', function () {
     const imported = await page.evaluate((before) => (globalThis as unknown as { RED: Red }).RED.nodes.filterNodes({ type: 'lwm2m-observe' }).filter((node) => !before.includes(node.id as string)).map((node) => ({ server: node.server, endpoint: node.endpoint, path: node.path, valid: node.valid })), before);
     assert.deepEqual(imported, [{ server: 'demo-server', endpoint: 'sim-1', path: '/3303/0/5700', valid: true }]);
     await page.screenshot({ path: path.join(ARTIFACTS, 'explorer-copy.png') });
+  });
+});
+
+describe('the device explorer with adminAuth on', function () {
+  this.timeout(180_000);
+  let demo: Awaited<ReturnType<typeof startDemo>> | undefined;
+  let browser: Browser | undefined;
+  let base = '';
+  const editorApi = path.dirname(require.resolve('@node-red/editor-api/package.json'));
+  // Node-RED's own hashing library, so the test needs nothing Node-RED does not bring
+  const bcrypt = require(require.resolve('bcryptjs', { paths: [editorApi] })) as { hashSync(password: string, rounds: number): string };
+
+  /** An access token of the editor's HTTP API for a user (the scope asked for is theirs). */
+  async function token(username: string, password: string, scope: string): Promise<string> {
+    const response = await fetch(`${base}/auth/token`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ client_id: 'node-red-admin', grant_type: 'password', scope, username, password }),
+    });
+    assert.equal(response.status, 200, `${username} logs in`);
+    return ((await response.json()) as { access_token: string }).access_token;
+  }
+  const call = (method: string, url: string, bearer?: string, body?: unknown) =>
+    fetch(`${base}/${url}`, { method, headers: { ...(bearer ? { Authorization: `Bearer ${bearer}` } : {}), ...(body ? { 'Content-Type': 'application/json' } : {}) }, ...(body ? { body: JSON.stringify(body) } : {}) });
+
+  before(async () => {
+    const users = [
+      { username: 'admin', password: bcrypt.hashSync('admin-secret', 8), permissions: '*' },
+      { username: 'viewer', password: bcrypt.hashSync('viewer-secret', 8), permissions: 'read' },
+    ];
+    demo = await startDemo(
+      `module.exports = {\n  flowFile: 'flows.json',\n  credentialSecret: false,\n  editorTheme: { tours: false, projects: { enabled: false } },\n  telemetry: { enabled: false },\n  adminAuth: { type: 'credentials', users: ${JSON.stringify(users)} },\n};\n`,
+    );
+    base = `http://127.0.0.1:${demo.port}`;
+  });
+
+  after(async () => {
+    await browser?.close();
+    await stopDemo(demo);
+  });
+
+  it('refuses a user without lwm2m-server.write what changes a device, and lets them look; the tab greys those actions out', async () => {
+    const viewer = await token('viewer', 'viewer-secret', 'read');
+    const admin = await token('admin', 'admin-secret', '*');
+    assert.equal((await call('GET', 'lwm2m/servers')).status, 401, 'no token, nothing');
+    const servers = (await (await call('GET', 'lwm2m/servers', viewer)).json()) as Array<{ id: string }>;
+    assert.deepEqual(servers.map((server) => server.id), ['demo-server']);
+    const sim1 = 'lwm2m/servers/demo-server/devices/sim-1';
+    const read = await call('POST', `${sim1}/read`, viewer, { path: '/3/0/14' });
+    assert.equal(read.status, 200, 'lwm2m-server.read: a read');
+    const write = await call('POST', `${sim1}/write`, viewer, { path: '/3/0/14', value: '+05:00' });
+    // Node-RED answers a missing permission with 401, as it does for its own routes
+    assert.equal(write.status, 401, 'no lwm2m-server.write: no write');
+    assert.equal((await call('POST', `${sim1}/execute`, viewer, { path: '/3/0/4' })).status, 401);
+    assert.equal((await call('POST', `${sim1}/observe`, viewer, { path: '/3303/0/5700' })).status, 401);
+    assert.equal(((await (await call('POST', `${sim1}/read`, viewer, { path: '/3/0/14' })).json()) as { value: unknown }).value, '+00:00', 'the refused write changed nothing');
+    assert.equal((await call('POST', `${sim1}/write`, admin, { path: '/3/0/14', value: '+05:00' })).status, 200, '"*" may');
+
+    // in the editor, logged in as the viewer: the tab lists the devices and reads, the rest is greyed out
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'] });
+    const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+    await page.goto(`${base}/`);
+    await page.fill('#node-dialog-login-username', 'viewer');
+    await page.fill('#node-dialog-login-password', 'viewer-secret');
+    await page.click('#node-dialog-login-submit');
+    await page.waitForSelector('.red-ui-palette-node[data-palette-type="lwm2m-read"]', { timeout: 60_000 });
+    await page.evaluate(() => (globalThis as unknown as { RED: Red }).RED.sidebar.show('lwm2m-explorer'));
+    const sim = page.locator('.lwm2m-x-device[data-endpoint="sim-1"]');
+    await sim.waitFor({ state: 'visible', timeout: 30_000 });
+    await sim.locator('.lwm2m-x-device-row').click();
+    for (const part of ['/3', '/3/0', '/3/0/14']) await sim.locator(`.lwm2m-x-node[data-path="${part}"] > .lwm2m-x-row .lwm2m-x-path`).click();
+    const utc = sim.locator('.lwm2m-x-node[data-path="/3/0/14"] > .lwm2m-x-row');
+    assert.equal(await utc.locator('.lwm2m-x-action-read').isDisabled(), false);
+    assert.equal(await utc.locator('.lwm2m-x-action-write').isDisabled(), true);
+    assert.equal(await utc.locator('.lwm2m-x-action-observe').isDisabled(), true);
+    assert.match((await utc.locator('.lwm2m-x-action-write').getAttribute('title')) ?? '', /needs the lwm2m-server\.write permission/);
+    await utc.locator('.lwm2m-x-action-read').click();
+    await page.waitForFunction(() => document.querySelector('.lwm2m-x-device[data-endpoint="sim-1"] .lwm2m-x-node[data-path="/3/0/14"] > .lwm2m-x-row .lwm2m-x-value')?.textContent === '"+05:00"', undefined, { timeout: 15_000 });
+    fs.mkdirSync(ARTIFACTS, { recursive: true });
+    await page.screenshot({ path: path.join(ARTIFACTS, 'explorer-viewer.png') });
   });
 });
