@@ -85,10 +85,10 @@ describe('the device explorer in headless Chromium', function () {
     return target;
   }
 
-  /** Selects a row and clicks one of its actions. */
+  /** Selects a row (a click on a selected row would close it) and clicks one of its actions. */
   async function act(endpoint: string, itemPath: string, action: string): Promise<void> {
     const target = row(endpoint, itemPath);
-    await target.locator('.lwm2m-x-path').click();
+    if (!(await target.evaluate((element) => (element as unknown as { classList: { contains(name: string): boolean } }).classList.contains('selected')))) await target.locator('.lwm2m-x-path').click();
     await target.locator(`.lwm2m-x-action-${action}`).click();
   }
 
@@ -263,6 +263,56 @@ describe('the device explorer in headless Chromium', function () {
     await act('sim-1', '/3303/0/5700', 'cancel');
     await temperature.locator('.lwm2m-x-observed').waitFor({ state: 'hidden', timeout: 15_000 });
     assert.equal(await temperature.locator('.lwm2m-x-action-observe').isVisible(), true, 'Observe is offered again');
+  });
+
+  it('on an instance: writes several resources at once and reads them all; creates an instance, writes its attributes, discovers them, deletes it', async () => {
+    await device('sim-2').locator('.lwm2m-x-device-row').click();
+    await item('sim-2', '/3').waitFor({ state: 'visible', timeout: 10_000 });
+    await open('sim-2', '/3/0/14');
+    // Write on /3/0: an input per writable resource, by its type; the filled ones are written (a partial update)
+    await act('sim-2', '/3/0', 'write');
+    const form = item('sim-2', '/3/0').locator('> .lwm2m-x-form');
+    assert.deepEqual(await form.locator('.lwm2m-x-field > span').allTextContents(), ['13 Current Time', '14 UTC Offset', '15 Timezone']);
+    assert.deepEqual(await form.locator('.lwm2m-x-input').evaluateAll((inputs) => inputs.map((input) => [input.getAttribute('data-type'), input.getAttribute('type')])), [['Time', 'datetime-local'], ['String', 'text'], ['String', 'text']]);
+    await form.locator('.lwm2m-x-input').nth(1).fill('+03:00');
+    await form.locator('.lwm2m-x-input').nth(2).fill('Europe/Paris');
+    await form.locator('.lwm2m-x-submit').click();
+    await form.waitFor({ state: 'hidden', timeout: 15_000 });
+    for (const resource of ['/3/0/14', '/3/0/15']) await value('sim-2', resource).evaluate((element) => (element.textContent = ''));
+    // one read of the instance fills in every resource
+    await act('sim-2', '/3/0', 'read');
+    await page.waitForFunction(() => document.querySelector('.lwm2m-x-device[data-endpoint="sim-2"] .lwm2m-x-node[data-path="/3/0/15"] > .lwm2m-x-row .lwm2m-x-value')?.textContent === '"Europe/Paris"', undefined, { timeout: 15_000 });
+    assert.equal(await value('sim-2', '/3/0/14').textContent(), '"+03:00"');
+    assert.match((await value('sim-2', '/3/0/9').textContent()) ?? '', /^\d+ %$/);
+
+    // Create on the Temperature object: the device announces the new instance (an Update), and the tree shows it
+    await act('sim-2', '/3303', 'create');
+    const create = item('sim-2', '/3303').locator('> .lwm2m-x-form');
+    await create.locator('.lwm2m-x-instance').fill('7');
+    await create.locator('.lwm2m-x-resources').fill('{"5700": 18.5, "5750": "outdoor"}');
+    await create.locator('.lwm2m-x-submit').click();
+    await row('sim-2', '/3303/7').waitFor({ state: 'visible', timeout: 30_000 });
+    await open('sim-2', '/3303/7/5700');
+    await act('sim-2', '/3303/7/5700', 'read');
+    await page.waitForFunction(() => document.querySelector('.lwm2m-x-device[data-endpoint="sim-2"] .lwm2m-x-node[data-path="/3303/7/5700"] > .lwm2m-x-row .lwm2m-x-value')?.textContent === '18.5', undefined, { timeout: 15_000 });
+    // Write-Attributes, then Discover shows them
+    await act('sim-2', '/3303/7/5700', 'attributes');
+    const attributes = item('sim-2', '/3303/7/5700').locator('> .lwm2m-x-form');
+    await attributes.locator('.lwm2m-x-attr-pmin').fill('2');
+    await attributes.locator('.lwm2m-x-attr-pmax').fill('20');
+    await attributes.locator('.lwm2m-x-attr-st').fill('0.5');
+    await attributes.locator('.lwm2m-x-submit').click();
+    await attributes.waitFor({ state: 'hidden', timeout: 15_000 });
+    await act('sim-2', '/3303/7/5700', 'discover');
+    const links = item('sim-2', '/3303/7/5700').locator('.lwm2m-x-linklist');
+    await links.waitFor({ state: 'visible', timeout: 15_000 });
+    assert.match((await links.textContent()) ?? '', /^\/3303\/7\/5700 {2}pmin=2 pmax=20 st=0\.5$/);
+    await page.screenshot({ path: path.join(ARTIFACTS, 'explorer-instance.png') });
+    // Delete, after a confirmation: the instance leaves the tree with the device's next Update
+    await act('sim-2', '/3303/7', 'delete');
+    await item('sim-2', '/3303/7').locator('> .lwm2m-x-form .lwm2m-x-submit').click();
+    await item('sim-2', '/3303/7').waitFor({ state: 'detached', timeout: 30_000 });
+    assert.equal(await row('sim-2', '/3303/0').isVisible(), true);
   });
 
   it('copies a ready observe node for a resource; Ctrl+I imports it with server, endpoint and path', async () => {
