@@ -4,9 +4,10 @@
  * lwm2m/observe-end/<server>; it never polls.
  *
  * The tab is a header (the server node, and a button per panel) over one panel at a time. A panel
- * is an object registered with LwM2MExplorer.addPanel({ id, icon, create(context) }); create returns
- * { element, server(id), show(), hide() }. "Devices" is the first; a second one (the CoAP trace) is
- * one more addPanel call. */
+ * is an object registered with LwM2MExplorer.addPanel({ id, icon, create(context) }) (before or after
+ * the tab exists); create returns { element, server(id), reload?(), show(), hide() }, and its button
+ * is labelled by the catalog's explorer.panels.<id>. "Devices" is the first; a second one (the CoAP
+ * trace) is one more addPanel call. */
 (function () {
   if (window.LwM2MExplorer) return;
 
@@ -218,14 +219,26 @@
       subscribed.push([topic, handler]);
     }
 
-    function load() {
-      Object.keys(devices).forEach(drop);
+    /** The server's devices; `keep`: the same server again (after a deploy), so open trees stay open and are read again. */
+    function load(keep) {
+      if (!keep) Object.keys(devices).forEach(drop);
       if (!serverId) return applyFilter();
       var id = serverId;
       api('GET', 'lwm2m/servers/' + encodeURIComponent(id) + '/devices')
         .done(function (list) {
           if (id !== serverId) return;
-          list.forEach(put);
+          var present = {};
+          list.forEach(function (data) {
+            present[data.endpoint] = true;
+          });
+          Object.keys(devices).forEach(function (endpoint) {
+            if (!present[endpoint]) drop(endpoint);
+          });
+          list.forEach(function (data) {
+            var known = devices[data.endpoint];
+            put(data);
+            if (known) known.refresh();
+          });
           applyFilter();
         })
         .fail(function (xhr) {
@@ -251,9 +264,11 @@
           subscribe('lwm2m/notify/' + id, onNotify);
           subscribe('lwm2m/observe-end/' + id, onObserveEnd);
         }
-        load();
+        load(false);
       },
-      reload: load,
+      reload: function () {
+        load(true);
+      },
       show: function () {
         if (!ticker) ticker = setInterval(tick, 1000);
         tick();
@@ -322,6 +337,9 @@
     };
     view.registeredAgain = function () {
       if (tree) tree.observationsGone();
+    };
+    view.refresh = function () {
+      if (tree) loadTree();
     };
     view.notified = function (path, value) {
       if (tree) tree.value(path, value, true);
@@ -830,13 +848,12 @@
           if (rows[path].observed) setObserved(rows[path], false);
         });
       },
-      /** Keeps what was open, observed and read in the tree this one replaces. */
+      /** Keeps what was open and read in the tree this one replaces (what is observed, the runtime says). */
       takeOver: function (old) {
         old.each(function (path, oldRow) {
           var row = rows[path];
           if (!row) return;
           if (oldRow.open) row.expand(true);
-          if (oldRow.observed) setObserved(row, true);
           if (oldRow.value !== undefined) setValue(path, oldRow.value, false);
         });
       },
@@ -884,8 +901,12 @@
 
   // ---- the tab --------------------------------------------------------------------------------
 
+  var mount = null; // once the tab exists: adds a panel to it
+
+  /** A panel of the tab (Devices, and later Trace): { id, icon, create(context) → { element, server(id), reload?(), show(), hide() } }. */
   function addPanel(panel) {
     panels.push(panel);
+    if (mount) mount(panel);
   }
 
   function start(plugin) {
@@ -895,8 +916,9 @@
     var serverSelect = $('<select class="lwm2m-x-server"></select>').attr('title', text('servers.title')).appendTo(header);
     var switcher = $('<span class="button-group lwm2m-x-switch"></span>').appendTo(header);
     var body = $('<div class="lwm2m-x-body"></div>').appendTo(content);
-    var context = {};
-    var built = panels.map(function (panel) {
+    var context = { text: text, api: api, errorText: errorText };
+    var built = [];
+    mount = function (panel) {
       var instance = panel.create(context);
       instance.id = panel.id;
       instance.element.hide().appendTo(body);
@@ -907,8 +929,10 @@
         .on('click', function () {
           choose(instance);
         });
+      built.push(instance);
+      if (serverId !== undefined) instance.server(serverId);
       return instance;
-    });
+    };
     var current = null;
     var visible = false;
     function choose(instance) {
@@ -981,6 +1005,7 @@
         if (current) current.hide();
       },
     });
+    panels.forEach(mount);
     if (built.length) choose(built[0]);
     // a deploy may add, remove or restart server nodes (and the devices' registrations go with them)
     RED.events.on('deploy', function () {

@@ -315,6 +315,22 @@ describe('the device explorer in headless Chromium', function () {
     assert.equal(await row('sim-2', '/3303/0').isVisible(), true);
   });
 
+  it('shows values as their type says: a unit, opaque bytes as hex and base64, a time as a date, a multiple resource by instance', async () => {
+    const shown = await page.evaluate(() => {
+      const explorer = (globalThis as unknown as { LwM2MExplorer: { valueText(value: unknown, resource?: object): string } }).LwM2MExplorer;
+      return [
+        explorer.valueText(87, { type: 'Integer', units: '/100' }),
+        explorer.valueText(21.5, { type: 'Float', units: 'Cel' }),
+        explorer.valueText({ $opaque: '48656c6c6f' }, { type: 'Opaque', units: '' }),
+        explorer.valueText(1700000000, { type: 'Time', units: 's' }),
+        explorer.valueText({ 0: 3800, 1: 5000 }, { type: 'Integer', units: 'mV', multiple: true }),
+        explorer.valueText('+01:00', { type: 'String', units: '' }),
+        explorer.valueText(true, { type: 'Boolean', units: '' }),
+      ];
+    });
+    assert.deepEqual(shown, ['87 %', '21.5 Cel', '48 65 6c 6c 6f  (base64 SGVsbG8=)', '2023-11-14T22:13:20Z  (1700000000)', '0: 3800 mV, 1: 5000 mV', '"+01:00"', 'true']);
+  });
+
   it('copies a ready observe node for a resource; Ctrl+I imports it with server, endpoint and path', async () => {
     await act('sim-1', '/3303/0/5700', 'copy');
     const menu = item('sim-1', '/3303/0/5700').locator('.lwm2m-x-form');
@@ -339,6 +355,11 @@ describe('the device explorer in headless Chromium', function () {
     const imported = await page.evaluate((before) => (globalThis as unknown as { RED: Red }).RED.nodes.filterNodes({ type: 'lwm2m-observe' }).filter((node) => !before.includes(node.id as string)).map((node) => ({ server: node.server, endpoint: node.endpoint, path: node.path, valid: node.valid })), before);
     assert.deepEqual(imported, [{ server: 'demo-server', endpoint: 'sim-1', path: '/3303/0/5700', valid: true }]);
     await page.screenshot({ path: path.join(ARTIFACTS, 'explorer-copy.png') });
+
+    // deployed, it observes at once; the tab reads its devices again and keeps the open trees open
+    await page.evaluate(() => (globalThis as unknown as { RED: { actions: { invoke(name: string, ...args: unknown[]): void } } }).RED.actions.invoke('core:deploy-flows', true));
+    await page.waitForFunction(() => !(globalThis as unknown as { RED: Red }).RED.nodes.dirty(), null, { timeout: 60_000 });
+    await page.waitForFunction(() => document.querySelectorAll('.lwm2m-x-device').length === 3 && document.querySelector('.lwm2m-x-device[data-endpoint="sim-1"] .lwm2m-x-node[data-path="/3/0/9"]')?.offsetParent != null, undefined, { timeout: 30_000 });
   });
 });
 
