@@ -11,6 +11,9 @@
  * - updates/s (each device updating its registration);
  * - notifications/s (devices the server observes sending Confirmable notifications; `notify` events counted);
  * - reads/s (server → devices: `server.read(endpoint, '/3/0/0', { format: 0 })`, a window of reads in flight);
+ * - updates, notifications and reads per second again with the CoAP trace on (`setTrace({ size: 1000 })`,
+ *   every message in and out decoded into an entry and kept in the ring buffer), right after the
+ *   same workload with the trace off (the rows above);
  * - heap per idle registration: --registrations (100,000) devices from distinct addresses and ports
  *   (127.0.0.2, 127.0.0.3, … ports 12000–31999), heap after GC before and after, divided by the count;
  * - the heap during --soak seconds at the highest uplink rate (updates or notifications, whichever
@@ -134,6 +137,17 @@ async function main(): Promise<void> {
   let notifications = 0;
   server.on('notify', (_event: NotifyEvent) => notifications++);
   const { port } = await server.listen();
+  /** runs `work` with the CoAP trace on (1,000 entries kept), then switches it off again */
+  let traceEntries = 0;
+  const traced = async <T>(work: () => Promise<T>): Promise<T> => {
+    server.setTrace({ size: 1000 });
+    try {
+      return await work();
+    } finally {
+      traceEntries = Math.max(traceEntries, server.trace.entries().length);
+      server.setTrace({ size: 0 });
+    }
+  };
 
   const echo = createSocket('udp4');
   echo.on('message', (message, peer) => echo.send(message, peer.port, peer.address));
@@ -168,6 +182,8 @@ async function main(): Promise<void> {
   // --- updates/s ---
   const updating = await measured(port, () => devices.run({ cmd: 'update', seconds: settings.seconds, window }));
   rows.push(rateRow('updates/s', updating, UPLINK));
+  const tracedUpdates = await traced(() => measured(port, () => devices.run({ cmd: 'update', seconds: settings.seconds, window })));
+  rows.push(tracedRow(rateRow('updates/s, CoAP trace on (1,000 kept)', tracedUpdates, undefined), rows.at(-1)!));
 
   // --- the server observes every device; then notifications/s ---
   let observeFailures = 0;
@@ -187,12 +203,20 @@ async function main(): Promise<void> {
     rate: Math.min(events, notifying.value.ok) / (notifying.value.elapsedMs / 1000),
   });
   rows.at(-1)!.note = `${events} notify events, ${notifying.value.ok} ACKs in ${settings.seconds} s` + (notifying.value.lost ? `, lost ${notifying.value.lost}` : '');
+  const notifyRow = rows.at(-1)!;
+  const beforeTraced = notifications;
+  const tracedNotifying = await traced(() => measured(port, () => devices.run({ cmd: 'notify', seconds: settings.seconds, window })));
+  const tracedEvents = notifications - beforeTraced;
+  rows.push(
+    tracedRow(
+      { ...rateRow('notifications/s, CoAP trace on (1,000 kept)', tracedNotifying, undefined), rate: Math.min(tracedEvents, tracedNotifying.value.ok) / (tracedNotifying.value.elapsedMs / 1000) },
+      notifyRow,
+    ),
+  );
 
-  // --- reads/s, server → devices ---
-  let reads = 0;
-  let readErrors = 0;
-  let firstReadError: unknown;
-  const reading = await measured(port, async () => {
+  // --- reads/s, server → devices; then the same with the CoAP trace on ---
+  const readFor = async (): Promise<{ reads: number; errors: number; first: unknown }> => {
+    const counts = { reads: 0, errors: 0, first: undefined as unknown };
     const deadline = performance.now() + settings.seconds * 1000;
     let next = 0;
     await Promise.all(
@@ -200,18 +224,31 @@ async function main(): Promise<void> {
         while (performance.now() < deadline) {
           try {
             await server.read(`dev-${next++ % settings.devices}`, '/3/0/0', { format: ContentFormat.TEXT });
-            reads++;
+            counts.reads++;
           } catch (error) {
-            readErrors++;
-            firstReadError ??= error;
+            counts.errors++;
+            counts.first ??= error;
           }
         }
       }),
     );
-  });
-  const readRate = reads / (reading.ms / 1000);
-  rows.push({ name: 'reads/s (server → device)', rate: readRate, target: DOWNLINK, cpu: reading.cpu, generatorCpu: Number.NaN, drops: reading.drops, note: readErrors ? `${readErrors} failed: ${String(firstReadError)}` : `${reads} reads` });
-  if (readErrors > 0) failures.push(`${readErrors} reads failed, the first: ${String(firstReadError)}`);
+    return counts;
+  };
+  for (const trace of [false, true]) {
+    const reading = trace ? await traced(() => measured(port, readFor)) : await measured(port, readFor);
+    const { reads, errors, first } = reading.value;
+    const row: Row = {
+      name: trace ? 'reads/s, CoAP trace on (1,000 kept)' : 'reads/s (server → device)',
+      rate: reads / (reading.ms / 1000),
+      target: trace ? undefined : DOWNLINK,
+      cpu: reading.cpu,
+      generatorCpu: Number.NaN,
+      drops: reading.drops,
+      note: errors ? `${errors} failed: ${String(first)}` : `${reads} reads`,
+    };
+    rows.push(trace ? tracedRow(row, rows.at(-1)!) : row);
+    if (errors > 0) failures.push(`${errors} reads failed${trace ? ' with the trace on' : ''}, the first: ${String(first)}`);
+  }
 
   // --- heap per idle registration ---
   await pause(500);
@@ -280,10 +317,21 @@ async function main(): Promise<void> {
     console.log(`soak: ${what} for ${settings.soak} s at ${fmt(soakRate)} (${(soakRate / rawRate).toFixed(2)}× raw UDP), lost ${soak.value.lost}, server CPU ${soak.cpu.toFixed(0)} %, drops ${soak.drops ?? 'n/a'}`);
     console.log(`soak heap after gc: ${samples.map((sample) => `${sample.at.toFixed(0)} s ${mb(sample.heap)}`).join(', ')}; last − first ${signedMb(samples.at(-1)!.heap - samples[0]!.heap)} (target: flat)`);
   }
-  console.log(`devices registered: ${registeredDevices.detail?.registered ?? 0} of ${settings.devices}; observations: ${settings.devices - observeFailures}; server errors: ${serverErrors.length}`);
+  console.log(`devices registered: ${registeredDevices.detail?.registered ?? 0} of ${settings.devices}; observations: ${settings.devices - observeFailures}; server errors: ${serverErrors.length}; trace entries kept: ${traceEntries} (of 1,000)`);
+  if (traceEntries !== 1000) failures.push(`the trace kept ${traceEntries} entries, not 1,000`);
   if (serverErrors.length > 0) failures.push(`the server reported ${serverErrors.length} errors, the first: ${String(serverErrors[0])}`);
   for (const failure of failures) console.log(`FAILED: ${failure}`);
   process.exitCode = failures.length > 0 ? 1 : 0;
+}
+
+/**
+ * A row measured with the trace on, its note saying how it compares with the same workload with
+ * the trace off: by rate, and by rate per server CPU (on a shared machine the share of CPU the
+ * server gets varies between two phases; the work per message does not).
+ */
+function tracedRow(row: Row, off: Row): Row {
+  const perCpu = row.rate / row.cpu / (off.rate / off.cpu);
+  return { ...row, note: `${(row.rate / off.rate).toFixed(2)}× trace off, ${perCpu.toFixed(2)}× per server CPU; ${row.note}` };
 }
 
 function rateRow(name: string, run: { value: RunResult; cpu: number; drops: number | undefined }, target: number | undefined, note?: string): Row {

@@ -4,6 +4,17 @@
  * each other.
  */
 
+/** The Security Modes (/0/x/2) this project speaks: pre-shared key and none. */
+export const SECURITY_MODE = { psk: 0, nosec: 3 } as const;
+export type SecurityName = keyof typeof SECURITY_MODE;
+/** The other modes of the specification, named in errors */
+export const UNSUPPORTED_SECURITY_MODES: Readonly<Record<number, string>> = { 1: 'Raw Public Key', 2: 'Certificate', 4: 'Certificate with EST' };
+
+/** The security name of a Security Mode value, when this project speaks it. */
+export function securityName(mode: unknown): SecurityName | undefined {
+  return mode === SECURITY_MODE.psk ? 'psk' : mode === SECURITY_MODE.nosec ? 'nosec' : undefined;
+}
+
 /** The LwM2M enabler versions this project speaks. */
 export type LwM2MVersion = '1.0' | '1.1' | '1.2';
 

@@ -3,9 +3,10 @@
  * the observations the explorer started, published to the editor over RED.comms (no polling), and
  * when each device was last heard from.
  */
-import type { LwM2MServer, NotifyEvent, Observation, Registration, SendEvent } from '../lib';
+import type { LwM2MServer, NotifyEvent, Observation, ObservationEndedEvent, Registration, SendEvent } from '../lib';
 import { registrationPayload } from './shared';
 import { toJsonValue } from './explorer-values';
+import { TraceFeed } from './explorer-trace';
 
 /** The part of Node-RED's RED.comms the explorer uses. */
 export interface Comms {
@@ -15,27 +16,33 @@ export interface Comms {
 const REGISTRATION_EVENTS = ['register', 'update', 'deregister', 'expire', 'awake', 'sleep'] as const;
 
 export class ExplorerFeed {
-  /** the explorer's own observations, by `endpoint path` */
-  private readonly observed = new Map<string, Observation>();
+  /**
+   * The observations whose values the explorer shows, by `endpoint path`: its own, or a flow's that
+   * observed the path already (a device keeps one observation per path: a second would replace the
+   * flow's, so the explorer watches that one instead and never cancels it).
+   */
+  private readonly observed = new Map<string, { observation: Observation; own: boolean }>();
   private readonly lastSeen = new Map<string, number>();
   private readonly detach: Array<() => void> = [];
+  /** the trace panel's live entries */
+  readonly trace: TraceFeed;
 
   constructor(
     private readonly server: LwM2MServer,
     private readonly serverId: string,
     private readonly comms: Comms | undefined,
   ) {
+    this.trace = new TraceFeed(server, `lwm2m/trace/${serverId}`, comms);
     for (const event of REGISTRATION_EVENTS) {
       this.listen(event, (registration: Registration) => this.registrationEvent(event, registration));
     }
     this.listen('notify', (event: NotifyEvent) => this.notified(event));
     this.listen('send', (event: SendEvent) => this.lastSeen.set(event.endpoint, Date.now()));
-    this.listen('observationEnded', (event: { observation?: Observation; id?: string; reason?: string; coapCode?: string }) => {
-      const id = event.observation?.id ?? event.id;
-      for (const [key, observation] of this.observed) {
-        if (observation.id !== id) continue;
+    this.listen('observationEnded', (event: ObservationEndedEvent) => {
+      for (const [key, { observation }] of this.observed) {
+        if (observation.id !== event.id) continue;
         this.observed.delete(key);
-        this.publish('observe-end', { endpoint: observation.endpoint, path: observation.paths[0], reason: event.reason ?? (event.coapCode ? `the device answered ${event.coapCode}` : 'ended') });
+        this.publish('observe-end', { endpoint: event.endpoint, path: observation.paths[0], reason: event.reason, ...(event.coapCode ? { coapCode: event.coapCode } : {}) });
       }
     });
   }
@@ -53,33 +60,41 @@ export class ExplorerFeed {
       .map((registration) => this.device(registration));
   }
 
-  /** Observes a path for the explorer (once: observing it again returns the running observation's latest start). */
-  async observe(endpoint: string, path: string): Promise<Observation> {
+  /**
+   * Shows a path's values as they change: observes it, or watches the observation a flow holds on
+   * it already. Resolves with the current value.
+   */
+  async observe(endpoint: string, path: string): Promise<unknown> {
     const key = `${endpoint} ${path}`;
-    const running = this.observed.get(key);
-    if (running) await this.server.cancelObservation(running).catch(() => undefined);
-    this.observed.delete(key);
+    const watched = this.observed.get(key);
+    if (watched && this.server.observations(endpoint).some((observation) => observation.id === watched.observation.id)) return this.server.read(endpoint, path);
+    const flows = this.server.observations(endpoint).find((observation) => !observation.composite && observation.paths[0] === path);
+    if (flows) {
+      this.observed.set(key, { observation: flows, own: false });
+      return this.server.read(endpoint, path);
+    }
     const observation = await this.server.observe(endpoint, path);
-    this.observed.set(key, observation);
-    return observation;
+    this.observed.set(key, { observation, own: true });
+    return observation.value;
   }
 
-  /** Cancels the explorer's observation of a path; false when there was none. */
+  /** Stops showing a path's values (cancelling the observation when the explorer started it); false when it showed none. */
   async cancel(endpoint: string, path: string): Promise<boolean> {
     const key = `${endpoint} ${path}`;
-    const observation = this.observed.get(key);
-    if (!observation) return false;
+    const watched = this.observed.get(key);
+    if (!watched) return false;
     this.observed.delete(key);
-    await this.server.cancelObservation(observation);
+    if (watched.own) await this.server.cancelObservation(watched.observation);
     return true;
   }
 
-  /** The paths the explorer observes on a device. */
+  /** The paths whose values the explorer shows on a device. */
   observing(endpoint: string): string[] {
-    return [...this.observed.values()].filter((observation) => observation.endpoint === endpoint).map((observation) => observation.paths[0]!);
+    return [...this.observed.values()].filter(({ observation }) => observation.endpoint === endpoint).map(({ observation }) => observation.paths[0]!);
   }
 
   close(): void {
+    this.trace.close();
     for (const undo of this.detach.splice(0)) undo();
     this.observed.clear();
   }
@@ -94,24 +109,14 @@ export class ExplorerFeed {
     const gone = event === 'deregister' || event === 'expire';
     if (gone) this.lastSeen.delete(registration.endpoint);
     else if (event !== 'sleep') this.lastSeen.set(registration.endpoint, Date.now());
-    // a new registration (or none) ends every observation of the device (LwM2M 1.1 §6.3.1)
-    if (event === 'register' || gone) this.forget(registration.endpoint, event === 'register' ? 'the device registered again' : event === 'expire' ? 'the registration expired' : 'the device deregistered');
     this.publish('devices', { event, endpoint: registration.endpoint, ...(gone ? {} : { device: this.device(registration) }) });
   }
 
   private notified(event: NotifyEvent): void {
     this.lastSeen.set(event.endpoint, Date.now());
     const path = event.observation.paths[0]!;
-    if (this.observed.get(`${event.endpoint} ${path}`)?.id !== event.observation.id) return;
+    if (this.observed.get(`${event.endpoint} ${path}`)?.observation.id !== event.observation.id) return;
     this.publish('notify', { endpoint: event.endpoint, path, value: toJsonValue(event.value), observed: true });
-  }
-
-  private forget(endpoint: string, reason: string): void {
-    for (const [key, observation] of this.observed) {
-      if (observation.endpoint !== endpoint) continue;
-      this.observed.delete(key);
-      this.publish('observe-end', { endpoint, path: observation.paths[0], reason });
-    }
   }
 
   private publish(kind: string, data: unknown): void {

@@ -4,7 +4,7 @@
  * observation on it) needs `lwm2m-server.write`. Errors answer with an HTTP status and
  * `{ message, code, coapCode? }`, so the sidebar can show them next to the item.
  */
-import { LwM2MError, LwM2MPath, type AttributeChanges } from '../lib';
+import { LwM2MError, LwM2MPath, MAX_TRACE_SIZE, type AttributeChanges } from '../lib';
 import type { Red } from './red';
 import type { ServerConfigNode } from './lwm2m-server';
 import { deviceTree, fromJsonValue, toJsonValue, ValueError } from './explorer-values';
@@ -12,6 +12,7 @@ import { errorInfo } from './shared';
 
 interface Request {
   params: Record<string, string>;
+  query?: Record<string, unknown>;
   body?: unknown;
 }
 interface Response {
@@ -44,6 +45,9 @@ function statusOf(error: unknown): number {
 }
 
 const ATTRIBUTES = ['pmin', 'pmax', 'gt', 'lt', 'st'] as const;
+
+/** the most trace entries one answer carries (the panel shows the latest) */
+const TRACE_PAGE = 2000;
 
 /** `{ pmin: 10, gt: null, ... }` from the sidebar: numbers set an attribute, null or '' removes it. */
 function attributesOf(body: Record<string, unknown>): AttributeChanges {
@@ -125,6 +129,30 @@ export function explorerRoutes(RED: Red): void {
     }),
   );
 
+  // the trace panel: the kept entries (of one device, the latest `limit`), and switching the trace on or off
+  admin.get('/lwm2m/servers/:id/trace', ...permission('read'), (req: Request, res: Response) =>
+    answer(res, () => {
+      const node = serverNode(req.params.id!);
+      const endpoint = typeof req.query?.endpoint === 'string' && req.query.endpoint !== '' ? req.query.endpoint : undefined;
+      const limit = req.query?.limit === undefined ? TRACE_PAGE : Number(req.query.limit);
+      if (!Number.isSafeInteger(limit) || limit < 0) throw new ValueError('limit must be a whole number');
+      const trace = node.server.trace;
+      return { size: trace.size, entries: trace.entries({ ...(endpoint !== undefined ? { endpoint } : {}), limit: Math.min(limit, TRACE_PAGE) }) };
+    }),
+  );
+  admin.post('/lwm2m/servers/:id/trace', ...permission('write'), (req: Request, res: Response) =>
+    answer(res, () => {
+      const node = serverNode(req.params.id!);
+      const body = req.body !== null && typeof req.body === 'object' ? (req.body as Record<string, unknown>) : {};
+      const size = Number(body.size);
+      if (!Number.isSafeInteger(size) || size < 0 || size > MAX_TRACE_SIZE) throw new ValueError(`size must be a whole number of messages from 0 to ${MAX_TRACE_SIZE}`);
+      node.server.setTrace({ size });
+      node.explorer!.trace.follow();
+      if (body.clear === true) node.server.trace.clear();
+      return { size: node.server.trace.size };
+    }),
+  );
+
   type Operation = (node: ServerConfigNode, endpoint: string, body: Record<string, unknown>) => Promise<unknown>;
   const operation = (name: string, level: 'read' | 'write', run: Operation) => {
     admin.post(`/lwm2m/servers/:id/devices/:endpoint/${name}`, ...permission(level), (req: Request, res: Response) =>
@@ -165,8 +193,7 @@ export function explorerRoutes(RED: Red): void {
   });
   operation('observe', 'write', async (node, endpoint, body) => {
     const path = pathOf(body);
-    const observation = await node.explorer!.observe(endpoint, path);
-    return { path, value: toJsonValue(observation.value) };
+    return { path, value: toJsonValue(await node.explorer!.observe(endpoint, path)) };
   });
   operation('cancel', 'write', async (node, endpoint, body) => {
     const path = pathOf(body);

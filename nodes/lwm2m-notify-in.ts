@@ -1,10 +1,11 @@
 /**
- * `lwm2m-notify-in`: every notification the server receives, filtered by endpoint and path prefix.
+ * `lwm2m-notify-in`: every notification the server receives, filtered by endpoint and path prefix;
+ * with "observation ends", also a message when an observation under the filters ends, and why.
  */
-import type { NotifyEvent } from '../lib';
+import type { NotifyEvent, ObservationEndedEvent } from '../lib';
 import type { Node, NodeDef, Red } from './red';
 import type { ServerConfigNode } from './lwm2m-server';
-import { endpointFilter, notificationMessage, serverOf } from './shared';
+import { endpointFilter, notificationMessage, observationEndedMessage, serverOf } from './shared';
 
 module.exports = (RED: Red) => {
   function NotifyInNode(this: Node, config: NodeDef) {
@@ -21,10 +22,16 @@ module.exports = (RED: Red) => {
       if (!paths.some(underPrefix)) return;
       node.send(notificationMessage(event, serverNode.server.model, Boolean(config.names)));
     };
+    const onEnded = (event: ObservationEndedEvent) => {
+      if (matches(event.endpoint) && event.paths.some(underPrefix)) node.send(observationEndedMessage(event));
+    };
     serverNode.server.on('notify', listener);
+    // off by default: flows made before the option existed see no new messages
+    if (config.observationEnds === true) serverNode.server.on('observationEnded', onEnded);
     serverNode.register(node);
     node.on('close', (_removed, done) => {
       serverNode.server.off('notify', listener);
+      serverNode.server.off('observationEnded', onEnded);
       serverNode.deregister(node, done);
     });
   }

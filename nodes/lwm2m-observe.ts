@@ -6,10 +6,10 @@
  * device that registers (and again when it registers anew) whose endpoint matches the filter:
  * telemetry without an inject.
  */
-import type { AttributeChanges, NotifyEvent, Observation, Registration, RequestOptions } from '../lib';
+import type { AttributeChanges, NotifyEvent, Observation, ObservationEndedEvent, Registration, RequestOptions } from '../lib';
 import type { Node, NodeDef, NodeMessage, NodeStatus, Red } from './red';
 import type { ServerConfigNode } from './lwm2m-server';
-import { Fleet, endpointFilter, entriesMatcher, notificationMessage, onInput, runTarget, serverOf, type FleetSummary } from './shared';
+import { Fleet, endpointFilter, entriesMatcher, notificationMessage, observationEndedMessage, onInput, runTarget, serverOf, type FleetSummary } from './shared';
 import { Settings, formatOf, messageText, pathsOf, targetOf, type Target } from './settings';
 
 const ATTRIBUTES = ['pmin', 'pmax', 'gt', 'lt', 'st', 'epmin', 'epmax'] as const;
@@ -66,22 +66,15 @@ module.exports = (RED: Red) => {
       if (!mine.has(event.observation.id)) return;
       node.send(notificationMessage(event, server.model, Boolean(config.names)));
     };
-    const forgetWhere = (ended: (observation: Observation) => boolean) => {
-      for (const [id, observation] of mine) if (ended(observation)) mine.delete(id);
+    // however one of its observations ends (cancelled, replaced, the device re-registered, left,
+    // expired, or ended it with an error code), the server says so; with "observation ends" the flow hears it too
+    const tellEnds = config.observationEnds === true;
+    const onEnded = (event: ObservationEndedEvent) => {
+      if (!mine.delete(event.id)) return;
       showCount();
-    };
-    const forget = (registration: Registration) => forgetWhere((observation) => observation.registrationId === registration.id);
-    // a new Register ends the observations of the registration it replaces (the server cancels them)
-    const forgetReplaced = (registration: Registration) =>
-      forgetWhere((observation) => observation.endpoint === registration.endpoint && observation.registrationId !== registration.id);
-    // the device ended one itself (e.g. 4.04 when the observed resource went away)
-    const onEnded = ({ observation }: { observation: Observation }) => {
-      if (mine.delete(observation.id)) showCount();
+      if (tellEnds && !closing) node.send(observationEndedMessage(event));
     };
     server.on('notify', onNotify);
-    server.on('register', forgetReplaced);
-    server.on('deregister', forget);
-    server.on('expire', forget);
     server.on('observationEnded', onEnded);
 
     // auto-observe: every (re)registration of a matching device, by the node's literal settings
@@ -116,9 +109,10 @@ module.exports = (RED: Red) => {
         const cancelled: string[] = [];
         for (const observation of [...mine.values()]) {
           if (!matches(observation.endpoint) || (wanted.length > 0 && !wanted.some((path) => observation.paths.includes(path)))) continue;
-          mine.delete(observation.id);
           cancelled.push(observation.id);
+          // the server's observationEnded (reason cancelled) takes it out of `mine`
           await server.cancelObservation(observation.id).catch(() => undefined);
+          mine.delete(observation.id);
         }
         showCount();
         msg.payload = cancelled;
@@ -145,11 +139,8 @@ module.exports = (RED: Red) => {
       closing = true;
       fleet.close();
       server.off('notify', onNotify);
-      server.off('register', forgetReplaced);
       server.off('observationEnded', onEnded);
       server.off('register', onRegister);
-      server.off('deregister', forget);
-      server.off('expire', forget);
       // the device is told in the background; close must not wait for a device that may be gone
       for (const id of mine.keys()) void server.cancelObservation(id).catch(() => undefined);
       mine.clear();

@@ -1,14 +1,18 @@
 /**
  * `lwm2m-register-in`: a message per registration event (register, update, deregister, expire,
- * awake, sleep), each of which can be switched off, for the endpoints matching a filter.
+ * awake, sleep), each of which can be switched off, for the endpoints matching a filter. Any
+ * input message is answered with the current registrations (event `list`). With "security and
+ * error events" on, also the server's failed DTLS handshakes and bad datagrams (rate-limited).
  * Status: the number of registered devices.
  */
 import type { Registration } from '../lib';
-import type { Node, NodeDef, Red } from './red';
+import type { Node, NodeDef, NodeMessage, Red } from './red';
 import type { ServerConfigNode } from './lwm2m-server';
-import { endpointFilter, registrationPayload, serverOf } from './shared';
+import { endpointFilter, onInput, registrationPayload, securityEventMessage, serverOf, type SecurityEventName } from './shared';
 
 const EVENTS = ['register', 'update', 'deregister', 'expire', 'awake', 'sleep'] as const;
+const SECURITY_EVENTS: readonly SecurityEventName[] = ['handshakeFailed', 'badDatagram', 'eventsSuppressed'];
+const byName = new Intl.Collator('en', { numeric: true });
 
 module.exports = (RED: Red) => {
   function RegisterInNode(this: Node & { serverStatus?: (status: object) => void }, config: NodeDef) {
@@ -39,6 +43,23 @@ module.exports = (RED: Red) => {
       listeners.set(event, listener as (...args: unknown[]) => void);
       server.on(event, listener);
     }
+    // off by default: flows made before the option existed see no new messages
+    if (config.securityEvents === true) {
+      for (const event of SECURITY_EVENTS) {
+        const listener = (detail: unknown) => node.send(securityEventMessage(server, event, detail as never));
+        listeners.set(event, listener);
+        server.on(event, listener);
+      }
+    }
+    // any input: the registrations of the matching endpoints now, in one message
+    onInput(node, serverNode, async (msg: NodeMessage, send) => {
+      const matching = server.registrations().filter((registration) => matches(registration.endpoint));
+      matching.sort((a, b) => byName.compare(a.endpoint, b.endpoint));
+      msg.topic = 'registrations';
+      msg.event = 'list';
+      msg.payload = matching.map(registrationPayload);
+      send(msg);
+    });
     serverNode.register(node);
     node.on('close', (_removed, done) => {
       for (const [event, listener] of listeners) server.off(event, listener);

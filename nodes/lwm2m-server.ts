@@ -4,7 +4,7 @@
  * is done() called, so a redeploy binds the port again without EADDRINUSE.
  */
 import * as path from 'node:path';
-import { FileStore, LwM2MServer, ObjectModel, defaultModel, type PskCredential } from '../lib';
+import { FileStore, LwM2MServer, MAX_TRACE_SIZE, ObjectModel, defaultModel, type PskCredential } from '../lib';
 import type { Node, NodeDef, NodeStatus, Red } from './red';
 import { pskTable, type PskCredentials } from './psk';
 import { localDevicesStopped } from './local-devices';
@@ -73,6 +73,10 @@ module.exports = (RED: Red) => {
     let dtls: { port: number; credentials: PskCredential[] } | undefined;
     let preferredFormat: number | undefined;
     let badSettings: string | undefined;
+    // CoAP messages the server's trace keeps; 0 (and an older node without the setting) keeps none
+    const traceText = config.trace === undefined ? '' : String(config.trace).trim();
+    const trace = traceText === '' ? 0 : Number(traceText);
+    if (!Number.isSafeInteger(trace) || trace < 0 || trace > MAX_TRACE_SIZE) badSettings = `Trace: ${traceText} is not a number of messages from 0 to ${MAX_TRACE_SIZE}`;
     const psk = (): PskCredential[] => {
       const { table, folded } = pskTable(credentials);
       // keys typed in the editor (or kept in the rows by an older flow) move to the password credential
@@ -92,7 +96,7 @@ module.exports = (RED: Red) => {
         }
       }
     } catch (error) {
-      badSettings = (error as Error).message;
+      badSettings ??= (error as Error).message;
     }
     const model = config.modelFolder ? ObjectModel.bundled() : defaultModel();
     const store = config.store === 'file' ? new FileStore(path.join(RED.settings.userDir ?? '.', 'lwm2m', `registrations-${node.id}.json`), { onError: (error) => node.warn(error.message) }) : undefined;
@@ -108,6 +112,7 @@ module.exports = (RED: Red) => {
       dtls,
       requireSecurity: Boolean(config.dtls && config.requireSecurity),
       requireSameAddress: Boolean(config.sameAddress),
+      trace: badSettings === undefined ? trace : 0,
     });
     node.server.on('error', (error: Error) => node.error(error.message));
     node.explorer = new ExplorerFeed(node.server, node.id, RED.comms);

@@ -2,7 +2,18 @@
  * What the LwM2M nodes share: the message shapes of registrations and errors, the endpoint filter,
  * and finding the server config node a node is attached to.
  */
-import { LwM2MError, type LwM2MServer, type NotifyEvent, type Registration, type RequestOptions, type ResourceLookup } from '../lib';
+import {
+  LwM2MError,
+  type BadDatagramEvent,
+  type EventsSuppressedEvent,
+  type HandshakeFailedEvent,
+  type LwM2MServer,
+  type NotifyEvent,
+  type ObservationEndedEvent,
+  type Registration,
+  type RequestOptions,
+  type ResourceLookup,
+} from '../lib';
 import type { Node, NodeDef, NodeMessage, NodeStatus, Red, Send } from './red';
 import type { ServerConfigNode } from './lwm2m-server';
 import { Settings, type Target } from './settings';
@@ -395,6 +406,33 @@ export function compositeWithResourceNames(model: ResourceLookup, values: unknow
 }
 
 /** The message of a notification, as observe and notify-in send it. */
+/** An observation that ended, as a message shaped like its notifications: `payload` says why. */
+export function observationEndedMessage(event: ObservationEndedEvent): NodeMessage {
+  const { composite, paths } = event;
+  return {
+    topic: `${event.endpoint}${composite ? '' : paths[0]}`,
+    endpoint: event.endpoint,
+    path: composite ? [...paths] : paths[0],
+    event: 'observationEnded',
+    observation: event.id,
+    payload: { reason: event.reason, ...(event.coapCode !== undefined ? { coapCode: event.coapCode } : {}) },
+  };
+}
+
+export type SecurityEventName = 'handshakeFailed' | 'badDatagram' | 'eventsSuppressed';
+
+/**
+ * A security or bad-input event of the server as a message: `topic` is the endpoint when the event
+ * names one (a PSK identity bound to an endpoint), else the peer's address, or `eventsSuppressed`.
+ */
+export function securityEventMessage(server: LwM2MServer, event: SecurityEventName, detail: HandshakeFailedEvent | BadDatagramEvent | EventsSuppressedEvent): NodeMessage {
+  const payload = { ...detail };
+  if (event === 'eventsSuppressed') return { topic: event, event, payload };
+  const { address, identity } = detail as HandshakeFailedEvent;
+  const endpoint = identity === undefined ? undefined : server.credentials().find((credential) => credential.identity === identity)?.endpoint;
+  return { topic: endpoint ?? address, ...(endpoint !== undefined ? { endpoint } : {}), event, payload };
+}
+
 export function notificationMessage(event: NotifyEvent, model: ResourceLookup, names: boolean): NodeMessage {
   const { composite, paths } = event.observation;
   let payload = event.value as unknown;

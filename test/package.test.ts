@@ -46,7 +46,7 @@ describe('package', () => {
 
   it('gives every node an editor in the LwM2M category, labels, and help with what it does, its messages and an example', () => {
     const types = Object.keys(pkg['node-red'].nodes);
-    assert.equal(types.length, 11);
+    assert.equal(types.length, 12);
     for (const type of types) {
       assert.equal(pkg['node-red'].nodes[type], `dist/nodes/${type}.js`);
       const editor = fs.readFileSync(path.join(root, 'nodes', `${type}.html`), 'utf8');
@@ -262,7 +262,7 @@ describe('package', () => {
       const response = await fetch(`http://127.0.0.1:${httpPort}/nodes`, { headers: { Accept: 'application/json' } });
       const sets = (await response.json()) as Array<{ module: string; types: string[] }>;
       const ours = sets.filter((set) => set.module === '@lwm2m-red/node-red-lwm2m').flatMap((set) => set.types);
-      for (const type of ['lwm2m-server', 'lwm2m-register-in', 'lwm2m-observe', 'lwm2m-notify-in', 'lwm2m-send-in', 'lwm2m-read', 'lwm2m-write', 'lwm2m-execute', 'lwm2m-firmware', 'lwm2m-bootstrap', 'lwm2m-device-sim']) {
+      for (const type of ['lwm2m-server', 'lwm2m-register-in', 'lwm2m-observe', 'lwm2m-notify-in', 'lwm2m-send-in', 'lwm2m-read', 'lwm2m-write', 'lwm2m-execute', 'lwm2m-trace', 'lwm2m-firmware', 'lwm2m-bootstrap', 'lwm2m-device-sim']) {
         assert.ok(ours.includes(type), `${type} is in the palette: ${ours.join(', ')}`);
       }
       assert.doesNotMatch(run.output, /\[error\]/);

@@ -5,11 +5,10 @@
 import { randomBytes } from 'node:crypto';
 import type { InstanceValue } from '../content';
 import { LwM2MPath, PathError } from '../path';
-import { coapTarget } from '../transport/uri';
+import { SECURITY_MODE } from '../protocol';
+import { parseCoapUri } from '../transport/uri';
 import type { AccountTarget, BootstrapConfig, SecurityModeName, ServerAccount } from './types';
 
-/** Security Mode (/0/x/2) values. */
-export const SECURITY_MODE = { psk: 0, nosec: 3 } as const;
 
 /** Bytes of a generated PSK: 128 bits, what the AES-128 suites use. */
 const GENERATED_KEY_BYTES = 16;
@@ -54,15 +53,11 @@ function checkAccount(account: unknown, index: number, used: Set<number>, fail: 
   if (given.uri === undefined && target === undefined) fail(`${name} needs a uri (coap://host:port or coaps://host:port) or a server`);
   let secureUri: boolean | undefined;
   if (given.uri !== undefined) {
-    let url: URL | undefined;
     try {
-      url = new URL(given.uri);
-    } catch {
-      fail(`${name}.uri ${JSON.stringify(given.uri)} is not a URI such as coaps://192.0.2.1:5684`);
+      secureUri = parseCoapUri(given.uri, `${name}.uri`).secure;
+    } catch (error) {
+      fail((error as Error).message);
     }
-    if (url!.protocol !== 'coap:' && url!.protocol !== 'coaps:') fail(`${name}.uri must start with coap:// or coaps://, not ${url!.protocol}//`);
-    if (!coapTarget(url!).host) fail(`${name}.uri ${given.uri} has no host`);
-    secureUri = url!.protocol === 'coaps:';
   }
   const ssid = given.shortServerId ?? firstFree(used);
   if (!Number.isInteger(ssid) || ssid < 1 || ssid > MAX_SHORT_SERVER_ID) fail(`${name}.shortServerId must be a whole number 1..${MAX_SHORT_SERVER_ID}, not ${ssid}`);

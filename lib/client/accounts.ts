@@ -7,13 +7,11 @@
  * Security resources used: 0 URI, 1 Bootstrap-Server, 2 Security Mode (0 PSK, 3 NoSec), 3 PSK
  * identity, 5 PSK key, 10 Short Server ID. Server resources: 0 Short Server ID, 1 Lifetime, 7 Binding.
  */
-import { coapTarget } from '../transport/uri';
+import { securityName, UNSUPPORTED_SECURITY_MODES, type SecurityName } from '../protocol';
+import { parseCoapUri } from '../transport/uri';
 import type { ObjectTree } from './tree';
 
-export type SecurityName = 'psk' | 'nosec';
-
-const SECURITY_MODES: Record<number, SecurityName | undefined> = { 0: 'psk', 3: 'nosec' };
-const MODE_NAMES: Record<number, string> = { 1: 'Raw Public Key', 2: 'Certificate', 4: 'Certificate with EST' };
+export type { SecurityName };
 
 /** Where and how to reach one server (or the bootstrap server). */
 export interface Connection {
@@ -38,20 +36,6 @@ export interface AccountSummary {
   uri: string;
   shortServerId: number;
   security: SecurityName;
-}
-
-/** A `coap://` or `coaps://` URI as host, port (default 5683 / 5684) and whether it is DTLS; TypeError otherwise. */
-export function parseCoapUri(uri: unknown, what = 'server'): { host: string; port: number; secure: boolean } {
-  let url: URL;
-  try {
-    url = new URL(String(uri));
-  } catch {
-    throw new TypeError(`${what} must be a URI such as coap://127.0.0.1:5683, not ${JSON.stringify(uri)}`);
-  }
-  if (url.protocol !== 'coap:' && url.protocol !== 'coaps:') throw new TypeError(`${what} URI scheme ${url.protocol} is not supported; use coap:// or coaps://`);
-  const target = coapTarget(url);
-  if (!target.host) throw new TypeError(`${what} URI ${String(uri)} has no host`);
-  return target;
 }
 
 /** True for a Security instance that describes a Bootstrap-Server. */
@@ -153,9 +137,9 @@ function connectionOf(tree: ObjectTree, instanceId: number): Connection | string
   } catch (error) {
     return (error as Error).message;
   }
-  const security = typeof mode === 'number' ? SECURITY_MODES[mode] : undefined;
+  const security = securityName(mode);
   if (!security) {
-    const name = typeof mode === 'number' ? MODE_NAMES[mode] : undefined;
+    const name = typeof mode === 'number' ? UNSUPPORTED_SECURITY_MODES[mode] : undefined;
     return `Security Mode ${String(mode)}${name ? ` (${name})` : ''} is not supported; use 0 (PSK) or 3 (NoSec)`;
   }
   if (security === 'nosec') {

@@ -5,6 +5,7 @@
  * override any resource.
  */
 import type { ObjectModel, ResourceDefinition } from '../model';
+import { SECURITY_MODE } from '../protocol';
 import { randomWalk, type ValueGenerator } from './generators';
 import type { InstanceSpec, ResourceContent } from './tree';
 
@@ -72,7 +73,7 @@ export function serverInstance(settings: { shortServerId: number; lifetime: numb
 export function securityInstance(serverUri: string, shortServerId: number, psk?: { identity: string | Buffer; key: Buffer }): InstanceSpec {
   // Security Mode (2): 0 = pre-shared key, 3 = NoSec; 3 and 5 hold the PSK identity and key
   const identity = psk ? Buffer.from(psk.identity) : Buffer.alloc(0);
-  return { 0: serverUri, 1: false, 2: psk ? 0 : 3, 3: identity, 4: Buffer.alloc(0), 5: psk ? Buffer.from(psk.key) : Buffer.alloc(0), 10: shortServerId };
+  return { 0: serverUri, 1: false, 2: psk ? SECURITY_MODE.psk : SECURITY_MODE.nosec, 3: identity, 4: Buffer.alloc(0), 5: psk ? Buffer.from(psk.key) : Buffer.alloc(0), 10: shortServerId };
 }
 
 /**
@@ -81,7 +82,7 @@ export function securityInstance(serverUri: string, shortServerId: number, psk?:
  */
 export function bootstrapSecurityInstance(bootstrapUri: string, psk?: { identity: string | Buffer; key: Buffer }): InstanceSpec {
   const identity = psk ? Buffer.from(psk.identity) : Buffer.alloc(0);
-  return { 0: bootstrapUri, 1: true, 2: psk ? 0 : 3, 3: identity, 4: Buffer.alloc(0), 5: psk ? Buffer.from(psk.key) : Buffer.alloc(0) };
+  return { 0: bootstrapUri, 1: true, 2: psk ? SECURITY_MODE.psk : SECURITY_MODE.nosec, 3: identity, 4: Buffer.alloc(0), 5: psk ? Buffer.from(psk.key) : Buffer.alloc(0) };
 }
 
 /** Connectivity Monitoring (4): LTE-FDD with a drifting signal. */

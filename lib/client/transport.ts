@@ -8,7 +8,8 @@ import { isIP } from 'node:net';
 import { DtlsClient } from '../transport/dtls/client';
 import type { CipherSuiteName, DtlsTiming } from '../transport/dtls/constants';
 import type { CoapEndpoint, Peer } from '../transport/endpoint';
-import { parseCoapUri, type Connection } from './accounts';
+import type { Connection } from './accounts';
+import { parseCoapUri } from '../transport/uri';
 
 export interface TransportOptions {
   cipherSuites?: CipherSuiteName[];

@@ -370,3 +370,25 @@ function expectId(tlv: Tlv, id: number, path: LwM2MPath): void {
 function decodeError(reason: string, path?: LwM2MPath): ContentFormatError {
   return new ContentFormatError(FORMAT, 'decode', reason, path?.toString());
 }
+
+// ---------------------------------------------------------------------------------------------
+// The entry tree without a model or a base path: what a CoAP trace shows of a TLV payload
+
+export interface TlvEntryView {
+  kind: 'object instance' | 'resource instance' | 'multiple resource' | 'resource';
+  id: number;
+  /** a leaf's value bytes (a view into the payload) */
+  value?: Buffer;
+  /** a container's entries */
+  entries?: TlvEntryView[];
+}
+
+/** The entries of a TLV payload as a tree (containers opened, three levels at most); a malformed payload is a ContentFormatError. */
+export function readTlvTree(payload: Buffer, depth = 0): TlvEntryView[] {
+  return readEntries(payload, 0, payload.length).map((tlv) => {
+    const container = tlv.kind === Kind.ObjectInstance || tlv.kind === Kind.MultipleResource;
+    return container && depth < 2
+      ? { kind: KIND_NAMES[tlv.kind] as TlvEntryView['kind'], id: tlv.id, entries: readTlvTree(tlv.value, depth + 1) }
+      : { kind: KIND_NAMES[tlv.kind] as TlvEntryView['kind'], id: tlv.id, value: tlv.value };
+  });
+}

@@ -4,9 +4,16 @@
  */
 import type { AddressInfo } from 'node:net';
 import { CoapEndpoint, type RequestHandler } from '../transport/endpoint';
-import { DtlsServer, type DtlsDrop, type DtlsServerOptions } from '../transport/dtls/server';
+import { DtlsServer, type DtlsDrop, type DtlsHandshakeFailure, type DtlsServerOptions } from '../transport/dtls/server';
 import type { CoapTiming } from '../transport/timing';
 import type { RateLimitedLog } from './log';
+import type { BadDatagramEvent, HandshakeFailedEvent } from './events';
+
+/** Where the sockets' bad input goes besides the log (the LwM2M server's events; see bad-input-events.ts). */
+export interface BadInputSink {
+  handshakeFailed(make: () => HandshakeFailedEvent): void;
+  badDatagram(make: () => BadDatagramEvent): void;
+}
 
 export interface ServerEndpointsOptions {
   timing?: Partial<CoapTiming>;
@@ -16,6 +23,7 @@ export interface ServerEndpointsOptions {
   dtls?: DtlsServerOptions;
   log: RateLimitedLog;
   fail: (error: unknown) => void;
+  events?: BadInputSink;
 }
 
 export class ServerEndpoints {
@@ -24,22 +32,34 @@ export class ServerEndpoints {
   readonly secure: CoapEndpoint | undefined;
 
   constructor(options: ServerEndpointsOptions, handler: RequestHandler) {
-    const { log, fail } = options;
+    const { log, fail, events } = options;
     const settings = { timing: options.timing, maxExchanges: options.maxExchanges ?? 10_000, maxBodySize: options.maxBodySize };
     this.plain = new CoapEndpoint(settings);
     this.plain.setRequestHandler(handler);
-    this.plain.on('malformed', ({ peer, reason }) => log.warn(`dropped a malformed datagram from ${peer.address}:${peer.port}: ${reason}`));
+    this.plain.on('malformed', ({ peer, reason, size }) => {
+      log.warn(`dropped a malformed datagram from ${peer.address}:${peer.port}: ${reason}`);
+      events?.badDatagram(() => ({ address: peer.address, port: peer.port, kind: 'malformedCoap', reason, size, secure: false }));
+    });
     this.plain.on('error', fail);
     if (!options.dtls) return;
     const dtls = new DtlsServer(options.dtls);
     dtls.on('error', fail);
-    dtls.on('handshakeFailed', ({ address, port, reason }: { address: string; port: number; reason: string }) => log.warn(`DTLS handshake with ${address}:${port} failed: ${reason}`));
+    dtls.on('handshakeFailed', (failure: DtlsHandshakeFailure) => {
+      log.warn(`DTLS handshake with ${failure.address}:${failure.port} failed: ${failure.reason}`);
+      events?.handshakeFailed(() => ({ ...failure }));
+    });
     // without a reason in the log, a device whose records the server drops just retries forever
-    dtls.on('drop', ({ address, port, reason }: DtlsDrop) => log.warn(`DTLS: dropped a datagram from ${address}:${port}: ${reason}`));
+    dtls.on('drop', ({ address, port, reason, size }: DtlsDrop) => {
+      log.warn(`DTLS: dropped a datagram from ${address}:${port}: ${reason}`);
+      events?.badDatagram(() => ({ address, port, kind: 'malformedDtls', reason, size, secure: true }));
+    });
     this.dtls = dtls;
     this.secure = new CoapEndpoint({ ...settings, socket: dtls });
     this.secure.setRequestHandler(handler);
-    this.secure.on('malformed', ({ peer, reason }) => log.warn(`dropped a malformed datagram from ${peer.address}:${peer.port} (DTLS): ${reason}`));
+    this.secure.on('malformed', ({ peer, reason, size }) => {
+      log.warn(`dropped a malformed datagram from ${peer.address}:${peer.port} (DTLS): ${reason}`);
+      events?.badDatagram(() => ({ address: peer.address, port: peer.port, kind: 'malformedCoap', reason, size, secure: true }));
+    });
   }
 
   /** Binds the plain port, then the DTLS port; when the second fails, the first is closed again. */

@@ -16,6 +16,16 @@ export { MemoryStore, FileStore, StoreError, type RegistrationStore, type FileSt
 export type { RegistrationRecord } from './types';
 export type { RegisteredObject } from './register-params';
 export type { Logger } from './log';
+export type {
+  LwM2MServerEvents,
+  ObservationEndedEvent,
+  ObservationEndReason,
+  HandshakeFailedEvent,
+  BadDatagramEvent,
+  BadDatagramKind,
+  EventsSuppressedEvent,
+} from './events';
+export type { EventLimiterOptions } from './event-limiter';
 export { firmwareSourceProblem } from './firmware';
 export type {
   FirmwareSource,
@@ -28,3 +38,4 @@ export type {
   FirmwareDelivery,
 } from './firmware';
 export type { PublishedPackage } from './packages';
+export { CoapTrace, MAX_TRACE_SIZE, RingBuffer, type TraceEntry, type TracedPayload, type TraceFilter } from './trace';

@@ -50,6 +50,11 @@ import type { DtlsServer, DtlsServerOptions } from '../transport/dtls/server';
 import { ServerEndpoints } from './endpoints';
 import { FirmwareJobs, type FirmwareFleetOptions, type FirmwareOutcome, type FirmwareSource, type FirmwareUpdateOptions } from './firmware';
 import { PACKAGE_PATH, PackageServer, hostFor, type PublishedPackage } from './packages';
+import { ObservationTable } from './observations';
+import { BadInputEvents } from './bad-input-events';
+import type { EventLimiterOptions } from './event-limiter';
+import type { LwM2MServerEvents } from './events';
+import { CoapTrace, type PeerIdentity } from './trace';
 
 export interface LwM2MServerOptions {
   /** UDP port (default 5683; 0 picks a free one) */
@@ -88,6 +93,10 @@ export interface LwM2MServerOptions {
   requireSameAddress?: boolean;
   /** the host devices reach this server at, for the URIs it hands them (firmware packages); default: the bound address, or the local address on the device's network */
   publicHost?: string;
+  /** the rate limit of `badDatagram` and `handshakeFailed` events, each: `burst` per `window` ms (default 10 per 1000 ms), then one `eventsSuppressed` */
+  eventLimit?: EventLimiterOptions;
+  /** CoAP messages the trace keeps (`server.trace.entries()`); default 0: none. A `trace` listener gets every message either way. */
+  trace?: number;
 }
 
 export interface DtlsOptions extends Omit<DtlsServerOptions, 'psk'> {
@@ -185,9 +194,8 @@ export class LwM2MServer extends EventEmitter {
   private readonly store: RegistrationStore;
   private readonly queue: RequestQueue;
   private readonly log: RateLimitedLog;
-  private readonly observationsById = new Map<string, ObservationState>();
-  /** observation ids by registration id, so ending a registration does not scan every observation */
-  private readonly observationsByRegistration = new Map<string, Set<string>>();
+  private readonly tracked = new ObservationTable<ObservationState>((event) => this.emit('observationEnded', event));
+  private readonly badInput: BadInputEvents;
   private readonly parsedLists = new WeakMap<RegistrationRecord, { links: string; list: ObjectList }>();
   private readonly awakeUntil = new Map<string, { until: number; timer: NodeJS.Timeout }>();
   private sweepTimer: NodeJS.Timeout | undefined;
@@ -201,6 +209,8 @@ export class LwM2MServer extends EventEmitter {
   /** what devices download from this server (firmware packages) */
   private readonly packages = new PackageServer();
   private readonly firmware = new FirmwareJobs(this);
+  /** every CoAP message in and out, while someone wants them (setTrace, a `trace` listener) */
+  readonly trace: CoapTrace;
 
   constructor(options: LwM2MServerOptions = {}) {
     super();
@@ -208,6 +218,7 @@ export class LwM2MServer extends EventEmitter {
     this.model = options.model ?? defaultModel();
     this.store = options.store ?? new MemoryStore();
     this.log = new RateLimitedLog(options.logger);
+    this.badInput = new BadInputEvents(this, options.eventLimit);
     if (options.dtls) this.setCredentials(options.dtls.credentials ?? []);
     this.sockets = new ServerEndpoints(
       {
@@ -215,6 +226,7 @@ export class LwM2MServer extends EventEmitter {
         dtls: options.dtls && { ...options.dtls, psk: (identity) => this.psks.key(identity) },
         log: this.log,
         fail: (error) => this.fail(error),
+        events: this.badInput,
       },
       (request) => this.uplink(request),
     );
@@ -225,6 +237,32 @@ export class LwM2MServer extends EventEmitter {
       endpoint?.on('blockServed', ({ peer, path, served, total }) => this.packages.served(peer, path, served, total));
     }
     this.queue = new RequestQueue();
+    const sources = [{ endpoint: this.endpoint, secure: false }, ...(this.secureEndpoint ? [{ endpoint: this.secureEndpoint, secure: true }] : [])];
+    this.trace = new CoapTrace(sources, { whois: (peer, secure) => this.whois(peer, secure), model: this.model, onEntry: (entry) => this.emit('trace', entry) });
+    if (options.trace) this.trace.setSize(options.trace);
+    // a `trace` listener switches tracing on by itself (no buffer needed to stream), and its removal off
+    this.on('newListener', (event: string | symbol) => {
+      if (event === 'trace') this.trace.setStreaming(true);
+    });
+    this.on('removeListener', (event: string | symbol) => {
+      if (event === 'trace') this.trace.setStreaming(this.listenerCount('trace') > 0);
+    });
+  }
+
+  /** Sets how many CoAP messages the trace keeps (0: none; tracing stops unless a `trace` listener remains). */
+  setTrace(options: { size: number }): void {
+    this.trace.setSize(options.size);
+  }
+
+  /** Who a peer is, for the trace: over DTLS its session's identity and the endpoint bound to it; else the registration at its address. */
+  private whois(peer: Peer, secure: boolean): PeerIdentity {
+    if (secure) {
+      const identity = peer.identity ?? this.dtls?.session(peer.address, peer.port)?.identity;
+      const endpoint = (identity === undefined ? undefined : this.psks.endpointOf(identity)) ?? this.registry.byAddress(peer)?.endpoint;
+      return { identity, endpoint };
+    }
+    const record = this.registry.byAddress(peer);
+    return { endpoint: record && record.identity === undefined ? record.endpoint : undefined };
   }
 
   /**
@@ -303,9 +341,8 @@ export class LwM2MServer extends EventEmitter {
     for (const { timer } of this.awakeUntil.values()) clearTimeout(timer);
     this.awakeUntil.clear();
     this.queue.clear(new LwM2MError('SERVER_NOT_RUNNING', 'the server was closed'));
-    for (const observation of this.observationsById.values()) observation.cancel();
-    this.observationsById.clear();
-    this.observationsByRegistration.clear();
+    this.tracked.endAll('closed');
+    this.badInput.close();
     this.packages.clear();
     await this.sockets.close();
     await this.store.close();
@@ -365,11 +402,7 @@ export class LwM2MServer extends EventEmitter {
   private end(record: RegistrationRecord, event: 'deregister' | 'expire' | 'replaced'): void {
     this.registry.remove(record.id);
     this.store.remove(record.id);
-    for (const id of this.observationsByRegistration.get(record.id) ?? []) {
-      this.observationsById.get(id)?.cancel();
-      this.observationsById.delete(id);
-    }
-    this.observationsByRegistration.delete(record.id);
+    this.tracked.endRegistration(record.id, event === 'replaced' ? 'reregistered' : event === 'deregister' ? 'deregistered' : 'expired');
     if (this.queue.size(record.id) > 0) this.queue.drop(record.id, new LwM2MError('NOT_REGISTERED', `${record.endpoint} is no longer registered`));
     const awake = this.awakeUntil.get(record.id);
     if (awake) clearTimeout(awake.timer);
@@ -397,10 +430,12 @@ export class LwM2MServer extends EventEmitter {
         return this.receiveSend(request);
       }
       this.log.warn(`${request.method} /${request.path.join('/')} from ${request.peer.address}:${request.peer.port}: no such resource on this server`);
+      this.badRequest(request, `${request.method} /${request.path.join('/')}: no such resource on this server`);
       return { code: '4.04' };
     } catch (error) {
       if (error instanceof RegistrationRequestError) {
         this.log.warn(`refused ${request.method} /${request.path.join('/')} from ${request.peer.address}:${request.peer.port}: ${error.message}`);
+        this.badRequest(request, `${request.method} /${request.path.join('/')}: ${error.message}`);
         return { code: error.coapCode, payload: Buffer.from(error.message) };
       }
       this.fail(error);
@@ -454,7 +489,10 @@ export class LwM2MServer extends EventEmitter {
 
   private update(request: IncomingRequest, id: string): OutgoingResponse {
     const record = this.registry.get(id);
-    if (!record) return { code: '4.04', payload: Buffer.from(`no registration rd/${id}; register again`) };
+    if (!record) {
+      this.badRequest(request, `an Update of rd/${id}, which is not a registration`);
+      return { code: '4.04', payload: Buffer.from(`no registration rd/${id}; register again`) };
+    }
     const stranger = this.stranger(request, record);
     if (stranger) return this.refuse(request, `an Update of ${record.endpoint}'s registration from ${stranger}`);
     const changes = parseUpdateQuery(request.query);
@@ -496,7 +534,10 @@ export class LwM2MServer extends EventEmitter {
 
   private deregister(request: IncomingRequest, id: string): OutgoingResponse {
     const record = this.registry.get(id);
-    if (!record) return { code: '4.04' };
+    if (!record) {
+      this.badRequest(request, `a De-register of rd/${id}, which is not a registration`);
+      return { code: '4.04' };
+    }
     const stranger = this.stranger(request, record);
     if (stranger) return this.refuse(request, `a De-register of ${record.endpoint} from ${stranger}`);
     return {
@@ -516,6 +557,7 @@ export class LwM2MServer extends EventEmitter {
     if (stranger) return this.refuse(request, `a Send as ${record!.endpoint} from ${stranger}`);
     if (!record) {
       this.log.warn(`refused a Send from ${request.peer.address}:${request.peer.port}, which is not registered`);
+      this.badRequest(request, 'a Send from a device that is not registered');
       return { code: '4.03', payload: Buffer.from('not registered') };
     }
     const format = request.contentFormat === undefined ? undefined : canonicalFormat(request.contentFormat);
@@ -563,7 +605,14 @@ export class LwM2MServer extends EventEmitter {
 
   private refuse(request: IncomingRequest, what: string): OutgoingResponse {
     this.log.warn(`refused ${what} (${request.peer.address}:${request.peer.port})`);
+    this.badRequest(request, `refused ${what}`);
     return { code: '4.03', payload: Buffer.from('forbidden') };
+  }
+
+  /** A request refused as nonsense or unauthorised: a `badDatagram` event (rate-limited). */
+  private badRequest(request: IncomingRequest, reason: string): void {
+    const { address, port, identity } = request.peer;
+    this.badInput.badDatagram(() => ({ address, port, kind: 'refused', reason, size: request.size ?? request.payload.length, secure: identity !== undefined }));
   }
 
   /** Downlink goes over the transport the device registered over. */
@@ -887,8 +936,7 @@ export class LwM2MServer extends EventEmitter {
       this.heard(record);
       if (response.observe === undefined || !response.code.startsWith('2.')) {
         // a final answer (e.g. 4.04: the resource went away) ends the observation
-        this.untrack(state);
-        this.emit('observationEnded', { observation: publicObservation(state), coapCode: response.code });
+        this.tracked.end(state, response.code.startsWith('2.') ? 'ended' : 'error', response.code);
         return;
       }
       const now = Date.now();
@@ -945,33 +993,22 @@ export class LwM2MServer extends EventEmitter {
       observation.cancel();
       throw new LwM2MError('NOT_REGISTERED', `${record.endpoint} is no longer registered`);
     }
-    this.observationsById.set(observation.id, observation);
-    const ofRegistration = this.observationsByRegistration.get(record.id);
-    if (ofRegistration) ofRegistration.add(observation.id);
-    else this.observationsByRegistration.set(record.id, new Set([observation.id]));
+    this.tracked.add(observation);
     for (const early of pending.splice(0)) onNotification(early);
     return publicObservation(observation);
   }
 
-  private untrack(state: ObservationState): void {
-    this.observationsById.delete(state.id);
-    const ofRegistration = this.observationsByRegistration.get(state.registrationId);
-    ofRegistration?.delete(state.id);
-    if (ofRegistration?.size === 0) this.observationsByRegistration.delete(state.registrationId);
-  }
-
   /** The observations in force, of one device or all. */
   observations(endpoint?: string): Observation[] {
-    return [...this.observationsById.values()].filter((observation) => endpoint === undefined || observation.endpoint === endpoint).map(publicObservation);
+    return [...this.tracked.values()].filter((observation) => endpoint === undefined || observation.endpoint === endpoint).map(publicObservation);
   }
 
   /** Cancels actively: GET (or FETCH) with Observe=1 and the observation's token; the observation ends either way. */
   async cancelObservation(observation: Observation | string, options: RequestOptions = {}): Promise<void> {
     const id = typeof observation === 'string' ? observation : observation.id;
-    const state = this.observationsById.get(id);
+    const state = this.tracked.get(id);
     if (!state) throw new LwM2MError('NOT_FOUND', `no observation ${id}`);
-    this.untrack(state);
-    state.cancel();
+    this.tracked.end(state, 'cancelled');
     const record = this.registry.get(state.registrationId);
     if (!record) return;
     const paths = state.paths.map((path) => LwM2MPath.parse(path));
@@ -985,6 +1022,16 @@ export class LwM2MServer extends EventEmitter {
     if (this.listenerCount('error') > 0) this.emit('error', error);
     else process.emitWarning(error instanceof Error ? error : new Error(String(error)), { type: 'LwM2MServerWarning' });
   }
+}
+
+/** Typed listeners for the events of LwM2MServerEvents; any other name falls back to EventEmitter's. */
+export interface LwM2MServer {
+  on<E extends keyof LwM2MServerEvents>(event: E, listener: LwM2MServerEvents[E]): this;
+  on(event: string | symbol, listener: (...args: any[]) => void): this;
+  once<E extends keyof LwM2MServerEvents>(event: E, listener: LwM2MServerEvents[E]): this;
+  once(event: string | symbol, listener: (...args: any[]) => void): this;
+  off<E extends keyof LwM2MServerEvents>(event: E, listener: LwM2MServerEvents[E]): this;
+  off(event: string | symbol, listener: (...args: any[]) => void): this;
 }
 
 /** A failure of the message layer as the server's users see it. */

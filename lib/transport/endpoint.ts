@@ -62,6 +62,8 @@ export interface IncomingRequest {
   contentFormat?: number;
   accept?: number;
   observe?: number;
+  /** bytes of the datagram (of the last block, for a block-wise body); absent for a request not read from a socket */
+  size?: number;
 }
 
 export interface OutgoingResponse {
@@ -122,6 +124,12 @@ export interface EndpointOptions {
 
 export type NotificationOutcome = 'sent' | 'acknowledged' | 'reset' | 'timeout';
 
+/**
+ * Sees every datagram the endpoint takes from or hands to its socket, as it is on the wire
+ * (retransmissions and malformed datagrams included): a CoAP trace. It must not throw.
+ */
+export type TrafficTap = (direction: 'in' | 'out', datagram: Buffer, peer: Peer) => void;
+
 interface Transmission {
   peer: Peer;
   datagram: Buffer;
@@ -155,6 +163,8 @@ export class CoapEndpoint extends EventEmitter {
   private nextMessageId = Math.floor(Math.random() * MAX_MESSAGE_ID);
   private closed = false;
   private receiving = true;
+  /** unset unless someone traces: then the only cost per datagram is this one check */
+  private tap: TrafficTap | undefined;
 
   /** our Confirmable messages awaiting ACK/RST, by peer + message id */
   private readonly transmissions = new Map<string, Transmission>();
@@ -215,6 +225,16 @@ export class CoapEndpoint extends EventEmitter {
   /** Off: every datagram is dropped unread, as by a device whose radio sleeps (queue mode). */
   setReceiving(on: boolean): void {
     this.receiving = on;
+  }
+
+  /** Installs (or, with undefined, removes) the one tap that sees every datagram in and out. */
+  setTap(tap: TrafficTap | undefined): void {
+    this.tap = tap;
+  }
+
+  /** Whether a tap is installed. */
+  get tapped(): boolean {
+    return this.tap !== undefined;
   }
 
   setRequestHandler(handler: RequestHandler): void {
@@ -394,7 +414,9 @@ export class CoapEndpoint extends EventEmitter {
   private send(datagram: Buffer, peer: Peer): void {
     // no callback: it costs a request object per datagram; a send error comes as the socket's
     // 'error' event instead, and the exchange it belonged to ends as a timeout
-    this.socket?.send(datagram, peer.port, peer.address);
+    if (!this.socket) return;
+    if (this.tap !== undefined) this.tap('out', datagram, peer);
+    this.socket.send(datagram, peer.port, peer.address);
   }
 
   /** Sends a Confirmable message and retransmits it with exponential back-off until ACK or RST. */
@@ -487,6 +509,7 @@ export class CoapEndpoint extends EventEmitter {
   private readonly onDatagram = (datagram: Buffer, info: DatagramInfo): void => {
     if (this.closed || !this.receiving) return;
     const peer: Peer = info.identity === undefined ? { address: info.address, port: info.port } : { address: info.address, port: info.port, identity: info.identity };
+    if (this.tap !== undefined) this.tap('in', datagram, peer);
     let message: CoapMessage;
     try {
       message = parseMessage(datagram);
@@ -494,13 +517,13 @@ export class CoapEndpoint extends EventEmitter {
       // RFC 7252 §4.2: a Confirmable message that cannot be parsed is rejected with a Reset
       const header = peekHeader(datagram);
       if (header?.type === 'CON') this.sendEmpty('RST', header.messageId, peer);
-      this.emit('malformed', { peer, reason: error instanceof CoapFormatError ? error.message : String(error) });
+      this.emit('malformed', { peer, reason: error instanceof CoapFormatError ? error.message : String(error), size: datagram.length });
       return;
     }
     try {
-      this.dispatch(message, peer);
+      this.dispatch(message, peer, datagram.length);
     } catch (error) {
-      this.emit('malformed', { peer, reason: (error as Error).message });
+      this.emit('malformed', { peer, reason: (error as Error).message, size: datagram.length });
       if (message.type === 'CON') {
         const reset = serializeMessage({ type: 'RST', code: '0.00', messageId: message.messageId, token: EMPTY, options: [], payload: EMPTY });
         // a retransmission of the same broken request gets the same Reset
@@ -510,7 +533,7 @@ export class CoapEndpoint extends EventEmitter {
     }
   };
 
-  private dispatch(message: CoapMessage, peer: Peer): void {
+  private dispatch(message: CoapMessage, peer: Peer, size: number): void {
     const key = `${peerKey(peer)}/${message.messageId}`;
     if (message.type === 'ACK' || message.type === 'RST') {
       const transmission = this.transmissions.get(key);
@@ -532,7 +555,7 @@ export class CoapEndpoint extends EventEmitter {
       return;
     }
     if (message.code.charAt(0) === '0') {
-      this.onRequest(message, peer, key);
+      this.onRequest(message, peer, key, size);
       return;
     }
     this.onResponse(message, peer);
@@ -557,7 +580,7 @@ export class CoapEndpoint extends EventEmitter {
     }
   }
 
-  private onRequest(message: CoapMessage, peer: Peer, key: string): void {
+  private onRequest(message: CoapMessage, peer: Peer, key: string, size: number): void {
     const method = methodOf(message.code);
     const seen = this.received.get(key);
     if (seen) {
@@ -583,6 +606,7 @@ export class CoapEndpoint extends EventEmitter {
       contentFormat: getUintOption(message, OptionNumber.CONTENT_FORMAT),
       accept: getUintOption(message, OptionNumber.ACCEPT),
       observe: getUintOption(message, OptionNumber.OBSERVE),
+      size,
     };
     const block1Value = getOption(message, OptionNumber.BLOCK1);
     let block1: BlockOption | undefined;

@@ -1,4 +1,4 @@
-export { CoapEndpoint, type Peer, type IncomingRequest, type OutgoingResponse, type RequestParams, type CoapResponse, type EndpointOptions } from './endpoint';
+export { CoapEndpoint, type TrafficTap, type Peer, type IncomingRequest, type OutgoingResponse, type RequestParams, type CoapResponse, type EndpointOptions } from './endpoint';
 export { CoapError, type CoapErrorKind } from './errors';
 export { OptionNumber, type CoapOption } from './message';
 export { DEFAULT_TIMING, type CoapTiming } from './timing';

@@ -355,7 +355,7 @@ describe('LwM2MBootstrapServer', function () {
     it('an invalid configuration is refused when it is set, with the reason', () => {
       server = new LwM2MBootstrapServer({ port: 0 });
       assert.throws(() => server.setConfig('*', { servers: [] }), /servers must be a list of at least one/);
-      assert.throws(() => server.setConfig('*', { servers: [{ uri: 'http://x' }] }), /must start with coap:\/\/ or coaps:\/\//);
+      assert.throws(() => server.setConfig('*', { servers: [{ uri: 'http://x' }] }), /servers\[0\]\.uri URI scheme http: is not supported; use coap:\/\/ or coaps:\/\//);
       assert.throws(() => server.setConfig('*', { servers: [{ uri: 'coap://x', security: 'psk' }] }), /does not fit the URI/);
       assert.throws(() => server.setConfig('*', { servers: [{ uri: 'coap://x' }, { uri: 'coap://y', shortServerId: 1 }] }), /shortServerId 1 is used by another account/);
       assert.throws(() => server.setConfig('*', { servers: [{ uri: 'coap://x' }], delete: ['/0/'] }), /delete: Invalid LwM2M path/);

@@ -15,7 +15,7 @@ import { freeTcpPort, freeUdpPort } from '../helpers/ports';
 
 const root = path.resolve(__dirname, '../../..');
 const CHROMIUM = '/usr/bin/chromium';
-const PALETTE = ['lwm2m-register-in', 'lwm2m-observe', 'lwm2m-notify-in', 'lwm2m-send-in', 'lwm2m-read', 'lwm2m-write', 'lwm2m-execute', 'lwm2m-firmware', 'lwm2m-bootstrap', 'lwm2m-device-sim'];
+const PALETTE = ['lwm2m-register-in', 'lwm2m-observe', 'lwm2m-notify-in', 'lwm2m-send-in', 'lwm2m-read', 'lwm2m-write', 'lwm2m-execute', 'lwm2m-trace', 'lwm2m-firmware', 'lwm2m-bootstrap', 'lwm2m-device-sim'];
 
 
 // the fields are typedInputs: Node-RED hides the original input and shows its own beside it
@@ -37,6 +37,23 @@ function completions(page: Page): Promise<Array<{ path: string; name: string; de
 async function change(page: Page, selector: string, text: string): Promise<void> {
   await page.fill(selector, text);
   await page.dispatchEvent(selector, 'change');
+}
+
+/**
+ * Drags a node type from the palette into the workspace, `at` from the workspace's bottom centre.
+ * LwM2M is the palette's last category: it is scrolled into view first; jQuery UI's draggable
+ * follows the mouse, so the mouse is pressed, moved in steps and released over the workspace.
+ */
+async function dragFromPalette(page: Page, type: string, at: { x: number; y: number }): Promise<void> {
+  const paletteNode = page.locator(`.red-ui-palette-node[data-palette-type="${type}"]`);
+  await paletteNode.scrollIntoViewIfNeeded();
+  const source = await paletteNode.boundingBox();
+  const chart = await page.locator('#red-ui-workspace-chart').boundingBox();
+  assert.ok(source && chart);
+  await page.mouse.move(source.x + source.width / 2, source.y + source.height / 2);
+  await page.mouse.down();
+  await page.mouse.move(chart.x + chart.width / 2 + at.x, chart.y + chart.height + at.y, { steps: 20 });
+  await page.mouse.up();
 }
 
 /** The ids of the read nodes in the editor's flows. */
@@ -163,17 +180,7 @@ describe('the editor in headless Chromium', function () {
 
   it('a read node dropped from the palette into a flow with one server node uses that server', async () => {
     const before = await readNodes(page);
-    // LwM2M is the palette's last category: scroll to it first
-    const paletteNode = page.locator('.red-ui-palette-node[data-palette-type="lwm2m-read"]');
-    await paletteNode.scrollIntoViewIfNeeded();
-    const source = await paletteNode.boundingBox();
-    const chart = await page.locator('#red-ui-workspace-chart').boundingBox();
-    assert.ok(source && chart);
-    // jQuery UI's draggable follows the mouse: press, move in steps, release over the workspace
-    await page.mouse.move(source.x + source.width / 2, source.y + source.height / 2);
-    await page.mouse.down();
-    await page.mouse.move(chart.x + chart.width / 2, chart.y + chart.height - 120, { steps: 20 });
-    await page.mouse.up();
+    await dragFromPalette(page, 'lwm2m-read', { x: 0, y: -120 });
     await page.waitForFunction((count) => {
       const red = (globalThis as unknown as { RED: { nodes: { filterNodes(filter: object): unknown[] } } }).RED;
       return red.nodes.filterNodes({ type: 'lwm2m-read' }).length > count;
@@ -427,15 +434,7 @@ describe('the editor in headless Chromium', function () {
     const before = await bootstrapNodes();
     // the palette is shaded while a deploy is under way
     await page.waitForSelector('#red-ui-palette-shade', { state: 'hidden', timeout: 30_000 });
-    const paletteNode = page.locator('.red-ui-palette-node[data-palette-type="lwm2m-bootstrap"]');
-    await paletteNode.scrollIntoViewIfNeeded();
-    const source = await paletteNode.boundingBox();
-    const chart = await page.locator('#red-ui-workspace-chart').boundingBox();
-    assert.ok(source && chart);
-    await page.mouse.move(source.x + source.width / 2, source.y + source.height / 2);
-    await page.mouse.down();
-    await page.mouse.move(chart.x + chart.width / 2 + 150, chart.y + chart.height - 200, { steps: 20 });
-    await page.mouse.up();
+    await dragFromPalette(page, 'lwm2m-bootstrap', { x: 150, y: -200 });
     await page.waitForFunction((count) => (globalThis as unknown as { RED: Red }).RED.nodes.filterNodes({ type: 'lwm2m-bootstrap' }).length > count, before.length, { timeout: 30_000 });
     const id = (await bootstrapNodes()).find((entry) => !before.includes(entry))!;
     assert.equal(await page.evaluate((id) => (globalThis as unknown as { RED: Red }).RED.nodes.node(id).server, id), 'demo-server', "it takes the flow's only server node");
@@ -526,5 +525,38 @@ describe('the editor in headless Chromium', function () {
     assert.ok(await page.isVisible('#node-input-bsIdentity'));
     await page.click('#node-dialog-cancel');
     await page.waitForSelector('#node-input-connect', { state: 'detached' });
+  });
+
+  it("the trace node's dialog takes the flow's only server and an endpoint filter; the server node's Trace field takes a number of messages", async () => {
+    type Red = { editor: { edit(node: unknown): void; editConfig(name: string, type: string, id: string): void }; nodes: { import(nodes: object[], options: object): void; node(id: string): unknown } };
+    await page.evaluate(() => {
+      const red = (globalThis as unknown as { RED: Red }).RED;
+      red.nodes.import([{ id: 'imported-trace', type: 'lwm2m-trace', z: 'demo-tab', x: 520, y: 560, server: '', endpoint: '', wires: [[]] }], { generateIds: false, addFlow: false });
+      red.editor.edit(red.nodes.node('imported-trace'));
+    });
+    await page.waitForSelector('#node-input-endpoint', { state: 'visible' });
+    await page.waitForFunction(() => (globalThis as unknown as { $: (selector: string) => { val(): string } }).$('#node-input-server').val() === 'demo-server', undefined, { timeout: 10_000 });
+    assert.equal((await page.textContent('label[for="node-input-endpoint"]'))?.trim(), 'Endpoint', 'the label comes from the locale');
+    const marked = (selector: string) => page.$eval(selector, (element) => element.classList.contains('input-error'));
+    for (const [value, wrong] of [['sim 1', true], ['sim-*', false], ['', false], ['a&b', true], ['thermostat', false]] as const) {
+      await change(page, '#node-input-endpoint', value);
+      assert.equal(await marked('#node-input-endpoint'), wrong, `endpoint ${JSON.stringify(value)}`);
+    }
+    await page.click('#node-dialog-ok');
+    await page.waitForSelector('#node-input-endpoint', { state: 'detached' });
+    assert.deepEqual(await page.evaluate(() => {
+      const node = (globalThis as unknown as { RED: Red }).RED.nodes.node('imported-trace') as { server: string; endpoint: string };
+      return [node.server, node.endpoint];
+    }), ['demo-server', 'thermostat']);
+
+    await page.evaluate(() => (globalThis as unknown as { RED: Red }).RED.editor.editConfig('', 'lwm2m-server', 'demo-server'));
+    await page.waitForSelector('#node-config-input-trace', { state: 'visible' });
+    assert.equal((await page.textContent('label[for="node-config-input-trace"]'))?.trim(), 'Trace');
+    for (const [value, wrong] of [['lots', true], ['-1', true], ['1.5', true], ['100001', true], ['500', false], ['0', false]] as const) {
+      await change(page, '#node-config-input-trace', value);
+      assert.equal(await marked('#node-config-input-trace'), wrong, `trace ${JSON.stringify(value)}`);
+    }
+    await page.click('#node-config-dialog-cancel');
+    await page.waitForSelector('#node-config-input-trace', { state: 'detached' });
   });
 });

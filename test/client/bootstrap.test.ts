@@ -17,6 +17,7 @@ import { DtlsClient } from '../../lib/transport/dtls/client';
 import { FAST_TIMING } from '../helpers/fake-server';
 import { boundUdpSocket } from '../helpers/ports';
 import { ScriptedBootstrapServer, instancesOf, type TestAccount } from '../helpers/scripted-bootstrap';
+import { until } from '../helpers/wait';
 
 const DTLS_TIMING = { initialTimeout: 200, maxTimeout: 1000, maxRetransmissions: 4 };
 const KEY_1 = Buffer.from('00112233445566778899aabbccddeeff', 'hex');
@@ -45,14 +46,6 @@ const answered = (code: string) => (error: unknown): boolean => error instanceof
 
 const udpSockets = (): number => process.getActiveResourcesInfo().filter((name) => name === 'UDPWrap').length;
 const timers = (): number => process.getActiveResourcesInfo().filter((name) => name === 'Timeout').length;
-
-async function until(condition: () => boolean, what: string): Promise<void> {
-  const deadline = Date.now() + EVENT_LIMIT;
-  while (!condition()) {
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
 
 describe('LwM2MClient bootstrap (loopback)', function () {
   this.timeout(60_000);

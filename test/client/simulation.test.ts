@@ -19,16 +19,9 @@ import {
   type CoapResponse,
 } from '../../lib';
 import { FakeServer, FAST_TIMING } from '../helpers/fake-server';
+import { until } from '../helpers/wait';
 
 const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-async function until(check: () => boolean, what: string, limit = 5000): Promise<void> {
-  const deadline = Date.now() + limit;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`gave up waiting for ${what}`);
-    await pause(10);
-  }
-}
 
 describe('value generators', () => {
   const model = ObjectModel.bundled();

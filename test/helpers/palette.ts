@@ -1,5 +1,5 @@
 /**
- * What the node tests share: the palette's eleven nodes with the core nodes the flows use, a base
+ * What the node tests share: the palette's twelve nodes with the core nodes the flows use, a base
  * flow (server node, register-in, read, a Catch and a Status node), and simulated devices that
  * register with the server node over loopback.
  */
@@ -7,7 +7,7 @@ import { LwM2MClient, type LwM2MClientOptions } from '../../lib';
 import { FAST_TIMING } from './fake-server';
 import { coreNode, helper } from './node-red';
 
-export const PALETTE = ['lwm2m-server', 'lwm2m-register-in', 'lwm2m-observe', 'lwm2m-notify-in', 'lwm2m-send-in', 'lwm2m-read', 'lwm2m-write', 'lwm2m-execute', 'lwm2m-firmware', 'lwm2m-bootstrap', 'lwm2m-device-sim'];
+export const PALETTE = ['lwm2m-server', 'lwm2m-register-in', 'lwm2m-observe', 'lwm2m-notify-in', 'lwm2m-send-in', 'lwm2m-read', 'lwm2m-write', 'lwm2m-execute', 'lwm2m-trace', 'lwm2m-firmware', 'lwm2m-bootstrap', 'lwm2m-device-sim'];
 
 export const NODES = [
   // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -117,7 +117,5 @@ export class Devices {
   }
 }
 
-/** Waits until `condition` holds, checking every 10 ms. */
-export async function until(condition: () => boolean): Promise<void> {
-  while (!condition()) await new Promise((resolve) => setTimeout(resolve, 10));
-}
+/** Waits until `condition` holds (test/helpers/wait.ts), for the node tests that import it from here. */
+export { until } from './wait';

@@ -29,7 +29,7 @@ describe('example flows', function () {
     for (const name of ['Device telemetry to debug.json', 'Remote management.json', 'Send data.json', 'Registration dashboard.json', 'Secure devices (DTLS).json', 'Firmware update.json', 'Configure the fleet.json', 'Zero-touch provisioning.json']) assert.ok(examples.includes(name), name);
     const used = new Set(examples.flatMap((file) => readFlow(`examples/${file}`).map((node) => node.type)));
     const palette = Object.keys((JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')) as { 'node-red': { nodes: Record<string, string> } })['node-red'].nodes);
-    assert.equal(palette.length, 11);
+    assert.equal(palette.length, 12);
     for (const type of palette.filter((type) => type !== 'lwm2m-server')) assert.ok(used.has(type), `${type} is in an example`);
   });
 

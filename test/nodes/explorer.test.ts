@@ -8,6 +8,7 @@ import { freeUdpPort } from '../helpers/ports';
 import { Devices, NODES, node, paletteFlow, until } from '../helpers/palette';
 import { explorerRoutes } from '../../nodes/explorer-routes';
 import type { Red } from '../../nodes/red';
+import type { LwM2MServer } from '../../lib';
 
 interface Published {
   topic: string;
@@ -160,8 +161,57 @@ describe('the device explorer (runtime side)', function () {
     await post(`${base}/observe`, { path: '/3303/0/5700' });
     await post(`${base}/execute`, { path: '/3/0/4' });
     await until(() => comms.log.some((entry) => entry.topic === 'lwm2m/observe-end/srv'));
-    assert.deepEqual(comms.log.find((entry) => entry.topic === 'lwm2m/observe-end/srv')!.data, { endpoint: 'sim-obs', path: '/3303/0/5700', reason: 'the device registered again' });
+    assert.deepEqual(comms.log.find((entry) => entry.topic === 'lwm2m/observe-end/srv')!.data, { endpoint: 'sim-obs', path: '/3303/0/5700', reason: 'reregistered' });
     assert.deepEqual((await get(`${base}/tree`)).observing, []);
+  });
+
+  it("watches a flow's observation of the same path instead of replacing it, and never cancels it", async () => {
+    const port = await start();
+    const device = await devices.start('sim-shared', port, { objects: { 3303: { 0: { 5700: 20 } } } });
+    const server = (helper.getNode('srv') as { server: LwM2MServer }).server;
+    const ended: string[] = [];
+    server.on('observationEnded', (event) => ended.push(event.reason));
+    const flows = await server.observe('sim-shared', '/3303/0/5700');
+    const base = '/lwm2m/servers/srv/devices/sim-shared';
+    assert.deepEqual(await post(`${base}/observe`, { path: '/3303/0/5700' }), { path: '/3303/0/5700', value: 20 });
+    device.set('/3303/0/5700', 23);
+    await until(() => comms.log.some((entry) => entry.topic === 'lwm2m/notify/srv' && entry.data.value === 23));
+    await post(`${base}/cancel`, { path: '/3303/0/5700' });
+    assert.deepEqual(ended, [], "the flow's observation goes on");
+    assert.deepEqual(server.observations('sim-shared').map((observation) => observation.id), [flows.id]);
+  });
+
+  it("shows the server's CoAP trace of a device, sends new entries over RED.comms in batches, and switches it on and off", async () => {
+    const port = await freeUdpPort();
+    await helper.load(NODES, paletteFlow(port, [], { trace: '100' }));
+    await node('srv').ready;
+    await devices.start('sim-trace', port);
+    await post('/lwm2m/servers/srv/devices/sim-trace/read', { path: '/3/0/9' });
+    const kept = await get('/lwm2m/servers/srv/trace?endpoint=sim-trace');
+    assert.equal(kept.size, 100);
+    const summary = kept.entries.map((entry: { direction: string; code: string; options?: Record<string, unknown> }) => `${entry.direction} ${entry.code} ${entry.options?.['Uri-Path'] ?? ''}`.trim());
+    assert.ok(summary.includes('in POST /rd'), summary.join(', '));
+    assert.ok(summary.includes('out GET /3/0/9'), summary.join(', '));
+    assert.ok(summary.includes('in 2.05'), summary.join(', '));
+    assert.ok(kept.entries.every((entry: { endpoint?: string }) => entry.endpoint === 'sim-trace'));
+    assert.equal((await get('/lwm2m/servers/srv/trace?endpoint=sim-trace&limit=1')).entries.length, 1);
+    // the same entries reached the editors, in batches
+    const streamed = () => comms.log.filter((entry) => entry.topic === 'lwm2m/trace/srv').flatMap((entry) => entry.data.entries as Array<{ code: string }>);
+    await until(() => streamed().some((entry) => entry.code === 'GET'));
+    // off: nothing kept, nothing sent
+    assert.deepEqual(await post('/lwm2m/servers/srv/trace', { size: 0, clear: true }), { size: 0 });
+    const sent = streamed().length;
+    await post('/lwm2m/servers/srv/devices/sim-trace/read', { path: '/3/0/9' });
+    await new Promise((resolve) => setTimeout(resolve, 600));
+    assert.equal(streamed().length, sent);
+    assert.deepEqual((await get('/lwm2m/servers/srv/trace')).entries, []);
+    // on again from the panel
+    assert.deepEqual(await post('/lwm2m/servers/srv/trace', { size: 50 }), { size: 50 });
+    await post('/lwm2m/servers/srv/devices/sim-trace/read', { path: '/3/0/9' });
+    assert.equal((await get('/lwm2m/servers/srv/trace')).entries.filter((entry: { code: string }) => entry.code === 'GET').length, 1);
+    await until(() => streamed().length > sent);
+    assert.match((await post('/lwm2m/servers/srv/trace', { size: -1 }, 400)).message, /size must be a whole number/);
+    assert.match((await get('/lwm2m/servers/srv/trace?limit=x', 400)).message, /limit must be a whole number/);
   });
 
   it('refuses bad input with a clear error before anything is sent', async () => {
@@ -195,6 +245,8 @@ describe('the device explorer (runtime side)', function () {
     assert.deepEqual(table, {
       'GET /lwm2m/servers': 'read',
       'GET /lwm2m/servers/:id/devices': 'read',
+      'GET /lwm2m/servers/:id/trace': 'read',
+      'POST /lwm2m/servers/:id/trace': 'write',
       'GET …/tree': 'read',
       'POST …/read': 'read',
       'POST …/discover': 'read',

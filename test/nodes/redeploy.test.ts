@@ -9,14 +9,7 @@ import { FakeServer } from '../helpers/fake-server';
 import { fullDeploy, logLength, nodeProblems, onFreePorts, readFlow } from '../helpers/flows';
 import { helper } from '../helpers/node-red';
 import { NODES, takeCredentials } from '../helpers/palette';
-
-async function until(condition: () => boolean, what: () => string, ms = 20_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!condition()) {
-    if (Date.now() > deadline) assert.fail(`waited ${ms / 1000} s for ${what()}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
+import { until } from '../helpers/wait';
 
 /** The texts a node has shown as its status, in order (the test helper spies on every node's status()). */
 function statusTexts(id: string): string[] {

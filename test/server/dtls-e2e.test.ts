@@ -12,6 +12,7 @@ import { DtlsServer, type DtlsDrop } from '../../lib/transport/dtls/server';
 import { FAST_TIMING } from '../helpers/fake-server';
 import { freeUdpPort } from '../helpers/ports';
 import { udpRelay } from '../helpers/relay';
+import { until } from '../helpers/wait';
 
 const KEY = Buffer.from('0123456789abcdef', 'hex');
 const CREDENTIALS: PskCredential[] = [
@@ -19,14 +20,6 @@ const CREDENTIALS: PskCredential[] = [
   { identity: 'id-other', key: KEY, endpoint: 'other' },
 ];
 const DTLS_TIMING = { initialTimeout: 200, maxTimeout: 1000, maxRetransmissions: 4 };
-
-async function until(condition: () => boolean, what: string, timeout = 10_000): Promise<void> {
-  const deadline = Date.now() + timeout;
-  while (!condition()) {
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
 
 describe('LwM2MClient ↔ LwM2MServer over DTLS (PSK)', function () {
   this.timeout(30_000);

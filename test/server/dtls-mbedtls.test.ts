@@ -17,6 +17,7 @@ import { writeHandshake } from '../../lib/transport/dtls/handshake';
 import { parseRecords, writeRecord } from '../../lib/transport/dtls/record';
 import { boundUdpSocket } from '../helpers/ports';
 import { udpRelay } from '../helpers/relay';
+import { until } from '../helpers/wait';
 
 const SOURCE = path.resolve(__dirname, '../../../test/peers/mbedtls-coaps-client.c');
 const KEY = Buffer.from('6d626564746c732d736563726574', 'hex');
@@ -63,14 +64,6 @@ function withClientHelloVersion(datagram: Buffer, version: number): Buffer {
       return writeRecord(record.type, hello ? version : record.version, record.epoch, record.sequence, record.fragment);
     }),
   );
-}
-
-async function until(condition: () => boolean, what: string, timeout = 20_000): Promise<void> {
-  const deadline = Date.now() + timeout;
-  while (!condition()) {
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
 }
 
 describe('LwM2M server over DTLS (PSK) with an mbedTLS 2.28 client', function () {

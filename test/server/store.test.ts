@@ -4,6 +4,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { FileStore, MemoryStore, StoreError, type FileStoreOptions } from '../../lib/server/store';
 import type { RegistrationRecord } from '../../lib/server/types';
+import { until } from '../helpers/wait';
 
 function record(id: string, changes: Partial<RegistrationRecord> = {}): RegistrationRecord {
   return {
@@ -26,15 +27,6 @@ function record(id: string, changes: Partial<RegistrationRecord> = {}): Registra
 const byId = (a: RegistrationRecord, b: RegistrationRecord): number => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
 const sorted = (records: RegistrationRecord[]): RegistrationRecord[] => [...records].sort(byId);
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** Waits until `condition` holds (polling), so that slow disks do not make the tests flaky. */
-async function until(condition: () => boolean, what: string, timeout = 5000): Promise<void> {
-  const end = Date.now() + timeout;
-  while (!condition()) {
-    if (Date.now() > end) assert.fail(`timed out waiting until ${what}`);
-    await sleep(5);
-  }
-}
 
 /** fs.promises as the store sees it: its functions are looked up on this object at each call. */
 // eslint-disable-next-line @typescript-eslint/no-require-imports

@@ -6,7 +6,8 @@
  * Before any per-peer state there is a stateless cookie exchange; handshakes and sessions are
  * capped; a flight is retransmitted with back-off; records are checked against an anti-replay
  * window; renegotiation is refused. What fails to parse or authenticate is dropped, never thrown;
- * each drop is told as a `drop` event ({ address, port, reason }) to whoever listens.
+ * each drop is told as a `drop` event ({ address, port, reason, size }) to whoever listens, and each
+ * handshake that fails as `handshakeFailed` (DtlsHandshakeFailure).
  */
 import type { Socket } from 'node:dgram';
 import { EventEmitter } from 'node:events';
@@ -76,6 +77,19 @@ export interface DtlsDrop {
   address: string;
   port: number;
   reason: string;
+  /** bytes of the datagram it came in */
+  size: number;
+}
+
+/** A handshake that did not end in a session, and why. */
+export interface DtlsHandshakeFailure {
+  address: string;
+  port: number;
+  /** the PSK identity the client named, when it got that far */
+  identity?: string;
+  reason: string;
+  /** the alert sent to the client (or, when the client gave up, the one it sent), e.g. `unknown_psk_identity` */
+  alert?: string;
 }
 
 export interface SessionInfo {
@@ -85,6 +99,11 @@ export interface SessionInfo {
   cipherSuite: CipherSuiteName;
   /** whether the master secret is bound to the handshake (RFC 7627) */
   extendedMasterSecret: boolean;
+}
+
+/** The identity a connection's client named, when it named one (`''` until its ClientKeyExchange). */
+function identityOf(connection: Connection): { identity?: string } {
+  return connection.identity === '' ? {} : { identity: connection.identity };
 }
 
 const ALL_SUITES: CipherSuiteName[] = ['TLS_PSK_WITH_AES_128_CCM_8', 'TLS_PSK_WITH_AES_128_GCM_SHA256', 'TLS_PSK_WITH_AES_128_CBC_SHA256'];
@@ -162,6 +181,8 @@ export class DtlsServer extends EventEmitter implements DatagramSocket {
   private readonly timing: DtlsTiming;
   private readonly mtu: number;
   private handshakes = 0;
+  /** bytes of the datagram being read, for the drops it causes */
+  private datagramSize = 0;
   private sweeper: NodeJS.Timeout | undefined;
 
   constructor(private readonly options: DtlsServerOptions) {
@@ -245,6 +266,7 @@ export class DtlsServer extends EventEmitter implements DatagramSocket {
   // --- receiving ---
 
   private receive(datagram: Buffer, address: string, port: number): void {
+    this.datagramSize = datagram.length;
     try {
       const records = parseRecords(datagram);
       let parsed = 0;
@@ -261,7 +283,7 @@ export class DtlsServer extends EventEmitter implements DatagramSocket {
       }
     } catch (error) {
       // a bug must not take the socket down with it; the peer's datagram is lost
-      this.emit('handshakeFailed', { address, port, reason: `internal error: ${(error as Error).message}` });
+      this.handshakeFailed({ address, port, reason: `internal error: ${(error as Error).message}` });
     }
   }
 
@@ -353,13 +375,13 @@ export class DtlsServer extends EventEmitter implements DatagramSocket {
     // the peer owns its address: from here on state is kept
     // versions count down: 0xfeff is DTLS 1.0, 0xfefd DTLS 1.2
     if (hello.version > DTLS_1_2) {
-      this.emit('handshakeFailed', { address, port, reason: `the client offers DTLS 0x${hex4(hello.version)}, older than DTLS 1.2` });
+      this.handshakeFailed({ address, port, reason: `the client offers DTLS 0x${hex4(hello.version)}, older than DTLS 1.2`, alert: 'protocol_version' });
       return this.plainAlert(address, port, 'protocol_version', record.sequence);
     }
     const suite = this.suites.find((name) => hello.cipherSuites.includes(CIPHER_SUITES[name]));
     const extended = hello.extensions.has(ExtensionType.EXTENDED_MASTER_SECRET);
     if (!suite || (this.options.requireExtendedMasterSecret && !extended)) {
-      this.emit('handshakeFailed', { address, port, reason: suite ? 'the client does not offer extended master secret' : 'no cipher suite in common' });
+      this.handshakeFailed({ address, port, reason: suite ? 'the client does not offer extended master secret' : 'no cipher suite in common', alert: 'handshake_failure' });
       return this.plainAlert(address, port, 'handshake_failure', record.sequence);
     }
     if (this.handshakes >= (this.options.maxHandshakes ?? 256)) {
@@ -372,7 +394,7 @@ export class DtlsServer extends EventEmitter implements DatagramSocket {
     this.connections.set(connection.key, connection);
     this.handshakes++;
     connection.deadline = setTimeout(() => {
-      this.emit('handshakeFailed', { address, port, reason: 'the handshake took too long' });
+      this.handshakeFailed({ address, port, ...identityOf(connection), reason: 'the handshake took too long' });
       this.forget(connection, 'handshake timed out');
     }, this.options.handshakeTimeout ?? 2 * this.timing.maxTimeout);
     connection.deadline.unref();
@@ -475,7 +497,9 @@ export class DtlsServer extends EventEmitter implements DatagramSocket {
       if (connection.state === 'established') this.alert(connection, AlertLevel.WARNING, 'close_notify');
       this.forget(connection, 'closed by the client');
     } else if (level === AlertLevel.FATAL) {
-      if (connection.state === 'handshake') this.emit('handshakeFailed', { address: connection.address, port: connection.port, reason: `the client sent ${alertName(description)}` });
+      if (connection.state === 'handshake') {
+        this.handshakeFailed({ address: connection.address, port: connection.port, ...identityOf(connection), reason: `the client sent ${alertName(description)}`, alert: alertName(description) });
+      }
       this.forget(connection, `the client sent ${alertName(description)}`);
     }
   }
@@ -514,7 +538,7 @@ export class DtlsServer extends EventEmitter implements DatagramSocket {
     if (connection.state !== 'handshake' || connection.flight.length === 0) return;
     clearTimeout(connection.timer);
     if (++connection.sends > this.timing.maxRetransmissions) {
-      this.emit('handshakeFailed', { address: connection.address, port: connection.port, reason: 'the client stopped answering' });
+      this.handshakeFailed({ address: connection.address, port: connection.port, ...identityOf(connection), reason: 'the client stopped answering' });
       return this.forget(connection, 'handshake timed out');
     }
     connection.timer = setTimeout(() => {
@@ -562,8 +586,12 @@ export class DtlsServer extends EventEmitter implements DatagramSocket {
   /** Ends a handshake with a fatal alert. */
   private fail(connection: Connection, name: AlertName, reason: string, identity?: string): void {
     this.alert(connection, AlertLevel.FATAL, name);
-    this.emit('handshakeFailed', { address: connection.address, port: connection.port, reason, ...(identity !== undefined ? { identity } : {}) });
+    this.handshakeFailed({ address: connection.address, port: connection.port, ...(identity !== undefined ? { identity } : {}), reason, alert: name });
     this.forget(connection, reason);
+  }
+
+  private handshakeFailed(failure: DtlsHandshakeFailure): void {
+    this.emit('handshakeFailed', failure);
   }
 
   /**
@@ -572,7 +600,7 @@ export class DtlsServer extends EventEmitter implements DatagramSocket {
    */
   private drop(address: string, port: number, reason: string | (() => string)): void {
     if (this.listenerCount('drop') === 0) return;
-    const drop: DtlsDrop = { address, port, reason: typeof reason === 'string' ? reason : reason() };
+    const drop: DtlsDrop = { address, port, reason: typeof reason === 'string' ? reason : reason(), size: this.datagramSize };
     this.emit('drop', drop);
   }
 
