@@ -247,6 +247,8 @@
     }
 
     function tick() {
+      // another sidebar tab is showing: nothing to count down
+      if (!list.is(':visible')) return;
       Object.keys(devices).forEach(function (endpoint) {
         devices[endpoint].tick();
       });
@@ -568,7 +570,7 @@
     function openForm(row, className) {
       row.form.empty().show().attr('class', 'lwm2m-x-form ' + className);
       // typing in a form is not a shortcut of the editor
-      row.form.on('keydown', function (event) {
+      row.form.off('keydown.lwm2m').on('keydown.lwm2m', function (event) {
         event.stopPropagation();
         if (event.key === 'Escape') closeForm(row);
       });
