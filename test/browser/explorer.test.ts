@@ -361,6 +361,53 @@ describe('the device explorer in headless Chromium', function () {
     await page.waitForFunction(() => !(globalThis as unknown as { RED: Red }).RED.nodes.dirty(), null, { timeout: 60_000 });
     await page.waitForFunction(() => document.querySelectorAll('.lwm2m-x-device').length === 3 && document.querySelector('.lwm2m-x-device[data-endpoint="sim-1"] .lwm2m-x-node[data-path="/3/0/9"]')?.offsetParent != null, undefined, { timeout: 30_000 });
   });
+  it('follows registrations live: devices added to the flow appear in the list (a queue-mode one awake), and removed they leave', async () => {
+    type Editor = {
+      nodes: { node(id: string): Record<string, unknown>; import(nodes: object[], options: object): void; remove(id: string): void; dirty(value?: boolean): boolean };
+      actions: { invoke(name: string, ...args: unknown[]): void };
+    };
+    const deploy = async () => {
+      // the editor ignores a deploy while a dialog's shade is up, or one is under way
+      await page.waitForSelector('#red-ui-header-shade', { state: 'hidden' });
+      await page.waitForSelector('#red-ui-palette-shade', { state: 'hidden', timeout: 30_000 });
+      await page.evaluate(() => (globalThis as unknown as { RED: Editor }).RED.actions.invoke('core:deploy-flows', true));
+      await page.waitForFunction(() => !(globalThis as unknown as { RED: Editor }).RED.nodes.dirty(), null, { timeout: 60_000 });
+    };
+    await page.evaluate(() => {
+      const editor = (globalThis as unknown as { RED: Editor }).RED;
+      const uri = String(editor.nodes.node('demo-sim').serverUri);
+      editor.nodes.import(
+        [
+          { id: 'live-sim', type: 'lwm2m-device-sim', z: 'demo-tab', name: '', serverUri: uri, endpoint: 'live-1', count: '1', lifetime: '120', version: '1.1', binding: 'U', objects: 'temperature', x: 700, y: 600, wires: [[]] },
+          { id: 'live-queue', type: 'lwm2m-device-sim', z: 'demo-tab', name: '', serverUri: uri, endpoint: 'live-q', count: '1', lifetime: '120', version: '1.1', binding: 'UQ', objects: 'temperature', x: 700, y: 660, wires: [[]] },
+        ],
+        { generateIds: false, addFlow: false },
+      );
+      // imported as data, the flow is not marked changed: the deploy would send nothing
+      editor.nodes.dirty(true);
+    });
+    await deploy();
+    await device('live-1').waitFor({ state: 'visible', timeout: 30_000 });
+    await device('live-q').waitFor({ state: 'visible', timeout: 30_000 });
+    assert.deepEqual(await page.$$eval('.lwm2m-x-device .lwm2m-x-endpoint', (names) => names.map((name) => name.textContent)), ['live-1', 'live-q', 'sim-1', 'sim-2', 'sim-3'], 'in order');
+    // LwM2M 1.1: binding U, queue mode apart (the Q parameter)
+    assert.equal(await device('live-q').locator('.lwm2m-x-binding').textContent(), 'U · queue mode');
+    assert.equal(await device('live-1').locator('.lwm2m-x-binding').textContent(), 'U');
+    // a queue-mode device is awake after it was heard from (asleep after the server's awake time, 93 s by default)
+    assert.equal(await device('live-q').locator('.lwm2m-x-state').textContent(), 'awake');
+    assert.equal(await device('live-1').locator('.lwm2m-x-state').textContent(), 'online');
+    await page.evaluate(() => {
+      const editor = (globalThis as unknown as { RED: Editor }).RED;
+      editor.nodes.remove('live-sim');
+      editor.nodes.remove('live-queue');
+      editor.nodes.dirty(true);
+    });
+    await deploy();
+    await device('live-1').waitFor({ state: 'detached', timeout: 30_000 });
+    await device('live-q').waitFor({ state: 'detached', timeout: 30_000 });
+    assert.equal(await page.locator('.lwm2m-x-count').textContent(), '3 devices');
+  });
+
 });
 
 describe('the device explorer with adminAuth on', function () {
