@@ -47,6 +47,8 @@ export interface Red {
     /** every node of the deployed flows, as configured */
     eachNode?(callback: (config: NodeDef) => void): void;
   };
+  /** a plugin's API (Node-RED gives it to plugins' runtime files) */
+  plugins?: { registerPlugin(id: string, definition: Record<string, unknown>): void };
   settings: { userDir?: string; [key: string]: unknown };
   util: {
     /** a deep copy of a message (as Node-RED copies one sent to several wires) */

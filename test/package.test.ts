@@ -64,6 +64,30 @@ describe('package', () => {
     }
   });
 
+  it('has the device explorer as a Node-RED plugin: its editor adds the "LwM2M" sidebar tab, and every text it shows is in its en-US catalog', () => {
+    assert.deepEqual(pkg['node-red'].plugins, { 'lwm2m-explorer': 'dist/nodes/lwm2m-explorer.js' });
+    const editor = fs.readFileSync(path.join(root, 'nodes', 'lwm2m-explorer.html'), 'utf8');
+    assert.match(editor, /src="resources\/@lwm2m-red\/node-red-lwm2m\/lwm2m-explorer\.js"/);
+    assert.match(editor, /RED\.plugins\.registerPlugin\('lwm2m-explorer'/);
+    const script = fs.readFileSync(path.join(root, 'resources', 'lwm2m-explorer.js'), 'utf8');
+    assert.match(script, /RED\.sidebar\.addTab\(\{\s*id: 'lwm2m-explorer',[\s\S]*?enableOnEdit: false/);
+    const catalog = JSON.parse(fs.readFileSync(path.join(root, 'locales', 'en-US', 'lwm2m-explorer.json'), 'utf8')) as { explorer: Record<string, unknown> };
+    const has = (key: string) => typeof key.split('.').reduce((at: Record<string, unknown> | undefined, part) => at?.[part] as Record<string, unknown> | undefined, catalog.explorer) === 'string';
+    const literal = [...script.matchAll(/\btext\('([A-Za-z.]+)'\)/g), ...script.matchAll(/\btext\('([A-Za-z.]+)', \{/g)].map((match) => match[1]!).filter((key) => !key.endsWith('.'));
+    assert.ok(literal.length > 40, `${literal.length} texts`);
+    // the keys the script puts together: actions, panels, a device's details, copy choices, form fields
+    const composed = [
+      ...[...script.matchAll(/button\(row, '([a-z-]+)'/g)].map((match) => `actions.${match[1]}`),
+      ...[...script.matchAll(/addPanel\(\{ id: '([a-z]+)'/g)].map((match) => `panels.${match[1]}`),
+      ...['version', 'binding', 'security', 'address', 'lastSeen', 'registeredAt'].map((name) => `device.${name}`),
+      ...['read', 'observe', 'write', 'execute'].map((kind) => `copy.${kind}`),
+      ...['string', 'opaque', 'objlnk', 'multiple'].map((kind) => `form.placeholder.${kind}`),
+      ...['pmin', 'pmax', 'gt', 'lt', 'st'].map((name) => `form.attributes.${name}`),
+    ];
+    assert.ok(composed.includes('actions.copy') && composed.includes('panels.devices'));
+    for (const key of [...literal, ...composed]) assert.ok(has(key), `explorer.${key} has a text`);
+  });
+
   it('gives each node in the palette an icon of its own that Node-RED can show', () => {
     const fontAwesome = fs.readFileSync(path.join(path.dirname(require.resolve('@node-red/editor-client/package.json')), 'public', 'vendor', 'font-awesome', 'css', 'font-awesome.min.css'), 'utf8');
     const icons = new Map<string, string>();
@@ -87,6 +111,10 @@ describe('package', () => {
       for (const file of [`dist/nodes/${type}.js`, `dist/nodes/${type}.html`, `dist/nodes/locales/en-US/${type}.json`, `dist/nodes/locales/en-US/${type}.html`]) assert.ok(files.includes(file), file);
     }
     assert.ok(files.includes('dist/lib/index.js') && files.includes('dist/nodes/icons/lwm2m.svg') && files.includes('resources/lwm2m-editor.js'));
+    // the device explorer plugin: runtime, editor, catalog and its sidebar's script
+    for (const name of Object.keys(pkg['node-red'].plugins)) {
+      for (const file of [`dist/nodes/${name}.js`, `dist/nodes/${name}.html`, `dist/nodes/locales/en-US/${name}.json`, `resources/${name}.js`]) assert.ok(files.includes(file), file);
+    }
     assert.ok(files.some((file) => file.startsWith('examples/')));
     assert.deepEqual(files.filter((file) => /^dist\/(test|bench)\//.test(file)), []);
     // source maps would point at TypeScript sources the package does not ship

@@ -17,7 +17,11 @@ const root = path.resolve(__dirname, '../../..');
 // the Node-RED the node tests run in (test/helpers/node-red.ts): this checkout's, or LWM2M_NODE_RED_DIR's
 const RED_JS = require.resolve('node-red/red.js', process.env.LWM2M_NODE_RED_DIR ? { paths: [path.resolve(process.env.LWM2M_NODE_RED_DIR)] } : undefined);
 const locales = path.join(root, 'locales');
-const MODULE = (JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')) as { name: string }).name;
+const PACKAGE = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')) as { name: string; 'node-red': { nodes: object; plugins?: object } };
+const MODULE = PACKAGE.name;
+const NODE_RED = PACKAGE['node-red'];
+/** the plugins (the device explorer): a catalog each, served apart from the nodes' (GET /plugins/messages) */
+const PLUGINS = Object.keys(NODE_RED.plugins ?? {}).sort();
 const files = (ext: string): string[] => fs.readdirSync(path.join(locales, 'en-US')).filter((name) => name.endsWith(ext)).sort();
 const CATALOGS = files('.json');
 const HELP = files('.html');
@@ -53,9 +57,9 @@ const helpNames = (html: string): string[] => [...html.matchAll(/<script type="t
 const codes = (html: string): Set<string> => new Set([...html.matchAll(/<code>([\s\S]*?)<\/code>/g)].map((match) => match[1]!));
 
 describe('translations of the editor texts and help', () => {
-  it('en-US has a catalog and a help file for every node of the palette', () => {
-    const types = Object.keys((JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')) as { 'node-red': { nodes: object } })['node-red'].nodes).sort();
-    assert.deepEqual(CATALOGS, types.map((type) => `${type}.json`));
+  it('en-US has a catalog and a help file for every node of the palette, and a catalog for every plugin', () => {
+    const types = Object.keys(NODE_RED.nodes).sort();
+    assert.deepEqual(CATALOGS, [...types, ...PLUGINS].sort().map((name) => `${name}.json`));
     assert.deepEqual(HELP, types.map((type) => `${type}.html`));
   });
 
@@ -138,8 +142,19 @@ describe('Node-RED serves the translations to the editor', function () {
   });
 
   for (const lang of LANGUAGES) {
+    it(`locales/${lang}: the catalog of every plugin, as the editor asks for it (GET /plugins/messages?lng=${lang})`, async () => {
+      assert.ok(PLUGINS.length > 0);
+      const response = await fetch(`${base}/plugins/messages?lng=${lang}`, { headers: { Accept: 'application/json' } });
+      assert.equal(response.status, 200);
+      const served = (await response.json()) as Record<string, Catalog>;
+      for (const plugin of PLUGINS) {
+        assert.deepEqual(served[`${MODULE}/${plugin}`], readCatalog(lang, `${plugin}.json`), `${plugin}: the ${lang} catalog`);
+        assert.notDeepEqual(served[`${MODULE}/${plugin}`], readCatalog('en-US', `${plugin}.json`), `${plugin}: not the English one`);
+      }
+    });
+
     it(`locales/${lang}: the catalog of every node, as the editor asks for it (GET /nodes/<module>/<type>/messages?lng=${lang})`, async () => {
-      for (const file of CATALOGS) {
+      for (const file of CATALOGS.filter((name) => !PLUGINS.includes(path.basename(name, '.json')))) {
         const type = path.basename(file, '.json');
         const response = await fetch(`${base}/nodes/${MODULE}/${type}/messages?lng=${lang}`, { headers: { Accept: 'application/json' } });
         assert.equal(response.status, 200, type);
