@@ -1020,6 +1020,8 @@
   }
 
   addPanel({ id: 'devices', icon: 'fa-list', create: devicesPanel });
+  // panels whose scripts the editor loaded before this one (the Trace panel)
+  (window.LwM2MExplorerPanels || []).forEach(addPanel);
 
   window.LwM2MExplorer = {
     start: start,

@@ -68,8 +68,10 @@ describe('package', () => {
     assert.deepEqual(pkg['node-red'].plugins, { 'lwm2m-explorer': 'dist/nodes/lwm2m-explorer.js' });
     const editor = fs.readFileSync(path.join(root, 'nodes', 'lwm2m-explorer.html'), 'utf8');
     assert.match(editor, /src="resources\/@lwm2m-red\/node-red-lwm2m\/lwm2m-explorer\.js"/);
+    assert.match(editor, /src="resources\/@lwm2m-red\/node-red-lwm2m\/lwm2m-explorer-trace\.js"/);
     assert.match(editor, /RED\.plugins\.registerPlugin\('lwm2m-explorer'/);
-    const script = fs.readFileSync(path.join(root, 'resources', 'lwm2m-explorer.js'), 'utf8');
+    // the tab, and its Trace panel
+    const script = ['lwm2m-explorer.js', 'lwm2m-explorer-trace.js'].map((file) => fs.readFileSync(path.join(root, 'resources', file), 'utf8')).join('\n');
     assert.match(script, /RED\.sidebar\.addTab\(\{\s*id: 'lwm2m-explorer',[\s\S]*?enableOnEdit: false/);
     const catalog = JSON.parse(fs.readFileSync(path.join(root, 'locales', 'en-US', 'lwm2m-explorer.json'), 'utf8')) as { explorer: Record<string, unknown> };
     const has = (key: string) => typeof key.split('.').reduce((at: Record<string, unknown> | undefined, part) => at?.[part] as Record<string, unknown> | undefined, catalog.explorer) === 'string';

@@ -265,6 +265,64 @@ describe('the device explorer in headless Chromium', function () {
     assert.equal(await temperature.locator('.lwm2m-x-action-observe').isVisible(), true, 'Observe is offered again');
   });
 
+  it('the Trace panel: the CoAP messages of those operations, filtered by endpoint, each with its options and decoded payload; stopped and started again', async () => {
+    // the demo's server keeps the last 1000 messages (its Trace setting)
+    await page.locator('.lwm2m-x-show-trace').click();
+    const filter = page.locator('.lwm2m-x-trace-filter');
+    await filter.pressSequentially('sim-1');
+    // the panel reloads once typing pauses: then only sim-1's messages show
+    await page.waitForFunction(() => {
+      const lines = [...document.querySelectorAll('.lwm2m-x-trace-row')];
+      return lines.length > 0 && lines.every((line) => / sim-1|\dsim-1/.test(line.textContent ?? ''));
+    }, undefined, { timeout: 15_000 });
+    const rows = () => page.$$eval('.lwm2m-x-trace-row', (lines) => lines.map((line) => line.textContent ?? ''));
+    const has = (pattern: RegExp) => async () => (await rows()).some((line) => pattern.test(line));
+    // the reads, the write, the reboot and the registration after it, the observation and its notifications, all of sim-1
+    const expected: Array<[string, RegExp]> = [
+      ['the battery read', /sim-1CONGET\/3\/0\/9/],
+      ['the write of the UTC offset', /sim-1CONPUT\/3\/0\/14/],
+      ['the reboot', /sim-1CONPOST\/3\/0\/4/],
+      ['the registration after the reboot', /sim-1CONPOST\/rd /],
+      ['the observation', /sim-1CONGET\/3303\/0\/5700.*Observe 0/],
+      ['the answers', /sim-1ACK2\.05/],
+      ['a notification', /sim-1(CON|NON)2\.05Observe \d+/],
+    ];
+    for (const [what, pattern] of expected) {
+      await page.waitForFunction(
+        (source) => [...document.querySelectorAll('.lwm2m-x-trace-row')].some((line) => new RegExp(source).test(line.textContent ?? '')),
+        pattern.source,
+        { timeout: 15_000 },
+      ).catch(async () => assert.fail(`${what}: no row like ${pattern} in\n${(await rows()).join('\n')}`));
+      assert.ok(await has(pattern)(), what);
+    }
+    const shown = await rows();
+    assert.deepEqual(shown.filter((line) => !/^\d\d:\d\d:\d\d\.\d{3}sim-1/.test(line)), [], 'only sim-1, each with its time');
+    // a row opens to its options and payload, decoded by its Content-Format
+    const answer = page.locator('.lwm2m-x-trace-row', { hasText: /ACK2\.05.*(tlv|senml|cbor|text)/ }).last();
+    await answer.click();
+    const details = JSON.parse((await page.locator('.lwm2m-x-trace-details').last().textContent()) ?? '{}') as { payload?: { as?: string; value?: unknown }; messageId?: number; token?: string };
+    assert.equal(typeof details.messageId, 'number');
+    assert.match(details.token ?? '', /^[0-9a-f]+$/);
+    assert.ok(details.payload && details.payload.as && details.payload.value !== undefined, JSON.stringify(details));
+    await page.screenshot({ path: path.join(ARTIFACTS, 'explorer-trace.png') });
+    const sidebar = await page.locator('#red-ui-sidebar').boundingBox();
+    assert.ok(sidebar);
+    await page.screenshot({ path: path.join(ARTIFACTS, 'explorer-trace-sidebar.png'), clip: sidebar });
+    // stopped: the panel offers to start it again, and does
+    await page.locator('.lwm2m-x-trace-stop').click();
+    await page.locator('.lwm2m-x-trace-off').waitFor({ state: 'visible', timeout: 10_000 });
+    await page.locator('.lwm2m-x-trace-size').fill('500');
+    await page.locator('.lwm2m-x-trace-start').click();
+    await page.locator('.lwm2m-x-trace-off').waitFor({ state: 'hidden', timeout: 10_000 });
+    const size = await page.evaluate(async () => ((await (await fetch('lwm2m/servers/demo-server/trace?limit=0')).json()) as { size: number }).size);
+    assert.equal(size, 500);
+    // stopping dropped what was kept; new messages arrive live while the panel shows: a read of sim-1's battery
+    await page.waitForFunction(() => ![...document.querySelectorAll('.lwm2m-x-trace-row')].some((line) => /GET\/3\/0\/9/.test(line.textContent ?? '')), undefined, { timeout: 10_000 });
+    await page.evaluate(() => fetch('lwm2m/servers/demo-server/devices/sim-1/read', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ path: '/3/0/9' }) }));
+    await page.waitForFunction(() => [...document.querySelectorAll('.lwm2m-x-trace-row')].some((line) => /sim-1CONGET\/3\/0\/9/.test(line.textContent ?? '')), undefined, { timeout: 15_000 });
+    await page.locator('.lwm2m-x-show-devices').click();
+  });
+
   it('on an instance: writes several resources at once and reads them all; creates an instance, writes its attributes, discovers them, deletes it', async () => {
     await device('sim-2').locator('.lwm2m-x-device-row').click();
     await item('sim-2', '/3').waitFor({ state: 'visible', timeout: 10_000 });
