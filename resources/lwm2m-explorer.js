@@ -950,9 +950,14 @@
     }
 
     /** The deployed server nodes, named as in the flow; the previous choice kept, else the first. */
+    // a deploy stops and starts the runtime, each told as an event: only the latest answer counts
+    // (one asked while the flows were stopped, answered late, would empty the list)
+    var serversAsked = 0;
     function loadServers(reload) {
+      var mine = ++serversAsked;
       api('GET', 'lwm2m/servers')
         .done(function (servers) {
+          if (mine !== serversAsked) return;
           var previous = serverSelect.val() || localStorage.getItem('lwm2m-explorer-server');
           serverSelect.empty();
           servers.forEach(function (server) {
@@ -973,6 +978,7 @@
           }
         })
         .fail(function (xhr) {
+          if (mine !== serversAsked) return;
           serverSelect.empty().append($('<option value=""></option>').text(errorText(xhr)));
           serverChanged();
         });
