@@ -114,6 +114,8 @@ export class ExplorerFeed {
 
   private notified(event: NotifyEvent): void {
     this.lastSeen.set(event.endpoint, Date.now());
+    // every notification of the server passes here: nothing more while the explorer watches none
+    if (this.observed.size === 0) return;
     const path = event.observation.paths[0]!;
     if (this.observed.get(`${event.endpoint} ${path}`)?.observation.id !== event.observation.id) return;
     this.publish('notify', { endpoint: event.endpoint, path, value: toJsonValue(event.value), observed: true });

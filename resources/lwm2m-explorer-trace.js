@@ -15,10 +15,6 @@
   /** the trace size a Start proposes */
   var DEFAULT_SIZE = 1000;
 
-  function canChange() {
-    return !RED.user || typeof RED.user.hasPermission !== 'function' || RED.user.hasPermission('lwm2m-server.write');
-  }
-
   function clock(time) {
     var date = new Date(time);
     var pad = function (n, width) {
@@ -136,9 +132,11 @@
       var rows = list.children().length;
       count.text(text('trace.count', { count: rows }));
       off.toggle(serverId !== null && size === 0);
-      startButton.prop('disabled', !canChange());
-      stopButton.toggle(size > 0).prop('disabled', !canChange());
-      clearButton.toggle(size > 0).prop('disabled', !canChange());
+      // starting, stopping and clearing need lwm2m-server.write
+      var allowed = window.LwM2MExplorer.canChange();
+      startButton.prop('disabled', !allowed);
+      stopButton.toggle(size > 0).prop('disabled', !allowed);
+      clearButton.toggle(size > 0).prop('disabled', !allowed);
       empty.toggle(rows === 0 && size > 0);
     }
 

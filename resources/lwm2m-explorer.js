@@ -1036,6 +1036,7 @@
     text: text,
     api: api,
     errorText: errorText,
+    canChange: canChange,
     flowNodes: flowNodes,
     valueText: valueText,
   };

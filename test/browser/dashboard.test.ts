@@ -6,17 +6,14 @@
  * reboots it, and the form writes a resource and shows what the device reads back.
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { dashboardDir } from '../helpers/dashboard';
 import { onFreePorts, readFlow } from '../helpers/flows';
-import { freeTcpPort } from '../helpers/ports';
+import { launchChromium, startDemo, stopDemo, type Demo } from '../helpers/demo';
 
 const root = path.resolve(__dirname, '../../..');
-const CHROMIUM = '/usr/bin/chromium';
 const EXAMPLE = 'examples/Fleet dashboard (FlowFuse Dashboard 2).json';
 const ARTIFACTS = path.join(root, 'test', 'artifacts');
 const SENSORS = ['sensor-1', 'sensor-2', 'sensor-3'];
@@ -54,34 +51,19 @@ async function until<T>(what: string, probe: () => Promise<T>, test: (value: T) 
 
 describe('the Fleet dashboard example in headless Chromium', function () {
   this.timeout(180_000);
-  let nodeRed: ChildProcess;
+  let demo: Demo | undefined;
   let browser: Browser;
   let page: Page;
-  let userDir: string;
   let base = '';
-  let output = '';
 
   before(async () => {
     // CI installs chromium, and npm ci the dashboard: either missing is a failure, never a skip
-    assert.ok(fs.existsSync(CHROMIUM), 'Debian chromium is not installed (apt-get install -y chromium)');
     dashboardDir();
-    userDir = fs.mkdtempSync(path.join(os.tmpdir(), 'lwm2m-dashboard-'));
     // the example as the flow of a fresh user directory (npm start keeps flows it finds), on a free port
-    fs.writeFileSync(path.join(userDir, 'flows.json'), JSON.stringify(await onFreePorts(readFlow(EXAMPLE)), null, 2));
-    const port = await freeTcpPort();
-    base = `http://127.0.0.1:${port}`;
-    nodeRed = spawn(process.execPath, [path.join(root, 'scripts', 'start.js')], {
-      env: { ...process.env, LWM2M_DEMO_DIR: userDir, PORT: String(port) },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    nodeRed.stdout!.on('data', (chunk) => (output += chunk));
-    nodeRed.stderr!.on('data', (chunk) => (output += chunk));
-    while (!output.includes('Started flows')) {
-      if (nodeRed.exitCode !== null) assert.fail(`Node-RED exited: ${output}`);
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
-    assert.match(output, /Dashboard 2\.0 \(v[\d.]+\) started at \/dashboard/, 'the dashboard started');
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'] });
+    demo = await startDemo({ prefix: 'lwm2m-dashboard-', flows: await onFreePorts(readFlow(EXAMPLE)), ready: (output) => output.includes('Started flows') });
+    base = `http://127.0.0.1:${demo.port}`;
+    assert.match(demo.output(), /Dashboard 2\.0 \(v[\d.]+\) started at \/dashboard/, 'the dashboard started');
+    browser = await launchChromium();
     page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
     await page.addInitScript(() => ((globalThis as unknown as { Cypress: boolean }).Cypress = true));
     await page.goto(`${base}/dashboard`);
@@ -90,12 +72,7 @@ describe('the Fleet dashboard example in headless Chromium', function () {
 
   after(async () => {
     await browser?.close();
-    if (nodeRed && nodeRed.exitCode === null) {
-      const exited = new Promise((resolve) => nodeRed.once('exit', resolve));
-      nodeRed.kill('SIGINT');
-      await exited;
-    }
-    if (userDir) fs.rmSync(userDir, { recursive: true, force: true });
+    await stopDemo(demo);
   });
 
   it('the table shows every simulated device: endpoint, binding, lifetime, state, and when it was last seen', async () => {

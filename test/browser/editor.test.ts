@@ -5,16 +5,14 @@
  * dropped from the palette takes the flow's only server node; invalid paths and endpoints are red.
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { coapsRequest, responseCode } from '../helpers/coaps-client';
-import { freeTcpPort, freeUdpPort } from '../helpers/ports';
+import { freeUdpPort } from '../helpers/ports';
+import { launchChromium, startDemo, stopDemo, type Demo } from '../helpers/demo';
 
 const root = path.resolve(__dirname, '../../..');
-const CHROMIUM = '/usr/bin/chromium';
 const PALETTE = ['lwm2m-register-in', 'lwm2m-observe', 'lwm2m-notify-in', 'lwm2m-send-in', 'lwm2m-read', 'lwm2m-write', 'lwm2m-execute', 'lwm2m-trace', 'lwm2m-firmware', 'lwm2m-bootstrap', 'lwm2m-device-sim'];
 
 
@@ -63,41 +61,21 @@ function readNodes(page: Page): Promise<string[]> {
 
 describe('the editor in headless Chromium', function () {
   this.timeout(120_000);
-  let nodeRed: ChildProcess;
+  let demo: Demo | undefined;
   let browser: Browser;
   let page: Page;
-  let userDir: string;
-  let output = '';
 
   before(async () => {
-    // CI installs chromium; a missing browser is a failure, never a skip
-    assert.ok(fs.existsSync(CHROMIUM), 'Debian chromium is not installed (apt-get install -y chromium)');
-    userDir = fs.mkdtempSync(path.join(os.tmpdir(), 'lwm2m-editor-'));
-    const port = await freeTcpPort();
-    nodeRed = spawn(process.execPath, [path.join(root, 'scripts', 'start.js')], {
-      env: { ...process.env, LWM2M_DEMO_DIR: userDir, PORT: String(port), LWM2M_DEMO_COAP_PORT: String(await freeUdpPort()) },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    nodeRed.stdout!.on('data', (chunk) => (output += chunk));
-    nodeRed.stderr!.on('data', (chunk) => (output += chunk));
-    while (!['sim-1', 'sim-2', 'sim-3'].every((name) => output.includes(`endpoint: '${name}'`))) {
-      if (nodeRed.exitCode !== null) assert.fail(`Node-RED exited: ${output}`);
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'] });
+    demo = await startDemo({ prefix: 'lwm2m-editor-' });
+    browser = await launchChromium();
     page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
-    await page.goto(`http://127.0.0.1:${port}/`);
+    await page.goto(`http://127.0.0.1:${demo.port}/`);
     await page.waitForSelector('.red-ui-palette-node[data-palette-type="lwm2m-read"]', { timeout: 60_000 });
   });
 
   after(async () => {
     await browser?.close();
-    if (nodeRed && nodeRed.exitCode === null) {
-      const exited = new Promise((resolve) => nodeRed.once('exit', resolve));
-      nodeRed.kill('SIGINT');
-      await exited;
-    }
-    if (userDir) fs.rmSync(userDir, { recursive: true, force: true });
+    await stopDemo(demo);
   });
 
   it('shows the LwM2M nodes in the palette under "LwM2M", and the server as a config node', async () => {
@@ -492,7 +470,7 @@ describe('the editor in headless Chromium', function () {
     const credentials = await page.evaluate(async (id) => (await fetch(`credentials/lwm2m-bootstrap/${id}`, { headers: { Accept: 'application/json' } })).json() as Promise<Record<string, unknown>>, id);
     assert.equal(credentials.has_configKeys, true);
     assert.doesNotMatch(JSON.stringify(credentials), /6b65792d6f662d646576/);
-    const stored = fs.readFileSync(path.join(userDir, 'flows.json'), 'utf8');
+    const stored = fs.readFileSync(path.join(demo!.userDir, 'flows.json'), 'utf8');
     assert.doesNotMatch(stored, /6b65792d6f662d646576/, 'the flow file holds no key');
 
     // opened again: the key field is empty and says the key is kept

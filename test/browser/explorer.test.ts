@@ -6,15 +6,12 @@
  * the item with its CoAP code, and copies a ready node that Ctrl+I imports.
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
-import { chromium, type Browser, type Locator, type Page } from 'playwright-core';
-import { freeTcpPort, freeUdpPort } from '../helpers/ports';
+import type { Browser, Locator, Page } from 'playwright-core';
+import { launchChromium, startDemo, stopDemo, type Demo } from '../helpers/demo';
 
 const root = path.resolve(__dirname, '../../..');
-const CHROMIUM = '/usr/bin/chromium';
 const ARTIFACTS = path.join(root, 'test', 'artifacts');
 
 // what the functions run in the page use of the browser's globals (the project compiles without the DOM library)
@@ -31,38 +28,9 @@ type Red = {
   nodes: { filterNodes(filter: object): Array<Record<string, unknown>>; dirty(): boolean };
 };
 
-/** Node-RED as `npm start` runs it, in a user directory of its own (with `settings` when given), once the demo's devices registered. */
-async function startDemo(settings?: string): Promise<{ child: ChildProcess; port: number; userDir: string; output: () => string }> {
-  const userDir = fs.mkdtempSync(path.join(os.tmpdir(), 'lwm2m-explorer-'));
-  if (settings) fs.writeFileSync(path.join(userDir, 'settings.js'), settings);
-  const port = await freeTcpPort();
-  const child = spawn(process.execPath, [path.join(root, 'scripts', 'start.js')], {
-    env: { ...process.env, LWM2M_DEMO_DIR: userDir, PORT: String(port), LWM2M_DEMO_COAP_PORT: String(await freeUdpPort()) },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let output = '';
-  child.stdout!.on('data', (chunk) => (output += chunk));
-  child.stderr!.on('data', (chunk) => (output += chunk));
-  while (!['sim-1', 'sim-2', 'sim-3'].every((name) => output.includes(`endpoint: '${name}'`))) {
-    if (child.exitCode !== null) assert.fail(`Node-RED exited: ${output}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  return { child, port, userDir, output: () => output };
-}
-
-async function stopDemo(demo: { child: ChildProcess; userDir: string } | undefined): Promise<void> {
-  if (!demo) return;
-  if (demo.child.exitCode === null) {
-    const exited = new Promise((resolve) => demo.child.once('exit', resolve));
-    demo.child.kill('SIGINT');
-    await exited;
-  }
-  fs.rmSync(demo.userDir, { recursive: true, force: true });
-}
-
 describe('the device explorer in headless Chromium', function () {
   this.timeout(180_000);
-  let demo: Awaited<ReturnType<typeof startDemo>> | undefined;
+  let demo: Demo | undefined;
   let browser: Browser;
   let page: Page;
 
@@ -93,9 +61,8 @@ describe('the device explorer in headless Chromium', function () {
   }
 
   before(async () => {
-    assert.ok(fs.existsSync(CHROMIUM), 'Debian chromium is not installed (apt-get install -y chromium)');
-    demo = await startDemo();
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'] });
+    demo = await startDemo({ prefix: 'lwm2m-explorer-' });
+    browser = await launchChromium();
     const context = await browser.newContext({ viewport: { width: 1400, height: 900 }, permissions: ['clipboard-read', 'clipboard-write'] });
     page = await context.newPage();
     await page.goto(`http://127.0.0.1:${demo.port}/`);
@@ -472,7 +439,7 @@ describe('the device explorer in headless Chromium', function () {
 
 describe('the device explorer with adminAuth on', function () {
   this.timeout(180_000);
-  let demo: Awaited<ReturnType<typeof startDemo>> | undefined;
+  let demo: Demo | undefined;
   let browser: Browser | undefined;
   let base = '';
   const editorApi = path.dirname(require.resolve('@node-red/editor-api/package.json'));
@@ -497,9 +464,10 @@ describe('the device explorer with adminAuth on', function () {
       { username: 'admin', password: bcrypt.hashSync('admin-secret', 8), permissions: '*' },
       { username: 'viewer', password: bcrypt.hashSync('viewer-secret', 8), permissions: 'read' },
     ];
-    demo = await startDemo(
-      `module.exports = {\n  flowFile: 'flows.json',\n  credentialSecret: false,\n  editorTheme: { tours: false, projects: { enabled: false } },\n  telemetry: { enabled: false },\n  adminAuth: { type: 'credentials', users: ${JSON.stringify(users)} },\n};\n`,
-    );
+    demo = await startDemo({
+      prefix: 'lwm2m-explorer-',
+      settings: `module.exports = {\n  flowFile: 'flows.json',\n  credentialSecret: false,\n  editorTheme: { tours: false, projects: { enabled: false } },\n  telemetry: { enabled: false },\n  adminAuth: { type: 'credentials', users: ${JSON.stringify(users)} },\n};\n`,
+    });
     base = `http://127.0.0.1:${demo.port}`;
   });
 
@@ -512,6 +480,8 @@ describe('the device explorer with adminAuth on', function () {
     const viewer = await token('viewer', 'viewer-secret', 'read');
     const admin = await token('admin', 'admin-secret', '*');
     assert.equal((await call('GET', 'lwm2m/servers')).status, 401, 'no token, nothing');
+    assert.equal((await call('POST', `lwm2m/servers/demo-server/devices/sim-1/read`, undefined, { path: '/3/0/9' })).status, 401, 'no token, no read');
+    assert.equal((await call('POST', `lwm2m/servers/demo-server/devices/sim-1/execute`, undefined, { path: '/3/0/4' })).status, 401, 'no token, no execute');
     const servers = (await (await call('GET', 'lwm2m/servers', viewer)).json()) as Array<{ id: string }>;
     assert.deepEqual(servers.map((server) => server.id), ['demo-server']);
     const sim1 = 'lwm2m/servers/demo-server/devices/sim-1';
@@ -522,11 +492,14 @@ describe('the device explorer with adminAuth on', function () {
     assert.equal(write.status, 401, 'no lwm2m-server.write: no write');
     assert.equal((await call('POST', `${sim1}/execute`, viewer, { path: '/3/0/4' })).status, 401);
     assert.equal((await call('POST', `${sim1}/observe`, viewer, { path: '/3303/0/5700' })).status, 401);
+    assert.equal((await call('POST', `${sim1}/write-attributes`, viewer, { path: '/3303/0/5700', attributes: { pmin: 5 } })).status, 401);
+    assert.equal((await call('POST', `${sim1}/create`, viewer, { path: '/3303', value: {} })).status, 401);
+    assert.equal((await call('POST', `${sim1}/delete`, viewer, { path: '/3303/0' })).status, 401);
     assert.equal(((await (await call('POST', `${sim1}/read`, viewer, { path: '/3/0/14' })).json()) as { value: unknown }).value, '+00:00', 'the refused write changed nothing');
     assert.equal((await call('POST', `${sim1}/write`, admin, { path: '/3/0/14', value: '+05:00' })).status, 200, '"*" may');
 
     // in the editor, logged in as the viewer: the tab lists the devices and reads, the rest is greyed out
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'] });
+    browser = await launchChromium();
     const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
     await page.goto(`${base}/`);
     await page.fill('#node-dialog-login-username', 'viewer');

@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { createSocket } from 'node:dgram';
-import { DtlsClient } from '../../lib/transport/dtls/client';
+import { failingHandshake } from '../helpers/dtls-peer';
 import { helper, nodeRedVersion } from '../helpers/node-red';
 import { freeUdpPort } from '../helpers/ports';
 import { Devices, NODES, messageWhere, node, paletteFlow as flow, until, type Message } from '../helpers/palette';
@@ -123,14 +123,7 @@ describe(`Node-RED nodes and the server's events (Node-RED ${nodeRedVersion})`, 
       );
       await node('srv').ready;
       const failed = messageWhere('secOut', (msg) => msg.event === 'handshakeFailed');
-      const client = new DtlsClient({ host: '127.0.0.1', port: dtlsPort, identity: 'secure-id', key: Buffer.from('wrong-key'), timing: { initialTimeout: 200, maxTimeout: 1000, maxRetransmissions: 4 } });
-      client.on('error', () => undefined);
-      client.on('handshakeFailed', () => undefined);
-      await client.connect().then(
-        () => assert.fail('the handshake should fail'),
-        () => undefined,
-      );
-      await new Promise<void>((resolve) => client.close(resolve));
+      await failingHandshake(dtlsPort, 'secure-id', Buffer.from('wrong-key'));
       const msg = await failed;
       assert.equal(msg.topic, 'sim-secure');
       assert.equal(msg.endpoint, 'sim-secure');

@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { createSocket, type Socket } from 'node:dgram';
 import { LwM2MServer, type BadDatagramEvent, type EventsSuppressedEvent, type HandshakeFailedEvent, type ObservationEndedEvent } from '../../lib';
-import { DtlsClient } from '../../lib/transport/dtls/client';
+import { failingHandshake } from '../helpers/dtls-peer';
 import { CoapEndpoint, type IncomingRequest } from '../../lib/transport/endpoint';
 import { OptionNumber } from '../../lib/transport/message';
 import { FAST_TIMING } from '../helpers/fake-server';
@@ -268,21 +268,10 @@ describe('LwM2MServer events: observationEnded, handshakeFailed, badDatagram', f
       return secure.secureAddress()!.port;
     };
 
-    const handshake = async (port: number, identity: string, key: Buffer): Promise<void> => {
-      const client = new DtlsClient({ host: '127.0.0.1', port, identity, key, timing: DTLS_TIMING });
-      client.on('error', () => undefined);
-      client.on('handshakeFailed', () => undefined);
-      await client.connect().then(
-        () => assert.fail('the handshake should fail'),
-        () => undefined,
-      );
-      await new Promise<void>((resolve) => client.close(resolve));
-    };
-
     it('a wrong PSK: the identity, and the alert sent', async () => {
       const port = await start();
       const failed = new Promise<HandshakeFailedEvent>((resolve) => secure.once('handshakeFailed', resolve));
-      await handshake(port, 'dev-id', Buffer.from('ffffffffffffffff', 'hex'));
+      await failingHandshake(port, 'dev-id', Buffer.from('ffffffffffffffff', 'hex'));
       const event = await failed;
       assert.equal(event.identity, 'dev-id');
       assert.equal(event.address, '127.0.0.1');
@@ -295,7 +284,7 @@ describe('LwM2MServer events: observationEnded, handshakeFailed, badDatagram', f
     it('an unknown identity: unknown_psk_identity', async () => {
       const port = await start();
       const failed = new Promise<HandshakeFailedEvent>((resolve) => secure.once('handshakeFailed', resolve));
-      await handshake(port, 'stranger', KEY);
+      await failingHandshake(port, 'stranger', KEY);
       const event = await failed;
       assert.equal(event.identity, 'stranger');
       assert.equal(event.alert, 'unknown_psk_identity');
