@@ -53,6 +53,8 @@ export interface LwM2MBootstrapServerOptions {
   maxSessions?: number;
   model?: ObjectModel;
   timing?: Partial<CoapTiming>;
+  /** bytes of receive and send buffer asked of the kernel for each socket (default 4 MiB; 0: the system's default) */
+  socketBufferSize?: number;
   /** where rate-limited log lines about bad input go (default nowhere) */
   logger?: Logger;
 }
@@ -85,6 +87,7 @@ export class LwM2MBootstrapServer extends EventEmitter {
     this.sockets = new ServerEndpoints(
       {
         timing: options.timing,
+        socketBufferSize: options.socketBufferSize,
         dtls: options.dtls && { ...options.dtls, psk: (identity) => this.psks.key(identity) },
         log: this.log,
         fail: (error) => this.fail(error),

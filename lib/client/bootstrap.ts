@@ -116,7 +116,7 @@ export class Bootstrapper extends EventEmitter {
 
   private async attempt(): Promise<void> {
     const connection = bootstrapConnection(this.tree);
-    const endpoint = new CoapEndpoint({ timing: this.settings.timing });
+    const endpoint = new CoapEndpoint({ timing: this.settings.timing, socketBufferSize: this.settings.transport.socketBufferSize });
     endpoint.on('error', () => undefined); // a send error ends the exchange as a timeout
     this.endpoints.add(endpoint);
     let linger = false;

@@ -96,6 +96,8 @@ export interface LwM2MClientOptions {
   /** local address and port to bind (default: any address, a free port) */
   localAddress?: string;
   localPort?: number;
+  /** bytes of receive and send buffer asked of the kernel for the device's socket (default 4 MiB; 0: the system's default) */
+  socketBufferSize?: number;
   timing?: Partial<CoapTiming>;
   retry?: Partial<RetryPolicy>;
   /** ms to wait for the server's answer to Register/Update/Send and Bootstrap-Request (default MAX_TRANSMIT_WAIT) */
@@ -187,7 +189,7 @@ export class LwM2MClient extends EventEmitter {
     this.tree = new ObjectTree(options.model ?? defaultModel());
     // a pushed firmware package must fit through the endpoint, however large the simulated flash
     const flashSize = typeof options.firmware === 'object' ? options.firmware.flashSize ?? 0 : 0;
-    this.endpoint = new CoapEndpoint({ timing: options.timing, maxBodySize: Math.max(FIRMWARE_DEFAULTS.flashSize, flashSize) });
+    this.endpoint = new CoapEndpoint({ timing: options.timing, socketBufferSize: options.socketBufferSize, maxBodySize: Math.max(FIRMWARE_DEFAULTS.flashSize, flashSize) });
     this.endpoint.on('error', (error) => this.fail(error));
     this.endpoint.on('reset', ({ peer, token }) => {
       if (this.observations.cancel(peer, token)) this.emit('cancel', { token: token.toString('hex'), reason: 'reset' });
@@ -337,8 +339,8 @@ export class LwM2MClient extends EventEmitter {
   }
 
   private transportOptions(): TransportOptions {
-    const { dtls, localAddress, localPort } = this.options;
-    return { cipherSuites: dtls?.cipherSuites, dtlsTiming: dtls?.timing, localAddress, localPort };
+    const { dtls, localAddress, localPort, socketBufferSize } = this.options;
+    return { cipherSuites: dtls?.cipherSuites, dtlsTiming: dtls?.timing, localAddress, localPort, socketBufferSize };
   }
 
   private createRegistration(server: Peer, account: ServerAccount): Registration {

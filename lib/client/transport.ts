@@ -16,6 +16,8 @@ export interface TransportOptions {
   dtlsTiming?: Partial<DtlsTiming>;
   localAddress?: string;
   localPort?: number;
+  /** bytes of socket buffer asked of the kernel (the DTLS client's; a plain endpoint has its own setting) */
+  socketBufferSize?: number;
 }
 
 /**
@@ -42,6 +44,7 @@ export async function openTransport(endpoint: CoapEndpoint, connection: Connecti
     timing: options.dtlsTiming,
     localAddress: options.localAddress,
     localPort: options.localPort,
+    socketBufferSize: options.socketBufferSize,
   });
   endpoint.use(dtls, true); // closed with the endpoint
   return { peer, dtls };

@@ -3,6 +3,7 @@
  * keys on a port of its own. The LwM2M server and the bootstrap server both listen this way.
  */
 import type { AddressInfo } from 'node:net';
+import { bufferCapped, type SocketBufferSizes } from '../transport/datagram';
 import { CoapEndpoint, type RequestHandler } from '../transport/endpoint';
 import { DtlsServer, type DtlsDrop, type DtlsHandshakeFailure, type DtlsServerOptions } from '../transport/dtls/server';
 import type { CoapTiming } from '../transport/timing';
@@ -19,6 +20,8 @@ export interface ServerEndpointsOptions {
   timing?: Partial<CoapTiming>;
   maxExchanges?: number;
   maxBodySize?: number;
+  /** bytes of receive and send buffer asked of the kernel for each socket (default 4 MiB; 0: the system's default) */
+  socketBufferSize?: number;
   /** DTLS server options; no DTLS port without them */
   dtls?: DtlsServerOptions;
   log: RateLimitedLog;
@@ -30,10 +33,12 @@ export class ServerEndpoints {
   readonly plain: CoapEndpoint;
   readonly dtls: DtlsServer | undefined;
   readonly secure: CoapEndpoint | undefined;
+  private readonly log: RateLimitedLog;
 
   constructor(options: ServerEndpointsOptions, handler: RequestHandler) {
     const { log, fail, events } = options;
-    const settings = { timing: options.timing, maxExchanges: options.maxExchanges ?? 10_000, maxBodySize: options.maxBodySize };
+    this.log = log;
+    const settings = { timing: options.timing, maxExchanges: options.maxExchanges ?? 10_000, maxBodySize: options.maxBodySize, socketBufferSize: options.socketBufferSize };
     this.plain = new CoapEndpoint(settings);
     this.plain.setRequestHandler(handler);
     this.plain.on('malformed', ({ peer, reason, size }) => {
@@ -42,7 +47,7 @@ export class ServerEndpoints {
     });
     this.plain.on('error', fail);
     if (!options.dtls) return;
-    const dtls = new DtlsServer(options.dtls);
+    const dtls = new DtlsServer({ socketBufferSize: options.socketBufferSize, ...options.dtls });
     dtls.on('error', fail);
     dtls.on('handshakeFailed', (failure: DtlsHandshakeFailure) => {
       log.warn(`DTLS handshake with ${failure.address}:${failure.port} failed: ${failure.reason}`);
@@ -73,7 +78,17 @@ export class ServerEndpoints {
         throw error;
       }
     }
+    const buffers = this.socketBuffers();
+    for (const [name, sizes] of [['CoAP', buffers.plain], ['DTLS', buffers.secure]] as const) {
+      // a burst beyond the buffer is dropped by the kernel and costs each device a retransmission
+      if (sizes && bufferCapped(sizes)) this.log.warn(`the ${name} socket got ${sizes.receive} bytes of receive buffer of the ${sizes.requested} asked: raise net.core.rmem_max (and wmem_max) for large fleets`);
+    }
     return address;
+  }
+
+  /** The sockets' buffer sizes as the kernel reports them (Linux: twice the bytes granted). */
+  socketBuffers(): { plain?: SocketBufferSizes; secure?: SocketBufferSizes } {
+    return { plain: this.plain.socketBuffers(), secure: this.dtls?.socketBuffers() };
   }
 
   /** The endpoint a request came in on answers on: DTLS when the peer has an identity. */

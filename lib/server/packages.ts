@@ -4,7 +4,7 @@
  * buffer, so a hundred devices pulling one package share its bytes). The name is unguessable; over
  * DTLS only the identities the file was published for may fetch it.
  */
-import { randomBytes } from 'node:crypto';
+import { pooledRandomId } from '../transport/random-pool';
 import { networkInterfaces } from 'node:os';
 import { isIPv6 } from 'node:net';
 import { ContentFormat } from '../content';
@@ -45,7 +45,7 @@ export class PackageServer {
   }
 
   publish(payload: Buffer, contentFormat: number = ContentFormat.OPAQUE): PublishedPackage {
-    const name = randomBytes(12).toString('base64url');
+    const name = pooledRandomId(12);
     const entry: Entry = { payload, contentFormat, identities: new Set(), listeners: new Set(), byPeer: new Map() };
     this.entries.set(name, entry);
     return {

@@ -8,7 +8,6 @@
  *   await server.listen();
  *   const value = await server.read('dev1', '/3/0/9');
  */
-import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import {
@@ -35,6 +34,8 @@ import { CoapEndpoint, type CoapResponse, type IncomingRequest, type OutgoingRes
 import { CoapError } from '../transport/errors';
 import { OptionNumber } from '../transport/message';
 import { maxTransmitWait, type CoapTiming } from '../transport/timing';
+import type { SocketBufferSizes } from '../transport/datagram';
+import { pooledRandomId } from '../transport/random-pool';
 import type { NotificationAttributes } from '../protocol';
 import { LwM2MError, errorFromResponse } from './errors';
 import { RateLimitedLog, type Logger } from './log';
@@ -78,6 +79,12 @@ export interface LwM2MServerOptions {
   maxExchanges?: number;
   /** largest body sent or received block-wise, e.g. a firmware package pushed (default 8 MiB) */
   maxBodySize?: number;
+  /**
+   * bytes of receive and send buffer asked of the kernel for each socket (default 4 MiB; 0: the
+   * system's default). Linux caps it at net.core.rmem_max / wmem_max: `socketBuffers()` tells what
+   * the sockets got, and the log warns when it is less.
+   */
+  socketBufferSize?: number;
   /** where rate-limited log lines about bad input go: a function `(level, message)` or a console-like object (default: nowhere) */
   logger?: Logger;
   /** CoAP over DTLS with pre-shared keys, on a port of its own beside plain CoAP */
@@ -331,6 +338,11 @@ export class LwM2MServer extends EventEmitter {
   /** The DTLS address, when DTLS is configured. */
   secureAddress(): AddressInfo | undefined {
     return this.dtls?.address();
+  }
+
+  /** The sockets' receive and send buffer sizes as the kernel reports them (Linux: twice the bytes granted), once listening. */
+  socketBuffers(): { plain?: SocketBufferSizes; secure?: SocketBufferSizes } {
+    return this.sockets.socketBuffers();
   }
 
   /** Stops: pending requests fail, observations end, the store is flushed, the socket closed. */
@@ -624,7 +636,7 @@ export class LwM2MServer extends EventEmitter {
 
   private newId(): string {
     let id: string;
-    do id = randomBytes(6).toString('base64url');
+    do id = pooledRandomId(6);
     while (this.registry.get(id));
     return id;
   }
@@ -696,19 +708,24 @@ export class LwM2MServer extends EventEmitter {
 
   /** Sends one request to a registered device (waiting for it to wake in queue mode) and checks the answer. */
   private async request(record: RegistrationRecord, operation: string, params: RequestParams, options: RequestOptions, success: string[]): Promise<CoapResponse> {
-    const timeout = options.timeout ?? this.options.requestTimeout ?? 10_000;
-    const send = async (): Promise<CoapResponse> => {
-      if (this.closed) throw new LwM2MError('SERVER_NOT_RUNNING', 'the server was closed');
-      try {
-        return await this.endpointFor(record).request({ address: record.address, port: record.port }, { ...params, timeout });
-      } catch (error) {
-        if (error instanceof CoapError) throw transportError(operation, record.endpoint, params.method, error);
-        throw error;
-      }
-    };
-    const response = this.isAwake(record) ? await send() : await this.queue.enqueue(record.id, send, options.ttl ?? this.options.queueTimeToLive ?? 60_000, `${operation} on ${record.endpoint}`);
+    // params is each caller's own literal: the timeout goes into it instead of into a copy
+    params.timeout = options.timeout ?? this.options.requestTimeout ?? 10_000;
+    const response = this.isAwake(record)
+      ? await this.transmit(record, operation, params)
+      : await this.queue.enqueue(record.id, () => this.transmit(record, operation, params), options.ttl ?? this.options.queueTimeToLive ?? 60_000, `${operation} on ${record.endpoint}`);
     if (!success.includes(response.code)) throw errorFromResponse(operation, record.endpoint, response.code, response.payload);
     return response;
+  }
+
+  /** Puts one request on the wire to the device, over the transport it registered over; transport errors become LwM2MErrors. */
+  private async transmit(record: RegistrationRecord, operation: string, params: RequestParams): Promise<CoapResponse> {
+    if (this.closed) throw new LwM2MError('SERVER_NOT_RUNNING', 'the server was closed');
+    try {
+      return await this.endpointFor(record).request({ address: record.address, port: record.port }, params);
+    } catch (error) {
+      if (error instanceof CoapError) throw transportError(operation, record.endpoint, params.method, error);
+      throw error;
+    }
   }
 
   private decodeValue(record: RegistrationRecord, operation: string, response: CoapResponse, path: LwM2MPath): LwM2MValue {
@@ -921,7 +938,7 @@ export class LwM2MServer extends EventEmitter {
   private async startObservation(record: RegistrationRecord, paths: LwM2MPath[], composite: boolean, params: RequestParams, options: RequestOptions): Promise<Observation> {
     const operation = composite ? 'Observe-Composite' : `Observe ${paths[0]}`;
     const peer = { address: record.address, port: record.port };
-    const id = randomBytes(6).toString('base64url');
+    const id = pooledRandomId(6);
     let state: ObservationState | undefined;
     const pending: CoapResponse[] = [];
     const decodeAny = (response: CoapResponse): LwM2MValue | CompositeValue =>

@@ -70,12 +70,11 @@ export class BoundedCache<V> {
     this.base = 0;
   }
 
-  /** The live entry at the front of the list, stale slots skipped; undefined when empty. */
-  private front(): { key: string; entry: Entry<V> } | undefined {
+  /** The live entry at the front of the list (its key is order[head]), stale slots skipped; undefined when empty. */
+  private front(): Entry<V> | undefined {
     while (this.head < this.order.length) {
-      const key = this.order[this.head]!;
-      const entry = this.entries.get(key);
-      if (entry && entry.slot === this.base + this.head) return { key, entry };
+      const entry = this.entries.get(this.order[this.head]!);
+      if (entry && entry.slot === this.base + this.head) return entry;
       this.advance();
     }
     return undefined;
@@ -92,9 +91,8 @@ export class BoundedCache<V> {
   }
 
   private dropOldest(): boolean {
-    const oldest = this.front();
-    if (!oldest) return false;
-    this.entries.delete(oldest.key);
+    if (!this.front()) return false;
+    this.entries.delete(this.order[this.head]!);
     this.advance();
     return true;
   }
@@ -109,8 +107,8 @@ export class BoundedCache<V> {
 
   private sweep(): void {
     const limit = this.now() - this.ttl;
-    for (let oldest = this.front(); oldest && oldest.entry.at < limit; oldest = this.front()) {
-      this.entries.delete(oldest.key);
+    for (let oldest = this.front(); oldest && oldest.at < limit; oldest = this.front()) {
+      this.entries.delete(this.order[this.head]!);
       this.advance();
     }
   }

@@ -5,11 +5,11 @@
  * sit on it, because LwM2M needs both roles on one address: devices behind NAT are reached only at
  * the address they registered from.
  */
-import { randomFillSync } from 'node:crypto';
-import { bindUdpSocket, type DatagramInfo, type DatagramSocket } from './datagram';
+import { bindUdpSocket, type DatagramInfo, type DatagramSocket, type SocketBufferSizes } from './datagram';
 import { EventEmitter } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import { BoundedCache } from './bounded-cache';
+import { pooledRandomBytes } from './random-pool';
 import { CoapError } from './errors';
 import {
   CoapFormatError,
@@ -120,6 +120,8 @@ export interface EndpointOptions {
   maxBodySize?: number;
   /** requests remembered for deduplication and block-wise state */
   maxExchanges?: number;
+  /** bytes of receive and send buffer asked of the kernel for a socket `listen()` binds (default 4 MiB; 0: the system's default) */
+  socketBufferSize?: number;
 }
 
 export type NotificationOutcome = 'sent' | 'acknowledged' | 'reset' | 'timeout';
@@ -140,8 +142,8 @@ interface Transmission {
 }
 
 interface PendingResponse {
-  resolve(message: CoapMessage): void;
-  reject(error: Error): void;
+  answered(message: CoapMessage): void;
+  fail(error: Error): void;
 }
 
 interface Block1Assembly {
@@ -160,6 +162,8 @@ export class CoapEndpoint extends EventEmitter {
   private handler: RequestHandler | undefined;
   private readonly maxSzx: number;
   private readonly maxBodySize: number;
+  private readonly socketBufferSize: number | undefined;
+  private buffers: SocketBufferSizes | undefined;
   private nextMessageId = Math.floor(Math.random() * MAX_MESSAGE_ID);
   private closed = false;
   private receiving = true;
@@ -185,6 +189,7 @@ export class CoapEndpoint extends EventEmitter {
     this.timing = { ...DEFAULT_TIMING, ...options.timing };
     this.maxSzx = szxFor(options.maxPayload ?? 1024);
     this.maxBodySize = options.maxBodySize ?? 8 * 1024 * 1024;
+    this.socketBufferSize = options.socketBufferSize;
     const maxExchanges = options.maxExchanges ?? 1000;
     this.received = new BoundedCache(maxExchanges, this.timing.exchangeLifetime);
     this.notified = new BoundedCache(maxExchanges, this.timing.exchangeLifetime);
@@ -198,15 +203,21 @@ export class CoapEndpoint extends EventEmitter {
   async listen(port = 0, address?: string): Promise<AddressInfo> {
     if (this.socket) throw new Error('the endpoint is already listening');
     if (this.closed) throw new Error('the endpoint is closed');
-    const socket = await bindUdpSocket(port, address);
+    const { socket, buffers } = await bindUdpSocket(port, address, this.socketBufferSize);
     if (this.closed || this.socket) {
       // closed (or given another socket) while binding: this one would never be closed
       socket.close();
       throw new Error(this.closed ? 'the endpoint is closed' : 'the endpoint is already listening');
     }
     this.ownsSocket = true;
+    this.buffers = buffers;
     this.attach(socket as unknown as DatagramSocket);
     return socket.address();
+  }
+
+  /** The buffer sizes of the socket `listen()` bound, as the kernel reports them; undefined for a socket given to the endpoint. */
+  socketBuffers(): SocketBufferSizes | undefined {
+    return this.socket ? this.buffers : undefined;
   }
 
   /** Runs on this socket (e.g. a DTLS client) instead of binding one; `owned`: close it with the endpoint. */
@@ -241,68 +252,73 @@ export class CoapEndpoint extends EventEmitter {
     this.handler = handler;
   }
 
-  /** Sends a request and resolves with the (reassembled) response; rejects with CoapError. */
+  /**
+   * Sends a request and resolves with the (reassembled) response; rejects with CoapError. A body
+   * that fits one datagram and an answer without Block2, the common case, is one exchange with
+   * its options built once; block-wise bookkeeping starts only when a body or an answer needs it.
+   */
   async request(peer: Peer, params: RequestParams): Promise<CoapResponse> {
     const timeout = params.timeout ?? maxTransmitWait(this.timing);
     const deadline = Date.now() + timeout;
     const token = params.token ?? newToken();
     const body = params.payload ?? EMPTY;
     if (body.length > this.maxBodySize) throw new CoapError('TOO_LARGE', `a request body of ${body.length} bytes is larger than ${this.maxBodySize}`);
-    const base: CoapOption[] = [...pathOptions(params.path ?? []), ...queryOptions(params.query ?? []), ...(params.options ?? [])];
-    if (params.contentFormat !== undefined) base.push(uintOption(OptionNumber.CONTENT_FORMAT, params.contentFormat));
-    if (params.accept !== undefined) base.push(uintOption(OptionNumber.ACCEPT, params.accept));
-    const observe = params.observe !== undefined ? [uintOption(OptionNumber.OBSERVE, params.observe)] : [];
-
-    // Block1: send the body in parts, each acknowledged with 2.31 Continue
-    let szx = params.blockSize === undefined ? this.maxSzx : Math.min(szxFor(params.blockSize), this.maxSzx);
-    let offset = 0;
+    const base = requestOptions(params);
+    const szx = params.blockSize === undefined ? this.maxSzx : Math.min(szxFor(params.blockSize), this.maxSzx);
     let response: CoapMessage;
+    if (body.length <= blockSize(szx)) {
+      const options = params.observe === undefined ? base : [...base, uintOption(OptionNumber.OBSERVE, params.observe)];
+      response = await this.exchange(peer, token, params, options, body, deadline);
+    } else {
+      response = await this.sendBlock1(peer, token, params, base, body, szx, deadline);
+    }
+    // the last block is answered with the final response, not 2.31: the whole body has arrived
+    if (params.onProgress && response.code.startsWith('2.')) params.onProgress(body.length, body.length);
+    const block2 = getOption(response, OptionNumber.BLOCK2);
+    const payload = block2 ? await this.fetchBlock2(peer, params, base, body, response, block2, deadline) : response.payload;
+    return toResponse(response, payload, peer);
+  }
+
+  /** Block1: sends the body in parts, each acknowledged with 2.31 Continue; resolves with the final response. */
+  private async sendBlock1(peer: Peer, token: Buffer, params: RequestParams, base: CoapOption[], body: Buffer, firstSzx: number, deadline: number): Promise<CoapMessage> {
+    const observe = params.observe !== undefined ? [uintOption(OptionNumber.OBSERVE, params.observe)] : [];
+    let szx = firstSzx;
+    let offset = 0;
     for (;;) {
       const size = blockSize(szx);
-      const blockwise = body.length > size;
-      const options = [...base, ...observe];
-      let payload = body;
-      if (blockwise) {
-        payload = body.subarray(offset, offset + size);
-        const more = offset + size < body.length;
-        options.push({ number: OptionNumber.BLOCK1, value: encodeBlock({ num: offset / size, more, szx }) });
-        if (offset === 0) options.push(uintOption(OptionNumber.SIZE1, body.length));
-      }
-      response = await this.exchange(peer, token, params, options, payload, deadline);
-      if (!blockwise || response.code !== '2.31') break;
+      const more = offset + size < body.length;
+      const options = [...base, ...observe, { number: OptionNumber.BLOCK1, value: encodeBlock({ num: offset / size, more, szx }) }];
+      if (offset === 0) options.push(uintOption(OptionNumber.SIZE1, body.length));
+      const response = await this.exchange(peer, token, params, options, body.subarray(offset, offset + size), deadline);
+      if (response.code !== '2.31') return response;
       const ack = getOption(response, OptionNumber.BLOCK1);
       const acknowledged = ack ? decodeBlock(ack) : undefined;
       offset += size;
       params.onProgress?.(Math.min(offset, body.length), body.length);
       // the server may ask for smaller blocks: continue at the same byte offset with its size
       if (acknowledged && acknowledged.szx < szx) szx = acknowledged.szx;
-      if (offset >= body.length) break;
+      if (offset >= body.length) return response;
     }
-    // the last block is answered with the final response, not 2.31: the whole body has arrived
-    if (params.onProgress && response.code.startsWith('2.')) params.onProgress(body.length, body.length);
+  }
 
-    // Block2: fetch the remaining parts of a large response
-    let payload = response.payload;
-    let block2Value = getOption(response, OptionNumber.BLOCK2);
-    if (block2Value) {
-      const parts = [payload];
-      let total = payload.length;
-      let block = decodeBlock(block2Value);
-      while (block.more) {
-        const next: BlockOption = { num: block.num + 1, more: false, szx: block.szx };
-        const options = [...base, { number: OptionNumber.BLOCK2, value: encodeBlock(next) }];
-        const part = await this.exchange(peer, newToken(), params, options, params.method === 'FETCH' ? body : EMPTY, deadline);
-        if (part.code !== response.code) throw new CoapError('PROTOCOL', `block ${next.num} of the response came back as ${part.code}`);
-        block2Value = getOption(part, OptionNumber.BLOCK2);
-        if (!block2Value) throw new CoapError('PROTOCOL', `block ${next.num} of the response has no Block2 option`);
-        block = decodeBlock(block2Value);
-        total += part.payload.length;
-        if (total > this.maxBodySize) throw new CoapError('TOO_LARGE', `the response is larger than ${this.maxBodySize} bytes`);
-        parts.push(part.payload);
-      }
-      payload = Buffer.concat(parts, total);
+  /** Block2: fetches the remaining parts of a large response; resolves with the whole body. */
+  private async fetchBlock2(peer: Peer, params: RequestParams, base: CoapOption[], body: Buffer, first: CoapMessage, firstBlock: Buffer, deadline: number): Promise<Buffer> {
+    const parts = [first.payload];
+    let total = first.payload.length;
+    let block = decodeBlock(firstBlock);
+    while (block.more) {
+      const next: BlockOption = { num: block.num + 1, more: false, szx: block.szx };
+      const options = [...base, { number: OptionNumber.BLOCK2, value: encodeBlock(next) }];
+      const part = await this.exchange(peer, newToken(), params, options, params.method === 'FETCH' ? body : EMPTY, deadline);
+      if (part.code !== first.code) throw new CoapError('PROTOCOL', `block ${next.num} of the response came back as ${part.code}`);
+      const value = getOption(part, OptionNumber.BLOCK2);
+      if (!value) throw new CoapError('PROTOCOL', `block ${next.num} of the response has no Block2 option`);
+      block = decodeBlock(value);
+      total += part.payload.length;
+      if (total > this.maxBodySize) throw new CoapError('TOO_LARGE', `the response is larger than ${this.maxBodySize} bytes`);
+      parts.push(part.payload);
     }
-    return toResponse(response, payload, peer);
+    return Buffer.concat(parts, total);
   }
 
   /**
@@ -377,7 +393,7 @@ export class CoapEndpoint extends EventEmitter {
     this.separateTimers.clear();
     const pending = [...this.pending.values()];
     this.pending.clear();
-    for (const waiter of pending) waiter.reject(new CoapError('CLOSED', reason));
+    for (const waiter of pending) waiter.fail(new CoapError('CLOSED', reason));
     // the rest (CON notifications, separate responses) would never settle: no ACK can arrive any more
     for (const transmission of transmissions) transmission.onTimeout();
     this.observers.clear();
@@ -458,51 +474,37 @@ export class CoapEndpoint extends EventEmitter {
     fire();
   }
 
-  /** One request/response exchange (one block); resolves with the response message. */
+  /**
+   * One request/response exchange (one block); resolves with the response message. One object and
+   * one timer per exchange: the timer retransmits a Confirmable request until it is acknowledged,
+   * then waits for the separate response, and ends the exchange at its deadline either way.
+   */
   private exchange(peer: Peer, token: Buffer, params: RequestParams, options: CoapOption[], payload: Buffer, deadline: number): Promise<CoapMessage> {
     if (this.closed || !this.socket) return Promise.reject(new CoapError('CLOSED', 'the endpoint is closed'));
     const confirmable = params.confirmable !== false;
     const messageId = this.takeMessageId();
-    const message: CoapMessage = { type: confirmable ? 'CON' : 'NON', code: METHODS[params.method], messageId, token, options, payload };
-    const datagram = serializeMessage(message);
-    const tokenKey = `${peerKey(peer)}#${token.toString('hex')}`;
+    const datagram = serializeMessage({ type: confirmable ? 'CON' : 'NON', code: METHODS[params.method], messageId, token, options, payload });
+    const where = peerKey(peer);
+    const exchange = new RequestExchange(this.exchanges, peer, where, `${where}/${messageId}`, `${where}#${token.toString('hex')}`, token, datagram, deadline, confirmable);
     return new Promise<CoapMessage>((resolve, reject) => {
-      const remaining = deadline - Date.now();
-      const timer = setTimeout(() => fail(new CoapError('TIMEOUT', `no response from ${peerKey(peer)} within ${Math.round((remaining) / 1000)} s`)), Math.max(0, remaining));
-      const finish = (): void => {
-        clearTimeout(timer);
-        this.pending.delete(tokenKey);
-        const transmission = this.transmissions.get(`${peerKey(peer)}/${messageId}`);
-        if (transmission) {
-          clearTimeout(transmission.timer);
-          this.transmissions.delete(`${peerKey(peer)}/${messageId}`);
-        }
-      };
-      const fail = (error: Error): void => {
-        finish();
-        reject(error);
-      };
-      this.pending.set(tokenKey, {
-        resolve: (response) => {
-          finish();
-          resolve(response);
-        },
-        reject: fail,
-      });
-      if (confirmable) {
-        this.transmit(peer, messageId, datagram, {
-          onAck: (ack) => {
-            // a piggybacked response must carry the request's token; one that does not answers something else
-            if (ack.code !== '0.00' && ack.token.equals(token)) this.pending.get(tokenKey)?.resolve(ack);
-          },
-          onReset: () => fail(new CoapError('RESET', `${peerKey(peer)} rejected the request with a Reset`)),
-          onTimeout: () => fail(new CoapError('TIMEOUT', `no acknowledgement from ${peerKey(peer)} after ${this.timing.maxRetransmit} retransmissions`)),
-        });
-      } else {
-        this.send(datagram, peer);
-      }
+      exchange.resolvePromise = resolve;
+      exchange.rejectPromise = reject;
+      this.pending.set(exchange.tokenKey, exchange);
+      if (confirmable) this.transmissions.set(exchange.messageKey, exchange);
+      this.send(datagram, peer);
+      exchange.start(this.timing);
     });
   }
+
+  /** What a RequestExchange needs of its endpoint. */
+  private readonly exchanges: ExchangeHost = {
+    pending: this.pending,
+    transmissions: this.transmissions,
+    resend: (datagram, peer) => {
+      if (!this.closed) this.send(datagram, peer);
+    },
+    timing: () => this.timing,
+  };
 
   // --- receiving ---
 
@@ -571,7 +573,7 @@ export class CoapEndpoint extends EventEmitter {
       return;
     }
     if (message.type === 'CON') this.sendEmpty('ACK', message.messageId, peer);
-    if (waiter) waiter.resolve(message);
+    if (waiter) waiter.answered(message);
     else if (observer && getOption(message, OptionNumber.OBSERVE) !== undefined) observer(toResponse(message, message.payload, peer));
     else if (observer) {
       // a final response without Observe (e.g. 4.04 when the resource went away) ends the observation
@@ -780,23 +782,142 @@ export class CoapEndpoint extends EventEmitter {
   }
 }
 
+interface ExchangeHost {
+  readonly pending: Map<string, PendingResponse>;
+  readonly transmissions: Map<string, Transmission>;
+  resend(datagram: Buffer, peer: Peer): void;
+  timing(): CoapTiming;
+}
+
+/**
+ * A request of ours awaiting its response: it is its own entry in the endpoint's `pending` (by
+ * token) and, while Confirmable and unacknowledged, in `transmissions` (by Message ID). Methods on
+ * the prototype and one timer, instead of a closure per callback and a timer per purpose: the
+ * downlink of a fleet creates thousands of these a second.
+ */
+class RequestExchange implements Transmission, PendingResponse {
+  timer: NodeJS.Timeout | undefined;
+  resolvePromise: (message: CoapMessage) => void = ignore;
+  rejectPromise: (error: Error) => void = ignore;
+  private settled = false;
+  private acknowledged: boolean;
+  private attempts = 1;
+  private wait = 0;
+  private maxRetransmit = 0;
+  /** the time the exchange was given, for the error that says it ran out */
+  private readonly seconds: number;
+
+  constructor(
+    private readonly host: ExchangeHost,
+    readonly peer: Peer,
+    private readonly where: string,
+    readonly messageKey: string,
+    readonly tokenKey: string,
+    private readonly token: Buffer,
+    readonly datagram: Buffer,
+    private readonly deadline: number,
+    confirmable: boolean,
+  ) {
+    // a NON request is never acknowledged: only the deadline ends it
+    this.acknowledged = !confirmable;
+    this.seconds = (deadline - Date.now()) / 1000;
+  }
+
+  /** Arms the timer after the first transmission. */
+  start(timing: CoapTiming): void {
+    if (this.settled) return;
+    this.maxRetransmit = timing.maxRetransmit;
+    this.wait = timing.ackTimeout * (1 + Math.random() * (timing.ackRandomFactor - 1));
+    this.arm();
+  }
+
+  private arm(): void {
+    const left = this.deadline - Date.now();
+    const delay = this.acknowledged ? left : Math.min(this.wait, left);
+    this.timer = setTimeout(RequestExchange.fire, Math.max(0, delay), this);
+  }
+
+  private static fire(exchange: RequestExchange): void {
+    exchange.onTimer();
+  }
+
+  private onTimer(): void {
+    if (this.settled) return;
+    if (Date.now() >= this.deadline) {
+      this.fail(new CoapError('TIMEOUT', `no response from ${this.where} within ${Math.round(this.seconds)} s`));
+      return;
+    }
+    if (this.acknowledged) {
+      this.arm();
+      return;
+    }
+    if (this.attempts > this.maxRetransmit) {
+      this.onTimeout();
+      return;
+    }
+    this.attempts++;
+    this.host.resend(this.datagram, this.peer);
+    this.wait *= 2;
+    this.arm();
+  }
+
+  /** An ACK to our request: empty (a separate response follows) or with the response piggybacked. */
+  onAck(message: CoapMessage): void {
+    if (this.settled) return;
+    this.acknowledged = true;
+    this.host.transmissions.delete(this.messageKey);
+    // a piggybacked response must carry the request's token; one that does not answers something else
+    if (message.code !== '0.00' && message.token.equals(this.token)) this.answered(message);
+  }
+
+  onReset(): void {
+    this.fail(new CoapError('RESET', `${this.where} rejected the request with a Reset`));
+  }
+
+  onTimeout(): void {
+    this.fail(new CoapError('TIMEOUT', `no acknowledgement from ${this.where} after ${this.maxRetransmit} retransmissions`));
+  }
+
+  /** The response arrived (piggybacked or separate). */
+  answered(message: CoapMessage): void {
+    if (this.settle()) this.resolvePromise(message);
+  }
+
+  fail(error: Error): void {
+    if (this.settle()) this.rejectPromise(error);
+  }
+
+  private settle(): boolean {
+    if (this.settled) return false;
+    this.settled = true;
+    clearTimeout(this.timer);
+    if (this.host.pending.get(this.tokenKey) === this) this.host.pending.delete(this.tokenKey);
+    if (this.host.transmissions.get(this.messageKey) === this) this.host.transmissions.delete(this.messageKey);
+    return true;
+  }
+}
+
+function ignore(): void {}
+
+/** A request's options but Observe and the block options: Uri-Path, Uri-Query, the caller's, Content-Format, Accept. */
+function requestOptions(params: RequestParams): CoapOption[] {
+  const options: CoapOption[] = [];
+  if (params.path) for (const segment of params.path) options.push({ number: OptionNumber.URI_PATH, value: Buffer.from(segment, 'utf8') });
+  if (params.query) for (const item of params.query) options.push({ number: OptionNumber.URI_QUERY, value: Buffer.from(item, 'utf8') });
+  if (params.options) for (const option of params.options) options.push(option);
+  if (params.contentFormat !== undefined) options.push(uintOption(OptionNumber.CONTENT_FORMAT, params.contentFormat));
+  if (params.accept !== undefined) options.push(uintOption(OptionNumber.ACCEPT, params.accept));
+  return options;
+}
+
 /** What a block-wise transfer is about: the peer, the method and the URI (tokens may differ per block). */
 function resourceKey(request: IncomingRequest, method: string): string {
   return `${peerKey(request.peer)}|${method}|${request.path.join('/')}?${request.query.join('&')}`;
 }
 
-/** Random tokens (RFC 7252 §5.3.1: hard to guess for an off-path attacker), cut from a pooled random buffer. */
-const tokenPool = Buffer.allocUnsafe(8 * 4096);
-let tokenOffset = tokenPool.length;
+/** Random tokens (RFC 7252 §5.3.1: hard to guess for an off-path attacker), 8 bytes each. */
 function newToken(): Buffer {
-  if (tokenOffset === tokenPool.length) {
-    randomFillSync(tokenPool);
-    tokenOffset = 0;
-  }
-  const token = Buffer.allocUnsafe(8);
-  tokenPool.copy(token, 0, tokenOffset, tokenOffset + 8);
-  tokenOffset += 8;
-  return token;
+  return pooledRandomBytes(8);
 }
 
 function toResponse(message: CoapMessage, payload: Buffer, peer: Peer): CoapResponse {

@@ -13,11 +13,11 @@
  * Each of our flights is retransmitted with a doubling timeout until the server's next flight is complete.
  */
 import { randomBytes, timingSafeEqual } from 'node:crypto';
-import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
+import type { RemoteInfo, Socket } from 'node:dgram';
 import { lookup } from 'node:dns/promises';
 import { EventEmitter } from 'node:events';
 import { isIP, isIPv6, type AddressInfo } from 'node:net';
-import type { DatagramSocket } from '../datagram';
+import { DEFAULT_SOCKET_BUFFER_SIZE, createUdpSocket, sizeSocketBuffers, type DatagramSocket } from '../datagram';
 import { keyBlockLength, protectionsFor, type RecordProtection } from './cipher';
 import {
   AlertDescription,
@@ -65,6 +65,8 @@ export interface DtlsClientOptions {
   localPort?: number;
   /** largest datagram we send during the handshake (default 1200) */
   mtu?: number;
+  /** bytes of receive and send buffer asked of the kernel for the socket (default 4 MiB; 0: the system's default) */
+  socketBufferSize?: number;
 }
 
 const DEFAULT_SUITES: CipherSuiteName[] = ['TLS_PSK_WITH_AES_128_CCM_8', 'TLS_PSK_WITH_AES_128_GCM_SHA256', 'TLS_PSK_WITH_AES_128_CBC_SHA256'];
@@ -163,7 +165,7 @@ export class DtlsClient extends EventEmitter implements DatagramSocket {
     this.mtu = options.mtu ?? 1200;
     if (isIP(this.host)) this.remoteAddress = this.host;
 
-    this.socket = createSocket(isIPv6(options.localAddress ?? this.host) ? 'udp6' : 'udp4');
+    this.socket = createUdpSocket(isIPv6(options.localAddress ?? this.host) ? '::' : undefined);
     this.socket.on('message', this.onDatagram);
     this.socket.on('error', (error) => {
       // a DatagramSocket's 'error' would crash the process without a listener; a send error only costs a retransmission
@@ -173,6 +175,7 @@ export class DtlsClient extends EventEmitter implements DatagramSocket {
       this.socket.once('error', reject);
       this.socket.bind(options.localPort ?? 0, options.localAddress, () => {
         this.socket.off('error', reject);
+        sizeSocketBuffers(this.socket, options.socketBufferSize ?? DEFAULT_SOCKET_BUFFER_SIZE);
         resolve();
       });
     });

@@ -13,7 +13,7 @@ import type { Socket } from 'node:dgram';
 import { EventEmitter } from 'node:events';
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
-import { bindUdpSocket, type DatagramInfo, type DatagramSocket } from '../datagram';
+import { bindUdpSocket, type DatagramInfo, type DatagramSocket, type SocketBufferSizes } from '../datagram';
 import { protectionsFor, keyBlockLength, type RecordProtection } from './cipher';
 import {
   AlertDescription,
@@ -70,6 +70,8 @@ export interface DtlsServerOptions {
   mtu?: number;
   /** refuse clients without extended master secret (RFC 7627; default false: used when offered) */
   requireExtendedMasterSecret?: boolean;
+  /** bytes of receive and send buffer asked of the kernel for the socket (default 4 MiB; 0: the system's default) */
+  socketBufferSize?: number;
 }
 
 /** A datagram, or one record of it, that the server dropped, and why. */
@@ -184,6 +186,7 @@ export class DtlsServer extends EventEmitter implements DatagramSocket {
   /** bytes of the datagram being read, for the drops it causes */
   private datagramSize = 0;
   private sweeper: NodeJS.Timeout | undefined;
+  private buffers: SocketBufferSizes | undefined;
 
   constructor(private readonly options: DtlsServerOptions) {
     super();
@@ -194,7 +197,8 @@ export class DtlsServer extends EventEmitter implements DatagramSocket {
 
   async listen(port = 0, address?: string): Promise<AddressInfo> {
     if (this.socket) throw new Error('the DTLS server is already listening');
-    const socket = await bindUdpSocket(port, address);
+    const { socket, buffers } = await bindUdpSocket(port, address, this.options.socketBufferSize);
+    this.buffers = buffers;
     socket.on('message', (datagram, info) => this.receive(datagram, info.address, info.port));
     socket.on('error', (error) => this.emit('error', error));
     this.socket = socket;
@@ -207,6 +211,11 @@ export class DtlsServer extends EventEmitter implements DatagramSocket {
   address(): AddressInfo {
     if (!this.socket) throw new Error('the DTLS server is not listening');
     return this.socket.address();
+  }
+
+  /** The socket's buffer sizes, as the kernel reports them. */
+  socketBuffers(): SocketBufferSizes | undefined {
+    return this.socket ? this.buffers : undefined;
   }
 
   /** Established sessions and handshakes in progress. */
