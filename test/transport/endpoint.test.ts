@@ -436,6 +436,44 @@ describe('CoapEndpoint (transport/endpoint)', () => {
       assert.deepEqual((await pending).payload, Buffer.from('right'));
     });
 
+    it('stops retransmitting once an empty ACK came, and ends at the deadline if no separate response follows', async () => {
+      const client = await listening({ timing: { ...FAST, ackTimeout: 40, maxRetransmit: 8 } });
+      const raw = await RawPeer.create();
+      const pending = client.endpoint.request(raw.peer, { method: 'POST', path: ['later'], timeout: 1000 });
+      const { message, from } = await raw.next();
+      await raw.send(empty('ACK', message!.messageId), from);
+      await assert.rejects(pending, (error: unknown) => {
+        assert.ok(error instanceof CoapError && error.kind === 'TIMEOUT', String(error));
+        assert.match(error.message, /^no response from 127\.0\.0\.1:\d+ within 1 s$/);
+        return true;
+      });
+      // unacknowledged, copies would go out at 40, 120, 280 and 600 ms; one may cross the ACK, no more
+      assert.ok(raw.queued <= 1, `${raw.queued} retransmissions after the ACK`);
+    });
+
+    it('ends at the deadline when it comes before the retransmissions run out, with the time it was given', async () => {
+      const client = await listening({ timing: { ...FAST, ackTimeout: 200, maxRetransmit: 4 } });
+      const raw = await RawPeer.create();
+      await assert.rejects(client.endpoint.request(raw.peer, { method: 'GET', path: ['deadline'], timeout: 500 }), (error: unknown) => {
+        assert.ok(error instanceof CoapError && error.kind === 'TIMEOUT', String(error));
+        assert.match(error.message, /within 1 s$/); // 0.5 s, rounded
+        return true;
+      });
+      // first copy at 0, retransmissions at 200 and 600 ms: the deadline at 500 ms came before the second
+      const copies = [await raw.next()];
+      while (raw.queued > 0) copies.push(await raw.next());
+      assert.ok(copies.length <= 2, `${copies.length} copies for a 500 ms deadline`);
+    });
+
+    it('never retransmits a NON request; it ends at its deadline', async () => {
+      const client = await listening({ timing: { ...FAST, ackTimeout: 10 } });
+      const raw = await RawPeer.create();
+      await rejectsWithKind(client.endpoint.request(raw.peer, { method: 'GET', path: ['non'], confirmable: false, timeout: 300 }), 'TIMEOUT');
+      const first = await raw.next();
+      assert.equal(first.message?.type, 'NON');
+      assert.equal(raw.queued, 0, 'a NON request was sent again');
+    });
+
     it('maxTransmitWait follows RFC 7252 §4.8.2', () => {
       assert.equal(maxTransmitWait(DEFAULT_TIMING), 93_000);
       assert.equal(maxTransmitWait({ ...DEFAULT_TIMING, ackTimeout: 10, ackRandomFactor: 1, maxRetransmit: 3 }), 150);
