@@ -177,7 +177,8 @@ export interface SendEvent {
 }
 
 interface ObservationState extends Observation {
-  format?: number;
+  /** the request that started it: an active cancel repeats it with Observe=1 (RFC 7641 §3.6 wants the same options) */
+  request: RequestParams;
   token: Buffer;
   peer: Peer;
   cancel(): void;
@@ -990,6 +991,7 @@ export class LwM2MServer extends EventEmitter {
           paths: paths.map(String),
           composite,
           value,
+          request: params,
           token: response.token,
           peer,
           cancel,
@@ -1020,7 +1022,7 @@ export class LwM2MServer extends EventEmitter {
     return [...this.tracked.values()].filter((observation) => endpoint === undefined || observation.endpoint === endpoint).map(publicObservation);
   }
 
-  /** Cancels actively: GET (or FETCH) with Observe=1 and the observation's token; the observation ends either way. */
+  /** Cancels actively: the GET (or FETCH) that started the observation again, with Observe=1 and its token; the observation ends either way. */
   async cancelObservation(observation: Observation | string, options: RequestOptions = {}): Promise<void> {
     const id = typeof observation === 'string' ? observation : observation.id;
     const state = this.tracked.get(id);
@@ -1028,11 +1030,7 @@ export class LwM2MServer extends EventEmitter {
     this.tracked.end(state, 'cancelled');
     const record = this.registry.get(state.registrationId);
     if (!record) return;
-    const paths = state.paths.map((path) => LwM2MPath.parse(path));
-    const params: RequestParams = state.composite
-      ? { method: 'FETCH', path: this.segments(record, LwM2MPath.ROOT), contentFormat: ContentFormat.SENML_CBOR, payload: encodePaths(ContentFormat.SENML_CBOR, paths), observe: 1, token: state.token }
-      : { method: 'GET', path: this.segments(record, paths[0]!), observe: 1, token: state.token };
-    await this.request(record, 'Cancel Observation', params, options, ['2.05', '4.04']);
+    await this.request(record, 'Cancel Observation', { ...state.request, observe: 1, token: state.token }, options, ['2.05', '4.04']);
   }
 
   private fail(error: unknown): void {

@@ -240,9 +240,11 @@ describe('node-coap as a peer of LwM2MServer', function () {
         ['cancelled'],
       );
       assert.deepEqual(server.observations('nc-observe'), []);
-      // the proactive cancel: a GET with Observe=1 and the observation's token
+      // the proactive cancel: a GET with Observe=1, the observation's token, and the other options
+      // of the GET that started it (RFC 7641 §3.6), so the Accept too
       assert.equal(cancels.length, 1);
       assert.equal(cancels[0]!._packet.token!.toString('hex'), token);
+      assert.equal(cancels[0]!.headers.Accept, 'text/plain');
       assert.equal(finished, false, 'node-coap keeps its stream after the deregistration GET');
 
       // the device notifies once more: we no longer know the token and answer with a Reset, on
