@@ -43,7 +43,7 @@ import { RequestQueue } from './queue';
 import { RegistrationRequestError, parseObjectList, parseRegisterQuery, parseUpdateQuery, type ObjectList, type RegisteredObject } from './register-params';
 import { PskTable } from './psk-table';
 import { Registry } from './registry';
-import { MemoryStore, type RegistrationStore } from './store';
+import { NoStore, type RegistrationStore } from './store';
 import type { PskCredential, RegistrationRecord } from './types';
 
 export type { PskCredential };
@@ -224,7 +224,7 @@ export class LwM2MServer extends EventEmitter {
     super();
     this.options = { ...options };
     this.model = options.model ?? defaultModel();
-    this.store = options.store ?? new MemoryStore();
+    this.store = options.store ?? new NoStore();
     this.log = new RateLimitedLog(options.logger);
     this.badInput = new BadInputEvents(this, options.eventLimit);
     if (options.dtls) this.setCredentials(options.dtls.credentials ?? []);

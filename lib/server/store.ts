@@ -1,6 +1,7 @@
 /**
  * Where the server keeps its registrations so that they survive a restart: in memory only
- * (`MemoryStore`, the default) or in one JSON file (`FileStore`).
+ * (`MemoryStore`: across a new server in the same process), or in one JSON file (`FileStore`). A
+ * server made without a store keeps nothing (`NoStore`).
  *
  * The file is a small JSON object with a format name and version, one registration per line:
  *
@@ -44,7 +45,26 @@ export class StoreError extends Error {
 }
 
 /**
- * The default: nothing survives a restart. Records are copied on save and on load, so later
+ * What a server made without a store uses: nothing is kept, since nothing could read it back. The
+ * server's own maps are the registrations; a copy of each (a MemoryStore) would only double the
+ * heap per registration.
+ */
+export class NoStore implements RegistrationStore {
+  async load(): Promise<RegistrationRecord[]> {
+    return [];
+  }
+
+  save(): void {}
+
+  remove(): void {}
+
+  async flush(): Promise<void> {}
+
+  async close(): Promise<void> {}
+}
+
+/**
+ * In memory only: registrations survive a restart of the server within one process (a new server given the same store), not of the process. Records are copied on save and on load, so later
  * changes to an object the caller holds do not change what is stored. After `close()`, `save` and
  * `remove` are ignored.
  */
