@@ -3,7 +3,10 @@
  *   1. a Device object instance (/3/0, 17 resources) in TLV, OMA JSON, SenML JSON, SenML CBOR and LwM2M CBOR;
  *   2. a 10-record SenML pack (10 timed readings of /3303/0/5700, a Send with history) in SenML JSON and CBOR;
  *   3. a composite of 10 distinct resources (/3303/0..9/5700) in SenML JSON, SenML CBOR and LwM2M CBOR;
- * each beside JSON.stringify / JSON.parse of the same JS data, measured in the same run.
+ * each beside JSON.stringify / JSON.parse of the same JS data, measured in the same run; and every
+ * SenML CBOR and LwM2M CBOR row beside cbor-x (a general CBOR codec, a devDependency) encoding the
+ * same document as generic CBOR: the array of integer-keyed maps or nested id maps that the pack
+ * or document is, and decoding the very bytes our encoder produced.
  *
  *   node dist/bench/codecs.js [--seconds 1] [--warmup 0.5]     (or BENCH_SECONDS / BENCH_WARMUP)
  *
@@ -12,6 +15,7 @@
  */
 import assert from 'node:assert/strict';
 import os from 'node:os';
+import { Decoder as CborxDecoder, Encoder as CborxEncoder, isNativeAccelerationEnabled, type Options as CborxOptions } from 'cbor-x';
 import {
   ContentFormat,
   decode,
@@ -130,6 +134,8 @@ interface Row {
   readonly isBaseline?: boolean;
   /** Rows with the same key are the same operations on the same data: measured once, shown in each table. */
   readonly key?: string;
+  /** Label of the cbor-x row doing the same document generically: this row's ratios to it are printed. */
+  readonly cborxPeer?: string;
 }
 
 interface Table {
@@ -177,6 +183,49 @@ function codecRow(
   return { label, encode: encodeOnce, decode: () => decodeFrom(payload), bytes: payload.length, ...extra };
 }
 
+/**
+ * cbor-x as a plain RFC 8949 codec, as the differential tests use it: no records, no tag 259 on
+ * maps, no tag 64 on byte strings, no value sharing or packed strings; maps decode as Map so the
+ * integer SenML labels and LwM2M ids stay integers; non-integral numbers go out as doubles.
+ */
+const CBORX_OPTIONS: CborxOptions & { useTag259ForMaps: boolean } = {
+  useRecords: false,
+  mapsAsObjects: false,
+  useTag259ForMaps: false,
+  tagUint8Array: false,
+  structuredClone: false,
+  pack: false,
+  bundleStrings: false,
+  useFloat32: 0, // never round to a single
+  variableMapSize: true,
+};
+const CBORX_VERSION = (require('cbor-x/package.json') as { version: string }).version;
+const cborxEncoder = new CborxEncoder(CBORX_OPTIONS);
+const cborxDecoder = new CborxDecoder(CBORX_OPTIONS);
+
+/**
+ * Our CBOR row and, after it, cbor-x on the same document: it encodes the generic structure that
+ * our payload is (arrays, integer-keyed Maps, Buffers, Dates for tag 1) and decodes our very bytes
+ * into that structure, without any LwM2M typing. Both are checked before timing.
+ */
+function withCborx(ours: Row, labelSuffix: string, extra: Partial<Row> = {}): Row[] {
+  const payload = ours.encode() as Buffer;
+  const structure: unknown = cborxDecoder.decode(payload);
+  const encoded = Buffer.from(cborxEncoder.encode(structure));
+  assert.deepStrictEqual(cborxDecoder.decode(encoded), structure, `${ours.label}: cbor-x does not read back what it wrote`);
+  const label = `  cbor-x, same document${labelSuffix}`;
+  const peer: Row = {
+    ...extra,
+    label,
+    encode: () => cborxEncoder.encode(structure),
+    decode: () => cborxDecoder.decode(payload),
+    bytes: encoded.length,
+  };
+  return [{ ...ours, cborxPeer: label }, peer];
+}
+
+const isCborFormat = (format: number) => format === ContentFormat.SENML_CBOR || format === ContentFormat.LWM2M_CBOR;
+
 // 1. The Device object instance, in the value shape of the message contract.
 const DEVICE_PATH = '/3/0';
 // the specification's example, plus a few more string resources so it has ≈ 15 resources
@@ -190,9 +239,10 @@ function deviceTable(): Table {
     title: `Device object instance ${DEVICE_PATH}: ${resources} resources (${multiple} multiple-instance) — encode(f, '${DEVICE_PATH}', value) / decode(f, '${DEVICE_PATH}', payload)`,
     rows: [
       jsonRow('JSON.stringify/parse', DEVICE),
-      ...DEVICE_FORMATS.map((format) =>
-        codecRow(formatLabel(format), () => encode(format, DEVICE_PATH, DEVICE), (payload) => decode(format, DEVICE_PATH, payload), DEVICE),
-      ),
+      ...DEVICE_FORMATS.flatMap((format) => {
+        const row = codecRow(formatLabel(format), () => encode(format, DEVICE_PATH, DEVICE), (payload) => decode(format, DEVICE_PATH, payload), DEVICE);
+        return isCborFormat(format) ? withCborx(row, ` (${format})`) : [row];
+      }),
     ],
   };
 }
@@ -224,18 +274,23 @@ function recordsTable(): Table {
     title: `10-record SenML pack: ${READINGS.length} timed readings of ${READING_PATH} (Send with history) — encodeRecords(f, records) / decodeRecords(f, '/', payload)`,
     rows: [
       jsonRow('JSON.stringify/parse', READINGS),
-      ...[ContentFormat.SENML_JSON, ContentFormat.SENML_CBOR].map((format) =>
-        codecRow(
+      ...[ContentFormat.SENML_JSON, ContentFormat.SENML_CBOR].flatMap((format) => {
+        const row = codecRow(
           formatLabel(format),
           () => encodeRecords(format, READING_RECORDS),
           (payload) => decodeRecords(format, '/', payload),
           READINGS,
           {},
           (decoded) => asReadings(decoded as ResourceRecord[]),
-        ),
-      ),
+        );
+        return isCborFormat(format) ? withCborx(row, ` (${format})`) : [row];
+      }),
       jsonRow('JSON.stringify/parse ¹', COMPOSITE, { key: 'composite JSON' }),
-      compositeRow(ContentFormat.LWM2M_CBOR, { label: `${lwm2mCbor} ¹`, baseline: 'JSON.stringify/parse ¹', key: `composite ${ContentFormat.LWM2M_CBOR}` }),
+      ...withCborx(
+        compositeRow(ContentFormat.LWM2M_CBOR, { label: `${lwm2mCbor} ¹`, baseline: 'JSON.stringify/parse ¹', key: `composite ${ContentFormat.LWM2M_CBOR}` }),
+        ` (${ContentFormat.LWM2M_CBOR}) ¹`,
+        { baseline: 'JSON.stringify/parse ¹', key: `composite ${ContentFormat.LWM2M_CBOR} cbor-x` },
+      ),
     ],
     notes: [
       `¹ LwM2M CBOR cannot hold a repeated path or times, so its row is the composite of 10 distinct resources`,
@@ -250,7 +305,10 @@ function compositeTable(): Table {
     title: `Composite of 10 distinct resources /3303/0..9/5700 — encodeComposite(f, value) / decodeComposite(f, payload)`,
     rows: [
       jsonRow('JSON.stringify/parse', COMPOSITE, { key: 'composite JSON' }),
-      ...COMPOSITE_FORMATS.map((format) => compositeRow(format, { key: `composite ${format}` })),
+      ...COMPOSITE_FORMATS.flatMap((format) => {
+        const row = compositeRow(format, { key: `composite ${format}` });
+        return isCborFormat(format) ? withCborx(row, ` (${format})`, { key: `composite ${format} cbor-x` }) : [row];
+      }),
     ],
   };
 }
@@ -276,19 +334,22 @@ function rate(measurement: Measurement): string {
 
 function printTable(table: Table, results: readonly Result[]): void {
   const byLabel = new Map(results.map((result) => [result.row.label, result]));
-  const header = ['format', 'bytes', 'encode ops/s', 'µs/op', 'vs JSON', 'decode ops/s', 'µs/op', 'vs JSON'];
+  const header = ['format', 'bytes', 'encode ops/s', 'µs/op', 'vs JSON', 'ours÷cbor-x', 'decode ops/s', 'µs/op', 'vs JSON', 'ours÷cbor-x'];
   const lines = results.map(({ row, encode: enc, decode: dec }) => {
     const base = byLabel.get(row.baseline ?? results[0].row.label)!;
     const isBaseline = row.isBaseline === true;
+    const peer = row.cborxPeer === undefined ? undefined : byLabel.get(row.cborxPeer)!;
     return [
       row.label,
       String(row.bytes),
       rate(enc),
       microseconds(enc.opsPerSecond),
       isBaseline ? '1 (base)' : ratio(enc.opsPerSecond, base.encode.opsPerSecond),
+      peer ? ratio(enc.opsPerSecond, peer.encode.opsPerSecond) : '',
       rate(dec),
       microseconds(dec.opsPerSecond),
       isBaseline ? '1 (base)' : ratio(dec.opsPerSecond, base.decode.opsPerSecond),
+      peer ? ratio(dec.opsPerSecond, peer.decode.opsPerSecond) : '',
     ];
   });
   const widths = header.map((title, column) => Math.max(title.length, ...lines.map((line) => line[column].length)));
@@ -326,6 +387,12 @@ function main(): void {
   );
   console.log('  vs JSON = ops/s ÷ ops/s of JSON.stringify (encode) or JSON.parse (decode) of the same data in this run; below 1× is slower.');
   console.log('  JSON bytes are those of the UTF-8 string; the codecs return Buffers. Every round trip was checked before timing.');
+  console.log(`  cbor-x ${CBORX_VERSION} (native string extraction ${isNativeAccelerationEnabled ? 'on' : 'off'}), plain RFC 8949 options, below each SenML CBOR and LwM2M CBOR row:`);
+  console.log('    encode = cbor-x encoding the generic structure of that same document (arrays, integer-keyed Maps, Buffers, Dates);');
+  console.log('    decode = cbor-x decoding the very bytes our encoder produced. cbor-x yields only generic Maps and arrays, where ours');
+  console.log('    checks the document against the object model and yields typed LwM2M values (paths, ids, integer/float/time types).');
+  console.log('    ours÷cbor-x = our ops/s ÷ cbor-x ops/s on that document in this run; below 1× ours is slower. Its bytes column is');
+  console.log('    the size cbor-x writes (doubles where ours writes the shortest float).');
 
   const started = process.hrtime.bigint();
   const measured = new Map<string, Omit<Result, 'row'>>();
