@@ -29,6 +29,7 @@ import {
   type ResourceRecord,
 } from '../lib';
 import { DEVICE_EXAMPLE } from '../test/helpers/device';
+import { decodeCbor } from '../lib/content/cbor-reader';
 
 // ---------------------------------------------------------------------------------------------
 // Settings
@@ -405,8 +406,48 @@ function main(): void {
     });
     printTable(table, results);
   }
+  hostileInput();
   const elapsed = Number(process.hrtime.bigint() - started) / 1e9;
   console.log(`\n  done in ${elapsed.toFixed(1)} s`);
+}
+
+/**
+ * What a CBOR decoder does with input made to hurt it, the kind a device (or anyone who can send it
+ * a datagram) controls: a bignum (tag 2) of n bytes, which cbor-x turns into a BigInt in time that
+ * grows with the square of n, and a shared value that refers to itself (tags 28/29), which cbor-x
+ * turns into a circular structure that any later JSON.stringify or deep copy of a message loops
+ * on. Ours keeps unknown tags as plain tagged values: no arithmetic on the bytes, no references.
+ */
+function hostileInput(): void {
+  const bignum = (bytes: number): Buffer => {
+    const header = Buffer.from([0xc2, 0x5a, 0, 0, 0, 0]);
+    header.writeUInt32BE(bytes, 2);
+    return Buffer.concat([header, Buffer.alloc(bytes, 0xff)]);
+  };
+  const time = (decode: () => unknown): { ms: number; result: unknown } => {
+    const began = performance.now();
+    let result: unknown;
+    try {
+      result = decode();
+    } catch (error) {
+      result = error;
+    }
+    return { ms: performance.now() - began, result };
+  };
+  console.log('\nHostile input: one CBOR item each, decoded once by cbor-x and by our reader (decodeCbor), in ms');
+  console.log(`  ${'input'.padEnd(36)}${'cbor-x'.padEnd(30)}ours`);
+  for (const bytes of [4_000, 16_000, 64_000]) {
+    const input = bignum(bytes);
+    const theirs = time(() => cborxDecoder.decode(input));
+    const ours = time(() => decodeCbor(input, ContentFormat.SENML_CBOR));
+    const what = (result: unknown) => (typeof result === 'bigint' ? 'a BigInt' : result instanceof Error ? 'refused' : 'a tagged value');
+    console.log(`  ${`bignum (tag 2) of ${bytes.toLocaleString('en-US')} bytes`.padEnd(36)}${`${theirs.ms.toFixed(1)} ms, ${what(theirs.result)}`.padEnd(30)}${ours.ms.toFixed(2)} ms, ${what(ours.result)}`);
+  }
+  const circular = Buffer.from([0xd8, 0x1c, 0x81, 0xd8, 0x1d, 0x00]); // 28([29(0)]): an array holding itself
+  const theirs = time(() => cborxDecoder.decode(circular));
+  const ours = time(() => decodeCbor(circular, ContentFormat.SENML_CBOR));
+  const loops = (value: unknown) => Array.isArray(value) && value[0] === value;
+  console.log(`  ${'28([29(0)]), 6 bytes'.padEnd(36)}${(loops(theirs.result) ? 'an array that holds itself' : 'no cycle').padEnd(30)}${loops(ours.result) ? 'an array that holds itself' : 'tagged values, no cycle'}`);
 }
 
 main();
