@@ -132,7 +132,9 @@ module.exports = (RED: Red) => {
       node.failure = error;
       if (badSettings) node.error(badSettings);
       else node.error(`LwM2M server cannot listen on port ${(error as { port?: number }).port ?? port}: ${error.message}`);
-      show({ fill: 'red', shape: 'ring', text: (error as NodeJS.ErrnoException).code ?? 'error' });
+      // a bind can fail before the deploy has made every node of the flow: Status nodes made
+      // after their user would miss a status shown now, so it waits for the flow to be started
+      setImmediate(() => show({ fill: 'red', shape: 'ring', text: (error as NodeJS.ErrnoException).code ?? 'error' }));
     });
 
     node.register = (user) => {

@@ -485,7 +485,8 @@ export class CoapEndpoint extends EventEmitter {
     const messageId = this.takeMessageId();
     const datagram = serializeMessage({ type: confirmable ? 'CON' : 'NON', code: METHODS[params.method], messageId, token, options, payload });
     const where = peerKey(peer);
-    const exchange = new RequestExchange(this.exchanges, peer, where, `${where}/${messageId}`, `${where}#${token.toString('hex')}`, token, datagram, deadline, confirmable);
+    const seconds = (params.timeout ?? maxTransmitWait(this.timing)) / 1000;
+    const exchange = new RequestExchange(this.exchanges, peer, where, `${where}/${messageId}`, `${where}#${token.toString('hex')}`, token, datagram, deadline, seconds, confirmable);
     return new Promise<CoapMessage>((resolve, reject) => {
       exchange.resolvePromise = resolve;
       exchange.rejectPromise = reject;
@@ -804,8 +805,6 @@ class RequestExchange implements Transmission, PendingResponse {
   private attempts = 1;
   private wait = 0;
   private maxRetransmit = 0;
-  /** the time the exchange was given, for the error that says it ran out */
-  private readonly seconds: number;
 
   constructor(
     private readonly host: ExchangeHost,
@@ -816,11 +815,12 @@ class RequestExchange implements Transmission, PendingResponse {
     private readonly token: Buffer,
     readonly datagram: Buffer,
     private readonly deadline: number,
+    /** the time the whole request was given, for the error that says it ran out */
+    private readonly seconds: number,
     confirmable: boolean,
   ) {
     // a NON request is never acknowledged: only the deadline ends it
     this.acknowledged = !confirmable;
-    this.seconds = (deadline - Date.now()) / 1000;
   }
 
   /** Arms the timer after the first transmission. */
@@ -844,7 +844,7 @@ class RequestExchange implements Transmission, PendingResponse {
   private onTimer(): void {
     if (this.settled) return;
     if (Date.now() >= this.deadline) {
-      this.fail(new CoapError('TIMEOUT', `no response from ${this.where} within ${Math.round(this.seconds)} s`));
+      this.fail(new CoapError('TIMEOUT', `no response from ${this.where} within ${Number(this.seconds.toFixed(1))} s`));
       return;
     }
     if (this.acknowledged) {
