@@ -5,13 +5,17 @@
  * The parent steers it over IPC with one command at a time and gets one result back:
  *
  * - `echo`: the baseline, datagrams of the same size to a bare echo socket in the parent;
- * - `devices`: one socket per device, each registers `dev-<n>`; the devices then answer GET
- *   /3/0/0 (reads) and GET with Observe on /3303/0/5700 (observations) from the server;
+ * - `devices`: one socket per device, connected to `serverPort`, each registers `dev-<n>`; the
+ *   devices then answer GET /3/0/0 (reads) and GET with Observe on /3303/0/5700 (observations)
+ *   from that port (a connected socket hears no other). A second `devices` command closes the
+ *   sockets of the first and starts afresh against its own `serverPort` (the next server);
  * - `register`, `deregister`, `update`, `notify`: the rate tests, a fixed number of requests
  *   outstanding in total (`window`), spread round-robin over the sockets; `mixed`: updates and
  *   notifications taking turns (for the soak);
- * - `mass`: registrations from distinct source addresses and ports (127.0.0.2, .3, … ports 12000–31999),
- *   each socket closed once its registration is acknowledged: the idle-registration heap test.
+ * - `mass`: registrations to `serverPort` from distinct source addresses and ports (127.0.0.2, .3, …
+ *   ports 12000–31999), each socket closed once its registration is acknowledged: the registration
+ *   storm. `first` numbers the names and picks the address and port slots, so that storms in steps
+ *   add up.
  *
  * Counts only: never prints, never decides anything.
  */
@@ -26,7 +30,7 @@ export type Command =
   | { cmd: 'update'; seconds: number; window: number }
   | { cmd: 'notify'; seconds: number; window: number }
   | { cmd: 'mixed'; seconds: number; window: number }
-  | { cmd: 'mass'; count: number; window: number; lifetime: number }
+  | { cmd: 'mass'; serverPort: number; count: number; window: number; lifetime: number; first?: number }
   | { cmd: 'stop' };
 
 export interface RunResult {
@@ -34,7 +38,9 @@ export interface RunResult {
   ok: number;
   /** other answers (error codes, Resets) */
   other: number;
-  /** requests given up after a second without any answer */
+  /** successful answers in all, those that came while a timed run drained after its deadline included */
+  answered?: number;
+  /** requests given up after a second without any answer (or still unanswered when a timed run ended) */
   lost: number;
   elapsedMs: number;
   /** CPU of this process during the run, % of one core */
@@ -66,7 +72,6 @@ const devices: Device[] = [];
 const rateSockets: Device[] = [];
 /** registration ids created by the registration-rate test, for the de-registration test */
 const rateIds: string[] = [];
-let serverPort = 0;
 /** where answers to our requests go during a run */
 let onAnswer: ((device: Device, datagram: Buffer) => void) | undefined;
 
@@ -215,13 +220,15 @@ function drive(options: {
     const finish = (): void => {
       if (finished) return;
       finished = true;
+      lost += inflight; // still unanswered when the run ended
+      inflight = 0;
       clearInterval(watchdog);
       clearTimeout(deadline);
       onAnswer = undefined;
       const elapsedMs = options.seconds !== undefined ? options.seconds * 1000 : performance.now() - began;
       const used = process.cpuUsage(cpuStart);
       const cpu = ((used.user + used.system) / 1000 / (performance.now() - began)) * 100;
-      resolve({ ok: okAtStop >= 0 ? okAtStop : ok, other, lost, elapsedMs, cpu });
+      resolve({ ok: okAtStop >= 0 ? okAtStop : ok, answered: ok, other, lost, elapsedMs, cpu });
     };
     onAnswer = (device, datagram) => {
       const verdict = options.judge(device, datagram);
@@ -283,9 +290,10 @@ async function echo(command: Extract<Command, { cmd: 'echo' }>): Promise<RunResu
 }
 
 async function registerDevices(command: Extract<Command, { cmd: 'devices' }>): Promise<RunResult> {
-  serverPort = command.serverPort;
-  for (let n = 0; n < command.devices; n++) devices.push(await openDevice(`dev-${n}`, serverPort, SERVER));
-  for (let n = 0; n < command.devices; n++) rateSockets.push(await openDevice(`rate-${n}`, serverPort, SERVER));
+  await closeAll();
+  rateIds.length = 0;
+  for (let n = 0; n < command.devices; n++) devices.push(await openDevice(`dev-${n}`, command.serverPort, SERVER));
+  for (let n = 0; n < command.devices; n++) rateSockets.push(await openDevice(`rate-${n}`, command.serverPort, SERVER));
   let index = 0;
   const waiting = new Set(devices);
   const result = await drive({
@@ -434,7 +442,10 @@ async function mixedRate(command: Extract<Command, { cmd: 'mixed' }>): Promise<R
   return result;
 }
 
-/** Registrations from distinct addresses and ports; each socket closes once answered. */
+/**
+ * Registrations from distinct addresses and ports; each socket closes once answered. A registration
+ * unanswered after a second is sent again (the same Message ID), up to 4 times, then given up.
+ */
 function mass(command: Extract<Command, { cmd: 'mass' }>): Promise<RunResult> {
   const FIRST_PORT = 12_000;
   const PORTS = 20_000; // 12000–31999: below the ephemeral range, so nothing else picks them by chance
@@ -442,20 +453,23 @@ function mass(command: Extract<Command, { cmd: 'mass' }>): Promise<RunResult> {
   return new Promise((resolve) => {
     const cpuStart = process.cpuUsage();
     const began = performance.now();
-    let slot = 0; // address × port counter
+    const first = command.first ?? 0;
+    let slot = first; // address × port counter
     let issued = 0;
+    let retransmissions = 0;
     let open = 0;
     let registered = 0;
-    let failed = 0;
+    let refused = 0;
+    let gaveUp = 0;
     let portsInUse = 0;
     const finish = () => {
       const used = process.cpuUsage(cpuStart);
       const elapsedMs = performance.now() - began;
-      resolve({ ok: registered, other: failed, lost: 0, elapsedMs, cpu: ((used.user + used.system) / 1000 / elapsedMs) * 100, detail: { addresses: Math.floor((slot - 1) / PORTS) + 1, portsInUse } });
+      resolve({ ok: registered, other: refused, lost: gaveUp, elapsedMs, cpu: ((used.user + used.system) / 1000 / elapsedMs) * 100, detail: { addresses: Math.floor((slot - 1) / PORTS) + 1, portsInUse, retransmissions } });
     };
     const launch = (): void => {
       while (open < command.window && issued < command.count) {
-        const n = issued++;
+        const n = first + issued++;
         open++;
         const address = `127.0.0.${2 + Math.floor(slot / PORTS)}`;
         const port = FIRST_PORT + (slot % PORTS);
@@ -463,28 +477,31 @@ function mass(command: Extract<Command, { cmd: 'mass' }>): Promise<RunResult> {
         const socket = createSocket('udp4');
         let timer: NodeJS.Timeout | undefined;
         let tries = 0;
-        const done = (success: boolean | undefined) => {
+        /** registered, refused (an answer other than 2.01), given up (no answer), or the port was taken */
+        const done = (outcome: 'registered' | 'refused' | 'gave up' | 'port taken') => {
           clearInterval(timer);
           socket.close();
           open--;
-          if (success === true) registered++;
-          else if (success === false) failed++;
-          else issued--; // the port was taken: try the next one
+          if (outcome === 'registered') registered++;
+          else if (outcome === 'refused') refused++;
+          else if (outcome === 'gave up') gaveUp++;
+          else issued--; // try the next port
           if (issued >= command.count && open === 0) finish();
           else launch();
         };
         socket.once('error', () => {
           portsInUse++;
-          done(undefined);
+          done('port taken');
         });
         socket.bind(port, address, () => {
           socket.removeAllListeners('error');
           socket.on('error', () => undefined);
           const datagram = make(n & 0xffff, `mass-${String(n).padStart(6, '0')}`);
-          socket.on('message', (answer) => done(answer[1] === CODE.CREATED));
+          socket.on('message', (answer) => done(answer[1] === CODE.CREATED ? 'registered' : 'refused'));
           const send = () => {
-            if (tries++ >= 5) done(false);
-            else socket.send(datagram, serverPort, SERVER);
+            if (tries >= 5) return done('gave up');
+            if (tries++ > 0) retransmissions++;
+            socket.send(datagram, command.serverPort, SERVER);
           };
           send();
           timer = setInterval(send, 1000); // same Message ID: the server answers a repeat from its deduplication cache
@@ -493,6 +510,14 @@ function mass(command: Extract<Command, { cmd: 'mass' }>): Promise<RunResult> {
     };
     launch();
   });
+}
+
+/** Closes the sockets of the devices and of the registration-rate test. */
+async function closeAll(): Promise<void> {
+  const all = [...devices, ...rateSockets];
+  devices.length = 0;
+  rateSockets.length = 0;
+  await Promise.all(all.map((device) => new Promise<void>((resolve) => device.socket.close(() => resolve()))));
 }
 
 async function run(command: Command): Promise<RunResult | undefined> {
@@ -514,7 +539,7 @@ async function run(command: Command): Promise<RunResult | undefined> {
     case 'mass':
       return mass(command);
     case 'stop':
-      for (const device of [...devices, ...rateSockets]) device.socket.close();
+      await closeAll();
       process.exit(0);
   }
 }

@@ -1,32 +1,52 @@
 /**
- * The LwM2M server under load from many simulated devices, on loopback. The server runs in this
- * process (so its heap is what `heapUsed` after GC shows); the devices are a child process
+ * The LwM2M server under load from many simulated devices, on loopback, beside a minimal LwM2M
+ * registration server built on node-coap (bench/node-coap-server) doing the same work in the same
+ * run. Each server runs in this process in turn, ours first, never both at once, each on a port of
+ * its own (so its heap is what `heapUsed` after GC shows); the devices are a child process
  * (bench/server-devices) with bare UDP sockets and pre-built CoAP datagrams, so that the server is
- * the bottleneck. They talk over IPC for control only.
+ * the bottleneck; they register anew with the second server. They talk over IPC for control only.
  *
  * Measured in one run, each rate beside a raw UDP echo rate between the same two processes (the
- * same number of sockets, the same number of datagrams outstanding, datagrams of Update size):
+ * same number of sockets, the same number of datagrams outstanding, datagrams of Update size), and
+ * beside node-coap's rate for the same work:
  *
  * - registrations/s (fresh endpoint names), then de-registrations/s (the same registrations);
  * - updates/s (each device updating its registration);
- * - notifications/s (devices the server observes sending Confirmable notifications; `notify` events counted);
- * - reads/s (server → devices: `server.read(endpoint, '/3/0/0', { format: 0 })`, a window of reads in flight);
- * - updates, notifications and reads per second again with the CoAP trace on (`setTrace({ size: 1000 })`,
- *   every message in and out decoded into an entry and kept in the ring buffer), right after the
- *   same workload with the trace off (the rows above);
- * - heap per idle registration: --registrations (100,000) devices from distinct addresses and ports
- *   (127.0.0.2, 127.0.0.3, … ports 12000–31999), heap after GC before and after, divided by the count;
- * - the heap during --soak seconds at the highest uplink rate (updates or notifications, whichever
- *   was faster; or --soak-load update|notify|mixed), sampled after GC every 10 s.
+ * - notifications/s (devices the server observes sending Confirmable notifications; our `notify`
+ *   events, node-coap's 'data' events of the observe streams, counted);
+ * - reads/s (server → devices: `server.read(endpoint, '/3/0/0', { format: 0 })`, node-coap's
+ *   `coap.request` GET with Accept text/plain; --window reads in flight);
+ * - ours only: updates, notifications and reads per second again with the CoAP trace on
+ *   (`setTrace({ size: 1000 })`, every message in and out decoded into an entry and kept in the ring
+ *   buffer), right after the same workload with the trace off (the rows above);
+ * - heap per finished exchange, after GC: per update (the heap right after the updates less the
+ *   heap before them) and per read (+0, +10 and +--heap-wait s after the reads): the state a server
+ *   keeps per exchange (ours a bounded deduplication cache; node-coap caches every answer it sent,
+ *   with its retransmission state, for its exchange lifetime, 247 s);
+ * - ours only: the heap during --soak seconds at the highest uplink rate (updates or notifications,
+ *   whichever was faster; or --soak-load update|notify|mixed), sampled after GC every 10 s;
+ * - the registration storm, against a fresh instance of the server (so that its heap holds the
+ *   storm and nothing else): --registrations/10, then up to /2, then up to --registrations (10,000,
+ *   50,000, 100,000 by default) from distinct addresses and ports (127.0.0.2, 127.0.0.3, … ports
+ *   12000–31999), --window in flight, each step timed with its retransmissions, given-up
+ *   registrations and kernel drops at the server's socket; heap per registration after GC after
+ *   each step, cumulative (the heap after the step less the heap before the storm ÷ registrations
+ *   so far), and +10 and +--heap-wait s after the last.
+ *
+ * Socket buffers: node-coap's server socket and the raw UDP echo socket ask the kernel for 4 MiB of
+ * receive and send buffer (capped by net.core.rmem_max / wmem_max); ours has the kernel's default
+ * (LwM2MServer has no option for it): at a window of 256 a burst can overflow it, which the drops
+ * column and the lost counts show. The load generator's sockets never hold more than a few datagrams.
  *
  * "server CPU" is this process (server, echo socket, GC threads: it can pass 100 % of one core);
  * "devices CPU" the load generator. A row whose devices CPU is near 100 % measured the generator,
  * not the server: that is the case for the raw UDP baseline.
  *
- *   node --expose-gc dist/bench/server.js [--devices 1000] [--registrations 100000] [--seconds 5] [--soak 60] [--window 64] [--soak-load mixed]
+ *   node --expose-gc dist/bench/server.js [--devices 1000] [--registrations 100000] [--seconds 5] [--soak 60] [--window 256] [--heap-wait 60] [--soak-load mixed]
  *
  * The figures are never asserted; it exits non-zero only when something fails functionally
- * (devices or registrations missing, observations not established, reads failing, server errors).
+ * (devices or registrations missing, observations not established, reads failing, server errors),
+ * for either server.
  */
 import { createSocket } from 'node:dgram';
 import { readFileSync } from 'node:fs';
@@ -35,6 +55,7 @@ import { ContentFormat, LwM2MServer, type NotifyEvent } from '../lib';
 import type { RunResult } from './server-devices';
 import { heapAfterGc } from '../test/helpers/heap';
 import { Generator } from './generator';
+import { NodeCoapLwM2MServer } from './node-coap-server';
 
 interface Settings {
   devices: number;
@@ -42,20 +63,22 @@ interface Settings {
   seconds: number;
   soak: number;
   window: number;
+  heapWait: number;
   soakLoad?: 'update' | 'notify' | 'mixed';
 }
 
 const USAGE = `usage: node --expose-gc dist/bench/server.js [options]
   --devices <n>        simulated devices (sockets) for the rate tests (default 1000)
-  --registrations <n>  idle registrations from distinct source ports for the heap test (default 100000)
+  --registrations <n>  the registration storm: n/10, then n/2, then n registrations in all, from distinct source ports (default 100000)
   --seconds <s>        duration of each rate test (default 5)
-  --soak <s>           duration of the sustained-load heap test (default 60; 0 skips it)
-  --window <n>         requests outstanding in total during a rate test, raw UDP included (default 64)
+  --soak <s>           duration of the sustained-load heap test, our server only (default 60; 0 skips it)
+  --window <n>         requests outstanding in total during a rate test and the storm, raw UDP included (default 256)
+  --heap-wait <s>      the last heap sample after the reads and after the storm, after +0 and +10 s (default 60; 0: +0 only)
   --soak-load <kind>   update, notify or mixed (default: whichever of update and notify was faster)
   --help               this text`;
 
 function readSettings(argv: readonly string[]): Settings {
-  const settings: Settings = { devices: 1000, registrations: 100_000, seconds: 5, soak: 60, window: 64 };
+  const settings: Settings = { devices: 1000, registrations: 100_000, seconds: 5, soak: 60, window: 256, heapWait: 60 };
   for (let i = 0; i < argv.length; i++) {
     if (argv[i] === '--help' || argv[i] === '-h') {
       console.log(USAGE);
@@ -68,13 +91,14 @@ function readSettings(argv: readonly string[]): Settings {
       settings.soakLoad = kind;
       continue;
     }
-    const match = /^--(devices|registrations|seconds|soak|window)(?:=(.*))?$/.exec(argv[i]!);
+    const match = /^--(devices|registrations|seconds|soak|window|heap-wait)(?:=(.*))?$/.exec(argv[i]!);
     if (!match) throw new Error(`unknown argument ${argv[i]}\n${USAGE}`);
-    const name = match[1] as 'devices' | 'registrations' | 'seconds' | 'soak' | 'window';
+    const name = match[1] === 'heap-wait' ? 'heapWait' : (match[1] as 'devices' | 'registrations' | 'seconds' | 'soak' | 'window');
     const raw = match[2] ?? argv[++i];
     const value = Number(raw);
-    if (!Number.isFinite(value) || value < 0 || (value === 0 && name !== 'soak')) throw new Error(`--${name} needs a positive number, not ${raw}\n${USAGE}`);
-    settings[name] = name === 'seconds' || name === 'soak' ? value : Math.floor(value);
+    const zeroAllowed = name === 'soak' || name === 'heapWait';
+    if (!Number.isFinite(value) || value < 0 || (value === 0 && !zeroAllowed)) throw new Error(`--${match[1]} needs a positive number, not ${raw}\n${USAGE}`);
+    settings[name] = name === 'seconds' || name === 'soak' || name === 'heapWait' ? value : Math.floor(value);
   }
   return settings;
 }
@@ -82,6 +106,8 @@ function readSettings(argv: readonly string[]): Settings {
 /** the targets, as ratios to the raw UDP echo rate: printed, never asserted */
 const UPLINK = 0.6;
 const DOWNLINK = 0.5;
+/** what node-coap's socket and the echo socket ask of the kernel, receive and send each */
+const SOCKET_BUFFER = 4 * 1024 * 1024;
 
 const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -100,9 +126,19 @@ function socketDrops(port: number): number | undefined {
   }
 }
 
+function kernelSetting(name: string): number | undefined {
+  try {
+    return Number(readFileSync(`/proc/sys/net/core/${name}`, 'utf8').trim());
+  } catch {
+    return undefined;
+  }
+}
+
 /** One line of the table: a rate, the CPU of both processes while it was measured, and the datagrams the kernel dropped at the server's socket. */
 interface Row {
   name: string;
+  /** the same workload for both servers has the same key: it pairs our row with node-coap's */
+  key?: string;
   rate: number;
   /** the ratio to raw UDP the server should reach, when there is one */
   target?: number;
@@ -124,106 +160,140 @@ async function measured<T>(port: number, work: () => Promise<T>): Promise<{ valu
   return { value, cpu: ((used.user + used.system) / 1000 / ms) * 100, drops: dropsBefore === undefined || dropsAfter === undefined ? undefined : dropsAfter - dropsBefore, ms };
 }
 
-async function main(): Promise<void> {
-  const settings = readSettings(process.argv.slice(2));
-  const failures: string[] = [];
-  console.log(
-    `bench/server: ${settings.devices} devices, ${settings.registrations} idle registrations, ${settings.seconds} s per rate, ${settings.soak} s soak, ${settings.window} requests in flight; node ${process.version}, ${os.cpus()[0]?.model ?? 'cpu'} × ${os.cpus().length}`,
-  );
+/** The server under test, ours or node-coap's, as the workloads see it. */
+interface Subject {
+  name: 'ours' | 'node-coap';
+  port: number;
+  registrationCount(): number;
+  /** starts an observation of /3303/0/5700 on the device, text/plain */
+  observe(endpoint: string): Promise<void>;
+  /** notifications delivered to the application so far */
+  notifications(): number;
+  read(endpoint: string): Promise<unknown>;
+  /** ours only: runs `work` with the CoAP trace on */
+  traced?: <T>(work: () => Promise<T>) => Promise<T>;
+  close(): Promise<void>;
+}
 
-  const server = new LwM2MServer({ port: 0, address: '127.0.0.1', requestTimeout: 10_000 });
-  const serverErrors: unknown[] = [];
-  server.on('error', (error) => serverErrors.push(error));
-  let notifications = 0;
-  server.on('notify', (_event: NotifyEvent) => notifications++);
-  const { port } = await server.listen();
-  /** runs `work` with the CoAP trace on (1,000 entries kept), then switches it off again */
-  let traceEntries = 0;
-  const traced = async <T>(work: () => Promise<T>): Promise<T> => {
-    server.setTrace({ size: 1000 });
-    try {
-      return await work();
-    } finally {
-      traceEntries = Math.max(traceEntries, server.trace.entries().length);
-      server.setTrace({ size: 0 });
-    }
-  };
+interface HeapSample {
+  /** seconds after the work ended */
+  at: number;
+  heap: number;
+}
 
-  const echo = createSocket('udp4');
-  echo.on('message', (message, peer) => echo.send(message, peer.port, peer.address));
-  await new Promise<void>((resolve) => echo.bind(0, '127.0.0.1', resolve));
-  const echoPort = echo.address().port;
+interface StormStep {
+  /** registrations in all after this step */
+  total: number;
+  /** heap after GC after this step, less the heap before the storm, ÷ total */
+  perRegistration: number;
+}
 
-  const devices = await Generator.start();
-  const window = settings.window;
+/** What one server's run produced. */
+interface Outcome {
+  rows: Row[];
+  reads: { count: number; before: number; samples: HeapSample[] };
+  /** updates answered (all, the drain after the deadline included) and the heap after GC before and right after them */
+  updates: { count: number; before: number; after: number };
+  storm: { before: number; steps: StormStep[]; samples: HeapSample[]; registered: number };
+  soak?: { kind: 'update' | 'notify' | 'mixed'; run: Awaited<ReturnType<typeof measured<RunResult>>>; samples: HeapSample[] };
+  devicesRegistered: number;
+  observeFailures: number;
+}
+
+/** Heap after GC now, +10 s and +`wait` s (those within `wait`). */
+async function heapSamples(wait: number): Promise<HeapSample[]> {
+  const began = performance.now();
+  const samples: HeapSample[] = [];
+  for (const at of [...new Set([0, 10, wait])].filter((at) => at <= wait).sort((a, b) => a - b)) {
+    const due = began + at * 1000 - performance.now();
+    if (due > 0) await pause(due);
+    samples.push({ at, heap: heapAfterGc() });
+  }
+  return samples;
+}
+
+/** The storm's cumulative totals: a tenth, a half, all. */
+function stormTotals(registrations: number): number[] {
+  return [...new Set([Math.round(registrations / 10), Math.round(registrations / 2), registrations])].filter((total) => total > 0);
+}
+
+/**
+ * Every workload against one kind of server: the devices register with an instance, then the rate
+ * tests, the reads with their heap samples and (ours only) the soak; then the storm, with its heap
+ * samples, against a fresh instance (its heap holds nothing but the storm; and node-coap's cache,
+ * which it prunes every 123.5 s of what is older than 247 s, holds nothing the storm did not add).
+ */
+async function runWorkloads(start: () => Promise<Subject>, devices: Generator, settings: Settings, failures: string[]): Promise<Outcome> {
+  const { window, seconds } = settings;
+  const subject = await start();
+  const fail = (what: string) => failures.push(`${subject.name}: ${what}`);
   const rows: Row[] = [];
+  const traced = subject.traced;
 
-  // --- baseline: raw UDP echo, same processes, sockets and window; datagrams the size of an Update ---
-  const updateSize = 4 + 8 + 3 + 9; // header, token, Uri-Path rd, Uri-Path <8-character id>
-  const raw = await measured(echoPort, () => devices.run({ cmd: 'echo', port: echoPort, seconds: settings.seconds, window, sockets: settings.devices, size: updateSize }));
-  const rawRate = raw.value.ok / (raw.value.elapsedMs / 1000);
-  rows.push({ name: 'raw UDP echo (baseline)', rate: rawRate, cpu: raw.cpu, generatorCpu: raw.value.cpu, drops: raw.drops, note: `${updateSize}-byte datagrams, lost ${raw.value.lost}` });
-  echo.close();
-
-  // --- the devices register (and stay registered) ---
-  const registeredDevices = await devices.run({ cmd: 'devices', serverPort: port, devices: settings.devices, window, lifetime: 86400 });
+  // --- the devices register (and stay registered) with this server ---
+  const registeredDevices = await devices.run({ cmd: 'devices', serverPort: subject.port, devices: settings.devices, window, lifetime: 86400 });
   await pause(100);
-  if (server.registrations().length !== settings.devices) failures.push(`${server.registrations().length} of ${settings.devices} devices registered`);
+  if (subject.registrationCount() !== settings.devices) fail(`${subject.registrationCount()} of ${settings.devices} devices registered (lost ${registeredDevices.lost})`);
 
   // --- registrations/s with fresh names, then their de-registrations ---
-  const registering = await measured(port, () => devices.run({ cmd: 'register', seconds: settings.seconds, window }));
-  rows.push(rateRow('registrations/s (new endpoint names)', registering, UPLINK));
-  const created = server.registrations().length - settings.devices;
-  const deregistering = await measured(port, () => devices.run({ cmd: 'deregister', window }));
-  rows.push(rateRow('de-registrations/s', deregistering, UPLINK, `${deregistering.value.ok} of ${created}`));
+  const registeredBefore = subject.registrationCount();
+  const registering = await measured(subject.port, () => devices.run({ cmd: 'register', seconds, window }));
+  rows.push(rateRow('registrations/s (new endpoint names)', 'register', registering, UPLINK));
+  const created = subject.registrationCount() - registeredBefore;
+  const deregistering = await measured(subject.port, () => devices.run({ cmd: 'deregister', window }));
+  rows.push(rateRow('de-registrations/s', 'deregister', deregistering, UPLINK, `${deregistering.value.ok} of ${created}`));
   await pause(100);
-  if (server.registrations().length !== settings.devices) failures.push(`${server.registrations().length} registrations after the de-registrations, not ${settings.devices}`);
+  const left = subject.registrationCount() - registeredBefore;
+  if (left !== 0) fail(`${left} of the ${created} new registrations left after the de-registrations (${deregistering.value.ok} answered 2.02, lost ${deregistering.value.lost})`);
 
-  // --- updates/s ---
-  const updating = await measured(port, () => devices.run({ cmd: 'update', seconds: settings.seconds, window }));
-  rows.push(rateRow('updates/s', updating, UPLINK));
-  const tracedUpdates = await traced(() => measured(port, () => devices.run({ cmd: 'update', seconds: settings.seconds, window })));
-  rows.push(tracedRow(rateRow('updates/s, CoAP trace on (1,000 kept)', tracedUpdates, undefined), rows.at(-1)!));
+  // --- updates/s, with the heap per finished update right after them ---
+  const heapBeforeUpdates = heapAfterGc();
+  const updating = await measured(subject.port, () => devices.run({ cmd: 'update', seconds, window }));
+  const heapAfterUpdates = heapAfterGc();
+  rows.push(rateRow('updates/s', 'update', updating, UPLINK));
+  if (traced) {
+    const tracedUpdates = await traced(() => measured(subject.port, () => devices.run({ cmd: 'update', seconds, window })));
+    rows.push(tracedRow(rateRow('updates/s, CoAP trace on (1,000 kept)', undefined, tracedUpdates, undefined), rows.at(-1)!));
+  }
 
   // --- the server observes every device; then notifications/s ---
   let observeFailures = 0;
+  let firstObserveFailure: unknown;
   await inParallel(settings.devices, window, async (n) => {
     try {
-      await server.observe(`dev-${n}`, '/3303/0/5700', undefined, { format: ContentFormat.TEXT });
-    } catch {
+      await subject.observe(`dev-${n}`);
+    } catch (error) {
       observeFailures++;
+      firstObserveFailure ??= error;
     }
   });
-  if (observeFailures > 0 || server.observations().length !== settings.devices) failures.push(`${server.observations().length} of ${settings.devices} observations established`);
-  const before = notifications;
-  const notifying = await measured(port, () => devices.run({ cmd: 'notify', seconds: settings.seconds, window }));
-  const events = notifications - before;
-  rows.push({
-    ...rateRow('notifications/s (CON, device → server)', notifying, UPLINK),
-    rate: Math.min(events, notifying.value.ok) / (notifying.value.elapsedMs / 1000),
-  });
-  rows.at(-1)!.note = `${events} notify events, ${notifying.value.ok} ACKs in ${settings.seconds} s` + (notifying.value.lost ? `, lost ${notifying.value.lost}` : '');
-  const notifyRow = rows.at(-1)!;
-  const beforeTraced = notifications;
-  const tracedNotifying = await traced(() => measured(port, () => devices.run({ cmd: 'notify', seconds: settings.seconds, window })));
-  const tracedEvents = notifications - beforeTraced;
-  rows.push(
-    tracedRow(
-      { ...rateRow('notifications/s, CoAP trace on (1,000 kept)', tracedNotifying, undefined), rate: Math.min(tracedEvents, tracedNotifying.value.ok) / (tracedNotifying.value.elapsedMs / 1000) },
-      notifyRow,
-    ),
-  );
+  if (observeFailures > 0) fail(`${settings.devices - observeFailures} of ${settings.devices} observations established, the first failure: ${String(firstObserveFailure)}`);
+  const notifyRow = async (name: string, key: string | undefined, target: number | undefined): Promise<Row> => {
+    const before = subject.notifications();
+    const notifying = await measured(subject.port, () => devices.run({ cmd: 'notify', seconds, window }));
+    const events = subject.notifications() - before;
+    return {
+      ...rateRow(name, key, notifying, target),
+      rate: Math.min(events, notifying.value.ok) / (notifying.value.elapsedMs / 1000),
+      note: `${events} notifications delivered, ${notifying.value.ok} ACKs in ${seconds} s` + (notifying.value.lost ? `, lost ${notifying.value.lost}` : ''),
+    };
+  };
+  rows.push(await notifyRow('notifications/s (CON, device → server)', 'notify', UPLINK));
+  if (traced) {
+    const off = rows.at(-1)!;
+    rows.push(tracedRow(await traced(() => notifyRow('notifications/s, CoAP trace on (1,000 kept)', undefined, undefined)), off));
+  }
 
-  // --- reads/s, server → devices; then the same with the CoAP trace on ---
+  // --- reads/s, server → devices, with the heap per finished read; then (ours) the same with the CoAP trace on ---
   const readFor = async (): Promise<{ reads: number; errors: number; first: unknown }> => {
     const counts = { reads: 0, errors: 0, first: undefined as unknown };
-    const deadline = performance.now() + settings.seconds * 1000;
+    const deadline = performance.now() + seconds * 1000;
     let next = 0;
     await Promise.all(
       Array.from({ length: window }, async () => {
         while (performance.now() < deadline) {
           try {
-            await server.read(`dev-${next++ % settings.devices}`, '/3/0/0', { format: ContentFormat.TEXT });
+            await subject.read(`dev-${next++ % settings.devices}`);
             counts.reads++;
           } catch (error) {
             counts.errors++;
@@ -234,11 +304,12 @@ async function main(): Promise<void> {
     );
     return counts;
   };
-  for (const trace of [false, true]) {
-    const reading = trace ? await traced(() => measured(port, readFor)) : await measured(port, readFor);
+  const readRow = (reading: Awaited<ReturnType<typeof measured<Awaited<ReturnType<typeof readFor>>>>>, trace: boolean): Row => {
     const { reads, errors, first } = reading.value;
-    const row: Row = {
+    if (errors > 0) fail(`${errors} reads failed${trace ? ' with the trace on' : ''}, the first: ${String(first)}`);
+    return {
       name: trace ? 'reads/s, CoAP trace on (1,000 kept)' : 'reads/s (server → device)',
+      key: trace ? undefined : 'read',
       rate: reads / (reading.ms / 1000),
       target: trace ? undefined : DOWNLINK,
       cpu: reading.cpu,
@@ -246,80 +317,226 @@ async function main(): Promise<void> {
       drops: reading.drops,
       note: errors ? `${errors} failed: ${String(first)}` : `${reads} reads`,
     };
-    rows.push(trace ? tracedRow(row, rows.at(-1)!) : row);
-    if (errors > 0) failures.push(`${errors} reads failed${trace ? ' with the trace on' : ''}, the first: ${String(first)}`);
+  };
+  const heapBeforeReads = heapAfterGc();
+  const reading = await measured(subject.port, readFor);
+  rows.push(readRow(reading, false));
+  const readSamples = await heapSamples(settings.heapWait);
+  if (traced) {
+    const off = rows.at(-1)!;
+    rows.push(tracedRow(readRow(await traced(() => measured(subject.port, readFor)), true), off));
   }
 
-  // --- heap per idle registration ---
-  await pause(500);
-  const heapBefore = heapAfterGc();
-  const countBefore = server.registrations().length;
-  const massRun = await measured(port, () => devices.run({ cmd: 'mass', count: settings.registrations, window, lifetime: 86400 }));
-  await pause(500);
-  const heapAfter = heapAfterGc();
-  const added = server.registrations().length - countBefore;
-  if (added !== settings.registrations) failures.push(`${added} of ${settings.registrations} idle registrations made it (${massRun.value.other} failed)`);
-  const perRegistration = (heapAfter - heapBefore) / Math.max(1, added);
-  rows.push({
-    name: `registrations/s from ${massRun.value.detail?.addresses ?? '?'} addresses × distinct ports`,
-    rate: massRun.value.ok / (massRun.value.elapsedMs / 1000),
-    target: UPLINK,
-    cpu: massRun.cpu,
-    generatorCpu: massRun.value.cpu,
-    drops: massRun.drops,
-    note: `${massRun.value.ok} in ${(massRun.value.elapsedMs / 1000).toFixed(1)} s (a socket bound and closed each)`,
-  });
-
-  // --- sustained load: the highest uplink rate for --soak seconds, heap after GC every 10 s ---
-  const soakKind = settings.soakLoad ?? (notifyRateOf(rows) > updateRateOf(rows) ? 'notify' : 'update');
-  const samples: Array<{ at: number; heap: number }> = [];
-  let soak: Awaited<ReturnType<typeof measured<RunResult>>> | undefined;
-  if (settings.soak > 0) {
+  // --- ours: sustained load, the highest uplink rate for --soak seconds, heap after GC every 10 s ---
+  let soak: Outcome['soak'];
+  if (subject.name === 'ours' && settings.soak > 0) {
+    const kind = settings.soakLoad ?? (rateOf(rows, 'notify') > rateOf(rows, 'update') ? 'notify' : 'update');
     const began = performance.now();
-    samples.push({ at: 0, heap: heapAfterGc() });
+    const samples: HeapSample[] = [{ at: 0, heap: heapAfterGc() }];
     const sampler = setInterval(() => samples.push({ at: (performance.now() - began) / 1000, heap: heapAfterGc() }), 10_000);
-    soak = await measured(port, () => devices.run({ cmd: soakKind, seconds: settings.soak, window }));
+    const run = await measured(subject.port, () => devices.run({ cmd: kind, seconds: settings.soak, window }));
     clearInterval(sampler);
     samples.push({ at: (performance.now() - began) / 1000, heap: heapAfterGc() });
+    soak = { kind, run, samples };
   }
 
+  await subject.close();
+
+  // --- the registration storm against a fresh instance, in cumulative steps, heap per registration after each ---
+  await pause(500);
+  const stormServer = await start();
+  const heapBeforeStorm = heapAfterGc();
+  const steps: StormStep[] = [];
+  let done = 0;
+  let stormSamples: HeapSample[] = [];
+  for (const total of stormTotals(settings.registrations)) {
+    const run = await measured(stormServer.port, () => devices.run({ cmd: 'mass', serverPort: stormServer.port, count: total - done, first: done, window, lifetime: 86400 }));
+    const { ok, lost, other, elapsedMs, detail } = run.value;
+    rows.push({
+      name: `storm: registrations ${done.toLocaleString('en-US')} → ${total.toLocaleString('en-US')}`,
+      key: `storm-${total}`,
+      rate: ok / (elapsedMs / 1000),
+      target: UPLINK,
+      cpu: run.cpu,
+      generatorCpu: run.value.cpu,
+      drops: run.drops,
+      note: `${ok} in ${(elapsedMs / 1000).toFixed(1)} s, ${detail?.retransmissions ?? 0} retransmitted, ${lost} given up${other ? `, ${other} refused` : ''}; ${detail?.addresses ?? '?'} addresses so far`,
+    });
+    done = total;
+    await pause(500);
+    const last = total === settings.registrations;
+    const samples = last ? await heapSamples(settings.heapWait) : [{ at: 0, heap: heapAfterGc() }];
+    steps.push({ total, perRegistration: (samples[0]!.heap - heapBeforeStorm) / total });
+    if (last) stormSamples = samples;
+  }
+  const registered = stormServer.registrationCount();
+  if (registered !== settings.registrations) fail(`${registered} of ${settings.registrations} storm registrations made it`);
+  await stormServer.close();
+
+  return {
+    rows,
+    reads: { count: reading.value.reads, before: heapBeforeReads, samples: readSamples },
+    updates: { count: updating.value.answered ?? updating.value.ok, before: heapBeforeUpdates, after: heapAfterUpdates },
+    storm: { before: heapBeforeStorm, steps, samples: stormSamples, registered },
+    soak,
+    devicesRegistered: registeredDevices.detail?.registered ?? 0,
+    observeFailures,
+  };
+}
+
+async function main(): Promise<void> {
+  const settings = readSettings(process.argv.slice(2));
+  const failures: string[] = [];
+  console.log(
+    `bench/server: ${settings.devices} devices, storm of ${stormTotals(settings.registrations).map((total) => total.toLocaleString('en-US')).join(' / ')} registrations, ${settings.seconds} s per rate, ${settings.soak} s soak, ${settings.window} requests in flight, heap samples +0/+10/+${settings.heapWait} s; node ${process.version}, ${os.cpus()[0]?.model ?? 'cpu'} × ${os.cpus().length}; load average ${os.loadavg().map((load) => load.toFixed(2)).join(' ')}`,
+  );
+
+  const echo = createSocket('udp4');
+  echo.on('message', (message, peer) => echo.send(message, peer.port, peer.address));
+  await new Promise<void>((resolve) => echo.bind(0, '127.0.0.1', resolve));
+  echo.setRecvBufferSize(SOCKET_BUFFER);
+  echo.setSendBufferSize(SOCKET_BUFFER);
+  const echoPort = echo.address().port;
+  const granted = { receive: echo.getRecvBufferSize(), send: echo.getSendBufferSize() };
+
+  const devices = await Generator.start();
+  const window = settings.window;
+
+  // --- baseline: raw UDP echo, same processes, sockets and window; datagrams the size of an Update ---
+  const updateSize = 4 + 8 + 3 + 9; // header, token, Uri-Path rd, Uri-Path <8-character id>
+  const raw = await measured(echoPort, () => devices.run({ cmd: 'echo', port: echoPort, seconds: settings.seconds, window, sockets: settings.devices, size: updateSize }));
+  const rawRate = raw.value.ok / (raw.value.elapsedMs / 1000);
+  const rawRow: Row = { name: 'raw UDP echo (baseline)', rate: rawRate, cpu: raw.cpu, generatorCpu: raw.value.cpu, drops: raw.drops, note: `${updateSize}-byte datagrams, lost ${raw.value.lost}` };
+  echo.close();
+
+  // --- our server ---
+  const serverErrors: unknown[] = [];
+  let traceEntries = 0;
+  const startOurs = async (): Promise<Subject> => {
+    const server = new LwM2MServer({ port: 0, address: '127.0.0.1', requestTimeout: 10_000 });
+    server.on('error', (error) => serverErrors.push(error));
+    let notifications = 0;
+    server.on('notify', (_event: NotifyEvent) => notifications++);
+    const { port } = await server.listen();
+    return {
+      name: 'ours',
+      port,
+      registrationCount: () => server.registrations().length,
+      observe: async (endpoint) => {
+        await server.observe(endpoint, '/3303/0/5700', undefined, { format: ContentFormat.TEXT });
+      },
+      notifications: () => notifications,
+      read: (endpoint) => server.read(endpoint, '/3/0/0', { format: ContentFormat.TEXT }),
+      /** runs `work` with the CoAP trace on (1,000 entries kept), then switches it off again */
+      traced: async (work) => {
+        server.setTrace({ size: 1000 });
+        try {
+          return await work();
+        } finally {
+          traceEntries = Math.max(traceEntries, server.trace.entries().length);
+          server.setTrace({ size: 0 });
+        }
+      },
+      close: () => server.close(),
+    };
+  };
+  const oursOutcome = await runWorkloads(startOurs, devices, settings, failures);
+
+  // --- node-coap's server, the same workloads, once ours is closed ---
+  await pause(500);
+  let nodeCoapBuffers = { receive: 0, send: 0 };
+  const startNodeCoap = async (): Promise<Subject> => {
+    const nodeCoap = await NodeCoapLwM2MServer.listen({ address: '127.0.0.1', bufferSize: SOCKET_BUFFER });
+    nodeCoapBuffers = nodeCoap.bufferSizes();
+    let notifications = 0;
+    return {
+      name: 'node-coap',
+      port: nodeCoap.port,
+      registrationCount: () => nodeCoap.registrations.size,
+      observe: (endpoint) => nodeCoap.observe(endpoint, '/3303/0/5700', () => notifications++),
+      notifications: () => notifications,
+      read: (endpoint) => nodeCoap.read(endpoint, '/3/0/0'),
+      close: () => nodeCoap.close(),
+    };
+  };
+  const theirsOutcome = await runWorkloads(startNodeCoap, devices, settings, failures);
+
   devices.stop();
-  await server.close();
 
   // --- report ---
   const fmt = (rate: number) => `${Math.round(rate).toLocaleString('en-US')}/s`;
-  const kb = (bytes: number) => `${(bytes / 1024).toFixed(2)} KB`;
-  const mb = (bytes: number) => `${(bytes / 1048576).toFixed(1)} MB`;
-  const signedMb = (bytes: number) => {
-    const rounded = Math.round(bytes / 104857.6) / 10;
+  const bytes = (value: number) => `${(Math.round(value) + 0).toLocaleString('en-US')} B`; // + 0: no "-0"
+  const mib = (value: number) => `${(value / 1048576).toFixed(value % 1048576 === 0 ? 0 : 2)} MiB`;
+  const mb = (value: number) => `${(value / 1048576).toFixed(1)} MB`;
+  const signedMb = (value: number) => {
+    const rounded = Math.round(value / 104857.6) / 10;
     return `${rounded > 0 ? '+' : rounded < 0 ? '−' : '±'}${Math.abs(rounded).toFixed(1)} MB`;
   };
-  const table: string[][] = [['figure', 'rate', '× raw UDP', 'target', 'server CPU', 'devices CPU', 'drops', 'notes']];
-  for (const row of rows) {
+  const theirs = new Map(theirsOutcome.rows.filter((row) => row.key).map((row) => [row.key!, row]));
+  const table: string[][] = [['figure', 'server', 'rate', '× raw UDP', 'ours ÷ node-coap', 'target', 'server CPU', 'devices CPU', 'drops', 'notes']];
+  const line = (row: Row, server: string, ratio: string, name = row.name) =>
     table.push([
-      row.name,
+      name,
+      server,
       fmt(row.rate),
-      row === rows[0] ? 'baseline' : `${(row.rate / rawRate).toFixed(2)}×`,
-      row.target === undefined ? '—' : `≥ ${row.target}×`,
+      row === rawRow ? 'baseline' : `${(row.rate / rawRate).toFixed(2)}×`,
+      ratio,
+      row.target === undefined || server !== 'ours' ? '' : `≥ ${row.target}×`,
       `${row.cpu.toFixed(0)} %`,
       Number.isNaN(row.generatorCpu) ? '—' : `${row.generatorCpu.toFixed(0)} %`,
       String(row.drops ?? 'n/a'),
       row.note,
     ]);
+  line(rawRow, '', '');
+  for (const row of oursOutcome.rows) {
+    const other = row.key ? theirs.get(row.key) : undefined;
+    line(row, 'ours', other ? `${(row.rate / other.rate).toFixed(2)}× (${(row.rate / row.cpu / (other.rate / other.cpu)).toFixed(2)}× per CPU)` : '');
+    if (other) line(other, 'node-coap', '', '');
   }
-  const widths = table[0]!.map((_, column) => Math.max(...table.map((line) => line[column]!.length)));
-  for (const line of table) console.log(line.map((cell, column) => (column === line.length - 1 ? cell : column === 1 ? cell.padStart(widths[column]!) : cell.padEnd(widths[column]!))).join('  '));
+  const widths = table[0]!.map((_, column) => Math.max(...table.map((cells) => cells[column]!.length)));
+  for (const cells of table) console.log(cells.map((cell, column) => (column === cells.length - 1 ? cell : column === 2 ? cell.padStart(widths[column]!) : cell.padEnd(widths[column]!))).join('  ').trimEnd());
+  console.log("(ours ÷ node-coap: the rates' ratio, then the ratio of rate per server CPU: on a shared machine the share of CPU a server gets varies from phase to phase, the work per message does not)");
   if (raw.value.cpu > 90) console.log(`(during the raw UDP baseline the device process used ${raw.value.cpu.toFixed(0)} % of a core and this process ${raw.cpu.toFixed(0)} %: it is bounded by Node's dgram on both sides)`);
-  console.log(`heap per idle registration (${added} registrations, after gc): ${Math.round(perRegistration)} bytes = ${kb(perRegistration)}, target ≤ 1 KB (heap ${mb(heapBefore)} → ${mb(heapAfter)})`);
+  const rmemMax = kernelSetting('rmem_max');
+  const rmemDefault = kernelSetting('rmem_default');
+  console.log(
+    `socket buffers: node-coap's server socket and the echo socket asked for ${mib(SOCKET_BUFFER)} receive and send (net.core.rmem_max ${rmemMax === undefined ? 'n/a' : mib(rmemMax)}); the kernel reports receive ${mib(nodeCoapBuffers.receive)} / send ${mib(nodeCoapBuffers.send)} for node-coap's, ${mib(granted.receive)} / ${mib(granted.send)} for the echo socket (Linux reports twice what it grants, its bookkeeping included); ours: the kernel's default (net.core.rmem_default ${rmemDefault === undefined ? 'n/a' : `${Math.round(rmemDefault / 1024)} KiB`}), LwM2MServer sets none`,
+  );
+
+  const perRead = (outcome: Outcome) =>
+    `${outcome.reads.samples.map((sample) => `+${sample.at} s ${bytes((sample.heap - outcome.reads.before) / Math.max(1, outcome.reads.count))}`).join(', ')} (${outcome.reads.count.toLocaleString('en-US')} reads; heap ${mb(outcome.reads.before)} before)`;
+  const perRegistration = (outcome: Outcome) => {
+    const { storm } = outcome;
+    const steps = storm.steps.map((step) => `${step.total.toLocaleString('en-US')}: ${bytes(step.perRegistration)}`).join(', ');
+    const later = storm.samples.slice(1).map((sample) => `+${sample.at} s ${bytes((sample.heap - storm.before) / Math.max(1, storm.steps.at(-1)?.total ?? 1))}`).join(', ');
+    return `${steps}${later ? `; after the last step ${later}` : ''} (heap ${mb(storm.before)} → ${mb(storm.samples[0]?.heap ?? Number.NaN)})`;
+  };
+  const perUpdate = (outcome: Outcome) =>
+    `+0 s ${bytes((outcome.updates.after - outcome.updates.before) / Math.max(1, outcome.updates.count))} (${outcome.updates.count.toLocaleString('en-US')} updates; heap ${mb(outcome.updates.before)} before)`;
+  console.log('heap after GC per finished update, device → server (the heap right after the updates, less the heap before them, ÷ updates answered):');
+  console.log(`  ours       ${perUpdate(oursOutcome)}`);
+  console.log(`  node-coap  ${perUpdate(theirsOutcome)}`);
+  console.log('heap after GC per finished read, server → device (the heap +n s after the reads, less the heap before them, ÷ reads):');
+  console.log(`  ours       ${perRead(oursOutcome)}`);
+  console.log(`  node-coap  ${perRead(theirsOutcome)}`);
+  console.log(
+    "heap after GC per idle registration in the storm, cumulative (the heap after a step, less the heap before the storm, ÷ registrations so far; ours includes its deduplication cache filling up to its bound, 10,000 exchanges; node-coap's its cache of every answer, for 247 s); target for ours ≤ 1 KB:",
+  );
+  console.log(`  ours       ${perRegistration(oursOutcome)}`);
+  console.log(`  node-coap  ${perRegistration(theirsOutcome)}`);
+  const { soak } = oursOutcome;
   if (soak) {
-    const soakRate = soak.value.ok / (soak.value.elapsedMs / 1000);
-    const what = soakKind === 'notify' ? 'notifications' : soakKind === 'update' ? 'updates' : `updates and notifications (${soak.value.detail?.updates ?? 0} + ${soak.value.detail?.notifications ?? 0})`;
-    console.log(`soak: ${what} for ${settings.soak} s at ${fmt(soakRate)} (${(soakRate / rawRate).toFixed(2)}× raw UDP), lost ${soak.value.lost}, server CPU ${soak.cpu.toFixed(0)} %, drops ${soak.drops ?? 'n/a'}`);
-    console.log(`soak heap after gc: ${samples.map((sample) => `${sample.at.toFixed(0)} s ${mb(sample.heap)}`).join(', ')}; last − first ${signedMb(samples.at(-1)!.heap - samples[0]!.heap)} (target: flat)`);
+    const soakRate = soak.run.value.ok / (soak.run.value.elapsedMs / 1000);
+    const what = soak.kind === 'notify' ? 'notifications' : soak.kind === 'update' ? 'updates' : `updates and notifications (${soak.run.value.detail?.updates ?? 0} + ${soak.run.value.detail?.notifications ?? 0})`;
+    console.log(`soak (ours): ${what} for ${settings.soak} s at ${fmt(soakRate)} (${(soakRate / rawRate).toFixed(2)}× raw UDP), lost ${soak.run.value.lost}, server CPU ${soak.run.cpu.toFixed(0)} %, drops ${soak.run.drops ?? 'n/a'}`);
+    console.log(`soak heap after gc: ${soak.samples.map((sample) => `${sample.at.toFixed(0)} s ${mb(sample.heap)}`).join(', ')}; last − first ${signedMb(soak.samples.at(-1)!.heap - soak.samples[0]!.heap)} (target: flat)`);
   }
-  console.log(`devices registered: ${registeredDevices.detail?.registered ?? 0} of ${settings.devices}; observations: ${settings.devices - observeFailures}; server errors: ${serverErrors.length}; trace entries kept: ${traceEntries} (of 1,000)`);
-  if (traceEntries !== 1000) failures.push(`the trace kept ${traceEntries} entries, not 1,000`);
-  if (serverErrors.length > 0) failures.push(`the server reported ${serverErrors.length} errors, the first: ${String(serverErrors[0])}`);
+  for (const [name, outcome] of [['ours', oursOutcome], ['node-coap', theirsOutcome]] as const) {
+    console.log(`${name}: devices registered ${outcome.devicesRegistered} of ${settings.devices}; observations ${settings.devices - outcome.observeFailures}; storm registrations ${outcome.storm.registered} of ${settings.registrations}`);
+  }
+  console.log(`ours: server errors ${serverErrors.length}; trace entries kept ${traceEntries} (of 1,000); load average at the end ${os.loadavg().map((load) => load.toFixed(2)).join(' ')}`);
+  if (traceEntries !== 1000) failures.push(`ours: the trace kept ${traceEntries} entries, not 1,000`);
+  if (serverErrors.length > 0) failures.push(`ours: the server reported ${serverErrors.length} errors, the first: ${String(serverErrors[0])}`);
   for (const failure of failures) console.log(`FAILED: ${failure}`);
   process.exitCode = failures.length > 0 ? 1 : 0;
 }
@@ -334,10 +551,11 @@ function tracedRow(row: Row, off: Row): Row {
   return { ...row, note: `${(row.rate / off.rate).toFixed(2)}× trace off, ${perCpu.toFixed(2)}× per server CPU; ${row.note}` };
 }
 
-function rateRow(name: string, run: { value: RunResult; cpu: number; drops: number | undefined }, target: number | undefined, note?: string): Row {
+function rateRow(name: string, key: string | undefined, run: { value: RunResult; cpu: number; drops: number | undefined }, target: number | undefined, note?: string): Row {
   const extra = [run.value.other ? `${run.value.other} error answers` : '', run.value.lost ? `lost ${run.value.lost}` : ''].filter(Boolean).join(', ');
   return {
     name,
+    key,
     rate: run.value.ok / (run.value.elapsedMs / 1000),
     target,
     cpu: run.cpu,
@@ -347,12 +565,8 @@ function rateRow(name: string, run: { value: RunResult; cpu: number; drops: numb
   };
 }
 
-function updateRateOf(rows: ReadonlyArray<{ name: string; rate: number }>): number {
-  return rows.find((row) => row.name.startsWith('updates/s'))?.rate ?? 0;
-}
-
-function notifyRateOf(rows: ReadonlyArray<{ name: string; rate: number }>): number {
-  return rows.find((row) => row.name.startsWith('notifications/s'))?.rate ?? 0;
+function rateOf(rows: readonly Row[], key: string): number {
+  return rows.find((row) => row.key === key)?.rate ?? 0;
 }
 
 /** Runs `task(0 … count-1)` with at most `limit` at a time. */
