@@ -186,6 +186,8 @@ interface StormStep {
   total: number;
   /** heap after GC after this step, less the heap before the storm, ÷ total */
   perRegistration: number;
+  /** what this step added to the heap ÷ the registrations it added */
+  marginal: number;
 }
 
 /** What one server's run produced. */
@@ -200,11 +202,16 @@ interface Outcome {
   observeFailures: number;
 }
 
-/** Heap after GC now, +10 s and +`wait` s (those within `wait`). */
+/** When the heap is sampled after a piece of work: +0, +10 and +`wait` s (those within `wait`). */
+function sampleTimes(wait: number): number[] {
+  return [...new Set([0, 10, wait])].filter((at) => at <= wait).sort((a, b) => a - b);
+}
+
+/** Heap after GC at each of `sampleTimes(wait)`. */
 async function heapSamples(wait: number): Promise<HeapSample[]> {
   const began = performance.now();
   const samples: HeapSample[] = [];
-  for (const at of [...new Set([0, 10, wait])].filter((at) => at <= wait).sort((a, b) => a - b)) {
+  for (const at of sampleTimes(wait)) {
     const due = began + at * 1000 - performance.now();
     if (due > 0) await pause(due);
     samples.push({ at, heap: heapAfterGc() });
@@ -346,12 +353,16 @@ async function runWorkloads(start: () => Promise<Subject>, devices: Generator, s
   await pause(500);
   const stormServer = await start();
   const heapBeforeStorm = heapAfterGc();
+  let heapAfterStep = heapBeforeStorm;
   const steps: StormStep[] = [];
   let done = 0;
+  /** the steps' durations added up: the time to reach each total (the heap readings between steps left out) */
+  let stormMs = 0;
   let stormSamples: HeapSample[] = [];
   for (const total of stormTotals(settings.registrations)) {
     const run = await measured(stormServer.port, () => devices.run({ cmd: 'mass', serverPort: stormServer.port, count: total - done, first: done, window, lifetime: 86400 }));
     const { ok, lost, other, elapsedMs, detail } = run.value;
+    stormMs += elapsedMs;
     rows.push({
       name: `storm: registrations ${done.toLocaleString('en-US')} → ${total.toLocaleString('en-US')}`,
       key: `storm-${total}`,
@@ -360,14 +371,15 @@ async function runWorkloads(start: () => Promise<Subject>, devices: Generator, s
       cpu: run.cpu,
       generatorCpu: run.value.cpu,
       drops: run.drops,
-      note: `${ok} in ${(elapsedMs / 1000).toFixed(1)} s, ${detail?.retransmissions ?? 0} retransmitted, ${lost} given up${other ? `, ${other} refused` : ''}; ${detail?.addresses ?? '?'} addresses so far`,
+      note: `${ok} in ${(elapsedMs / 1000).toFixed(1)} s (${total.toLocaleString('en-US')} in ${(stormMs / 1000).toFixed(1)} s), ${detail?.retransmissions ?? 0} retransmitted, ${lost} given up${other ? `, ${other} refused` : ''}; ${detail?.addresses ?? '?'} addresses so far`,
     });
-    done = total;
     await pause(500);
     const last = total === settings.registrations;
     const samples = last ? await heapSamples(settings.heapWait) : [{ at: 0, heap: heapAfterGc() }];
-    steps.push({ total, perRegistration: (samples[0]!.heap - heapBeforeStorm) / total });
+    steps.push({ total, perRegistration: (samples[0]!.heap - heapBeforeStorm) / total, marginal: (samples[0]!.heap - heapAfterStep) / (total - done) });
+    heapAfterStep = samples[0]!.heap;
     if (last) stormSamples = samples;
+    done = total;
   }
   const registered = stormServer.registrationCount();
   if (registered !== settings.registrations) fail(`${registered} of ${settings.registrations} storm registrations made it`);
@@ -388,7 +400,7 @@ async function main(): Promise<void> {
   const settings = readSettings(process.argv.slice(2));
   const failures: string[] = [];
   console.log(
-    `bench/server: ${settings.devices} devices, storm of ${stormTotals(settings.registrations).map((total) => total.toLocaleString('en-US')).join(' / ')} registrations, ${settings.seconds} s per rate, ${settings.soak} s soak, ${settings.window} requests in flight, heap samples +0/+10/+${settings.heapWait} s; node ${process.version}, ${os.cpus()[0]?.model ?? 'cpu'} × ${os.cpus().length}; load average ${os.loadavg().map((load) => load.toFixed(2)).join(' ')}`,
+    `bench/server: ${settings.devices} devices, storm of ${stormTotals(settings.registrations).map((total) => total.toLocaleString('en-US')).join(' / ')} registrations, ${settings.seconds} s per rate, ${settings.soak} s soak, ${settings.window} requests in flight, heap samples ${sampleTimes(settings.heapWait).map((at) => `+${at}`).join('/')} s; node ${process.version}, ${os.cpus()[0]?.model ?? 'cpu'} × ${os.cpus().length}; load average ${os.loadavg().map((load) => load.toFixed(2)).join(' ')}`,
   );
 
   const echo = createSocket('udp4');
@@ -507,7 +519,7 @@ async function main(): Promise<void> {
     `${outcome.reads.samples.map((sample) => `+${sample.at} s ${bytes((sample.heap - outcome.reads.before) / Math.max(1, outcome.reads.count))}`).join(', ')} (${outcome.reads.count.toLocaleString('en-US')} reads; heap ${mb(outcome.reads.before)} before)`;
   const perRegistration = (outcome: Outcome) => {
     const { storm } = outcome;
-    const steps = storm.steps.map((step) => `${step.total.toLocaleString('en-US')}: ${bytes(step.perRegistration)}`).join(', ');
+    const steps = storm.steps.map((step) => `${step.total.toLocaleString('en-US')}: ${bytes(step.perRegistration)} (the step alone ${bytes(step.marginal)})`).join(', ');
     const later = storm.samples.slice(1).map((sample) => `+${sample.at} s ${bytes((sample.heap - storm.before) / Math.max(1, storm.steps.at(-1)?.total ?? 1))}`).join(', ');
     return `${steps}${later ? `; after the last step ${later}` : ''} (heap ${mb(storm.before)} → ${mb(storm.samples[0]?.heap ?? Number.NaN)})`;
   };
