@@ -8,7 +8,8 @@
  *
  * Measured in one run, each rate beside a raw UDP echo rate between the same two processes (the
  * same number of sockets, the same number of datagrams outstanding, datagrams of Update size), and
- * beside node-coap's rate for the same work:
+ * beside node-coap's rate for the same work (the ratio ours ÷ node-coap, by rate and by rate per
+ * server CPU):
  *
  * - registrations/s (fresh endpoint names), then de-registrations/s (the same registrations);
  * - updates/s (each device updating its registration);
