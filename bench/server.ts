@@ -425,12 +425,15 @@ async function main(): Promise<void> {
   // --- our server ---
   const serverErrors: unknown[] = [];
   let traceEntries = 0;
+  /** what the kernel gave our server's socket (LwM2MServer asks for 4 MiB by default) */
+  let ourBuffers = { receive: 0, send: 0 };
   const startOurs = async (): Promise<Subject> => {
     const server = new LwM2MServer({ port: 0, address: '127.0.0.1', requestTimeout: 10_000 });
     server.on('error', (error) => serverErrors.push(error));
     let notifications = 0;
     server.on('notify', (_event: NotifyEvent) => notifications++);
     const { port } = await server.listen();
+    ourBuffers = server.socketBuffers().plain ?? ourBuffers;
     return {
       name: 'ours',
       port,
@@ -513,7 +516,7 @@ async function main(): Promise<void> {
   const rmemMax = kernelSetting('rmem_max');
   const rmemDefault = kernelSetting('rmem_default');
   console.log(
-    `socket buffers: node-coap's server socket and the echo socket asked for ${mib(SOCKET_BUFFER)} receive and send (net.core.rmem_max ${rmemMax === undefined ? 'n/a' : mib(rmemMax)}); the kernel reports receive ${mib(nodeCoapBuffers.receive)} / send ${mib(nodeCoapBuffers.send)} for node-coap's, ${mib(granted.receive)} / ${mib(granted.send)} for the echo socket (Linux reports twice what it grants, its bookkeeping included); ours: the kernel's default (net.core.rmem_default ${rmemDefault === undefined ? 'n/a' : `${Math.round(rmemDefault / 1024)} KiB`}), LwM2MServer sets none`,
+    `socket buffers: our server's socket (LwM2MServer's default socketBufferSize), node-coap's server socket and the echo socket each asked for ${mib(SOCKET_BUFFER)} receive and send (net.core.rmem_max ${rmemMax === undefined ? 'n/a' : mib(rmemMax)}, rmem_default ${rmemDefault === undefined ? 'n/a' : `${Math.round(rmemDefault / 1024)} KiB`}); the kernel reports receive / send ${mib(ourBuffers.receive)} / ${mib(ourBuffers.send)} for ours, ${mib(nodeCoapBuffers.receive)} / ${mib(nodeCoapBuffers.send)} for node-coap's, ${mib(granted.receive)} / ${mib(granted.send)} for the echo socket (Linux reports twice what it grants, its bookkeeping included)`,
   );
 
   const perRead = (outcome: Outcome) =>
