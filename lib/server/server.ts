@@ -946,6 +946,7 @@ export class LwM2MServer extends EventEmitter {
       composite
         ? decodeComposite(response.contentFormat ?? ContentFormat.SENML_CBOR, response.payload, this.model, { paths })
         : this.decodeValue(record, operation, response, paths[0]!);
+    let published: Observation | undefined;
     const onNotification = (response: CoapResponse): void => {
       if (!state) {
         pending.push(response);
@@ -968,7 +969,9 @@ export class LwM2MServer extends EventEmitter {
         this.log.warn(`dropped a notification from ${record.endpoint}: ${(error as Error).message}`);
         return;
       }
-      const event: NotifyEvent = { observation: publicObservation(state), endpoint: record.endpoint, value, contentFormat: response.contentFormat, sequence: response.observe };
+      // the public view does not change between notifications: made once, for the first
+      published ??= Object.freeze(publicObservation(state));
+      const event: NotifyEvent = { observation: published, endpoint: record.endpoint, value, contentFormat: response.contentFormat, sequence: response.observe };
       this.emit('notify', event);
     };
     const start = async (): Promise<CoapResponse> => {

@@ -723,8 +723,13 @@ export class CoapEndpoint extends EventEmitter {
     };
   }
 
+  /** An empty ACK or Reset: four bytes, written directly (one goes out for every Confirmable notification). */
   private sendEmpty(type: 'ACK' | 'RST', messageId: number, peer: Peer): void {
-    this.send(serializeMessage({ type, code: '0.00', messageId, token: EMPTY, options: [], payload: EMPTY }), peer);
+    const datagram = Buffer.allocUnsafe(4);
+    datagram[0] = type === 'ACK' ? 0x60 : 0x70; // version 1, type 2 (ACK) or 3 (RST), no token
+    datagram[1] = 0; // code 0.00
+    datagram.writeUInt16BE(messageId, 2);
+    this.send(datagram, peer);
   }
 
   // --- block-wise, server side ---
