@@ -15,7 +15,8 @@
  */
 import assert from 'node:assert/strict';
 import os from 'node:os';
-import { Decoder as CborxDecoder, Encoder as CborxEncoder, isNativeAccelerationEnabled, type Options as CborxOptions } from 'cbor-x';
+import { Decoder as CborxDecoder, Encoder as CborxEncoder, isNativeAccelerationEnabled } from 'cbor-x';
+import { PLAIN_CBORX } from '../test/helpers/cborx';
 import {
   ContentFormat,
   decode,
@@ -184,22 +185,8 @@ function codecRow(
   return { label, encode: encodeOnce, decode: () => decodeFrom(payload), bytes: payload.length, ...extra };
 }
 
-/**
- * cbor-x as a plain RFC 8949 codec, as the differential tests use it: no records, no tag 259 on
- * maps, no tag 64 on byte strings, no value sharing or packed strings; maps decode as Map so the
- * integer SenML labels and LwM2M ids stay integers; non-integral numbers go out as doubles.
- */
-const CBORX_OPTIONS: CborxOptions & { useTag259ForMaps: boolean } = {
-  useRecords: false,
-  mapsAsObjects: false,
-  useTag259ForMaps: false,
-  tagUint8Array: false,
-  structuredClone: false,
-  pack: false,
-  bundleStrings: false,
-  useFloat32: 0, // never round to a single
-  variableMapSize: true,
-};
+/** cbor-x as a plain RFC 8949 codec, with the options of the differential tests (test/helpers/cborx.ts). */
+const CBORX_OPTIONS = PLAIN_CBORX;
 const CBORX_VERSION = (require('cbor-x/package.json') as { version: string }).version;
 const cborxEncoder = new CborxEncoder(CBORX_OPTIONS);
 const cborxDecoder = new CborxDecoder(CBORX_OPTIONS);
