@@ -62,8 +62,13 @@ module.exports = (RED: Red) => {
       return observation;
     };
 
+    // notifications leave by the first output; when it goes nowhere (the flow reads them from
+    // notify-in) no message is built per notification
+    const wires = config.wires as unknown;
+    const first = Array.isArray(wires) ? (wires[0] as unknown) : undefined;
+    const wired = !Array.isArray(first) || first.length > 0;
     const onNotify = (event: NotifyEvent) => {
-      if (!mine.has(event.observation.id)) return;
+      if (!wired || !mine.has(event.observation.id)) return;
       node.send(notificationMessage(event, server.model, Boolean(config.names)));
     };
     // however one of its observations ends (cancelled, replaced, the device re-registered, left,
