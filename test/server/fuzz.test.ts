@@ -325,7 +325,7 @@ describe('LwM2MServer under fuzzed datagrams', function () {
       // Heap. What the server may keep legitimately after warm-up:
       //  - registrations from fuzzed Registers (lifetime 60 s, none expires in this test): names come
       //    from a pool of 200, but a flip in the name makes a new one. Counted, and allowed 4 KB each
-      //    (a record, its copy in the MemoryStore, three index entries: bench/server measures ~0.7 KB);
+      //    (a record and three index entries: bench/server measures ~0.6 KB);
       //  - the message layer's memory, bounded by maxExchanges (default 10,000): the deduplication
       //    cache of requests with their answers (~300–400 bytes an entry), the notifications sent
       //    (none here), 156 Block1 assemblies and 156 Block2 bodies of at most one fuzzed datagram
