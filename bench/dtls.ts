@@ -26,7 +26,7 @@ import { DtlsServer, type DtlsDrop } from '../lib/transport/dtls/server';
 import type { CipherSuiteName } from '../lib/transport/dtls/constants';
 import { CoapEndpoint } from '../lib/transport/endpoint';
 import type { Command, Report, RunResult } from './dtls-clients';
-import { DEFAULT_SOCKET_BUFFER_SIZE, sizeSocketBuffers } from '../lib/transport/datagram';
+import { sizeSocketBuffers } from '../lib/transport/datagram';
 
 interface Settings {
   seconds: number;
@@ -166,7 +166,7 @@ async function main(): Promise<void> {
   echo.on('message', (message, peer) => echo.send(message, peer.port, peer.address));
   await new Promise<void>((resolve) => echo.bind(0, '127.0.0.1', resolve));
   // the baseline's socket gets the buffer the server's sockets get, or a burst costs it datagrams ours would not lose
-  sizeSocketBuffers(echo, DEFAULT_SOCKET_BUFFER_SIZE);
+  sizeSocketBuffers(echo);
   const raw = await clients.run({ cmd: 'echo', port: echo.address().port, seconds, window, sockets, size: ECHO_SIZE });
   await new Promise<void>((resolve) => echo.close(resolve));
   rows.push({ name: 'raw UDP echo (baseline)', result: raw, note: `${ECHO_SIZE}-byte datagrams${raw.failed ? `, ${raw.failed} lost` : ''}` });

@@ -30,7 +30,7 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { LwM2MServer, type FirmwareOutcome, type FirmwareProgress } from '../lib';
 import type { Answer, Command } from './firmware-devices';
-import { DEFAULT_SOCKET_BUFFER_SIZE, sizeSocketBuffers } from '../lib/transport/datagram';
+import { sizeSocketBuffers } from '../lib/transport/datagram';
 
 interface Settings {
   size: number;
@@ -189,7 +189,7 @@ async function main(): Promise<void> {
   echo.on('message', (message, peer) => echo.send(message, peer.port, peer.address));
   await new Promise<void>((resolve) => echo.bind(0, '127.0.0.1', resolve));
   // the baseline's socket gets the buffer the server's sockets get, or a burst costs it datagrams ours would not lose
-  sizeSocketBuffers(echo, DEFAULT_SOCKET_BUFFER_SIZE);
+  sizeSocketBuffers(echo);
   const raw = await devices.run({ cmd: 'echo', port: echo.address().port, loops: count, size: DATAGRAM, seconds }, 'echo');
   await new Promise<void>((resolve) => echo.close(resolve));
   const rawRate = (raw.rounds * BLOCK) / raw.elapsedMs; // payload bytes per ms

@@ -16,7 +16,7 @@ import * as fs from 'node:fs';
 import os from 'node:os';
 import { Generator } from './generator';
 import { startNodeRed } from './node-red';
-import { DEFAULT_SOCKET_BUFFER_SIZE, sizeSocketBuffers } from '../lib/transport/datagram';
+import { sizeSocketBuffers } from '../lib/transport/datagram';
 
 interface Settings {
   devices: number;
@@ -48,7 +48,7 @@ async function main(): Promise<void> {
   echo.on('message', (message, peer) => echo.send(message, peer.port, peer.address));
   await new Promise<void>((resolve) => echo.bind(0, '127.0.0.1', resolve));
   // the baseline's socket gets the buffer the server's sockets get, or a burst costs it datagrams ours would not lose
-  sizeSocketBuffers(echo, DEFAULT_SOCKET_BUFFER_SIZE);
+  sizeSocketBuffers(echo);
   const raw = await devices.run({ cmd: 'echo', port: echo.address().port, seconds: settings.seconds, window: settings.window, sockets: settings.devices, size: 24 });
   const rawRate = raw.ok / (raw.elapsedMs / 1000);
   echo.close();

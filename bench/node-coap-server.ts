@@ -16,6 +16,7 @@
  */
 import { createSocket, type Socket } from 'node:dgram';
 import * as coap from 'coap';
+import { sizeSocketBuffers } from '../lib/transport/datagram';
 
 export interface NodeCoapRegistration {
   endpoint: string;
@@ -51,8 +52,7 @@ export class NodeCoapLwM2MServer {
         resolve();
       });
     });
-    socket.setRecvBufferSize(options.bufferSize);
-    socket.setSendBufferSize(options.bufferSize);
+    sizeSocketBuffers(socket, options.bufferSize);
     const server = coap.createServer();
     const instance = new NodeCoapLwM2MServer(socket, server, new coap.Agent({ socket }));
     server.on('request', (request: coap.IncomingMessage, response: coap.OutgoingMessage) => instance.handle(request, response));

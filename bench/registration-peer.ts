@@ -6,7 +6,7 @@
 import { createSocket } from 'node:dgram';
 import { CoapEndpoint } from '../lib/transport/endpoint';
 import { OptionNumber } from '../lib/transport/message';
-import { DEFAULT_SOCKET_BUFFER_SIZE, sizeSocketBuffers } from '../lib/transport/datagram';
+import { sizeSocketBuffers } from '../lib/transport/datagram';
 
 async function main(): Promise<void> {
   const registrations = new Map<string, string>();
@@ -34,7 +34,7 @@ async function main(): Promise<void> {
   echo.on('message', (message, peer) => echo.send(message, peer.port, peer.address));
   await new Promise<void>((resolve) => echo.bind(0, '127.0.0.1', resolve));
   // the baseline's socket gets the buffer the server's sockets get, or a burst costs it datagrams ours would not lose
-  sizeSocketBuffers(echo, DEFAULT_SOCKET_BUFFER_SIZE);
+  sizeSocketBuffers(echo);
 
   process.on('message', (message: unknown) => {
     if (message === 'count') process.send!({ count: registrations.size });

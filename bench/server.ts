@@ -34,10 +34,11 @@
  *   each step, cumulative (the heap after the step less the heap before the storm ÷ registrations
  *   so far), and +10 and +--heap-wait s after the last.
  *
- * Socket buffers: node-coap's server socket and the raw UDP echo socket ask the kernel for 4 MiB of
- * receive and send buffer (capped by net.core.rmem_max / wmem_max); ours has the kernel's default
- * (LwM2MServer has no option for it): at a window of 256 a burst can overflow it, which the drops
- * column and the lost counts show. The load generator's sockets never hold more than a few datagrams.
+ * Socket buffers: our server's sockets (LwM2MServer's default socketBufferSize), node-coap's server
+ * socket and the raw UDP echo socket ask the kernel for 4 MiB of receive and send buffer (capped by
+ * net.core.rmem_max / wmem_max); with the kernel's default (~208 KB) a burst of 256 overflows it,
+ * which the drops column and the lost counts would show. The load generator's sockets never hold
+ * more than a few datagrams.
  *
  * "server CPU" is this process (server, echo socket, GC threads: it can pass 100 % of one core);
  * "devices CPU" the load generator. A row whose devices CPU is near 100 % measured the generator,
@@ -57,6 +58,7 @@ import type { RunResult } from './server-devices';
 import { heapAfterGc } from '../test/helpers/heap';
 import { Generator } from './generator';
 import { NodeCoapLwM2MServer } from './node-coap-server';
+import { DEFAULT_SOCKET_BUFFER_SIZE, sizeSocketBuffers } from '../lib/transport/datagram';
 
 interface Settings {
   devices: number;
@@ -107,8 +109,6 @@ function readSettings(argv: readonly string[]): Settings {
 /** the targets, as ratios to the raw UDP echo rate: printed, never asserted */
 const UPLINK = 0.6;
 const DOWNLINK = 0.5;
-/** what node-coap's socket and the echo socket ask of the kernel, receive and send each */
-const SOCKET_BUFFER = 4 * 1024 * 1024;
 
 const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -407,10 +407,8 @@ async function main(): Promise<void> {
   const echo = createSocket('udp4');
   echo.on('message', (message, peer) => echo.send(message, peer.port, peer.address));
   await new Promise<void>((resolve) => echo.bind(0, '127.0.0.1', resolve));
-  echo.setRecvBufferSize(SOCKET_BUFFER);
-  echo.setSendBufferSize(SOCKET_BUFFER);
+  const granted = sizeSocketBuffers(echo);
   const echoPort = echo.address().port;
-  const granted = { receive: echo.getRecvBufferSize(), send: echo.getSendBufferSize() };
 
   const devices = await Generator.start();
   const window = settings.window;
@@ -462,7 +460,7 @@ async function main(): Promise<void> {
   await pause(500);
   let nodeCoapBuffers = { receive: 0, send: 0 };
   const startNodeCoap = async (): Promise<Subject> => {
-    const nodeCoap = await NodeCoapLwM2MServer.listen({ address: '127.0.0.1', bufferSize: SOCKET_BUFFER });
+    const nodeCoap = await NodeCoapLwM2MServer.listen({ address: '127.0.0.1', bufferSize: DEFAULT_SOCKET_BUFFER_SIZE });
     nodeCoapBuffers = nodeCoap.bufferSizes();
     let notifications = 0;
     return {
@@ -516,7 +514,7 @@ async function main(): Promise<void> {
   const rmemMax = kernelSetting('rmem_max');
   const rmemDefault = kernelSetting('rmem_default');
   console.log(
-    `socket buffers: our server's socket (LwM2MServer's default socketBufferSize), node-coap's server socket and the echo socket each asked for ${mib(SOCKET_BUFFER)} receive and send (net.core.rmem_max ${rmemMax === undefined ? 'n/a' : mib(rmemMax)}, rmem_default ${rmemDefault === undefined ? 'n/a' : `${Math.round(rmemDefault / 1024)} KiB`}); the kernel reports receive / send ${mib(ourBuffers.receive)} / ${mib(ourBuffers.send)} for ours, ${mib(nodeCoapBuffers.receive)} / ${mib(nodeCoapBuffers.send)} for node-coap's, ${mib(granted.receive)} / ${mib(granted.send)} for the echo socket (Linux reports twice what it grants, its bookkeeping included)`,
+    `socket buffers: our server's socket (LwM2MServer's default socketBufferSize), node-coap's server socket and the echo socket each asked for ${mib(DEFAULT_SOCKET_BUFFER_SIZE)} receive and send (net.core.rmem_max ${rmemMax === undefined ? 'n/a' : mib(rmemMax)}, rmem_default ${rmemDefault === undefined ? 'n/a' : `${Math.round(rmemDefault / 1024)} KiB`}); the kernel reports receive / send ${mib(ourBuffers.receive)} / ${mib(ourBuffers.send)} for ours, ${mib(nodeCoapBuffers.receive)} / ${mib(nodeCoapBuffers.send)} for node-coap's, ${mib(granted.receive)} / ${mib(granted.send)} for the echo socket (Linux reports twice what it grants, its bookkeeping included)`,
   );
 
   const perRead = (outcome: Outcome) =>

@@ -51,9 +51,9 @@ function lookupLiteral(hostname: string, options: unknown, callback: (error: Err
   else dnsLookup(hostname, options as never, callback as never);
 }
 
-/** A UDP socket (IPv6 when `address` is) that answers IP literals without a deferred DNS lookup. */
-export function createUdpSocket(address?: string): Socket {
-  return createSocket({ type: address && isIPv6(address) ? 'udp6' : 'udp4', lookup: lookupLiteral as never });
+/** A UDP socket that answers IP literals without a deferred DNS lookup. */
+export function createUdpSocket(type: 'udp4' | 'udp6'): Socket {
+  return createSocket({ type, lookup: lookupLiteral as never });
 }
 
 /**
@@ -61,7 +61,7 @@ export function createUdpSocket(address?: string): Socket {
  * got: the kernel may give less (Linux silently caps at net.core.rmem_max / wmem_max), and a
  * platform that refuses keeps its default. 0 leaves the defaults alone.
  */
-export function sizeSocketBuffers(socket: Socket, size: number): SocketBufferSizes {
+export function sizeSocketBuffers(socket: Socket, size = DEFAULT_SOCKET_BUFFER_SIZE): SocketBufferSizes {
   if (size > 0) {
     try {
       socket.setRecvBufferSize(size);
@@ -87,7 +87,7 @@ export function bufferCapped(sizes: SocketBufferSizes): boolean {
  * `bufferSize` bytes of receive and send buffer asked of the kernel. Rejects with the bind error.
  */
 export async function bindUdpSocket(port: number, address?: string, bufferSize = DEFAULT_SOCKET_BUFFER_SIZE): Promise<{ socket: Socket; buffers: SocketBufferSizes }> {
-  const socket = createUdpSocket(address);
+  const socket = createUdpSocket(address && isIPv6(address) ? 'udp6' : 'udp4');
   await new Promise<void>((resolve, reject) => {
     socket.once('error', (error) => {
       socket.close();

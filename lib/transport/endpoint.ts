@@ -504,7 +504,6 @@ export class CoapEndpoint extends EventEmitter {
     resend: (datagram, peer) => {
       if (!this.closed) this.send(datagram, peer);
     },
-    timing: () => this.timing,
   };
 
   // --- receiving ---
@@ -792,7 +791,6 @@ interface ExchangeHost {
   readonly pending: Map<string, PendingResponse>;
   readonly transmissions: Map<string, Transmission>;
   resend(datagram: Buffer, peer: Peer): void;
-  timing(): CoapTiming;
 }
 
 /**
@@ -907,9 +905,9 @@ function ignore(): void {}
 /** A request's options but Observe and the block options: Uri-Path, Uri-Query, the caller's, Content-Format, Accept. */
 function requestOptions(params: RequestParams): CoapOption[] {
   const options: CoapOption[] = [];
-  if (params.path) for (const segment of params.path) options.push({ number: OptionNumber.URI_PATH, value: Buffer.from(segment, 'utf8') });
-  if (params.query) for (const item of params.query) options.push({ number: OptionNumber.URI_QUERY, value: Buffer.from(item, 'utf8') });
-  if (params.options) for (const option of params.options) options.push(option);
+  if (params.path) options.push(...pathOptions(params.path));
+  if (params.query) options.push(...queryOptions(params.query));
+  if (params.options) options.push(...params.options);
   if (params.contentFormat !== undefined) options.push(uintOption(OptionNumber.CONTENT_FORMAT, params.contentFormat));
   if (params.accept !== undefined) options.push(uintOption(OptionNumber.ACCEPT, params.accept));
   return options;

@@ -17,7 +17,7 @@ import type { RemoteInfo, Socket } from 'node:dgram';
 import { lookup } from 'node:dns/promises';
 import { EventEmitter } from 'node:events';
 import { isIP, isIPv6, type AddressInfo } from 'node:net';
-import { DEFAULT_SOCKET_BUFFER_SIZE, createUdpSocket, sizeSocketBuffers, type DatagramSocket } from '../datagram';
+import { createUdpSocket, sizeSocketBuffers, type DatagramSocket } from '../datagram';
 import { keyBlockLength, protectionsFor, type RecordProtection } from './cipher';
 import {
   AlertDescription,
@@ -165,7 +165,7 @@ export class DtlsClient extends EventEmitter implements DatagramSocket {
     this.mtu = options.mtu ?? 1200;
     if (isIP(this.host)) this.remoteAddress = this.host;
 
-    this.socket = createUdpSocket(isIPv6(options.localAddress ?? this.host) ? '::' : undefined);
+    this.socket = createUdpSocket(isIPv6(options.localAddress ?? this.host) ? 'udp6' : 'udp4');
     this.socket.on('message', this.onDatagram);
     this.socket.on('error', (error) => {
       // a DatagramSocket's 'error' would crash the process without a listener; a send error only costs a retransmission
@@ -175,7 +175,7 @@ export class DtlsClient extends EventEmitter implements DatagramSocket {
       this.socket.once('error', reject);
       this.socket.bind(options.localPort ?? 0, options.localAddress, () => {
         this.socket.off('error', reject);
-        sizeSocketBuffers(this.socket, options.socketBufferSize ?? DEFAULT_SOCKET_BUFFER_SIZE);
+        sizeSocketBuffers(this.socket, options.socketBufferSize);
         resolve();
       });
     });
