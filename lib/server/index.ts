@@ -12,7 +12,9 @@ export {
   type DtlsOptions,
 } from './server';
 export { LwM2MError, type LwM2MErrorCode } from './errors';
-export { MemoryStore, FileStore, StoreError, type RegistrationStore, type FileStoreOptions } from './store';
+export { NoStore, StoreError, type RegistrationStore } from './store';
+export { MemoryStore } from './memory-store';
+export { FileStore, type FileStoreOptions } from './file-store';
 export type { RegistrationRecord } from './types';
 export type { RegisteredObject } from './register-params';
 export type { Logger } from './log';

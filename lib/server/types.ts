@@ -3,6 +3,7 @@
  * that 100,000 of them fit in little memory and a store can write them as JSON as they are.
  */
 import type { LwM2MVersion } from '../protocol';
+import type { Method } from '../transport/message';
 
 export type { LwM2MVersion };
 
@@ -41,4 +42,62 @@ export interface PskCredential {
   identity: string;
   key: Buffer;
   endpoint: string;
+}
+
+/**
+ * A CoAP request as data (what a store keeps of a request to repeat or send later): the method, the
+ * Uri-Path segments (the device's root path included), Uri-Query, the formats and the body.
+ */
+export interface StoredRequest {
+  method: Method;
+  path: string[];
+  query?: string[];
+  accept?: number;
+  contentFormat?: number;
+  /** the body, base64 */
+  payload?: string;
+}
+
+/**
+ * An observation in force, as a store keeps it: enough to match the device's next notification
+ * after a restart (the token), to decode it (paths, composite) and to cancel it actively (the
+ * request that started it).
+ */
+export interface ObservationRecord {
+  id: string;
+  registrationId: string;
+  endpoint: string;
+  /** LwM2M paths, e.g. `/3303/0/5700` */
+  paths: string[];
+  composite: boolean;
+  /** the observation's CoAP token, hex */
+  token: string;
+  /** the GET or FETCH that started it (with Observe=0) */
+  request: StoredRequest;
+  /** the first response's content format and body (base64): the observation's first value */
+  first: { contentFormat?: number; payload: string };
+  /** ms since the epoch */
+  startedAt: number;
+  /** the server instance whose socket the observation was started on (several instances sharing a store) */
+  instance?: string;
+}
+
+/**
+ * A request waiting for a sleeping queue-mode device, as a store keeps it. After a restart its
+ * caller is gone: the server sends it when the device wakes and reports the outcome as a
+ * `queuedRequest` event.
+ */
+export interface QueuedRequestRecord {
+  id: string;
+  registrationId: string;
+  endpoint: string;
+  /** what the request does, for messages: `Write /3/0/14` */
+  operation: string;
+  request: StoredRequest;
+  /** the response codes that mean success */
+  success: string[];
+  /** ms since the epoch */
+  queuedAt: number;
+  /** ms since the epoch: after this it fails (the device did not wake in time) */
+  expiresAt: number;
 }

@@ -2,7 +2,9 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { FileStore, MemoryStore, StoreError, type FileStoreOptions } from '../../lib/server/store';
+import { StoreError } from '../../lib/server/store';
+import { MemoryStore } from '../../lib/server/memory-store';
+import { FileStore, type FileStoreOptions } from '../../lib/server/file-store';
 import type { RegistrationRecord } from '../../lib/server/types';
 import { until } from '../helpers/wait';
 
@@ -155,8 +157,10 @@ describe('registration stores', () => {
       await store.flush();
       const data = JSON.parse(await fs.readFile(file, 'utf8'));
       assert.equal(data.format, 'lwm2m-registrations');
-      assert.equal(data.version, 1);
+      assert.equal(data.version, 2);
       assert.deepEqual(data.registrations, [record('a')]);
+      assert.deepEqual(data.observations, []);
+      assert.deepEqual(data.queue, []);
       assert.deepEqual(await fs.readdir(dir), ['registrations.json']);
     });
 
@@ -330,7 +334,7 @@ describe('registration stores', () => {
         ['a truncated file', (valid) => valid.slice(0, valid.length - 10), /not valid JSON/],
         ['an empty file', () => '', /empty/],
         ['a JSON file of another format', () => JSON.stringify({ hello: 'world' }), /not a registration store/],
-        ['a newer format version', (valid) => valid.replace('"version":1', '"version":2'), /version 2, newer/],
+        ['a newer format version', (valid) => valid.replace('"version":2', '"version":3'), /version 3, newer/],
         ['registrations that are not an array', () => JSON.stringify({ format: 'lwm2m-registrations', version: 1, registrations: {} }), /not an array/],
       ];
       for (const [what, damage, reason] of corrupt) {
@@ -405,7 +409,7 @@ describe('registration stores', () => {
         assert.equal(errors.length, 1);
         assert.ok(errors[0] instanceof StoreError);
         assert.equal(errors[0].file, at);
-        assert.match(errors[0].message, /could not write 2 registrations/);
+        assert.match(errors[0].message, /could not write 2 records/);
 
         // still a working store in memory
         store.remove('a');
