@@ -5,6 +5,8 @@
  */
 import type { NotifyEvent, Registration, SendEvent } from './server';
 import type { TraceEntry } from './trace';
+import type { LwM2MValue } from '../content';
+import type { LwM2MError } from './errors';
 
 /**
  * Why an observation ended:
@@ -64,6 +66,25 @@ export interface EventsSuppressedEvent {
   window: number;
 }
 
+/**
+ * The outcome of a request that was waiting for a sleeping device when the server restarted: its
+ * caller is gone, so it is told here. `error` is set when it failed (the device answered with an
+ * error, did not wake up in time, or its registration ended); `value` is a Read's decoded answer.
+ */
+export interface QueuedRequestEvent {
+  id: string;
+  endpoint: string;
+  /** what the request did: `Write /3/0/14` */
+  operation: string;
+  /** ms since the epoch */
+  queuedAt: number;
+  code?: string;
+  contentFormat?: number;
+  payload?: Buffer;
+  value?: LwM2MValue;
+  error?: LwM2MError;
+}
+
 /** Listener types by event name. */
 export interface LwM2MServerEvents {
   /** `previous`: the registration this one replaced, when the device registered anew */
@@ -77,6 +98,8 @@ export interface LwM2MServerEvents {
   notify: (event: NotifyEvent) => void;
   send: (event: SendEvent) => void;
   observationEnded: (event: ObservationEndedEvent) => void;
+  /** a request queued before a restart was sent (or failed) */
+  queuedRequest: (event: QueuedRequestEvent) => void;
   handshakeFailed: (event: HandshakeFailedEvent) => void;
   badDatagram: (event: BadDatagramEvent) => void;
   eventsSuppressed: (event: EventsSuppressedEvent) => void;

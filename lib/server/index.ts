@@ -15,7 +15,7 @@ export { LwM2MError, type LwM2MErrorCode } from './errors';
 export { NoStore, StoreError, type RegistrationStore } from './store';
 export { MemoryStore } from './memory-store';
 export { FileStore, type FileStoreOptions } from './file-store';
-export type { RegistrationRecord } from './types';
+export type { RegistrationRecord, ObservationRecord, QueuedRequestRecord, StoredRequest } from './types';
 export type { RegisteredObject } from './register-params';
 export type { Logger } from './log';
 export type {
@@ -26,6 +26,7 @@ export type {
   BadDatagramEvent,
   BadDatagramKind,
   EventsSuppressedEvent,
+  QueuedRequestEvent,
 } from './events';
 export type { EventLimiterOptions } from './event-limiter';
 export { firmwareSourceProblem } from './firmware';

@@ -44,7 +44,8 @@ import { RegistrationRequestError, parseObjectList, parseRegisterQuery, parseUpd
 import { PskTable } from './psk-table';
 import { Registry } from './registry';
 import { NoStore, type RegistrationStore } from './store';
-import type { PskCredential, RegistrationRecord } from './types';
+import type { ObservationRecord, PskCredential, QueuedRequestRecord, RegistrationRecord } from './types';
+import { requestParams, storedRequest } from './persistence';
 
 export type { PskCredential };
 import type { DtlsServer, DtlsServerOptions } from '../transport/dtls/server';
@@ -54,7 +55,7 @@ import { PACKAGE_PATH, PackageServer, hostFor, type PublishedPackage } from './p
 import { ObservationTable } from './observations';
 import { BadInputEvents } from './bad-input-events';
 import type { EventLimiterOptions } from './event-limiter';
-import type { LwM2MServerEvents } from './events';
+import type { LwM2MServerEvents, QueuedRequestEvent } from './events';
 import { CoapTrace, type PeerIdentity } from './trace';
 
 export interface LwM2MServerOptions {
@@ -202,7 +203,11 @@ export class LwM2MServer extends EventEmitter {
   private readonly store: RegistrationStore;
   private readonly queue: RequestQueue;
   private readonly log: RateLimitedLog;
-  private readonly tracked = new ObservationTable<ObservationState>((event) => this.emit('observationEnded', event));
+  private readonly tracked = new ObservationTable<ObservationState>((event) => {
+    // a closing server keeps its observations in the store: the devices go on notifying, and a restarted server hears them
+    if (event.reason !== 'closed') this.store.removeObservation(event.id);
+    this.emit('observationEnded', event);
+  });
   private readonly badInput: BadInputEvents;
   private readonly parsedLists = new WeakMap<RegistrationRecord, { links: string; list: ObjectList }>();
   private readonly awakeUntil = new Map<string, { until: number; timer: NodeJS.Timeout }>();
@@ -325,8 +330,14 @@ export class LwM2MServer extends EventEmitter {
       if (record.updatedAt + record.lifetime * 1000 + grace >= now) this.registry.add(record);
       else this.store.remove(record.id);
     }
+    const [observations, queued] = await Promise.all([this.store.loadObservations(), this.store.loadQueue()]).catch((error: unknown) => {
+      this.fail(error);
+      return [[], []] as [ObservationRecord[], QueuedRequestRecord[]];
+    });
     const plain = { port: this.options.port ?? 5683, address: this.options.address ?? '0.0.0.0' };
     const address = await this.sockets.listen(plain, this.options.dtls && { port: this.options.dtls.port ?? 5684, address: this.options.dtls.address ?? plain.address });
+    for (const observation of observations) this.restoreObservation(observation);
+    for (const request of queued) this.restoreQueued(request);
     this.sweepTimer = setInterval(() => this.sweep(), 1000);
     return address;
   }
@@ -353,7 +364,8 @@ export class LwM2MServer extends EventEmitter {
     clearInterval(this.sweepTimer);
     for (const { timer } of this.awakeUntil.values()) clearTimeout(timer);
     this.awakeUntil.clear();
-    this.queue.clear(new LwM2MError('SERVER_NOT_RUNNING', 'the server was closed'));
+    const kept = this.store instanceof NoStore ? '' : '; the request stays in the store and goes out when the device wakes after a restart';
+    this.queue.clear(new LwM2MError('SERVER_NOT_RUNNING', `the server was closed${kept}`));
     this.tracked.endAll('closed');
     this.badInput.close();
     this.packages.clear();
@@ -711,11 +723,66 @@ export class LwM2MServer extends EventEmitter {
   private async request(record: RegistrationRecord, operation: string, params: RequestParams, options: RequestOptions, success: string[]): Promise<CoapResponse> {
     // params is each caller's own literal: the timeout goes into it instead of into a copy
     params.timeout = options.timeout ?? this.options.requestTimeout ?? 10_000;
-    const response = this.isAwake(record)
-      ? await this.transmit(record, operation, params)
-      : await this.queue.enqueue(record.id, () => this.transmit(record, operation, params), options.ttl ?? this.options.queueTimeToLive ?? 60_000, `${operation} on ${record.endpoint}`);
+    const response = this.isAwake(record) ? await this.transmit(record, operation, params) : await this.enqueue(record, operation, params, options, success);
     if (!success.includes(response.code)) throw errorFromResponse(operation, record.endpoint, response.code, response.payload);
     return response;
+  }
+
+  /** Waits for a sleeping device, kept in the store meanwhile so that a restart does not lose it. */
+  private enqueue(record: RegistrationRecord, operation: string, params: RequestParams, options: RequestOptions, success: string[]): Promise<CoapResponse> {
+    const ttl = options.ttl ?? this.options.queueTimeToLive ?? 60_000;
+    const now = Date.now();
+    const stored: QueuedRequestRecord = { id: pooledRandomId(6), registrationId: record.id, endpoint: record.endpoint, operation, request: storedRequest(params), success, queuedAt: now, expiresAt: now + ttl };
+    this.store.saveQueued(stored);
+    return this.queue.enqueue(record.id, () => this.transmit(record, operation, params), ttl, `${operation} on ${record.endpoint}`).finally(() => {
+      // a closing server keeps it for the next start
+      if (!this.closed) this.store.removeQueued(stored.id);
+    });
+  }
+
+  /** A request queued before a restart: its caller is gone, so its outcome becomes a `queuedRequest` event. */
+  private restoreQueued(stored: QueuedRequestRecord): void {
+    const record = this.registry.get(stored.registrationId);
+    if (!record) {
+      this.store.removeQueued(stored.id);
+      return;
+    }
+    const event: QueuedRequestEvent = { id: stored.id, endpoint: stored.endpoint, operation: stored.operation, queuedAt: stored.queuedAt };
+    const ttl = stored.expiresAt - Date.now();
+    const params = requestParams(stored.request);
+    params.timeout = this.options.requestTimeout ?? 10_000;
+    const sent: Promise<CoapResponse> =
+      ttl <= 0
+        ? Promise.reject(new LwM2MError('TIMEOUT', `${stored.operation} on ${stored.endpoint}: the device did not wake up before the request's time to live ran out (the server was down)`))
+        : this.queue.enqueue(record.id, () => this.transmit(record, stored.operation, params), ttl, `${stored.operation} on ${stored.endpoint}`);
+    sent.then(
+      (response) => {
+        event.code = response.code;
+        if (response.contentFormat !== undefined) event.contentFormat = response.contentFormat;
+        event.payload = response.payload;
+        if (!stored.success.includes(response.code)) event.error = errorFromResponse(stored.operation, stored.endpoint, response.code, response.payload);
+        else if (params.method === 'GET' && response.code === '2.05' && params.accept !== ContentFormat.LINK) {
+          try {
+            event.value = decode(response.contentFormat ?? ContentFormat.TEXT, this.lwm2mPath(record, stored.request.path), response.payload, this.model);
+          } catch (error) {
+            event.error = new LwM2MError('INTERNAL', `${stored.operation} on ${stored.endpoint}: the answer does not decode: ${(error as Error).message}`, response.code);
+          }
+        }
+      },
+      (error: Error) => {
+        event.error = error instanceof LwM2MError ? error : new LwM2MError('INTERNAL', error.message);
+      },
+    ).finally(() => {
+      if (this.closed && event.error?.code === 'SERVER_NOT_RUNNING') return; // kept for the next start
+      this.store.removeQueued(stored.id);
+      this.emit('queuedRequest', event);
+    });
+  }
+
+  /** The LwM2M path of a request's Uri-Path segments: the device's root path taken off. */
+  private lwm2mPath(record: RegistrationRecord, segments: readonly string[]): LwM2MPath {
+    const root = record.rootPath === '' ? 0 : record.rootPath.slice(1).split('/').length;
+    return LwM2MPath.from(`/${segments.slice(root).join('/')}`);
   }
 
   /** Puts one request on the wire to the device, over the transport it registered over; transport errors become LwM2MErrors. */
@@ -942,38 +1009,8 @@ export class LwM2MServer extends EventEmitter {
     const id = pooledRandomId(6);
     let state: ObservationState | undefined;
     const pending: CoapResponse[] = [];
-    const decodeAny = (response: CoapResponse): LwM2MValue | CompositeValue =>
-      composite
-        ? decodeComposite(response.contentFormat ?? ContentFormat.SENML_CBOR, response.payload, this.model, { paths })
-        : this.decodeValue(record, operation, response, paths[0]!);
-    let published: Observation | undefined;
-    const onNotification = (response: CoapResponse): void => {
-      if (!state) {
-        pending.push(response);
-        return;
-      }
-      this.heard(record);
-      if (response.observe === undefined || !response.code.startsWith('2.')) {
-        // a final answer (e.g. 4.04: the resource went away) ends the observation
-        this.tracked.end(state, response.code.startsWith('2.') ? 'ended' : 'error', response.code);
-        return;
-      }
-      const now = Date.now();
-      if (!isNewer(state.lastSequence, state.lastAt, response.observe, now)) return; // out of order: an older value
-      state.lastSequence = response.observe;
-      state.lastAt = now;
-      let value: LwM2MValue | CompositeValue;
-      try {
-        value = decodeAny(response);
-      } catch (error) {
-        this.log.warn(`dropped a notification from ${record.endpoint}: ${(error as Error).message}`);
-        return;
-      }
-      // the public view does not change between notifications: made once, for the first
-      published ??= Object.freeze(publicObservation(state));
-      const event: NotifyEvent = { observation: published, endpoint: record.endpoint, value, contentFormat: response.contentFormat, sequence: response.observe };
-      this.emit('notify', event);
-    };
+    const onNotification = this.notificationListener(record, operation, paths, composite, () => state, pending);
+    let first: CoapResponse | undefined;
     const start = async (): Promise<CoapResponse> => {
       const timeout = options.timeout ?? this.options.requestTimeout ?? 10_000;
       try {
@@ -986,7 +1023,8 @@ export class LwM2MServer extends EventEmitter {
           cancel();
           throw new LwM2MError('INTERNAL', `${operation} on ${record.endpoint}: the device answered but does not observe (no Observe option)`, response.code);
         }
-        const value = decodeAny(response);
+        const value = this.decodeObserved(record, operation, paths, composite, response);
+        first = response;
         state = {
           id,
           endpoint: record.endpoint,
@@ -1016,8 +1054,91 @@ export class LwM2MServer extends EventEmitter {
       throw new LwM2MError('NOT_REGISTERED', `${record.endpoint} is no longer registered`);
     }
     this.tracked.add(observation);
+    this.store.saveObservation(observationRecord(observation, first!));
     for (const early of pending.splice(0)) onNotification(early);
     return publicObservation(observation);
+  }
+
+  /** An observation started before a restart: its device's next notification is matched by the stored token. */
+  private restoreObservation(stored: ObservationRecord): void {
+    const record = this.registry.get(stored.registrationId);
+    const forget = (why: string) => {
+      this.log.warn(`observation ${stored.id} of ${stored.endpoint} not restored: ${why}`);
+      this.store.removeObservation(stored.id);
+    };
+    if (!record) {
+      this.store.removeObservation(stored.id); // its registration ended while the server was down
+      return;
+    }
+    let paths: LwM2MPath[];
+    let value: LwM2MValue | CompositeValue;
+    const operation = stored.composite ? 'Observe-Composite' : `Observe ${stored.paths[0]}`;
+    try {
+      paths = stored.paths.map((path) => LwM2MPath.from(path));
+      value = this.decodeObserved(record, operation, paths, stored.composite, { contentFormat: stored.first.contentFormat, payload: Buffer.from(stored.first.payload, 'base64') });
+    } catch (error) {
+      forget(`its first value does not decode: ${(error as Error).message}`);
+      return;
+    }
+    let state: ObservationState | undefined;
+    const peer = { address: record.address, port: record.port };
+    const token = Buffer.from(stored.token, 'hex');
+    const onNotification = this.notificationListener(record, operation, paths, stored.composite, () => state, []);
+    let endpoint: CoapEndpoint;
+    try {
+      endpoint = this.endpointFor(record);
+    } catch (error) {
+      forget((error as Error).message);
+      return;
+    }
+    const cancel = endpoint.adoptObservation(peer, token, onNotification);
+    // no sequence number yet: the first notification after the restart is taken whatever its number
+    state = { id: stored.id, endpoint: record.endpoint, registrationId: record.id, paths: [...stored.paths], composite: stored.composite, value, request: requestParams(stored.request), token, peer, cancel, lastSequence: 0, lastAt: 0 };
+    this.tracked.add(state);
+  }
+
+  /** Decodes an observed value: of the path, or `{ path: value }` of a composite observation. */
+  private decodeObserved(record: RegistrationRecord, operation: string, paths: LwM2MPath[], composite: boolean, response: Pick<CoapResponse, 'contentFormat' | 'payload'>): LwM2MValue | CompositeValue {
+    return composite
+      ? decodeComposite(response.contentFormat ?? ContentFormat.SENML_CBOR, response.payload, this.model, { paths })
+      : this.decodeValue(record, operation, response as CoapResponse, paths[0]!);
+  }
+
+  /**
+   * What becomes of an observation's notifications: each newer one a `notify` event; an error or a
+   * final answer ends the observation. Those that come before the observation exists (`state()`)
+   * wait in `pending`.
+   */
+  private notificationListener(record: RegistrationRecord, operation: string, paths: LwM2MPath[], composite: boolean, observation: () => ObservationState | undefined, pending: CoapResponse[]): (response: CoapResponse) => void {
+    let published: Observation | undefined;
+    return (response) => {
+      const state = observation();
+      if (!state) {
+        pending.push(response);
+        return;
+      }
+      this.heard(record);
+      if (response.observe === undefined || !response.code.startsWith('2.')) {
+        // a final answer (e.g. 4.04: the resource went away) ends the observation
+        this.tracked.end(state, response.code.startsWith('2.') ? 'ended' : 'error', response.code);
+        return;
+      }
+      const now = Date.now();
+      if (!isNewer(state.lastSequence, state.lastAt, response.observe, now)) return; // out of order: an older value
+      state.lastSequence = response.observe;
+      state.lastAt = now;
+      let value: LwM2MValue | CompositeValue;
+      try {
+        value = this.decodeObserved(record, operation, paths, composite, response);
+      } catch (error) {
+        this.log.warn(`dropped a notification from ${record.endpoint}: ${(error as Error).message}`);
+        return;
+      }
+      // the public view does not change between notifications: made once, for the first
+      published ??= Object.freeze(publicObservation(state));
+      const event: NotifyEvent = { observation: published, endpoint: record.endpoint, value, contentFormat: response.contentFormat, sequence: response.observe };
+      this.emit('notify', event);
+    };
   }
 
   /** The observations in force, of one device or all. */
@@ -1066,6 +1187,23 @@ function latestValues(records: readonly ResourceRecord[]): CompositeValue {
   const values: CompositeValue = {};
   for (const record of latestPerPath(records)) values[record.path.toString()] = record.value;
   return values;
+}
+
+/** What the store keeps of an observation: enough to match, decode and cancel it after a restart. */
+function observationRecord(state: ObservationState, first: CoapResponse): ObservationRecord {
+  const record: ObservationRecord = {
+    id: state.id,
+    registrationId: state.registrationId,
+    endpoint: state.endpoint,
+    paths: [...state.paths],
+    composite: state.composite,
+    token: state.token.toString('hex'),
+    request: storedRequest(state.request),
+    first: { payload: first.payload.toString('base64') },
+    startedAt: Date.now(),
+  };
+  if (first.contentFormat !== undefined) record.first.contentFormat = first.contentFormat;
+  return record;
 }
 
 function publicObservation(state: ObservationState): Observation {

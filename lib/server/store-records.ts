@@ -27,6 +27,7 @@ interface Check extends Rule {
 /** every field of R (the type makes the list complete), optional exactly where R's is */
 type Schema<R> = { [K in keyof R]-?: Rule & ({} extends Pick<R, K> ? { optional: true } : { optional?: never }) };
 
+const LWM2M_PATH = /^\/(\d+(\/\d+){0,3})?$/;
 const VERSIONS: Record<LwM2MVersion, true> = { '1.0': true, '1.1': true, '1.2': true };
 
 const isString = (value: unknown): boolean => typeof value === 'string';
@@ -71,7 +72,7 @@ const OBSERVATION: Schema<ObservationRecord> = {
   id,
   registrationId: id,
   endpoint: id,
-  paths: { expected: 'a non-empty array of LwM2M paths', test: (value) => Array.isArray(value) && value.length > 0 && value.every((path) => typeof path === 'string' && /^\/(\d+(\/\d+){0,3})?$/.test(path)) },
+  paths: { expected: 'a non-empty array of LwM2M paths', test: (value) => Array.isArray(value) && value.length > 0 && value.every((path) => typeof path === 'string' && LWM2M_PATH.test(path)) },
   composite: { expected: 'a boolean', test: (value) => typeof value === 'boolean' },
   token: { expected: 'a token: up to 8 bytes in hex', test: (value) => typeof value === 'string' && /^(?:[0-9a-f]{2}){0,8}$/.test(value) },
   request,

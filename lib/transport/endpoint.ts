@@ -344,6 +344,18 @@ export class CoapEndpoint extends EventEmitter {
   }
 
   /**
+   * Listens for the notifications of an observation this endpoint did not start (one started before
+   * a restart, its token read back from a store), as if `observe` had started it.
+   */
+  adoptObservation(peer: Peer, token: Buffer, listener: (notification: CoapResponse) => void): () => void {
+    const key = `${peerKey(peer)}#${token.toString('hex')}`;
+    this.observers.set(key, listener);
+    return () => {
+      if (this.observers.get(key) === listener) this.observers.delete(key);
+    };
+  }
+
+  /**
    * Sends a notification for an observation started by `origin`. A Reset from the observer (to
    * this or any earlier notification) is also emitted as `reset` with `{ peer, token }`.
    */
