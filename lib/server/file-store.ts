@@ -16,7 +16,7 @@
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { StoreError, type RegistrationStore } from './store';
-import { RECORD_NAMES, TABLES, checkRecord, copyRecord, isObject, type StoredRecords, type Table } from './store-records';
+import { RECORD_NAMES, TABLES, checkRecord, copyRecord, inQueueOrder, isObject, type StoredRecords, type Table } from './store-records';
 import type { ObservationRecord, QueuedRequestRecord, RegistrationRecord } from './types';
 
 export interface FileStoreOptions {
@@ -122,8 +122,8 @@ export class FileStore implements RegistrationStore {
     this.drop('observations', id);
   }
 
-  loadQueue(): Promise<QueuedRequestRecord[]> {
-    return this.copies('queue');
+  async loadQueue(): Promise<QueuedRequestRecord[]> {
+    return inQueueOrder(await this.copies('queue'));
   }
 
   saveQueued(record: QueuedRequestRecord): void {

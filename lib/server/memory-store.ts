@@ -5,7 +5,7 @@
  * ignored.
  */
 import type { RegistrationStore } from './store';
-import { copyRecord, type StoredRecords, type Table } from './store-records';
+import { copyRecord, inQueueOrder, type StoredRecords, type Table } from './store-records';
 import type { ObservationRecord, QueuedRequestRecord, RegistrationRecord } from './types';
 
 export class MemoryStore implements RegistrationStore {
@@ -37,7 +37,7 @@ export class MemoryStore implements RegistrationStore {
   }
 
   async loadQueue(): Promise<QueuedRequestRecord[]> {
-    return this.copies('queue');
+    return inQueueOrder(this.copies('queue'));
   }
 
   saveQueued(record: QueuedRequestRecord): void {

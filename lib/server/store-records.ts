@@ -102,6 +102,11 @@ export function checkRecord<T extends Table>(table: T, item: unknown): StoredRec
   return checkFields(SCHEMAS[table] as Schema<StoredRecords[T]>, item);
 }
 
+/** Queued requests in the order they were queued: by `queuedAt`, ties in the order given (the sort is stable). */
+export function inQueueOrder(records: QueuedRequestRecord[]): QueuedRequestRecord[] {
+  return records.sort((a, b) => a.queuedAt - b.queuedAt);
+}
+
 /** A copy that shares nothing with `record` (stores keep copies, so that later changes to the caller's object change nothing stored). */
 export function copyRecord<T extends Table>(table: T, record: StoredRecords[T]): StoredRecords[T] {
   return table === 'registrations' ? { ...record } : structuredClone(record);

@@ -25,7 +25,7 @@ export interface RegistrationStore {
   saveObservation(record: ObservationRecord): void;
   removeObservation(id: string): void;
 
-  /** The stored requests waiting for sleeping devices, in the order they were queued. */
+  /** The stored requests waiting for sleeping devices, in the order they were queued (by `queuedAt`). */
   loadQueue(): Promise<QueuedRequestRecord[]>;
   /** Stores (or replaces, by id) a queued request. */
   saveQueued(record: QueuedRequestRecord): void;
