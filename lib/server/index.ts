@@ -16,6 +16,7 @@ export { NoStore, StoreError, type RegistrationStore } from './store';
 export { MemoryStore } from './memory-store';
 export { FileStore, type FileStoreOptions } from './file-store';
 export type { RegistrationRecord, ObservationRecord, QueuedRequestRecord, StoredRequest } from './types';
+export { RedisStore, type RedisStoreOptions } from './redis-store';
 export type { RegisteredObject } from './register-params';
 export type { Logger } from './log';
 export type {
