@@ -3,8 +3,8 @@
  * MQTT node's pattern: users register and deregister; on close the socket is closed and only then
  * is done() called, so a redeploy binds the port again without EADDRINUSE.
  */
-import * as path from 'node:path';
-import { FileStore, LwM2MServer, MAX_TRACE_SIZE, ObjectModel, defaultModel, type PskCredential } from '../lib';
+import * as os from 'node:os';
+import { LwM2MServer, MAX_TRACE_SIZE, ObjectModel, StoreError, defaultModel, type PskCredential, type RegistrationStore } from '../lib';
 import type { Node, NodeDef, NodeStatus, Red } from './red';
 import { pskTable, type PskCredentials } from './psk';
 import { localDevicesStopped } from './local-devices';
@@ -12,6 +12,7 @@ import { formatOf } from './settings';
 import { adminRoutes } from './admin';
 import { ExplorerFeed } from './explorer-feed';
 import { explorerRoutes } from './explorer-routes';
+import { createStore, type StoreCredentials } from './store';
 
 export interface ServerUser extends Node {
   /** the user shows the server's state unless it has a status of its own to show */
@@ -28,6 +29,10 @@ export interface ServerConfigNode extends Node {
   listening?: boolean;
   /** the device explorer's live side (the editor's LwM2M sidebar) */
   explorer?: ExplorerFeed;
+  /** this Node-RED's name among the instances sharing a Redis store: the Instance setting, else host-pid */
+  instance: string;
+  /** why the store could not be read when the server started (it then started without what was stored) */
+  storeFailure?: StoreError;
   register(user: ServerUser): void;
   deregister(user: ServerUser, done: () => void): void;
 }
@@ -44,6 +49,15 @@ async function devicesLeaving(server: LwM2MServer): Promise<void> {
 
 /** at most this long (ms) a closing server waits for its runtime's devices (theirs is 2 s) */
 const DEVICES_LEAVING_LIMIT = 3000;
+
+/** characters of a store's problem the status shows (the whole of it is in the log) */
+const STATUS_REASON_LENGTH = 48;
+
+/** The status of a server listening without what its store held: yellow, since devices can still register. */
+function storeStatus(error: StoreError): NodeStatus {
+  const reason = error.reason.length > STATUS_REASON_LENGTH ? `${error.reason.slice(0, STATUS_REASON_LENGTH - 1)}…` : error.reason;
+  return { fill: 'yellow', shape: 'ring', text: `store: ${reason}` };
+}
 
 module.exports = (RED: Red) => {
   // the routes the editor completes endpoints and paths from
@@ -69,7 +83,7 @@ module.exports = (RED: Red) => {
     const port = config.port === '' || config.port === undefined ? 5683 : Number(config.port);
     const timeout = Number(config.requestTimeout) > 0 ? Number(config.requestTimeout) * 1000 : 10_000;
     const awakeTime = Number(config.awakeTime) > 0 ? Number(config.awakeTime) * 1000 : undefined;
-    const credentials: PskCredentials = (node as unknown as { credentials?: PskCredentials }).credentials ?? {};
+    const credentials: PskCredentials & StoreCredentials = (node as unknown as { credentials?: PskCredentials & StoreCredentials }).credentials ?? {};
     let dtls: { port: number; credentials: PskCredential[] } | undefined;
     let preferredFormat: number | undefined;
     let badSettings: string | undefined;
@@ -81,7 +95,8 @@ module.exports = (RED: Red) => {
       const { table, folded } = pskTable(credentials);
       // keys typed in the editor (or kept in the rows by an older flow) move to the password credential
       if (credentials.pskChanges || folded.psk !== (credentials.psk ?? '[]') || folded.pskKeys !== (credentials.pskKeys ?? '{}')) {
-        RED.nodes.addCredentials?.(node.id, { ...folded });
+        // the credentials are replaced as a whole: the Redis password stays among them
+        RED.nodes.addCredentials?.(node.id, { ...folded, ...(credentials.redisPassword !== undefined ? { redisPassword: credentials.redisPassword } : {}) });
       }
       return table;
     };
@@ -99,7 +114,15 @@ module.exports = (RED: Red) => {
       badSettings ??= (error as Error).message;
     }
     const model = config.modelFolder ? ObjectModel.bundled() : defaultModel();
-    const store = config.store === 'file' ? new FileStore(path.join(RED.settings.userDir ?? '.', 'lwm2m', `registrations-${node.id}.json`), { onError: (error) => node.warn(error.message) }) : undefined;
+    node.instance = String(config.instance ?? '').trim() || `${os.hostname()}-${process.pid}`;
+    let store: RegistrationStore | undefined;
+    if (badSettings === undefined) {
+      try {
+        store = createStore(config, credentials, RED.settings.userDir, node.id, (message) => node.warn(message));
+      } catch (error) {
+        badSettings = (error as Error).message;
+      }
+    }
     node.server = new LwM2MServer({
       port,
       address: typeof config.address === 'string' && config.address !== '' ? config.address : undefined,
@@ -114,7 +137,16 @@ module.exports = (RED: Red) => {
       requireSameAddress: Boolean(config.sameAddress),
       trace: badSettings === undefined ? trace : 0,
     });
-    node.server.on('error', (error: Error) => node.error(error.message));
+    node.server.on('error', (error: Error) => {
+      // a store that cannot be read: the server starts without what it held, and says so
+      if (error instanceof StoreError) {
+        node.storeFailure = error;
+        node.warn(error.message);
+        if (node.listening) show(storeStatus(error));
+        return;
+      }
+      node.error(error.message);
+    });
     node.explorer = new ExplorerFeed(node.server, node.id, RED.comms);
 
     node.ready = (async () => {
@@ -126,7 +158,8 @@ module.exports = (RED: Red) => {
       const { port: bound } = await node.server.listen();
       node.listening = true;
       const secure = node.server.secureAddress();
-      show({ fill: 'green', shape: 'dot', text: secure ? `listening on ${bound}, DTLS ${secure.port}` : `listening on ${bound}` });
+      if (node.storeFailure) show(storeStatus(node.storeFailure));
+      else show({ fill: 'green', shape: 'dot', text: secure ? `listening on ${bound}, DTLS ${secure.port}` : `listening on ${bound}` });
     })();
     node.ready.catch((error: Error) => {
       node.failure = error;
@@ -157,6 +190,8 @@ module.exports = (RED: Red) => {
         .then(() => done());
     });
   }
-  // the rows (endpoint, identity) are shown in the editor; keys never leave the runtime
-  RED.nodes.registerType('lwm2m-server', LwM2MServerNode as never, { credentials: { psk: { type: 'text' }, pskKeys: { type: 'password' }, pskChanges: { type: 'password' } } });
+  // the rows (endpoint, identity) are shown in the editor; keys and the Redis password never leave the runtime
+  RED.nodes.registerType('lwm2m-server', LwM2MServerNode as never, {
+    credentials: { psk: { type: 'text' }, pskKeys: { type: 'password' }, pskChanges: { type: 'password' }, redisPassword: { type: 'password' } },
+  });
 };
