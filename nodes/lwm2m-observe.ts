@@ -4,7 +4,8 @@
  * nodes/shared.ts, Fleet), and emits every notification of the observations it started.
  * `msg.action = "cancel"` cancels them. With auto-observe it observes the configured paths on every
  * device that registers (and again when it registers anew) whose endpoint matches the filter:
- * telemetry without an inject.
+ * telemetry without an inject. With "observe again" (on unless unticked) an observation started by
+ * a message that ends because its device registered anew starts again on the new registration.
  */
 import type { AttributeChanges, NotifyEvent, Observation, ObservationEndedEvent, Registration, RequestOptions } from '../lib';
 import type { Node, NodeDef, NodeMessage, NodeStatus, Red } from './red';
@@ -27,6 +28,14 @@ function autoFilter(filter: unknown): (endpoint: string) => boolean {
   const text = String(filter ?? '').trim();
   if (!text.includes(',')) return endpointFilter(text);
   return entriesMatcher(text.split(',').map((entry) => entry.trim()).filter(Boolean));
+}
+
+/** What observing again needs of an observation a message started. */
+interface ObserveRequest {
+  endpoint: string;
+  paths: string[];
+  attributes: AttributeChanges;
+  format: number | undefined;
 }
 
 /** With auto-observe the endpoint setting is a filter, so a message names its device(s) itself. */
@@ -53,11 +62,19 @@ module.exports = (RED: Red) => {
     /** set on close: an auto-observe still under way then fails as the deploy ends it, which is no news */
     let closing = false;
     const showCount = () => node.status(mine.size > 0 ? { fill: 'green', shape: 'dot', text: `observing ${mine.size}` } : {});
+    // observe again after a re-registration: on for nodes saved before the option existed
+    const reobserve = config.reobserve !== false;
+    /** the observations messages started, by id: what to observe again */
+    const requested = new Map<string, ObserveRequest>();
+    /** by endpoint: what to observe again once the device's new registration is announced */
+    const awaitingRegistration = new Map<string, ObserveRequest[]>();
 
-    const start = async (endpoint: string, paths: string[], attributes: AttributeChanges, options: RequestOptions): Promise<Observation> => {
+    /** `again`: what to observe again should the device register anew (an observation a message started) */
+    const start = async (endpoint: string, paths: string[], attributes: AttributeChanges, options: RequestOptions, again?: ObserveRequest): Promise<Observation> => {
       const observation =
         paths.length > 1 ? await server.observeComposite(endpoint, paths, attributes, options) : await server.observe(endpoint, paths[0]!, attributes, options);
       mine.set(observation.id, observation);
+      if (again) requested.set(observation.id, again);
       showCount();
       return observation;
     };
@@ -76,8 +93,14 @@ module.exports = (RED: Red) => {
     const tellEnds = config.observationEnds === true;
     const onEnded = (event: ObservationEndedEvent) => {
       if (!mine.delete(event.id)) return;
+      const request = requested.get(event.id);
+      requested.delete(event.id);
       showCount();
       if (tellEnds && !closing) node.send(observationEndedMessage(event));
+      if (request && event.reason === 'reregistered' && !closing && !autoObserves(request)) {
+        // the server announces the new registration once the device has its answer
+        awaitingRegistration.set(request.endpoint, [...(awaitingRegistration.get(request.endpoint) ?? []), request]);
+      }
     };
     server.on('notify', onNotify);
     server.on('observationEnded', onEnded);
@@ -86,6 +109,30 @@ module.exports = (RED: Red) => {
     const autoObserve = Boolean(config.autoObserve) && autoObserveSettings(settings, node);
     const matches = autoFilter(config.endpoint);
     const autoPaths = pathsOf(config.path);
+    /** whether auto-observe starts this observation again by itself (observing it twice would only replace one) */
+    const autoObserves = (request: ObserveRequest) =>
+      autoObserve && matches(request.endpoint) && request.paths.length === autoPaths.length && request.paths.every((path) => autoPaths.includes(path));
+
+    // observe again: the same path(s), attributes and format on the device's new registration
+    const observeAgain = (registration: Registration) => {
+      const waiting = awaitingRegistration.get(registration.endpoint);
+      if (!waiting) return;
+      awaitingRegistration.delete(registration.endpoint);
+      for (const request of waiting) {
+        const path = request.paths.length > 1 ? [...request.paths] : request.paths[0]!;
+        const topic = `${request.endpoint}${request.paths.length > 1 ? '' : request.paths[0]}`;
+        start(request.endpoint, request.paths, request.attributes, { format: request.format }, request)
+          .then((observation) => {
+            node.send({ topic, endpoint: request.endpoint, path, payload: observation.value, observation: observation.id, coapCode: '2.05' });
+          })
+          .catch((error: Error) => {
+            if (closing) return;
+            const where = Array.isArray(path) ? path.join(', ') : path;
+            node.error(`observing ${where} of ${request.endpoint} again after it registered anew failed: ${error.message}`, { topic, endpoint: request.endpoint, path });
+          });
+      }
+    };
+    if (reobserve) server.on('register', observeAgain);
     const onRegister = (registration: Registration) => {
       if (!matches(registration.endpoint) || autoPaths.length === 0) return;
       start(registration.endpoint, autoPaths, configured, { format: formatOf(config.format) }).catch((error: Error) => {
@@ -118,6 +165,7 @@ module.exports = (RED: Red) => {
           // the server's observationEnded (reason cancelled) takes it out of `mine`
           await server.cancelObservation(observation.id).catch(() => undefined);
           mine.delete(observation.id);
+          requested.delete(observation.id);
         }
         showCount();
         msg.payload = cancelled;
@@ -131,7 +179,7 @@ module.exports = (RED: Red) => {
       const job = {
         path,
         run: async (endpoint: string, out: NodeMessage, options: RequestOptions) => {
-          const observation = await start(endpoint, paths, attributes, { ...options, format });
+          const observation = await start(endpoint, paths, attributes, { ...options, format }, reobserve ? { endpoint, paths, attributes, format } : undefined);
           out.payload = observation.value;
           Object.assign(out, { endpoint, path: Array.isArray(path) ? [...path] : path, observation: observation.id, coapCode: '2.05' });
         },
@@ -146,9 +194,12 @@ module.exports = (RED: Red) => {
       server.off('notify', onNotify);
       server.off('observationEnded', onEnded);
       server.off('register', onRegister);
+      server.off('register', observeAgain);
       // the device is told in the background; close must not wait for a device that may be gone
       for (const id of mine.keys()) void server.cancelObservation(id).catch(() => undefined);
       mine.clear();
+      requested.clear();
+      awaitingRegistration.clear();
       serverNode.deregister(node, done);
     });
   }

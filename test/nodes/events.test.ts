@@ -1,10 +1,12 @@
 /**
  * The server's events in flows: register-in answers an input with the current registrations and,
  * with "security and error events", sends failed DTLS handshakes and bad datagrams (rate-limited);
- * observe and notify-in, with "observation ends", tell when an observation ends and why.
+ * observe and notify-in, with "observation ends", tell when an observation ends and why; observe
+ * observes again after a device registered anew.
  */
 import assert from 'node:assert/strict';
 import { createSocket } from 'node:dgram';
+import type { LwM2MServer, TraceEntry } from '../../lib';
 import { failingHandshake } from '../helpers/dtls-peer';
 import { helper, nodeRedVersion } from '../helpers/node-red';
 import { freeUdpPort } from '../helpers/ports';
@@ -199,6 +201,83 @@ describe(`Node-RED nodes and the server's events (Node-RED ${nodeRedVersion})`, 
       const msg = await ended;
       assert.equal(msg.topic, 'sim-e2/3303/1');
       assert.deepEqual(msg.payload, { reason: 'error', coapCode: '4.04' });
+    });
+
+    it('observe again (on for a node saved without the option): a device that registers anew is observed again with the same path, attributes and format; the end is sent before', async () => {
+      const port = await freeUdpPort();
+      await helper.load(
+        NODES,
+        flow(port, [
+          { id: 'again', type: 'lwm2m-observe', server: 'srv', path: '/3303/0/5700', format: 'fmt', formatType: 'msg', pmin: '1', observationEnds: true, wires: [['againOut'], []] },
+          { id: 'once', type: 'lwm2m-observe', server: 'srv', path: '/3303/0', reobserve: false, observationEnds: true, wires: [['onceOut'], []] },
+          { id: 'againOut', type: 'helper' },
+          { id: 'onceOut', type: 'helper' },
+        ]),
+      );
+      await node('srv').ready;
+      const server = (helper.getNode('srv') as unknown as { server: LwM2MServer }).server;
+      const device = await devices.start('sim-again', port);
+      const againOut = collect('againOut');
+      const onceOut = collect('onceOut');
+      node('again').receive({ endpoint: 'sim-again', fmt: 'senml-json', attributes: { pmax: 30 } });
+      node('once').receive({ endpoint: 'sim-again' });
+      await until(() => againOut.length === 1 && onceOut.length === 1, 'both first values', 20_000);
+      const first = String(againOut[0]!.observation);
+
+      // what the device is asked after it registers anew
+      const requests: TraceEntry[] = [];
+      server.on('trace', (entry) => entry.direction === 'out' && entry.code !== undefined && !/^\d/.test(entry.code) && requests.push(entry));
+      const attributes: string[] = [];
+      device.on('attributes', ({ path, query }: { path: string; query: string[] }) => attributes.push(`${path}?${[...query].sort().join('&')}`));
+      await device.register();
+
+      await until(() => againOut.length === 3, () => `an end and a first value again, not ${JSON.stringify(againOut)}`, 20_000);
+      assert.deepEqual(
+        againOut.slice(1).map((msg) => ({ event: msg.event, payload: msg.payload, path: msg.path, topic: msg.topic, coapCode: msg.coapCode })),
+        [
+          { event: 'observationEnded', payload: { reason: 'reregistered' }, path: '/3303/0/5700', topic: 'sim-again/3303/0/5700', coapCode: undefined },
+          { event: undefined, payload: 21.5, path: '/3303/0/5700', topic: 'sim-again/3303/0/5700', coapCode: '2.05' },
+        ],
+      );
+      assert.equal(againOut[1]!.observation, first);
+      const second = String(againOut[2]!.observation);
+      assert.notEqual(second, first, 'a new observation');
+      assert.deepEqual(attributes, ['/3303/0/5700?pmax=30&pmin=1'], 'the attributes written again');
+      const observe = requests.find((entry) => entry.code === 'GET' && entry.options?.Observe === 0);
+      assert.equal(observe?.options?.['Uri-Path'], '/3303/0/5700');
+      assert.equal(observe?.options?.Accept, 'application/senml+json', "the message's format again");
+
+      // notifications flow again; the node without the option sent its end and nothing more
+      device.set('/3303/0/5700', 30);
+      await until(() => againOut.length === 4, 'a notification of the new observation', 20_000);
+      assert.deepEqual([againOut[3]!.payload, againOut[3]!.observation], [30, second]);
+      assert.deepEqual(
+        onceOut.slice(1).map((msg) => [msg.event, msg.payload]),
+        [['observationEnded', { reason: 'reregistered' }]],
+      );
+      assert.deepEqual(
+        server.observations('sim-again').map((observation) => observation.paths),
+        [['/3303/0/5700']],
+      );
+    });
+
+    it('observe again that fails is an error for Catch naming the device and path', async () => {
+      const port = await freeUdpPort();
+      await helper.load(NODES, flow(port, [{ id: 'again', type: 'lwm2m-observe', server: 'srv', path: '/3303/1/5700', wires: [['againOut'], []] }, { id: 'againOut', type: 'helper' }]));
+      await node('srv').ready;
+      const before = await devices.start('sim-gone', port, { objects: { 3303: { 0: { 5700: 21.5 }, 1: { 5700: 7 } } } });
+      const started = messageWhere('againOut', (msg) => msg.payload === 7);
+      node('again').receive({ endpoint: 'sim-gone' });
+      await started;
+      // the device comes back without that instance (another client of the same endpoint)
+      await before.stop({ deregister: false });
+      devices.forget(before);
+      const caught = messageWhere('caught', (msg) => msg.endpoint === 'sim-gone');
+      await devices.start('sim-gone', port);
+      const msg = await caught;
+      assert.equal(msg.path, '/3303/1/5700');
+      assert.equal(msg.topic, 'sim-gone/3303/1/5700');
+      assert.match(String((msg.error as { message: string }).message), /^observing \/3303\/1\/5700 of sim-gone again after it registered anew failed: .*4\.04/);
     });
 
     it('notify-in tells when an observation under its filters ends, whoever started it', async () => {
