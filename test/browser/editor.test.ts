@@ -540,4 +540,70 @@ describe('the editor in headless Chromium', function () {
     await page.click('#node-config-dialog-cancel');
     await page.waitForSelector('#node-config-input-trace', { state: 'detached' });
   });
+
+  it("the server node's Store: file for a node saved without it, Redis fields only for redis with the URL checked and the password hidden; observe's \"observe again\" ticked for a node saved without it", async () => {
+    type Red = {
+      editor: { edit(node: unknown): void; editConfig(name: string, type: string, id: string): void };
+      nodes: { import(nodes: object[], options: object): void; node(id: string): Record<string, unknown>; remove(id: string): void; getType(type: string): { defaults: Record<string, { value: unknown }> } };
+    };
+    // what a node new from the palette gets
+    assert.deepEqual(
+      await page.evaluate(() => {
+        const red = (globalThis as unknown as { RED: Red }).RED;
+        return [red.nodes.getType('lwm2m-server').defaults.store!.value, red.nodes.getType('lwm2m-observe').defaults.reobserve!.value];
+      }),
+      ['file', true],
+    );
+    await page.evaluate(() => {
+      const red = (globalThis as unknown as { RED: Red }).RED;
+      red.nodes.import([{ id: 'imported-srv', type: 'lwm2m-server', port: '5799', address: '' }], { generateIds: false, addFlow: false });
+      // as a node of a deployed flow saved before the setting existed
+      delete red.nodes.node('imported-srv').store;
+      red.editor.editConfig('', 'lwm2m-server', 'imported-srv');
+    });
+    await page.waitForSelector('#node-config-input-store', { state: 'visible' });
+    assert.equal(await page.inputValue('#node-config-input-store'), 'file');
+    assert.equal((await page.textContent('label[for="node-config-input-store"]'))?.trim(), 'Store');
+    const options = await page.$$eval('#node-config-input-store option', (items) => items.map((item) => [(item as unknown as { value: string }).value, item.textContent]));
+    assert.deepEqual(options, [
+      ['file', 'a file in the user directory (survives a restart)'],
+      ['memory', 'memory only (forgotten on a restart or full deploy)'],
+      ['redis', 'Redis (shared by several Node-RED instances)'],
+    ]);
+    assert.equal(await page.isVisible('#node-config-input-redisUrl'), false, 'no Redis fields for a file');
+    await page.selectOption('#node-config-input-store', 'redis');
+    for (const field of ['redisUrl', 'redisPassword', 'redisPrefix', 'instance']) assert.ok(await page.isVisible(`#node-config-input-${field}`), field);
+    assert.equal(await page.getAttribute('#node-config-input-redisPassword', 'type'), 'password');
+    assert.equal(await page.getAttribute('#node-config-input-redisPrefix', 'placeholder'), 'lwm2m:', 'an empty prefix is lwm2m:');
+    const marked = () => page.$eval('#node-config-input-redisUrl', (element) => element.classList.contains('input-error'));
+    for (const [value, wrong] of [['', true], ['127.0.0.1:6379', true], ['http://127.0.0.1:6379', true], ['redis://127.0.0.1:6379/0', false], ['rediss://cache.example:6380', false]] as const) {
+      await change(page, '#node-config-input-redisUrl', value);
+      assert.equal(await marked(), wrong, `Redis URL ${JSON.stringify(value)}`);
+    }
+    await change(page, '#node-config-input-redisUrl', 'nonsense');
+    await page.selectOption('#node-config-input-store', 'memory');
+    assert.equal(await page.isVisible('#node-config-input-redisUrl'), false, 'no Redis fields for memory');
+    assert.equal(await marked(), false, 'the URL matters only for redis');
+    await page.click('#node-config-dialog-cancel');
+    await page.waitForSelector('#node-config-input-store', { state: 'detached' });
+
+    await page.evaluate(() => {
+      const red = (globalThis as unknown as { RED: Red }).RED;
+      red.nodes.import([{ id: 'imported-observe', type: 'lwm2m-observe', z: 'demo-tab', x: 520, y: 600, server: 'demo-server', path: '/3303/0/5700', wires: [[], []] }], { generateIds: false, addFlow: false });
+      delete red.nodes.node('imported-observe').reobserve;
+      red.editor.edit(red.nodes.node('imported-observe'));
+    });
+    await page.waitForSelector('#node-input-reobserve', { state: 'visible' });
+    assert.equal(await page.isChecked('#node-input-reobserve'), true);
+    await page.uncheck('#node-input-reobserve');
+    await page.click('#node-dialog-ok');
+    await page.waitForSelector('#node-input-reobserve', { state: 'detached' });
+    assert.equal(await page.evaluate(() => (globalThis as unknown as { RED: Red }).RED.nodes.node('imported-observe').reobserve), false);
+    // not part of what a later deploy holds
+    await page.evaluate(() => {
+      const red = (globalThis as unknown as { RED: Red }).RED;
+      red.nodes.remove('imported-observe');
+      red.nodes.remove('imported-srv');
+    });
+  });
 });
