@@ -319,9 +319,11 @@ export class LwM2MServer extends EventEmitter {
     if (this.listening || this.closed) throw new Error(this.closed ? 'the server is closed' : 'the server is already listening');
     this.listening = true;
     let stored: RegistrationRecord[] = [];
+    let unreadable = false;
     try {
       stored = await this.store.load();
     } catch (error) {
+      unreadable = true;
       this.fail(error);
     }
     const now = Date.now();
@@ -331,7 +333,8 @@ export class LwM2MServer extends EventEmitter {
       else this.store.remove(record.id);
     }
     const [observations, queued] = await Promise.all([this.store.loadObservations(), this.store.loadQueue()]).catch((error: unknown) => {
-      this.fail(error);
+      // a store that could not give its registrations fails the same way here: reported once
+      if (!unreadable) this.fail(error);
       return [[], []] as [ObservationRecord[], QueuedRequestRecord[]];
     });
     const plain = { port: this.options.port ?? 5683, address: this.options.address ?? '0.0.0.0' };

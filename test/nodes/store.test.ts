@@ -203,15 +203,13 @@ describe(`the server node's Store (Node-RED ${nodeRedVersion})`, function () {
       await exited;
     });
 
-    it('a full deploy keeps the registrations in Redis; the password is a credential, not in the flow', async function () {
+    it('a full deploy keeps the registrations in Redis; the password is a credential, not in the flow', async () => {
       const port = await freeUdpPort();
       const flow = paletteFlow(port, [], { store: 'redis', redisUrl: `redis://127.0.0.1:${redisPort}/0`, redisPrefix: `lwm2m-test-${process.pid}:` });
       const credentials = { srv: { redisPassword: password } };
       assert.doesNotMatch(JSON.stringify(flow), new RegExp(password));
       await helper.load(NODES, flow, credentials);
       const failure = await serverNode().ready.then(() => undefined, (error: Error) => error);
-      // until the RedisStore is merged into this tree, lib/server/redis-store.ts is a placeholder that refuses to be made
-      if (failure && /RedisStore is not built/.test(failure.message)) this.skip();
       assert.equal(failure, undefined);
       const device = await devices.start('sim-redis', port, { lifetime: 600 });
       const id = serverNode().server.registration('sim-redis')!.id;
