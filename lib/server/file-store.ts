@@ -15,9 +15,9 @@
  */
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
-import { StoreError, type RegistrationStore } from './store';
-import { RECORD_NAMES, TABLES, checkRecord, copyRecord, inQueueOrder, isObject, type StoredRecords, type Table } from './store-records';
-import type { ObservationRecord, QueuedRequestRecord, RegistrationRecord } from './types';
+import { StoreError } from './store';
+import { RECORD_NAMES, TABLES, checkRecord, copyRecord, isObject, type StoredRecords, type Table } from './store-records';
+import { TableStore } from './table-store';
 
 export interface FileStoreOptions {
   /** ms to gather changes before one write (default 200) */
@@ -64,7 +64,7 @@ type Tables = { [T in Table]: Map<string, StoredRecords[T]> };
  * - After `close()`, changes are ignored (the first one is reported to `onError`).
  * - One process per file: leftover temporary files of any process are deleted on the first read.
  */
-export class FileStore implements RegistrationStore {
+export class FileStore extends TableStore {
   /** the store file, as an absolute path */
   readonly file: string;
   private readonly dir: string;
@@ -88,6 +88,7 @@ export class FileStore implements RegistrationStore {
   private reportedClosed = false;
 
   constructor(file: string, options: FileStoreOptions = {}) {
+    super();
     if (typeof file !== 'string' || file === '') throw new TypeError('FileStore: file must be a non-empty path');
     const delay = options.delay ?? 200;
     if (typeof delay !== 'number' || !Number.isFinite(delay) || delay < 0) throw new TypeError(`FileStore: delay must be a number >= 0, not ${String(delay)}`);
@@ -96,42 +97,6 @@ export class FileStore implements RegistrationStore {
     this.temp = `${this.file}.${process.pid}-${instances++}.tmp`;
     this.delay = delay;
     this.onError = options.onError ?? ((error) => process.emitWarning(error));
-  }
-
-  load(): Promise<RegistrationRecord[]> {
-    return this.copies('registrations');
-  }
-
-  save(record: RegistrationRecord): void {
-    this.put('registrations', record);
-  }
-
-  remove(id: string): void {
-    this.drop('registrations', id);
-  }
-
-  loadObservations(): Promise<ObservationRecord[]> {
-    return this.copies('observations');
-  }
-
-  saveObservation(record: ObservationRecord): void {
-    this.put('observations', record);
-  }
-
-  removeObservation(id: string): void {
-    this.drop('observations', id);
-  }
-
-  async loadQueue(): Promise<QueuedRequestRecord[]> {
-    return inQueueOrder(await this.copies('queue'));
-  }
-
-  saveQueued(record: QueuedRequestRecord): void {
-    this.put('queue', record);
-  }
-
-  removeQueued(id: string): void {
-    this.drop('queue', id);
   }
 
   async flush(): Promise<void> {
@@ -157,19 +122,19 @@ export class FileStore implements RegistrationStore {
     return this.closing;
   }
 
-  private async copies<T extends Table>(table: T): Promise<StoredRecords[T][]> {
+  protected async read<T extends Table>(table: T): Promise<StoredRecords[T][]> {
     const opened = await this.open();
     if (opened.kind !== 'ok') throw opened.error;
     return Array.from(this.tables[table].values(), (record) => copyRecord(table, record));
   }
 
-  private put<T extends Table>(table: T, record: StoredRecords[T]): void {
+  protected put<T extends Table>(table: T, record: StoredRecords[T]): void {
     if (this.ignoreAfterClose(table, record?.id)) return;
     (this.tables[table] as Map<string, StoredRecords[T]>).set(record.id, copyRecord(table, record));
     this.changed();
   }
 
-  private drop(table: Table, id: string): void {
+  protected drop(table: Table, id: string): void {
     if (this.ignoreAfterClose(table, id)) return;
     this.tables[table].delete(id);
     this.removedBeforeRead?.[table].add(id);
@@ -270,11 +235,11 @@ export class FileStore implements RegistrationStore {
 
   /** The one read of the file (shared by the loads and the first write), merged under the changes made before it. */
   private open(): Promise<Opened> {
-    this.opened ??= this.read();
+    this.opened ??= this.readFile();
     return this.opened;
   }
 
-  private async read(): Promise<Opened> {
+  private async readFile(): Promise<Opened> {
     await this.removeLeftovers();
     let text: string;
     try {

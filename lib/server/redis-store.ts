@@ -13,9 +13,10 @@
  * one round trip, and nothing the server does waits for Redis.
  */
 import { Redis, type RedisOptions } from 'ioredis';
-import { StoreError, type RegistrationStore } from './store';
+import { StoreError } from './store';
 import { RECORD_NAMES, TABLES, checkRecord, inQueueOrder, isObject, type StoredRecords, type Table } from './store-records';
-import type { ObservationRecord, QueuedRequestRecord, RegistrationRecord } from './types';
+import type { QueuedRequestRecord } from './types';
+import { TableStore } from './table-store';
 
 export interface RedisStoreOptions {
   /** `redis://[[user]:password@]host[:port][/db]` (or `rediss://` for TLS) */
@@ -59,7 +60,7 @@ type Changes = { [T in Table]: Map<string, string | null> };
  *   Redis, reports what stays unwritten, and ends the connection. After `close()`, changes are
  *   ignored (the first one is reported).
  */
-export class RedisStore implements RegistrationStore {
+export class RedisStore extends TableStore {
   /** the Redis URL without its password: names the store in errors */
   readonly url: string;
   /** what every key of this store starts with */
@@ -94,6 +95,7 @@ export class RedisStore implements RegistrationStore {
   private reportedClosed = false;
 
   constructor(options: RedisStoreOptions) {
+    super();
     if (!isObject(options)) throw new TypeError('RedisStore: options must be an object with a url');
     const { url, password, prefix = 'lwm2m:', onError, connectTimeout = 5000 } = options;
     this.url = publicUrl(url);
@@ -127,43 +129,11 @@ export class RedisStore implements RegistrationStore {
     this.redis.on('close', () => this.disconnected());
   }
 
-  load(): Promise<RegistrationRecord[]> {
-    return this.read('registrations');
-  }
-
-  save(record: RegistrationRecord): void {
-    this.put('registrations', record);
-  }
-
-  remove(id: string): void {
-    this.change('registrations', id, null);
-  }
-
-  loadObservations(): Promise<ObservationRecord[]> {
-    return this.read('observations');
-  }
-
-  saveObservation(record: ObservationRecord): void {
-    this.put('observations', record);
-  }
-
-  removeObservation(id: string): void {
-    this.change('observations', id, null);
-  }
-
   /** The queued requests in the order they were queued (by `queuedAt`, then by id). */
-  async loadQueue(): Promise<QueuedRequestRecord[]> {
+  override async loadQueue(): Promise<QueuedRequestRecord[]> {
     // HSCAN's order is arbitrary: ties in queuedAt go by id
     const records = (await this.read('queue')).sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
     return inQueueOrder(records);
-  }
-
-  saveQueued(record: QueuedRequestRecord): void {
-    this.put('queue', record);
-  }
-
-  removeQueued(id: string): void {
-    this.change('queue', id, null);
   }
 
   /** Resolves once Redis acknowledged every change made before the call, or after an attempt that failed (the changes still wait). */
@@ -195,7 +165,11 @@ export class RedisStore implements RegistrationStore {
     return this.redis.duplicate(override);
   }
 
-  private put<T extends Table>(table: T, record: StoredRecords[T]): void {
+  protected drop(table: Table, id: string): void {
+    this.change(table, id, null);
+  }
+
+  protected put<T extends Table>(table: T, record: StoredRecords[T]): void {
     const id: unknown = isObject(record) ? record.id : undefined;
     if (this.ignoredAfterClose(table, id)) return;
     if (typeof id !== 'string' || id === '') {
@@ -337,7 +311,7 @@ export class RedisStore implements RegistrationStore {
     return false;
   }
 
-  private async read<T extends Table>(table: T): Promise<StoredRecords[T][]> {
+  protected async read<T extends Table>(table: T): Promise<StoredRecords[T][]> {
     try {
       await this.ready(this.connectTimeout);
     } catch (error) {
