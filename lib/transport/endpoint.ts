@@ -819,6 +819,7 @@ class RequestExchange implements Transmission, PendingResponse {
   private acknowledged: boolean;
   private attempts = 1;
   private wait = 0;
+  private armedForDeadline = false;
   private maxRetransmit = 0;
 
   constructor(
@@ -849,6 +850,9 @@ class RequestExchange implements Transmission, PendingResponse {
   private arm(): void {
     const left = this.deadline - Date.now();
     const delay = this.acknowledged ? left : Math.min(this.wait, left);
+    // a timer armed for the deadline ends the exchange when it fires: the event loop's clock can
+    // lag Date.now() under load, so the timer may fire a little before Date.now() reaches it
+    this.armedForDeadline = delay >= left;
     this.timer = setTimeout(RequestExchange.fire, Math.max(0, delay), this);
   }
 
@@ -858,7 +862,7 @@ class RequestExchange implements Transmission, PendingResponse {
 
   private onTimer(): void {
     if (this.settled) return;
-    if (Date.now() >= this.deadline) {
+    if (this.armedForDeadline || Date.now() >= this.deadline) {
       this.fail(new CoapError('TIMEOUT', `no response from ${this.where} within ${Number(this.seconds.toFixed(1))} s`));
       return;
     }
