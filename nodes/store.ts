@@ -6,6 +6,9 @@
  */
 import * as path from 'node:path';
 import { FileStore, RedisStore, type RegistrationStore } from '../lib';
+import { withoutPassword } from '../lib/server/redis-store';
+
+export { withoutPassword };
 import type { NodeDef } from './red';
 
 export type StoreKind = 'memory' | 'file' | 'redis';
@@ -46,10 +49,6 @@ export function redisUrl(setting: unknown): string {
   return text;
 }
 
-/** A URL as it may be shown: a password in it replaced by `***`. */
-export function withoutPassword(url: string): string {
-  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:@/]*:)[^@/]*@/i, '$1***@');
-}
 
 /**
  * The store for a server node's settings, or undefined for `memory` (the server then keeps its

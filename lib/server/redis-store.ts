@@ -454,13 +454,18 @@ function parseRecord<T extends Table>(table: T, id: string, json: string): Store
 }
 
 /** The URL as errors show it: checked, and without its password. */
+/** A URL as it may be shown: a password in it replaced by `***`. */
+export function withoutPassword(url: string): string {
+  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:@/]*:)[^@/]*@/i, '$1***@');
+}
+
 function publicUrl(url: unknown): string {
   if (typeof url !== 'string' || url === '') throw new TypeError('RedisStore: url must be a redis:// URL');
   let parsed: URL;
   try {
     parsed = new URL(url);
   } catch {
-    throw new TypeError(`RedisStore: url is not a URL: ${JSON.stringify(url.replace(/:[^:@/]*@/, ':***@'))}`);
+    throw new TypeError(`RedisStore: url is not a URL: ${JSON.stringify(withoutPassword(url))}`);
   }
   if (parsed.protocol !== 'redis:' && parsed.protocol !== 'rediss:') throw new TypeError(`RedisStore: url must start with redis:// or rediss://, not ${parsed.protocol}//`);
   parsed.password = '';
