@@ -85,6 +85,24 @@ export interface QueuedRequestEvent {
   error?: LwM2MError;
 }
 
+/**
+ * A registration changed on another instance sharing the store. Registration events (`register`,
+ * `update`, `deregister`, `expire`) come from the instance the device's message reached, once in
+ * the whole cluster; every other instance gets this instead, to keep its view of the fleet.
+ */
+export interface ClusterRegistrationEvent {
+  kind: 'register' | 'update' | 'deregister' | 'expire';
+  registration: Registration;
+  /** the instance the device talks to */
+  instance: string;
+}
+
+/** A store that could not be read at listen was read later: what it held is served from now on. */
+export interface StoreLoadedEvent {
+  /** registrations the server holds now */
+  registrations: number;
+}
+
 /** Listener types by event name. */
 export interface LwM2MServerEvents {
   /** `previous`: the registration this one replaced, when the device registered anew */
@@ -100,6 +118,8 @@ export interface LwM2MServerEvents {
   observationEnded: (event: ObservationEndedEvent) => void;
   /** a request queued before a restart was sent (or failed) */
   queuedRequest: (event: QueuedRequestEvent) => void;
+  clusterRegistration: (event: ClusterRegistrationEvent) => void;
+  storeLoaded: (event: StoreLoadedEvent) => void;
   handshakeFailed: (event: HandshakeFailedEvent) => void;
   badDatagram: (event: BadDatagramEvent) => void;
   eventsSuppressed: (event: EventsSuppressedEvent) => void;

@@ -28,7 +28,10 @@ export type {
   BadDatagramKind,
   EventsSuppressedEvent,
   QueuedRequestEvent,
+  ClusterRegistrationEvent,
+  StoreLoadedEvent,
 } from './events';
+export type { ClusterBus, ClusterMessage, ClusterHandlers, ExpiryClaim } from './cluster/bus';
 export type { EventLimiterOptions } from './event-limiter';
 export { firmwareSourceProblem } from './firmware';
 export type {

@@ -47,6 +47,11 @@ export class ObservationTable<T extends TrackedObservation> {
     return this.byId.values();
   }
 
+  /** The observations of one registration. */
+  ofRegistration(registrationId: string): T[] {
+    return [...(this.byRegistration.get(registrationId) ?? [])].map((id) => this.byId.get(id)!);
+  }
+
   /** Ends an observation in force; false when it had ended already. */
   end(observation: T, reason: ObservationEndReason, coapCode?: string): boolean {
     if (this.byId.get(observation.id) !== observation) return false;

@@ -13,8 +13,10 @@
  * one round trip, and nothing the server does waits for Redis.
  */
 import { Redis, type RedisOptions } from 'ioredis';
+import type { ClusterBus } from './cluster/bus';
+import { RedisBus } from './cluster/redis-bus';
 import { StoreError } from './store';
-import { RECORD_NAMES, TABLES, checkRecord, inQueueOrder, isObject, type StoredRecords, type Table } from './store-records';
+import { RECORD_NAMES, TABLES, inQueueOrder, isObject, parseRecord, type StoredRecords, type Table } from './store-records';
 import type { QueuedRequestRecord } from './types';
 import { TableStore } from './table-store';
 
@@ -163,6 +165,11 @@ export class RedisStore extends TableStore {
    */
   duplicate(override?: Partial<RedisOptions>): Redis {
     return this.redis.duplicate(override);
+  }
+
+  /** A bus over this Redis for server instances sharing the store (pub/sub under the same prefix). */
+  cluster(): ClusterBus {
+    return new RedisBus(this);
   }
 
   protected drop(table: Table, id: string): void {
@@ -438,19 +445,6 @@ class Skipped {
   done(): void {
     if (this.count > MAX_RECORD_REPORTS) this.report(`${this.count - MAX_RECORD_REPORTS} more invalid ${RECORD_NAMES[this.table]}s skipped (${this.count} in all)`);
   }
-}
-
-function parseRecord<T extends Table>(table: T, id: string, json: string): StoredRecords[T] | string {
-  let item: unknown;
-  try {
-    item = JSON.parse(json);
-  } catch (error) {
-    return `not valid JSON: ${messageOf(error)}`;
-  }
-  const record = checkRecord(table, item);
-  if (typeof record === 'string') return record;
-  if (record.id !== id) return `the record under field ${JSON.stringify(id)} has id ${JSON.stringify(record.id)}`;
-  return record;
 }
 
 /** The URL as errors show it: checked, and without its password. */

@@ -57,6 +57,8 @@ import { BadInputEvents } from './bad-input-events';
 import type { EventLimiterOptions } from './event-limiter';
 import type { LwM2MServerEvents, QueuedRequestEvent } from './events';
 import { CoapTrace, type PeerIdentity } from './trace';
+import { ClusterMember, type ClusterHost } from './cluster/member';
+import { checkRecord } from './store-records';
 
 export interface LwM2MServerOptions {
   /** UDP port (default 5683; 0 picks a free one) */
@@ -105,6 +107,13 @@ export interface LwM2MServerOptions {
   eventLimit?: EventLimiterOptions;
   /** CoAP messages the trace keeps (`server.trace.entries()`); default 0: none. A `trace` listener gets every message either way. */
   trace?: number;
+  /**
+   * this server's name among several instances sharing `store` (a RedisStore): with it, every
+   * instance sees every registration, requests for a device go out through the instance its
+   * messages reach, and registration events are emitted by that instance only. Keep it the same
+   * across restarts; two running instances may not share a name.
+   */
+  instance?: string;
 }
 
 export interface DtlsOptions extends Omit<DtlsServerOptions, 'psk'> {
@@ -182,7 +191,10 @@ interface ObservationState extends Observation {
   request: RequestParams;
   token: Buffer;
   peer: Peer;
+  /** stops hearing its notifications; replaced when the device moves to another instance */
   cancel(): void;
+  /** what its notifications go to, wherever they arrive */
+  listener: (response: CoapResponse) => void;
   lastSequence: number;
   lastAt: number;
 }
@@ -192,6 +204,9 @@ function isNewer(previous: number, previousAt: number, next: number, now: number
   const half = 1 << 23;
   return (previous < next && next - previous < half) || (previous > next && previous - next > half) || now > previousAt + 128_000;
 }
+
+/** ms between attempts to read a store that could not be read at listen */
+const STORE_RETRY = 5000;
 
 const COMPOSITE = new Set<number>([ContentFormat.SENML_JSON, ContentFormat.SENML_CBOR, ContentFormat.LWM2M_CBOR]);
 
@@ -224,6 +239,17 @@ export class LwM2MServer extends EventEmitter {
   private readonly firmware = new FirmwareJobs(this);
   /** every CoAP message in and out, while someone wants them (setTrace, a `trace` listener) */
   readonly trace: CoapTrace;
+  /** the other instances sharing the store, when this one has a name among them */
+  private readonly cluster: ClusterMember | undefined;
+  /** expiry claims in flight (several instances) */
+  private readonly claiming = new Set<string>();
+  /** registrations whose observations and queued requests are being taken up from an instance that stopped */
+  private readonly takingUp = new Set<string>();
+  /** the store's observations and queue were read: at listen, or once an unreachable store came back */
+  private restored = false;
+  /** reads the store again while it could not be read at listen */
+  private reloadTimer: NodeJS.Timeout | undefined;
+  private reloading: Promise<void> | undefined;
 
   constructor(options: LwM2MServerOptions = {}) {
     super();
@@ -231,6 +257,11 @@ export class LwM2MServer extends EventEmitter {
     this.model = options.model ?? defaultModel();
     this.store = options.store ?? new NoStore();
     this.log = new RateLimitedLog(options.logger);
+    if (options.instance !== undefined) {
+      if (typeof options.instance !== 'string' || options.instance.trim() === '') throw new TypeError(`LwM2MServer: instance must be a non-empty name, not ${JSON.stringify(options.instance)}`);
+      if (!this.store.cluster) throw new TypeError('LwM2MServer: an instance name needs a store several instances can share (a RedisStore)');
+      this.cluster = new ClusterMember(options.instance, this.store.cluster(), this.clusterHost());
+    }
     this.badInput = new BadInputEvents(this, options.eventLimit);
     if (options.dtls) this.setCredentials(options.dtls.credentials ?? []);
     this.sockets = new ServerEndpoints(
@@ -248,6 +279,8 @@ export class LwM2MServer extends EventEmitter {
     this.secureEndpoint = this.sockets.secure;
     for (const endpoint of [this.endpoint, this.secureEndpoint]) {
       endpoint?.on('blockServed', ({ peer, path, served, total }) => this.packages.served(peer, path, served, total));
+      // a notification nobody here waits for may be of a device that moved here from another instance
+      if (this.cluster) endpoint?.setUnmatchedHandler((peer, token) => this.unmatchedNotification(peer, token));
     }
     this.queue = new RequestQueue();
     const sources = [{ endpoint: this.endpoint, secure: false }, ...(this.secureEndpoint ? [{ endpoint: this.secureEndpoint, secure: true }] : [])];
@@ -318,6 +351,15 @@ export class LwM2MServer extends EventEmitter {
   async listen(): Promise<AddressInfo> {
     if (this.listening || this.closed) throw new Error(this.closed ? 'the server is closed' : 'the server is already listening');
     this.listening = true;
+    // the others' changes are heard from before the store is read, so none falls in between
+    if (this.cluster) {
+      try {
+        await this.cluster.join();
+      } catch (error) {
+        this.listening = false;
+        throw new LwM2MError('SERVER_NOT_RUNNING', (error as Error).message);
+      }
+    }
     let stored: RegistrationRecord[] = [];
     let unreadable = false;
     try {
@@ -330,19 +372,79 @@ export class LwM2MServer extends EventEmitter {
     const grace = this.grace();
     for (const record of stored) {
       if (record.updatedAt + record.lifetime * 1000 + grace >= now) this.registry.add(record);
-      else this.store.remove(record.id);
+      else if (!this.cluster) this.store.remove(record.id); // with several instances, expiry is claimed (sweep)
     }
-    const [observations, queued] = await Promise.all([this.store.loadObservations(), this.store.loadQueue()]).catch((error: unknown) => {
-      // a store that could not give its registrations fails the same way here: reported once
-      if (!unreadable) this.fail(error);
-      return [[], []] as [ObservationRecord[], QueuedRequestRecord[]];
-    });
+    let saved: [ObservationRecord[], QueuedRequestRecord[]] = [[], []];
+    if (!unreadable) {
+      saved = await Promise.all([this.store.loadObservations(), this.store.loadQueue()]).catch((error: unknown) => {
+        // a store that could not give its registrations fails the same way here: reported once
+        unreadable = true;
+        this.fail(error);
+        return [[], []] as [ObservationRecord[], QueuedRequestRecord[]];
+      });
+    }
     const plain = { port: this.options.port ?? 5683, address: this.options.address ?? '0.0.0.0' };
     const address = await this.sockets.listen(plain, this.options.dtls && { port: this.options.dtls.port ?? 5684, address: this.options.dtls.address ?? plain.address });
-    for (const observation of observations) this.restoreObservation(observation);
-    for (const request of queued) this.restoreQueued(request);
+    if (!unreadable) await this.restore(...saved);
+    this.cluster?.start();
     this.sweepTimer = setInterval(() => this.sweep(), 1000);
+    // a store that could not be read (Redis not up yet) is tried again until it can
+    if (unreadable && !(this.store instanceof NoStore)) this.reloadTimer = setInterval(() => void this.reload(), STORE_RETRY);
     return address;
+  }
+
+  /** Takes up the stored observations and queued requests: this instance's own, and those of instances no longer running. */
+  private async restore(observations: ObservationRecord[], queued: QueuedRequestRecord[]): Promise<void> {
+    this.restored = true;
+    const mine = this.ownership();
+    for (const observation of observations) if (!this.tracked.get(observation.id) && (await mine(observation.instance))) this.restoreObservation(observation);
+    for (const request of queued) if (await mine(request.instance)) this.restoreQueued(request);
+  }
+
+  /**
+   * Whether what another instance left in the store is this one's to take up: its own, what has no
+   * instance (a single server), and what an instance that is not running left (it stopped for good,
+   * or restarted under another name). Asks the bus once per instance.
+   */
+  private ownership(): (instance: string | undefined) => Promise<boolean> {
+    const alive = new Map<string, Promise<boolean>>();
+    return async (instance) => {
+      if (!this.cluster || instance === undefined || instance === this.cluster.instance) return true;
+      if (!alive.has(instance)) alive.set(instance, this.cluster.isAlive(instance).catch(() => true));
+      return !(await alive.get(instance));
+    };
+  }
+
+  /**
+   * Reads the store again and takes what it holds that this server does not: after the store
+   * could not be read at listen (then also the observations and queue), or when the other
+   * instances' changes may have been missed (the connection to Redis was lost).
+   */
+  private reload(): Promise<void> {
+    this.reloading ??= (async () => {
+      try {
+        const stored = await this.store.load();
+        const inStore = new Set<string>();
+        const now = Date.now();
+        for (const record of stored) {
+          inStore.add(record.id);
+          if (record.updatedAt + record.lifetime * 1000 + this.grace() >= now) this.merge(record, undefined);
+        }
+        // what this instance registered while the store was away (or what a Redis restarted empty lost)
+        for (const record of this.registry.all()) if (!inStore.has(record.id) && (!this.cluster || record.instance === this.cluster.instance)) this.store.save(record);
+        if (!this.restored) await this.restore(await this.store.loadObservations(), await this.store.loadQueue());
+        if (this.reloadTimer) {
+          clearInterval(this.reloadTimer);
+          this.reloadTimer = undefined;
+          this.emit('storeLoaded', { registrations: this.registry.size });
+        }
+      } catch (error) {
+        if (!this.reloadTimer) this.fail(error); // while retrying, the first failure was reported at listen
+      } finally {
+        this.reloading = undefined;
+      }
+    })();
+    return this.reloading;
   }
 
   /** The plain CoAP address. */
@@ -365,6 +467,9 @@ export class LwM2MServer extends EventEmitter {
     if (this.closed) return;
     this.closed = true;
     clearInterval(this.sweepTimer);
+    clearInterval(this.reloadTimer);
+    // what ends now stays in the store for a restart: the other instances are not told
+    this.cluster?.closing();
     for (const { timer } of this.awakeUntil.values()) clearTimeout(timer);
     this.awakeUntil.clear();
     const kept = this.store instanceof NoStore ? '' : '; the request stays in the store and goes out when the device wakes after a restart';
@@ -373,6 +478,8 @@ export class LwM2MServer extends EventEmitter {
     this.badInput.close();
     this.packages.clear();
     await this.sockets.close();
+    await this.reloading;
+    await this.cluster?.leave();
     await this.store.close();
   }
 
@@ -422,20 +529,47 @@ export class LwM2MServer extends EventEmitter {
 
   private sweep(): void {
     for (const record of this.registry.expired(Date.now(), this.grace())) {
-      this.end(record, 'expire');
+      if (this.cluster) this.claimExpiry(this.cluster, record);
+      else this.end(record, 'expire');
     }
   }
 
-  /** Ends a registration: its observations, queued requests and awake state go with it. */
-  private end(record: RegistrationRecord, event: 'deregister' | 'expire' | 'replaced'): void {
+  /** With several instances, the one whose claim succeeds expires the registration (and emits `expire`); the others forget it quietly. */
+  private claimExpiry(cluster: ClusterMember, record: RegistrationRecord): void {
+    if (this.claiming.has(record.id)) return;
+    this.claiming.add(record.id);
+    cluster
+      .claimExpiry(record.id, record.updatedAt)
+      .then(
+        (claim) => {
+          if (this.registry.get(record.id) !== record || this.closed) return;
+          if (claim === 'claimed') {
+            this.end(record, 'expire');
+            cluster.shareEnd(record.id, 'expire');
+          } else if (claim === 'gone') this.end(record, 'expire', false);
+          else this.merge(claim.newer, undefined); // an Update on another instance this one missed
+        },
+        (error: Error) => this.log.warn(`cannot claim the expiry of ${record.endpoint}'s registration: ${error.message}; trying again`),
+      )
+      .finally(() => this.claiming.delete(record.id));
+  }
+
+  /**
+   * Ends a registration: its observations, queued requests and awake state go with it. `here`:
+   * it ended on this instance, which stores it and emits the event; else another instance did.
+   */
+  private end(record: RegistrationRecord, event: 'deregister' | 'expire' | 'replaced', here = true): void {
     this.registry.remove(record.id);
-    this.store.remove(record.id);
+    if (here) this.store.remove(record.id);
     this.tracked.endRegistration(record.id, event === 'replaced' ? 'reregistered' : event === 'deregister' ? 'deregistered' : 'expired');
     if (this.queue.size(record.id) > 0) this.queue.drop(record.id, new LwM2MError('NOT_REGISTERED', `${record.endpoint} is no longer registered`));
     const awake = this.awakeUntil.get(record.id);
     if (awake) clearTimeout(awake.timer);
     this.awakeUntil.delete(record.id);
-    if (event !== 'replaced') this.announce(event, record);
+    this.cluster?.dropRelays(record.id);
+    if (event === 'replaced') return;
+    if (here) this.announce(event, record);
+    else this.elsewhere(event, record);
   }
 
   // --- uplink: /rd and /dp ---
@@ -496,10 +630,12 @@ export class LwM2MServer extends EventEmitter {
     };
     if (params.sms !== undefined) record.sms = params.sms;
     if (request.peer.identity !== undefined) record.identity = request.peer.identity;
+    if (this.cluster) record.instance = this.cluster.instance;
     const previous = this.registry.byEndpointName(record.endpoint);
     if (previous) this.end(previous, 'replaced');
     this.registry.add(record);
     this.store.save(record);
+    this.cluster?.share(record);
     return {
       code: '2.01',
       options: [
@@ -550,7 +686,9 @@ export class LwM2MServer extends EventEmitter {
       changed.push('address');
     }
     record.updatedAt = Date.now();
+    if (this.cluster && record.instance !== this.cluster.instance) this.takeOver(this.cluster, record);
     this.store.save(record);
+    this.cluster?.share(record);
     return {
       code: '2.04',
       onSent: () => {
@@ -571,7 +709,9 @@ export class LwM2MServer extends EventEmitter {
     return {
       code: '2.02',
       onSent: () => {
-        if (this.registry.get(id) === record) this.end(record, 'deregister');
+        if (this.registry.get(id) !== record) return;
+        this.end(record, 'deregister');
+        this.cluster?.shareEnd(record.id, 'deregister');
       },
     };
   }
@@ -598,6 +738,11 @@ export class LwM2MServer extends EventEmitter {
     } catch (error) {
       this.log.warn(`refused a Send from ${record.endpoint}: ${(error as Error).message}`);
       return { code: '4.00', payload: Buffer.from((error as Error).message.slice(0, 200)) };
+    }
+    if (this.cluster && record.instance !== this.cluster.instance) {
+      this.takeOver(this.cluster, record);
+      this.store.save(record);
+      this.cluster.share(record);
     }
     this.heard(record);
     const event: SendEvent = { endpoint: record.endpoint, registration: this.view(record), values: latestValues(records), records };
@@ -726,16 +871,29 @@ export class LwM2MServer extends EventEmitter {
   private async request(record: RegistrationRecord, operation: string, params: RequestParams, options: RequestOptions, success: string[]): Promise<CoapResponse> {
     // params is each caller's own literal: the timeout goes into it instead of into a copy
     params.timeout = options.timeout ?? this.options.requestTimeout ?? 10_000;
-    const response = this.isAwake(record) ? await this.transmit(record, operation, params) : await this.enqueue(record, operation, params, options, success);
+    const ttl = options.ttl ?? this.options.queueTimeToLive ?? 60_000;
+    const response = this.heldElsewhere(record)
+      ? await this.cluster!.forward(record, operation, params, record.queueMode ? ttl : 0, success)
+      : await this.deliver(record, operation, params, ttl, success);
     if (!success.includes(response.code)) throw errorFromResponse(operation, record.endpoint, response.code, response.payload);
     return response;
   }
 
+  /** Sends a request from this instance's socket, or queues it while the device sleeps. */
+  private deliver(record: RegistrationRecord, operation: string, params: RequestParams, ttl: number, success: string[]): Promise<CoapResponse> {
+    return this.isAwake(record) ? this.transmit(record, operation, params) : this.enqueue(record, operation, params, ttl, success);
+  }
+
+  /** Whether the device talks to another instance (which sends to it for this one). */
+  private heldElsewhere(record: RegistrationRecord): boolean {
+    return this.cluster !== undefined && record.instance !== undefined && record.instance !== this.cluster.instance;
+  }
+
   /** Waits for a sleeping device, kept in the store meanwhile so that a restart does not lose it. */
-  private enqueue(record: RegistrationRecord, operation: string, params: RequestParams, options: RequestOptions, success: string[]): Promise<CoapResponse> {
-    const ttl = options.ttl ?? this.options.queueTimeToLive ?? 60_000;
+  private enqueue(record: RegistrationRecord, operation: string, params: RequestParams, ttl: number, success: string[]): Promise<CoapResponse> {
     const now = Date.now();
     const stored: QueuedRequestRecord = { id: pooledRandomId(6), registrationId: record.id, endpoint: record.endpoint, operation, request: storedRequest(params), success, queuedAt: now, expiresAt: now + ttl };
+    if (this.cluster) stored.instance = this.cluster.instance;
     this.store.saveQueued(stored);
     return this.queue.enqueue(record.id, () => this.transmit(record, operation, params), ttl, `${operation} on ${record.endpoint}`).finally(() => {
       // a closing server keeps it for the next start
@@ -750,6 +908,8 @@ export class LwM2MServer extends EventEmitter {
       this.store.removeQueued(stored.id);
       return;
     }
+    // taken up from an instance that is not running: this one's from now on
+    if (this.cluster && stored.instance !== this.cluster.instance) this.store.saveQueued({ ...stored, instance: this.cluster.instance });
     const event: QueuedRequestEvent = { id: stored.id, endpoint: stored.endpoint, operation: stored.operation, queuedAt: stored.queuedAt };
     const ttl = stored.expiresAt - Date.now();
     const params = requestParams(stored.request);
@@ -757,7 +917,9 @@ export class LwM2MServer extends EventEmitter {
     const sent: Promise<CoapResponse> =
       ttl <= 0
         ? Promise.reject(new LwM2MError('TIMEOUT', `${stored.operation} on ${stored.endpoint}: the device did not wake up before the request's time to live ran out (the server was down)`))
-        : this.queue.enqueue(record.id, () => this.transmit(record, stored.operation, params), ttl, `${stored.operation} on ${stored.endpoint}`);
+        : this.heldElsewhere(record)
+          ? this.cluster!.forward(record, stored.operation, params, ttl, stored.success)
+          : this.queue.enqueue(record.id, () => this.transmit(record, stored.operation, params), ttl, `${stored.operation} on ${stored.endpoint}`);
     sent.then(
       (response) => {
         event.code = response.code;
@@ -951,6 +1113,132 @@ export class LwM2MServer extends EventEmitter {
     return id;
   }
 
+  // --- several instances ---
+
+  /** What this server does for the other instances: send to the devices whose socket it holds, and take in their changes. */
+  private clusterHost(): ClusterHost {
+    const registered = (id: string, operation: string): RegistrationRecord => {
+      const record = this.registry.get(id);
+      if (!record) throw new LwM2MError('NOT_REGISTERED', `${operation}: registration ${id} is no longer registered`);
+      return record;
+    };
+    return {
+      deliver: async (id, operation, params, ttl, success) => this.deliver(registered(id, operation), operation, params, ttl, success),
+      observeHere: async (id, operation, params, ttl, listener) => {
+        const record = registered(id, operation);
+        const start = () => this.endpointFor(record).observe({ address: record.address, port: record.port }, params, listener);
+        return this.isAwake(record) ? start() : this.queue.enqueue(record.id, start, ttl, `${operation} on ${record.endpoint}`);
+      },
+      adoptHere: (id, token, listener) => {
+        const record = this.registry.get(id);
+        return record && this.endpointFor(record).adoptObservation({ address: record.address, port: record.port }, token, listener);
+      },
+      shared: (record, from) => {
+        const checked = checkRecord('registrations', record);
+        if (typeof checked === 'string') this.log.warn(`ignored a registration from instance ${from}: ${checked}`);
+        else this.merge(checked, from);
+      },
+      ended: (id, reason) => {
+        const record = this.registry.get(id);
+        if (record) this.end(record, reason, false);
+      },
+      resync: () => void this.reload(),
+      warn: (message) => this.log.warn(message),
+    };
+  }
+
+  /**
+   * Takes in a registration as another instance (`from`) or the store has it: a new one (replacing
+   * an older one of the same endpoint), or a change of one known. When its device moved to another
+   * instance, the observations follow it there.
+   */
+  private merge(incoming: RegistrationRecord, from: string | undefined): void {
+    const existing = this.registry.get(incoming.id);
+    if (existing) {
+      if (incoming.updatedAt < existing.updatedAt) return; // older news than this instance has
+      const moved = existing.instance !== incoming.instance;
+      if (existing.address !== incoming.address || existing.port !== incoming.port) this.registry.move(existing, incoming);
+      for (const field of Object.keys(existing) as Array<keyof RegistrationRecord>) if (!(field in incoming)) delete existing[field];
+      Object.assign(existing, incoming);
+      if (moved) {
+        this.cluster?.dropRelays(existing.id);
+        this.rehome(existing);
+      }
+      if (from !== undefined) this.elsewhere('update', existing);
+      return;
+    }
+    const previous = this.registry.byEndpointName(incoming.endpoint);
+    if (previous) {
+      if (previous.registeredAt > incoming.registeredAt) return; // this instance has a newer registration of the device
+      this.end(previous, 'replaced', false);
+    }
+    const record = { ...incoming };
+    this.registry.add(record);
+    if (from !== undefined) this.elsewhere('register', record);
+  }
+
+  /** A registration changed on another instance: no registration event here (its instance emitted one), a `clusterRegistration` event for views of the fleet. */
+  private elsewhere(kind: 'register' | 'update' | 'deregister' | 'expire', record: RegistrationRecord): void {
+    if (!this.cluster || this.listenerCount('clusterRegistration') === 0) return;
+    this.emit('clusterRegistration', { kind, registration: this.view(record), instance: record.instance ?? '' });
+  }
+
+  /** The observations of a registration whose device moved: heard where its messages now arrive. */
+  private rehome(record: RegistrationRecord): void {
+    for (const state of this.tracked.ofRegistration(record.id)) {
+      state.cancel();
+      state.peer = { address: record.address, port: record.port };
+      try {
+        state.cancel = this.listenFor(record, state.id, state.token, state.listener);
+      } catch (error) {
+        this.tracked.end(state, 'error');
+        this.log.warn(`observation ${state.id} of ${record.endpoint} ended: ${(error as Error).message}`);
+      }
+    }
+  }
+
+  /**
+   * A device whose socket another instance held talks to this one now (the load balancer moved it,
+   * or that instance stopped): this instance holds it from now on. The caller stores and shares the
+   * record. Observations and queued requests of instances no longer running are taken up from the store.
+   */
+  private takeOver(cluster: ClusterMember, record: RegistrationRecord): void {
+    record.instance = cluster.instance;
+    this.rehome(record);
+    void this.takeUpOrphans(record);
+  }
+
+  private async takeUpOrphans(record: RegistrationRecord): Promise<void> {
+    this.takingUp.add(record.id);
+    try {
+      const [observations, queued] = await Promise.all([this.store.loadObservations(), this.store.loadQueue()]);
+      if (this.registry.get(record.id) !== record || this.closed) return;
+      const mine = this.ownership();
+      for (const observation of observations) {
+        if (observation.registrationId === record.id && !this.tracked.get(observation.id) && (await mine(observation.instance))) this.restoreObservation(observation);
+      }
+      for (const request of queued) {
+        if (request.registrationId === record.id && request.instance !== undefined && request.instance !== this.cluster?.instance && (await mine(request.instance))) this.restoreQueued(request);
+      }
+    } catch (error) {
+      this.log.warn(`${record.endpoint} moved to this instance, but the observations and queued requests it had elsewhere could not be read: ${(error as Error).message}`);
+    } finally {
+      this.takingUp.delete(record.id);
+    }
+  }
+
+  /** A notification with a token nobody here waits for, from a device another instance holds: it moved here, and its next copy will be heard. */
+  private unmatchedNotification(peer: Peer, _token: Buffer): boolean {
+    const record = this.registry.byAddress(peer);
+    if (!this.cluster || !record || this.closed) return false;
+    if (this.takingUp.has(record.id)) return true; // its observation may be among those being read from the store
+    if (!this.heldElsewhere(record)) return false;
+    this.takeOver(this.cluster, record);
+    this.store.save(record);
+    this.cluster.share(record);
+    return true;
+  }
+
   // --- firmware and packages ---
 
   /**
@@ -1010,6 +1298,9 @@ export class LwM2MServer extends EventEmitter {
     const operation = composite ? 'Observe-Composite' : `Observe ${paths[0]}`;
     const peer = { address: record.address, port: record.port };
     const id = pooledRandomId(6);
+    const ttl = options.ttl ?? this.options.queueTimeToLive ?? 60_000;
+    // another instance holding the device's socket waits for it to wake itself
+    const elsewhere = this.heldElsewhere(record);
     let state: ObservationState | undefined;
     const pending: CoapResponse[] = [];
     const onNotification = this.notificationListener(record, operation, paths, composite, () => state, pending);
@@ -1017,7 +1308,9 @@ export class LwM2MServer extends EventEmitter {
     const start = async (): Promise<CoapResponse> => {
       const timeout = options.timeout ?? this.options.requestTimeout ?? 10_000;
       try {
-        const { response, cancel } = await this.endpointFor(record).observe(peer, { ...params, timeout }, onNotification);
+        const { response, cancel } = elsewhere
+          ? await this.cluster!.observe(record, `${this.cluster!.instance}/${id}`, operation, { ...params, timeout }, record.queueMode ? ttl : 0, onNotification)
+          : await this.endpointFor(record).observe(peer, { ...params, timeout }, onNotification);
         if (response.code !== '2.05') {
           cancel();
           throw errorFromResponse(operation, record.endpoint, response.code, response.payload);
@@ -1039,6 +1332,7 @@ export class LwM2MServer extends EventEmitter {
           token: response.token,
           peer,
           cancel,
+          listener: onNotification,
           lastSequence: response.observe,
           lastAt: Date.now(),
         };
@@ -1049,15 +1343,15 @@ export class LwM2MServer extends EventEmitter {
         throw error;
       }
     };
-    if (this.isAwake(record)) await start();
-    else await this.queue.enqueue(record.id, start, options.ttl ?? this.options.queueTimeToLive ?? 60_000, `${operation} on ${record.endpoint}`);
+    if (elsewhere || this.isAwake(record)) await start();
+    else await this.queue.enqueue(record.id, start, ttl, `${operation} on ${record.endpoint}`);
     const observation = state!;
     if (this.registry.get(record.id) !== record) {
       observation.cancel();
       throw new LwM2MError('NOT_REGISTERED', `${record.endpoint} is no longer registered`);
     }
     this.tracked.add(observation);
-    this.store.saveObservation(observationRecord(observation, first!));
+    this.store.saveObservation(observationRecord(observation, first!, this.cluster?.instance));
     for (const early of pending.splice(0)) onNotification(early);
     return publicObservation(observation);
   }
@@ -1087,17 +1381,24 @@ export class LwM2MServer extends EventEmitter {
     const peer = { address: record.address, port: record.port };
     const token = Buffer.from(stored.token, 'hex');
     const onNotification = this.notificationListener(record, operation, paths, stored.composite, () => state, []);
-    let endpoint: CoapEndpoint;
+    let cancel: () => void;
     try {
-      endpoint = this.endpointFor(record);
+      cancel = this.listenFor(record, stored.id, token, onNotification);
     } catch (error) {
       forget((error as Error).message);
       return;
     }
-    const cancel = endpoint.adoptObservation(peer, token, onNotification);
     // no sequence number yet: the first notification after the restart is taken whatever its number
-    state = { id: stored.id, endpoint: record.endpoint, registrationId: record.id, paths: [...stored.paths], composite: stored.composite, value, request: requestParams(stored.request), token, peer, cancel, lastSequence: 0, lastAt: 0 };
+    state = { id: stored.id, endpoint: record.endpoint, registrationId: record.id, paths: [...stored.paths], composite: stored.composite, value, request: requestParams(stored.request), token, peer, cancel, listener: onNotification, lastSequence: 0, lastAt: 0 };
     this.tracked.add(state);
+    // taken up from an instance that is not running: this one's from now on
+    if (this.cluster && stored.instance !== this.cluster.instance) this.store.saveObservation({ ...stored, instance: this.cluster.instance });
+  }
+
+  /** Hears the notifications with `token` of a registration's device: on this instance's socket, or passed on by the instance holding it. */
+  private listenFor(record: RegistrationRecord, observationId: string, token: Buffer, listener: (response: CoapResponse) => void): () => void {
+    if (this.heldElsewhere(record)) return this.cluster!.adopt(record, `${this.cluster!.instance}/${observationId}`, token, listener);
+    return this.endpointFor(record).adoptObservation({ address: record.address, port: record.port }, token, listener);
   }
 
   /** Decodes an observed value: of the path, or `{ path: value }` of a composite observation. */
@@ -1193,7 +1494,7 @@ function latestValues(records: readonly ResourceRecord[]): CompositeValue {
 }
 
 /** What the store keeps of an observation: enough to match, decode and cancel it after a restart. */
-function observationRecord(state: ObservationState, first: CoapResponse): ObservationRecord {
+function observationRecord(state: ObservationState, first: CoapResponse, instance: string | undefined): ObservationRecord {
   const record: ObservationRecord = {
     id: state.id,
     registrationId: state.registrationId,
@@ -1206,6 +1507,7 @@ function observationRecord(state: ObservationState, first: CoapResponse): Observ
     startedAt: Date.now(),
   };
   if (first.contentFormat !== undefined) record.first.contentFormat = first.contentFormat;
+  if (instance !== undefined) record.instance = instance;
   return record;
 }
 

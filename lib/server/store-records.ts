@@ -56,6 +56,7 @@ const REGISTRATION: Schema<RegistrationRecord> = {
   registeredAt: time,
   updatedAt: time,
   identity: { ...string, optional: true },
+  instance: { ...string, optional: true },
 };
 
 const REQUEST: Schema<StoredRequest> = {
@@ -93,6 +94,7 @@ const QUEUED: Schema<QueuedRequestRecord> = {
   success: { expected: 'an array of response codes', test: (value) => Array.isArray(value) && value.every((code) => typeof code === 'string' && /^[2-5]\.\d\d$/.test(code)) },
   queuedAt: time,
   expiresAt: time,
+  instance: { ...string, optional: true },
 };
 
 const SCHEMAS: { [T in Table]: Schema<StoredRecords[T]> } = { registrations: REGISTRATION, observations: OBSERVATION, queue: QUEUED };
@@ -148,4 +150,18 @@ function describe(value: unknown): string {
   if (typeof value === 'object') return 'an object';
   const text = JSON.stringify(value) ?? String(value);
   return `${typeof value} ${text.length > 40 ? `${text.slice(0, 40)}…` : text}`;
+}
+
+/** A record read back as JSON text under field `id`, checked, or why it is not valid. */
+export function parseRecord<T extends Table>(table: T, id: string, json: string): StoredRecords[T] | string {
+  let item: unknown;
+  try {
+    item = JSON.parse(json);
+  } catch (error) {
+    return `not valid JSON: ${(error as Error).message}`;
+  }
+  const record = checkRecord(table, item);
+  if (typeof record === 'string') return record;
+  if (record.id !== id) return `the record under field ${JSON.stringify(id)} has id ${JSON.stringify(record.id)}`;
+  return record;
 }

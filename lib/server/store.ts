@@ -4,6 +4,7 @@
  * `NoStore` (keeps nothing), `MemoryStore` (across a new server in the same process), `FileStore`
  * (one JSON file), `RedisStore` (a Redis server, shared by several instances).
  */
+import type { ClusterBus } from './cluster/bus';
 import type { ObservationRecord, QueuedRequestRecord, RegistrationRecord } from './types';
 
 /**
@@ -35,6 +36,9 @@ export interface RegistrationStore {
   flush(): Promise<void>;
   /** Flushes and releases timers/handles; the store is not used afterwards. */
   close(): Promise<void>;
+
+  /** A store several server instances can share gives them a bus to talk over (a server named `instance` joins it). */
+  cluster?(): ClusterBus;
 }
 
 /** A store that could not be read, was not valid, or could not be written. */

@@ -35,6 +35,8 @@ export interface RegistrationRecord {
   updatedAt: number;
   /** the PSK identity of the DTLS session it registered over; absent for plain CoAP (NoSec) */
   identity?: string;
+  /** the server instance whose socket the device talks to (several instances sharing a store); absent with one instance */
+  instance?: string;
 }
 
 /** A device's PSK: its identity and key, and the one endpoint name it may register as. */
@@ -78,7 +80,7 @@ export interface ObservationRecord {
   first: { contentFormat?: number; payload: string };
   /** ms since the epoch */
   startedAt: number;
-  /** the server instance whose socket the observation was started on (several instances sharing a store) */
+  /** the server instance whose listeners hear its notifications (several instances sharing a store) */
   instance?: string;
 }
 
@@ -100,4 +102,6 @@ export interface QueuedRequestRecord {
   queuedAt: number;
   /** ms since the epoch: after this it fails (the device did not wake in time) */
   expiresAt: number;
+  /** the server instance that queued it (several instances sharing a store) */
+  instance?: string;
 }

@@ -1,0 +1,270 @@
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { Redis } from 'ioredis';
+import { LwM2MClient, LwM2MError, LwM2MServer, RedisStore, type ClusterRegistrationEvent, type NotifyEvent, type ObservationEndedEvent, type Registration } from '../../lib';
+import { FAST_TIMING } from '../helpers/fake-server';
+import { startRedis, type TestRedis } from '../helpers/redis';
+import { udpBalancer, type Balancer } from '../helpers/balancer';
+
+/** Two (or more) LwM2MServer instances on ports of their own, sharing one real Redis. */
+describe('LwM2MServer: several instances sharing a Redis store', function () {
+  this.timeout(60_000);
+  let redis: TestRedis;
+  let prefix: string;
+  let servers: LwM2MServer[];
+  let devices: LwM2MClient[];
+  let balancers: Balancer[];
+  let run = 0;
+
+  before(async () => {
+    redis = await startRedis();
+  });
+  after(async () => {
+    await redis?.stop();
+  });
+  beforeEach(() => {
+    prefix = `cluster${++run}:`;
+    servers = [];
+    devices = [];
+    balancers = [];
+  });
+  afterEach(async () => {
+    for (const device of devices) await device.stop({ deregister: false }).catch(() => undefined);
+    for (const server of servers) await server.close();
+    for (const balancer of balancers) await balancer.close();
+  });
+
+  const warnings: string[] = [];
+  async function instance(name: string, options: { expiryGrace?: number; port?: number } = {}): Promise<LwM2MServer> {
+    const store = new RedisStore({ url: redis.url, prefix, onError: (error) => warnings.push(error.message) });
+    const server = new LwM2MServer({ port: options.port ?? 0, address: '127.0.0.1', timing: FAST_TIMING, store, instance: name, requestTimeout: 5000, expiryGrace: options.expiryGrace, logger: (_level, message) => warnings.push(message) });
+    server.on('error', (error) => warnings.push(String(error)));
+    servers.push(server);
+    await server.listen();
+    return server;
+  }
+
+  function device(endpoint: string, port: number, lifetime = 60): LwM2MClient {
+    const client = new LwM2MClient({ endpoint, server: `coap://127.0.0.1:${port}`, timing: FAST_TIMING, lifetime, objects: { 3303: { 0: { 5700: 21.5 } } } });
+    client.on('error', () => undefined);
+    devices.push(client);
+    return client;
+  }
+
+  function counter(server: LwM2MServer, event: 'register' | 'update' | 'deregister' | 'expire'): { count: number } {
+    const tally = { count: 0 };
+    server.on(event, () => tally.count++);
+    return tally;
+  }
+
+  function clusterEvent(server: LwM2MServer, kind: ClusterRegistrationEvent['kind'], endpoint: string): Promise<ClusterRegistrationEvent> {
+    return new Promise((resolve) => {
+      const listener = (event: ClusterRegistrationEvent) => {
+        if (event.kind !== kind || event.registration.endpoint !== endpoint) return;
+        server.off('clusterRegistration', listener);
+        resolve(event);
+      };
+      server.on('clusterRegistration', listener);
+    });
+  }
+
+  it('a device registered on B is seen by A at once, with its events emitted by B only', async () => {
+    const a = await instance('a');
+    const b = await instance('b');
+    const registersA = counter(a, 'register');
+    const registersB = counter(b, 'register');
+    const seen = clusterEvent(a, 'register', 'dev-1');
+    await device('dev-1', b.address().port).start();
+    const event = await seen;
+    assert.equal(event.instance, 'b');
+    assert.equal(a.registration('dev-1')?.instance, 'b');
+    assert.equal(b.registration('dev-1')?.instance, 'b');
+    assert.equal(a.registration('dev-1')?.id, b.registration('dev-1')?.id);
+    assert.equal(registersB.count, 1);
+    assert.equal(registersA.count, 0, 'A emits no register event for a device that registered on B');
+
+    const updatesA = counter(a, 'update');
+    const updated = clusterEvent(a, 'update', 'dev-1');
+    const onB = once(b, 'update');
+    await devices[0]!.update({ lifetime: 120 });
+    await onB;
+    assert.equal((await updated).registration.lifetime, 120);
+    assert.equal(updatesA.count, 0);
+
+    const gone = clusterEvent(a, 'deregister', 'dev-1');
+    const deregistersA = counter(a, 'deregister');
+    const deregistersB = counter(b, 'deregister');
+    await devices[0]!.deregister();
+    await gone;
+    assert.equal(a.registration('dev-1'), undefined);
+    assert.equal(b.registration('dev-1'), undefined);
+    assert.equal(deregistersB.count, 1);
+    assert.equal(deregistersA.count, 0);
+  });
+
+  it('A reads, writes, executes and observes a device whose socket B holds; errors come back typed', async () => {
+    const a = await instance('a');
+    const b = await instance('b');
+    const seen = clusterEvent(a, 'register', 'dev-2');
+    const client = device('dev-2', b.address().port);
+    await client.start();
+    await seen;
+    // B's socket sends: nothing goes out of A's
+    const sentByA: string[] = [];
+    a.on('trace', (entry) => {
+      if (entry.direction === 'out') sentByA.push(entry.code ?? '');
+    });
+
+    assert.equal(await a.read('dev-2', '/3303/0/5700'), 21.5);
+    await a.write('dev-2', '/3/0/14', '+01:00');
+    assert.equal(client.get('/3/0/14'), '+01:00');
+    assert.equal(await a.read('dev-2', '/3/0/14'), '+01:00');
+    const executed = once(client, 'execute');
+    await a.execute('dev-2', '/3/0/4');
+    assert.equal((await executed)[0].path.toString(), '/3/0/4');
+    assert.deepEqual(sentByA, [], "nothing went out of A's socket");
+
+    await assert.rejects(a.read('dev-2', '/3303/7/5700'), (error: unknown) => error instanceof LwM2MError && error.code === 'NOT_FOUND' && error.coapCode === '4.04');
+
+    const observation = await a.observe('dev-2', '/3303/0/5700');
+    assert.equal(observation.value, 21.5);
+    assert.deepEqual(a.observations('dev-2').map((o) => o.id), [observation.id]);
+    assert.deepEqual(b.observations('dev-2'), [], "the observation is A's: B only passes it on");
+    let notifiedB = 0;
+    b.on('notify', () => notifiedB++);
+    const notified = once(a, 'notify') as Promise<[NotifyEvent]>;
+    client.set('/3303/0/5700', 31.5);
+    const [notification] = await notified;
+    assert.equal(notification.value, 31.5);
+    assert.equal(notification.observation.id, observation.id);
+    assert.equal(notifiedB, 0);
+
+    const ended = once(a, 'observationEnded') as Promise<[ObservationEndedEvent]>;
+    await a.cancelObservation(observation);
+    assert.equal((await ended)[0].reason, 'cancelled');
+    assert.deepEqual(a.observations(), []);
+  });
+
+  it('failover: B stops, the device moves to A through the balancer, and goes on without registering again', async () => {
+    const a = await instance('a');
+    const b = await instance('b');
+    const balancer = await udpBalancer(b.address().port);
+    balancers.push(balancer);
+    const seen = clusterEvent(a, 'register', 'dev-3');
+    const client = device('dev-3', balancer.port);
+    await client.start();
+    const registration = (await seen).registration;
+    const observation = await a.observe('dev-3', '/3303/0/5700');
+
+    await b.close();
+    balancer.point(a.address().port);
+    let reregistered = false;
+    client.on('reregistering', () => (reregistered = true));
+    const updated = once(a, 'update') as Promise<[Registration]>;
+    await client.update();
+    const [moved] = await updated;
+    assert.equal(moved.id, registration.id);
+    assert.equal(moved.instance, 'a');
+    assert.equal(reregistered, false);
+
+    // A now holds the device's socket: its observation is heard there
+    const notified = once(a, 'notify') as Promise<[NotifyEvent]>;
+    client.set('/3303/0/5700', 25);
+    const [notification] = await notified;
+    assert.equal(notification.observation.id, observation.id);
+    assert.equal(notification.value, 25);
+    assert.equal(await a.read('dev-3', '/3303/0/5700'), 25);
+
+    // and the store says so: a new instance sees the device at A
+    const c = await instance('c');
+    assert.equal(c.registration('dev-3')?.instance, 'a');
+  });
+
+  it('failover takes up what the stopped instance had started: its observations are heard by the new holder', async () => {
+    const a = await instance('a');
+    const b = await instance('b');
+    const balancer = await udpBalancer(b.address().port);
+    balancers.push(balancer);
+    const client = device('dev-4', balancer.port);
+    const registered = once(b, 'register');
+    await client.start();
+    await registered;
+    const observation = await b.observe('dev-4', '/3303/0/5700');
+    await b.close(); // B's observation stays in the store
+    balancer.point(a.address().port);
+    const updated = once(a, 'update');
+    await client.update();
+    await updated;
+    // A reads B's observation from the store and listens for it
+    while (!a.observations('dev-4').some((o) => o.id === observation.id)) await new Promise((resolve) => setTimeout(resolve, 20));
+    const notified = once(a, 'notify') as Promise<[NotifyEvent]>;
+    client.set('/3303/0/5700', 19);
+    const [notification] = await notified;
+    assert.equal(notification.observation.id, observation.id);
+    assert.equal(notification.value, 19);
+  });
+
+  it('a request for a device whose instance stopped goes out from the asking instance (a device without a balancer answers it)', async () => {
+    const a = await instance('a');
+    const b = await instance('b');
+    const seen = clusterEvent(a, 'register', 'dev-5');
+    await device('dev-5', b.address().port).start();
+    await seen;
+    await b.close();
+    assert.equal(await a.read('dev-5', '/3303/0/5700'), 21.5);
+  });
+
+  it('expires a registration once in the whole cluster', async () => {
+    const a = await instance('a', { expiryGrace: 0 });
+    const b = await instance('b', { expiryGrace: 0 });
+    const expiresA = counter(a, 'expire');
+    const expiresB = counter(b, 'expire');
+    const seen = clusterEvent(a, 'register', 'short');
+    const client = device('short', b.address().port, 1);
+    await client.start();
+    const { registration } = await seen;
+    await client.stop({ deregister: false });
+    // both sweep every second; one claims the expiry, the other hears of it
+    const gone = (server: LwM2MServer) => new Promise<void>((resolve) => {
+      const check = setInterval(() => {
+        if (!server.registration('short')) {
+          clearInterval(check);
+          resolve();
+        }
+      }, 50);
+    });
+    await Promise.all([gone(a), gone(b)]);
+    await new Promise((resolve) => setTimeout(resolve, 1500)); // a second expire would have come by now
+    assert.equal(expiresA.count + expiresB.count, 1);
+    const check = new Redis(redis.url);
+    try {
+      assert.equal(await check.hexists(`${prefix}registrations`, registration.id), 0);
+    } finally {
+      check.disconnect();
+    }
+  });
+
+  it('refuses a second running instance of the same name', async () => {
+    await instance('same');
+    await assert.rejects(instance('same'), /another server instance named "same" is running/);
+  });
+
+  it('ignores foreign messages on the cluster channels', async () => {
+    const a = await instance('a');
+    const b = await instance('b');
+    const publisher = new Redis(redis.url);
+    try {
+      await publisher.publish(`${prefix}cluster`, 'not json');
+      await publisher.publish(`${prefix}cluster`, JSON.stringify({ t: 'reg', from: 'x', record: { id: 'bad' } }));
+      await publisher.publish(`${prefix}to:a`, JSON.stringify({ t: 'req', from: 'x', rid: '1', id: 'nope', operation: 'Read /3/0', params: { method: 'GET', path: ['3', '0'] }, ttl: 0, success: ['2.05'] }));
+      await publisher.publish(`${prefix}cluster`, JSON.stringify({ t: 'what', from: 'x' }));
+    } finally {
+      publisher.disconnect();
+    }
+    const seen = clusterEvent(a, 'register', 'dev-6');
+    await device('dev-6', b.address().port).start();
+    await seen;
+    assert.equal(await a.read('dev-6', '/3303/0/5700'), 21.5);
+    assert.ok(warnings.some((warning) => warning.includes('ignored a registration from instance x')), warnings.join('\n'));
+  });
+});
