@@ -3,7 +3,7 @@
  * the observations the explorer started, published to the editor over RED.comms (no polling), and
  * when each device was last heard from.
  */
-import type { LwM2MServer, NotifyEvent, Observation, ObservationEndedEvent, Registration, SendEvent } from '../lib';
+import type { ClusterRegistrationEvent, LwM2MServer, NotifyEvent, Observation, ObservationEndedEvent, Registration, SendEvent } from '../lib';
 import { registrationPayload } from './shared';
 import { toJsonValue } from './explorer-values';
 import { TraceFeed } from './explorer-trace';
@@ -36,6 +36,8 @@ export class ExplorerFeed {
     for (const event of REGISTRATION_EVENTS) {
       this.listen(event, (registration: Registration) => this.registrationEvent(event, registration));
     }
+    // devices that registered, changed or left through another instance sharing the store
+    this.listen('clusterRegistration', (event: ClusterRegistrationEvent) => this.registrationEvent(event.kind, event.registration));
     this.listen('notify', (event: NotifyEvent) => this.notified(event));
     this.listen('send', (event: SendEvent) => this.lastSeen.set(event.endpoint, Date.now()));
     this.listen('observationEnded', (event: ObservationEndedEvent) => {

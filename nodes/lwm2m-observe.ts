@@ -7,7 +7,7 @@
  * telemetry without an inject. With "observe again" (on unless unticked) an observation started by
  * a message that ends because its device registered anew starts again on the new registration.
  */
-import type { AttributeChanges, NotifyEvent, Observation, ObservationEndedEvent, Registration, RequestOptions } from '../lib';
+import type { AttributeChanges, ClusterRegistrationEvent, NotifyEvent, Observation, ObservationEndedEvent, Registration, RequestOptions } from '../lib';
 import type { Node, NodeDef, NodeMessage, NodeStatus, Red } from './red';
 import type { ServerConfigNode } from './lwm2m-server';
 import { Fleet, endpointFilter, entriesMatcher, notificationMessage, observationEndedMessage, onInput, runTarget, serverOf, type FleetSummary } from './shared';
@@ -132,7 +132,14 @@ module.exports = (RED: Red) => {
           });
       }
     };
-    if (reobserve) server.on('register', observeAgain);
+    // a device that registered anew through another instance sharing the store is observed again from here too
+    const observeAgainElsewhere = (event: ClusterRegistrationEvent) => {
+      if (event.kind === 'register') observeAgain(event.registration);
+    };
+    if (reobserve) {
+      server.on('register', observeAgain);
+      server.on('clusterRegistration', observeAgainElsewhere);
+    }
     const onRegister = (registration: Registration) => {
       if (!matches(registration.endpoint) || autoPaths.length === 0) return;
       start(registration.endpoint, autoPaths, configured, { format: formatOf(config.format) }).catch((error: Error) => {
@@ -195,6 +202,7 @@ module.exports = (RED: Red) => {
       server.off('observationEnded', onEnded);
       server.off('register', onRegister);
       server.off('register', observeAgain);
+      server.off('clusterRegistration', observeAgainElsewhere);
       // the device is told in the background; close must not wait for a device that may be gone
       for (const id of mine.keys()) void server.cancelObservation(id).catch(() => undefined);
       mine.clear();

@@ -5,7 +5,7 @@
  * error events" on, also the server's failed DTLS handshakes and bad datagrams (rate-limited).
  * Status: the number of registered devices.
  */
-import type { Registration } from '../lib';
+import type { ClusterRegistrationEvent, Registration } from '../lib';
 import type { Node, NodeDef, NodeMessage, Red } from './red';
 import type { ServerConfigNode } from './lwm2m-server';
 import { endpointFilter, onInput, registrationPayload, securityEventMessage, serverOf, type SecurityEventName } from './shared';
@@ -51,6 +51,12 @@ module.exports = (RED: Red) => {
         server.on(event, listener);
       }
     }
+    // the count includes devices that came or went through another instance sharing the store (their events are that instance's)
+    const recount = (event: ClusterRegistrationEvent) => {
+      if (event.kind !== 'update' && matches(event.registration.endpoint)) count();
+    };
+    listeners.set('clusterRegistration', recount as (...args: unknown[]) => void);
+    server.on('clusterRegistration', recount);
     // any input: the registrations of the matching endpoints now, in one message
     onInput(node, serverNode, async (msg: NodeMessage, send) => {
       const matching = server.registrations().filter((registration) => matches(registration.endpoint));

@@ -4,7 +4,7 @@
  * is done() called, so a redeploy binds the port again without EADDRINUSE.
  */
 import * as os from 'node:os';
-import { LwM2MServer, MAX_TRACE_SIZE, ObjectModel, StoreError, defaultModel, type PskCredential, type RegistrationStore } from '../lib';
+import { LwM2MServer, MAX_TRACE_SIZE, ObjectModel, RedisStore, StoreError, defaultModel, type PskCredential, type RegistrationStore } from '../lib';
 import type { Node, NodeDef, NodeStatus, Red } from './red';
 import { pskTable, type PskCredentials } from './psk';
 import { localDevicesStopped } from './local-devices';
@@ -136,6 +136,8 @@ module.exports = (RED: Red) => {
       requireSecurity: Boolean(config.dtls && config.requireSecurity),
       requireSameAddress: Boolean(config.sameAddress),
       trace: badSettings === undefined ? trace : 0,
+      // Node-REDs sharing a Redis share its devices: each is an instance of one server
+      instance: store instanceof RedisStore ? node.instance : undefined,
     });
     node.server.on('error', (error: Error) => {
       // a store that cannot be read: the server starts without what it held, and says so
@@ -147,7 +149,18 @@ module.exports = (RED: Red) => {
       }
       node.error(error.message);
     });
+    // the store could not be read at start (Redis not up yet): the server tried again until it could
+    node.server.on('storeLoaded', ({ registrations }) => {
+      node.storeFailure = undefined;
+      node.log(`store read: ${registrations} registration${registrations === 1 ? '' : 's'}`);
+      if (node.listening) show(listeningStatus());
+    });
     node.explorer = new ExplorerFeed(node.server, node.id, RED.comms);
+    const listeningStatus = (): NodeStatus => {
+      const bound = node.server.address().port;
+      const secure = node.server.secureAddress();
+      return { fill: 'green', shape: 'dot', text: secure ? `listening on ${bound}, DTLS ${secure.port}` : `listening on ${bound}` };
+    };
 
     node.ready = (async () => {
       if (badSettings) throw Object.assign(new Error(badSettings), { code: 'bad settings' });
@@ -155,11 +168,10 @@ module.exports = (RED: Red) => {
         const { errors } = await model.addFolder(String(config.modelFolder));
         for (const error of errors) node.warn(error.message);
       }
-      const { port: bound } = await node.server.listen();
+      await node.server.listen();
       node.listening = true;
-      const secure = node.server.secureAddress();
       if (node.storeFailure) show(storeStatus(node.storeFailure));
-      else show({ fill: 'green', shape: 'dot', text: secure ? `listening on ${bound}, DTLS ${secure.port}` : `listening on ${bound}` });
+      else show(listeningStatus());
     })();
     node.ready.catch((error: Error) => {
       node.failure = error;

@@ -324,7 +324,7 @@ export class RedisStore extends TableStore {
     } catch (error) {
       // the rejection is the report of this outage; its end will be reported
       this.outage = true;
-      throw new StoreError(this.url, `cannot reach Redis: ${messageOf(error)}`, { cause: error });
+      throw new StoreError(this.url, `cannot reach Redis: ${messageOf(error)}`, { cause: error, transient: true });
     }
     return this.inTurn(() => this.scan(table));
   }

@@ -43,7 +43,7 @@ import { RequestQueue } from './queue';
 import { RegistrationRequestError, parseObjectList, parseRegisterQuery, parseUpdateQuery, type ObjectList, type RegisteredObject } from './register-params';
 import { PskTable } from './psk-table';
 import { Registry } from './registry';
-import { NoStore, type RegistrationStore } from './store';
+import { NoStore, StoreError, type RegistrationStore } from './store';
 import type { ObservationRecord, PskCredential, QueuedRequestRecord, RegistrationRecord } from './types';
 import { requestParams, storedRequest } from './persistence';
 
@@ -362,10 +362,12 @@ export class LwM2MServer extends EventEmitter {
     }
     let stored: RegistrationRecord[] = [];
     let unreadable = false;
+    let unreachable = false;
     try {
       stored = await this.store.load();
     } catch (error) {
       unreadable = true;
+      unreachable = error instanceof StoreError && error.transient;
       this.fail(error);
     }
     const now = Date.now();
@@ -389,7 +391,10 @@ export class LwM2MServer extends EventEmitter {
     this.cluster?.start();
     this.sweepTimer = setInterval(() => this.sweep(), 1000);
     // a store that could not be read (Redis not up yet) is tried again until it can
-    if (unreadable && !(this.store instanceof NoStore)) this.reloadTimer = setInterval(() => void this.reload(), STORE_RETRY);
+    if (unreachable) {
+      this.log.warn(`serving without what the store holds; reading it again every ${STORE_RETRY / 1000} s until it can be read`);
+      this.reloadTimer = setInterval(() => void this.reload(), STORE_RETRY);
+    }
     return address;
   }
 

@@ -49,10 +49,14 @@ export class StoreError extends Error {
     readonly file: string,
     /** what went wrong, without the store's name */
     readonly reason: string,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; transient?: boolean },
   ) {
     super(`Registration store ${file}: ${reason}`, options);
+    this.transient = options?.transient === true;
   }
+
+  /** the store could not be reached (a server that is down): it may come back by itself, so trying again makes sense */
+  readonly transient: boolean;
 }
 
 /**

@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { Redis } from 'ioredis';
 import { FileStore, type LwM2MServer } from '../../lib';
 import { fullDeploy, nodeProblems } from '../helpers/flows';
 import { helper, nodeRedVersion, userDir } from '../helpers/node-red';
@@ -181,6 +182,38 @@ describe(`the server node's Store (Node-RED ${nodeRedVersion})`, function () {
     await helper.unload();
     await helper.load(NODES, paletteFlow(port));
     assert.match(serverNode().instance, new RegExp(`-${process.pid}$`));
+  });
+
+  it('Redis down at start: the nodes show "store: …" in yellow while the server serves devices, and turn green once Redis is up and read', async () => {
+    const redisPort = await freeTcpPort();
+    const port = await freeUdpPort();
+    await helper.load(NODES, paletteFlow(port, [], { store: 'redis', redisUrl: `redis://127.0.0.1:${redisPort}/0`, redisPrefix: `late-${process.pid}:`, instance: 'late' }));
+    await serverNode().ready;
+    const down = await statusOf('reg', (status) => status.text?.startsWith('store:') === true);
+    assert.equal(down.fill, 'yellow');
+    assert.match(String(down.text), /^store: cannot reach Redis/);
+    await devices.start('sim-early', port, { lifetime: 600 });
+    const redis = spawn('redis-server', ['--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    try {
+      const registration = serverNode().server.registration('sim-early')!;
+      assert.equal(registration.instance, 'late');
+      await until(() => (serverNode() as ServerNode & { storeFailure?: Error }).storeFailure === undefined, 'the store read once Redis is up', 30_000);
+      // what registered while Redis was down is written once it is up
+      const check = new Redis(`redis://127.0.0.1:${redisPort}/0`);
+      try {
+        const deadline = Date.now() + 30_000;
+        while ((await check.hexists(`late-${process.pid}:registrations`, registration.id)) === 0) {
+          assert.ok(Date.now() < deadline, 'the registration was not written to Redis within 30 s');
+          await new Promise((resolve) => setTimeout(resolve, 50));
+        }
+      } finally {
+        check.disconnect();
+      }
+    } finally {
+      const exited = new Promise((resolve) => redis.once('exit', resolve));
+      redis.kill();
+      await exited;
+    }
   });
 
   describe('in Redis (a real redis-server)', () => {

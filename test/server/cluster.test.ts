@@ -35,17 +35,17 @@ describe('LwM2MServer: several instances sharing a Redis store', function () {
   });
 
   const warnings: string[] = [];
-  async function instance(name: string, options: { expiryGrace?: number; port?: number } = {}): Promise<LwM2MServer> {
+  async function instance(name: string, options: { expiryGrace?: number; port?: number; awakeTime?: number } = {}): Promise<LwM2MServer> {
     const store = new RedisStore({ url: redis.url, prefix, onError: (error) => warnings.push(error.message) });
-    const server = new LwM2MServer({ port: options.port ?? 0, address: '127.0.0.1', timing: FAST_TIMING, store, instance: name, requestTimeout: 5000, expiryGrace: options.expiryGrace, logger: (_level, message) => warnings.push(message) });
+    const server = new LwM2MServer({ port: options.port ?? 0, address: '127.0.0.1', timing: FAST_TIMING, store, instance: name, requestTimeout: 5000, expiryGrace: options.expiryGrace, awakeTime: options.awakeTime, logger: (_level, message) => warnings.push(message) });
     server.on('error', (error) => warnings.push(String(error)));
     servers.push(server);
     await server.listen();
     return server;
   }
 
-  function device(endpoint: string, port: number, lifetime = 60): LwM2MClient {
-    const client = new LwM2MClient({ endpoint, server: `coap://127.0.0.1:${port}`, timing: FAST_TIMING, lifetime, objects: { 3303: { 0: { 5700: 21.5 } } } });
+  function device(endpoint: string, port: number, lifetime = 60, queue?: { queueQuietTime: number }): LwM2MClient {
+    const client = new LwM2MClient({ endpoint, server: `coap://127.0.0.1:${port}`, timing: FAST_TIMING, lifetime, objects: { 3303: { 0: { 5700: 21.5 } } }, ...(queue ? { binding: 'UQ' as const, ...queue } : {}) });
     client.on('error', () => undefined);
     devices.push(client);
     return client;
@@ -214,6 +214,23 @@ describe('LwM2MServer: several instances sharing a Redis store', function () {
     assert.equal(await a.read('dev-5', '/3303/0/5700'), 21.5);
   });
 
+  it('a request from A for a sleeping queue-mode device on B waits on B and goes out when the device wakes', async () => {
+    const a = await instance('a');
+    const b = await instance('b', { awakeTime: 200 });
+    const seen = clusterEvent(a, 'register', 'sleeper');
+    const client = device('sleeper', b.address().port, 60, { queueQuietTime: 200 });
+    await client.start();
+    await seen;
+    await Promise.all([once(client, 'sleep'), once(b, 'sleep')]);
+    let written = false;
+    const write = a.write('sleeper', '/3/0/14', '+05:00', { ttl: 20_000 }).then(() => (written = true));
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    assert.equal(written, false, 'nothing goes to a sleeping device');
+    await client.wake();
+    await write;
+    assert.equal(client.get('/3/0/14'), '+05:00');
+  });
+
   it('expires a registration once in the whole cluster', async () => {
     const a = await instance('a', { expiryGrace: 0 });
     const b = await instance('b', { expiryGrace: 0 });
@@ -266,5 +283,43 @@ describe('LwM2MServer: several instances sharing a Redis store', function () {
     await seen;
     assert.equal(await a.read('dev-6', '/3303/0/5700'), 21.5);
     assert.ok(warnings.some((warning) => warning.includes('ignored a registration from instance x')), warnings.join('\n'));
+  });
+});
+
+describe('LwM2MServer with a Redis store that is down at start', function () {
+  this.timeout(60_000);
+
+  it('listens at once, serves devices, and takes in what Redis holds once it is up (storeLoaded); what registered meanwhile is written', async () => {
+    const redis = await startRedis();
+    await redis.stop();
+    const errors: unknown[] = [];
+    const store = new RedisStore({ url: redis.url, prefix: 'late:', connectTimeout: 500, onError: () => undefined });
+    const server = new LwM2MServer({ port: 0, address: '127.0.0.1', timing: FAST_TIMING, store, instance: 'late' });
+    server.on('error', (error) => errors.push(error));
+    try {
+      const { port } = await server.listen();
+      assert.equal(errors.length, 1, 'the unreadable store is reported once');
+      assert.match(String(errors[0]), /cannot reach Redis/);
+      const early = new LwM2MClient({ endpoint: 'early', server: `coap://127.0.0.1:${port}`, timing: FAST_TIMING, lifetime: 600, objects: { 3303: { 0: { 5700: 1 } } } });
+      early.on('error', () => undefined);
+      await early.start();
+      assert.equal(await server.read('early', '/3303/0/5700'), 1);
+
+      await redis.restart();
+      // another instance's registration, stored while this one could not read
+      const writer = new Redis(redis.url);
+      const now = Date.now();
+      await writer.hset('late:registrations', 'r1', JSON.stringify({ id: 'r1', endpoint: 'stored', lifetime: 600, version: '1.1', binding: 'U', queueMode: false, objectLinks: '</3/0>', address: '127.0.0.1', port: 9, rootPath: '', registeredAt: now, updatedAt: now, instance: 'gone' }));
+      const [loaded] = (await once(server, 'storeLoaded')) as [{ registrations: number }];
+      assert.equal(loaded.registrations, 2);
+      assert.equal(server.registration('stored')?.instance, 'gone');
+      const id = server.registration('early')!.id;
+      while ((await writer.hexists('late:registrations', id)) === 0) await new Promise((resolve) => setTimeout(resolve, 50));
+      writer.disconnect();
+      await early.stop();
+    } finally {
+      await server.close();
+      await redis.stop();
+    }
   });
 });

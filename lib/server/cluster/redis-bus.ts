@@ -21,8 +21,8 @@ export interface RedisBusHost {
   duplicate(override?: Partial<RedisOptions>): Redis;
 }
 
-/** ms to wait for Redis when joining, before going on and catching up once it is back */
-const JOIN_WAIT = 5000;
+/** ms to wait for Redis when joining, before going on and catching up once it is back (the store's load waits its own time after) */
+const JOIN_WAIT = 2000;
 
 // KEYS[1] the registrations hash, ARGV[1] the id, ARGV[2] the Update time the caller found expired
 const CLAIM_EXPIRY = `
