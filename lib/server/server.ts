@@ -58,6 +58,7 @@ import type { EventLimiterOptions } from './event-limiter';
 import type { LwM2MServerEvents, QueuedRequestEvent } from './events';
 import { CoapTrace, type PeerIdentity } from './trace';
 import { ClusterMember, type ClusterHost } from './cluster/member';
+import { StoredTokens } from './cluster/stored-tokens';
 import { checkRecord } from './store-records';
 
 export interface LwM2MServerOptions {
@@ -245,6 +246,8 @@ export class LwM2MServer extends EventEmitter {
   private readonly claiming = new Set<string>();
   /** registrations whose observations and queued requests are being taken up from an instance that stopped */
   private readonly takingUp = new Set<string>();
+  /** stored observations by token, for notifications from devices that moved here */
+  private readonly storedTokens = new StoredTokens(() => this.store.loadObservations());
   /** the store's observations and queue were read: at listen, or once an unreachable store came back */
   private restored = false;
   /** reads the store again while it could not be read at listen */
@@ -280,7 +283,7 @@ export class LwM2MServer extends EventEmitter {
     for (const endpoint of [this.endpoint, this.secureEndpoint]) {
       endpoint?.on('blockServed', ({ peer, path, served, total }) => this.packages.served(peer, path, served, total));
       // a notification nobody here waits for may be of a device that moved here from another instance
-      if (this.cluster) endpoint?.setUnmatchedHandler((peer, token) => this.unmatchedNotification(peer, token));
+      if (this.cluster) endpoint?.setUnmatchedHandler((peer, token, reset) => this.unmatchedNotification(peer, token, reset));
     }
     this.queue = new RequestQueue();
     const sources = [{ endpoint: this.endpoint, secure: false }, ...(this.secureEndpoint ? [{ endpoint: this.secureEndpoint, secure: true }] : [])];
@@ -692,6 +695,11 @@ export class LwM2MServer extends EventEmitter {
     }
     record.updatedAt = Date.now();
     if (this.cluster && record.instance !== this.cluster.instance) this.takeOver(this.cluster, record);
+    else if (changed.includes('address')) {
+      // NAT rebinding: the device notifies from its new address, where its observations must listen
+      this.cluster?.dropRelays(record.id);
+      this.rehome(record);
+    }
     this.store.save(record);
     this.cluster?.share(record);
     return {
@@ -1162,13 +1170,12 @@ export class LwM2MServer extends EventEmitter {
     if (existing) {
       if (incoming.updatedAt < existing.updatedAt) return; // older news than this instance has
       const moved = existing.instance !== incoming.instance;
-      if (existing.address !== incoming.address || existing.port !== incoming.port) this.registry.move(existing, incoming);
+      const readdressed = existing.address !== incoming.address || existing.port !== incoming.port;
+      if (readdressed) this.registry.move(existing, incoming);
       for (const field of Object.keys(existing) as Array<keyof RegistrationRecord>) if (!(field in incoming)) delete existing[field];
       Object.assign(existing, incoming);
-      if (moved) {
-        this.cluster?.dropRelays(existing.id);
-        this.rehome(existing);
-      }
+      if (moved) this.cluster?.dropRelays(existing.id);
+      if (moved || readdressed) this.rehome(existing);
       if (from !== undefined) this.elsewhere('update', existing);
       return;
     }
@@ -1232,15 +1239,40 @@ export class LwM2MServer extends EventEmitter {
     }
   }
 
-  /** A notification with a token nobody here waits for, from a device another instance holds: it moved here, and its next copy will be heard. */
-  private unmatchedNotification(peer: Peer, _token: Buffer): boolean {
+  /**
+   * A notification with a token nobody here waits for. From a device another instance holds: it
+   * moved here, and its next copy will be heard. From an address no registration has: a device
+   * whose balancer session moved here (from a new port) before its next Update, found by its
+   * token among the stored observations; anything else gets its Reset.
+   */
+  private unmatchedNotification(peer: Peer, token: Buffer, reset: () => void): boolean {
+    const cluster = this.cluster;
+    if (!cluster || this.closed) return false;
     const record = this.registry.byAddress(peer);
-    if (!this.cluster || !record || this.closed) return false;
-    if (this.takingUp.has(record.id)) return true; // its observation may be among those being read from the store
-    if (!this.heldElsewhere(record)) return false;
-    this.takeOver(this.cluster, record);
-    this.store.save(record);
-    this.cluster.share(record);
+    if (record && this.takingUp.has(record.id)) return true; // its observation may be among those being read from the store
+    if (record && this.heldElsewhere(record)) {
+      this.takeOver(cluster, record);
+      this.store.save(record);
+      cluster.share(record);
+      return true;
+    }
+    // the token names the observation, and so the device (also one whose relay for another instance is being set up anew)
+    this.storedTokens.find(token).then(
+      (stored) => {
+        const target = stored && this.registry.get(stored.registrationId);
+        if (!target || this.closed) return reset();
+        const readdressed = target.address !== peer.address || target.port !== peer.port;
+        if (readdressed) this.registry.move(target, peer);
+        if (this.heldElsewhere(target)) this.takeOver(cluster, target);
+        else if (readdressed) {
+          cluster.dropRelays(target.id);
+          this.rehome(target);
+        } else return;
+        this.store.save(target);
+        cluster.share(target);
+      },
+      () => reset(),
+    );
     return true;
   }
 

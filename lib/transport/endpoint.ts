@@ -177,7 +177,7 @@ export class CoapEndpoint extends EventEmitter {
   /** client-side observations: notification listeners by peer + token */
   private readonly observers = new Map<string, (response: CoapResponse) => void>();
   /** asked before a response nobody waits for is answered with a Reset: true keeps quiet */
-  private unmatched: ((peer: Peer, token: Buffer) => boolean) | undefined;
+  private unmatched: ((peer: Peer, token: Buffer, reset: () => void) => boolean) | undefined;
   /** requests received, by peer + message id: the response to repeat for a duplicate (undefined while in progress) */
   private readonly received: BoundedCache<{ datagram?: Buffer }>;
   /** notifications sent, by peer + message id, to match a Reset to its observation */
@@ -359,10 +359,11 @@ export class CoapEndpoint extends EventEmitter {
 
   /**
    * Asks `handler` about each response (a notification) with a token nobody waits for, before it is
-   * answered with a Reset (RFC 7641 §3.6): `true` drops it without a word, e.g. because its
-   * observation is about to be adopted, so that the peer's next one (a retransmission) is heard.
+   * answered with a Reset (RFC 7641 §3.6): `true` takes it over, e.g. because its observation is
+   * about to be adopted, so that the peer's next one (a retransmission) is heard; the handler then
+   * calls `reset()` if it turns out nobody wants it after all.
    */
-  setUnmatchedHandler(handler: (peer: Peer, token: Buffer) => boolean): void {
+  setUnmatchedHandler(handler: (peer: Peer, token: Buffer, reset: () => void) => boolean): void {
     this.unmatched = handler;
   }
 
@@ -592,7 +593,8 @@ export class CoapEndpoint extends EventEmitter {
     const waiter = this.pending.get(tokenKey);
     const observer = waiter ? undefined : this.observers.get(tokenKey);
     if (!waiter && !observer) {
-      if (!this.unmatched?.(peer, message.token)) this.sendEmpty('RST', message.messageId, peer);
+      const reset = () => this.sendEmpty('RST', message.messageId, peer);
+      if (!this.unmatched?.(peer, message.token, reset)) reset();
       return;
     }
     if (message.type === 'CON') this.sendEmpty('ACK', message.messageId, peer);

@@ -45,7 +45,9 @@ describe('LwM2MServer: several instances sharing a Redis store', function () {
   }
 
   function device(endpoint: string, port: number, lifetime = 60, queue?: { queueQuietTime: number }): LwM2MClient {
-    const client = new LwM2MClient({ endpoint, server: `coap://127.0.0.1:${port}`, timing: FAST_TIMING, lifetime, objects: { 3303: { 0: { 5700: 21.5 } } }, ...(queue ? { binding: 'UQ' as const, ...queue } : {}) });
+    // 5605 (Reset Min and Max Measured Values) is an Execute that does not reboot the device
+    const objects = { 3303: { 0: { 5700: 21.5, 5605: { execute: () => undefined } } } };
+    const client = new LwM2MClient({ endpoint, server: `coap://127.0.0.1:${port}`, timing: FAST_TIMING, lifetime, objects, ...(queue ? { binding: 'UQ' as const, ...queue } : {}) });
     client.on('error', () => undefined);
     devices.push(client);
     return client;
@@ -120,8 +122,8 @@ describe('LwM2MServer: several instances sharing a Redis store', function () {
     assert.equal(client.get('/3/0/14'), '+01:00');
     assert.equal(await a.read('dev-2', '/3/0/14'), '+01:00');
     const executed = once(client, 'execute');
-    await a.execute('dev-2', '/3/0/4');
-    assert.equal((await executed)[0].path.toString(), '/3/0/4');
+    await a.execute('dev-2', '/3303/0/5605', "0='all'");
+    assert.deepEqual([(await executed)[0].path.toString(), (await executed)[0].args], ['/3303/0/5605', "0='all'"]);
     assert.deepEqual(sentByA, [], "nothing went out of A's socket");
 
     await assert.rejects(a.read('dev-2', '/3303/7/5700'), (error: unknown) => error instanceof LwM2MError && error.code === 'NOT_FOUND' && error.coapCode === '4.04');
@@ -178,6 +180,35 @@ describe('LwM2MServer: several instances sharing a Redis store', function () {
     // and the store says so: a new instance sees the device at A
     const c = await instance('c');
     assert.equal(c.registration('dev-3')?.instance, 'a');
+  });
+
+  it('failover before any Update: the first thing A hears of the moved device is a notification from a new port, found by its token', async () => {
+    const a = await instance('a');
+    const b = await instance('b');
+    const balancer = await udpBalancer(b.address().port);
+    balancers.push(balancer);
+    const seen = clusterEvent(a, 'register', 'dev-7');
+    const client = device('dev-7', balancer.port);
+    await client.start();
+    await seen;
+    const observation = await a.observe('dev-7', '/3303/0/5700');
+    await b.close();
+    balancer.point(a.address().port);
+    const values: unknown[] = [];
+    a.on('notify', (event) => {
+      if (event.observation.id === observation.id) values.push(event.value);
+    });
+    // a notification held while its token is looked up is lost if it is not Confirmable: the device changes the value until one is heard
+    for (let value = 1; values.length === 0; value++) {
+      assert.ok(value < 100, 'no notification reached A');
+      client.set('/3303/0/5700', value);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    assert.equal(a.registration('dev-7')?.instance, 'a');
+    // the observation goes on: a later value is heard too
+    const next = once(a, 'notify') as Promise<[NotifyEvent]>;
+    client.set('/3303/0/5700', 500);
+    assert.equal((await next)[0].value, 500);
   });
 
   it('failover takes up what the stopped instance had started: its observations are heard by the new holder', async () => {
@@ -320,6 +351,38 @@ describe('LwM2MServer with a Redis store that is down at start', function () {
     } finally {
       await server.close();
       await redis.stop();
+    }
+  });
+});
+
+describe('LwM2MServer: a device whose address changes (NAT rebinding)', function () {
+  this.timeout(30_000);
+
+  it('its observations follow it to the address of its Update', async () => {
+    const server = new LwM2MServer({ port: 0, address: '127.0.0.1', timing: FAST_TIMING });
+    const { port } = await server.listen();
+    const nat = await udpBalancer(port);
+    const client = new LwM2MClient({ endpoint: 'roamer', server: `coap://127.0.0.1:${nat.port}`, timing: FAST_TIMING, lifetime: 60, objects: { 3303: { 0: { 5700: 1 } } } });
+    client.on('error', () => undefined);
+    try {
+      await client.start();
+      const before = server.registration('roamer')!.port;
+      const observation = await server.observe('roamer', '/3303/0/5700');
+      nat.point(port); // a new binding: the device's datagrams come from another port
+      const updated = once(server, 'update') as Promise<[Registration, string[]]>;
+      await client.update();
+      const [registration, changes] = await updated;
+      assert.ok(changes.includes('address'));
+      assert.notEqual(registration.port, before);
+      const notified = once(server, 'notify') as Promise<[NotifyEvent]>;
+      client.set('/3303/0/5700', 2);
+      const [notification] = await notified;
+      assert.equal(notification.observation.id, observation.id);
+      assert.equal(notification.value, 2);
+    } finally {
+      await client.stop({ deregister: false }).catch(() => undefined);
+      await server.close();
+      await nat.close();
     }
   });
 });
