@@ -39,6 +39,8 @@ export function registrationPayload(registration: Registration): Record<string, 
     security: registration.identity === undefined ? 'none' : 'psk',
     ...(registration.identity !== undefined ? { identity: registration.identity } : {}),
     ...(registration.sms !== undefined ? { sms: registration.sms } : {}),
+    // with several Node-REDs sharing a Redis store: the one the device talks to
+    ...(registration.instance !== undefined ? { instance: registration.instance } : {}),
   };
 }
 
