@@ -10,7 +10,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Redis } from 'ioredis';
-import { FileStore, type LwM2MServer } from '../../lib';
+import { FileStore, LwM2MServer, RedisStore } from '../../lib';
+import { FAST_TIMING } from '../helpers/fake-server';
 import { fullDeploy, nodeProblems } from '../helpers/flows';
 import { helper, nodeRedVersion, userDir } from '../helpers/node-red';
 import { freeTcpPort, freeUdpPort } from '../helpers/ports';
@@ -255,6 +256,34 @@ describe(`the server node's Store (Node-RED ${nodeRedVersion})`, function () {
       node('read').receive({ endpoint: 'sim-redis' });
       assert.equal((await read).payload, 21.5);
       assert.equal(registers, 0, 'the device did not register again');
+    });
+
+    it('beside another instance sharing the Redis: its devices count here, their events come out there only, and the flow reads them through it', async () => {
+      const port = await freeUdpPort();
+      const prefix = `lwm2m-pair-${process.pid}:`;
+      const flow = paletteFlow(port, [], { store: 'redis', redisUrl: `redis://127.0.0.1:${redisPort}/0`, redisPrefix: prefix, instance: 'node-red' });
+      await helper.load(NODES, flow, { srv: { redisPassword: password } });
+      await serverNode().ready;
+      const other = new LwM2MServer({ port: 0, address: '127.0.0.1', timing: FAST_TIMING, store: new RedisStore({ url: `redis://127.0.0.1:${redisPort}/0`, password, prefix }), instance: 'other' });
+      try {
+        await other.listen();
+        const events: unknown[] = [];
+        node('out').on('input', (msg) => events.push(msg.event));
+        const counted = statusOf('reg', (status) => status.text === '1 device');
+        await devices.start('sim-elsewhere', other.address().port, { lifetime: 600 });
+        await counted;
+        assert.equal(serverNode().server.registration('sim-elsewhere')?.instance, 'other');
+        const read = nextMessage('readOut');
+        node('read').receive({ endpoint: 'sim-elsewhere' });
+        assert.equal((await read).payload, 21.5);
+        const listed = nextMessage('out');
+        node('reg').receive({});
+        assert.deepEqual(((await listed).payload as Array<{ endpoint: string; instance: string }>).map((entry) => [entry.endpoint, entry.instance]), [['sim-elsewhere', 'other']]);
+        assert.deepEqual(events, ['list'], 'no register event here: the other instance emitted it');
+      } finally {
+        await devices.stopAll();
+        await other.close();
+      }
     });
   });
 });
