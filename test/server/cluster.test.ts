@@ -262,6 +262,27 @@ describe('LwM2MServer: several instances sharing a Redis store', function () {
     assert.equal(client.get('/3/0/14'), '+05:00');
   });
 
+  it('Redis lost while a forwarded request waits: the caller learns it at once; B keeps serving its device from memory', async () => {
+    const a = await instance('a');
+    const b = await instance('b', { awakeTime: 200 });
+    const seen = clusterEvent(a, 'register', 'cut-off');
+    const client = device('cut-off', b.address().port, 60, { queueQuietTime: 200 });
+    await client.start();
+    await seen;
+    await Promise.all([once(client, 'sleep'), once(b, 'sleep')]);
+    const write = a.write('cut-off', '/3/0/14', '+03:00', { ttl: 30_000 });
+    const failed = assert.rejects(write, (error: unknown) => error instanceof LwM2MError && error.code === 'INTERNAL' && /^Write \/3\/0\/14 on cut-off: the connection to Redis was lost/.test(error.message));
+    await new Promise((resolve) => setTimeout(resolve, 200)); // the request is waiting on B
+    await redis.stop();
+    try {
+      await failed;
+      await client.wake();
+      assert.equal(await b.read('cut-off', '/3303/0/5700'), 21.5);
+    } finally {
+      await redis.restart();
+    }
+  });
+
   it('expires a registration once in the whole cluster', async () => {
     const a = await instance('a', { expiryGrace: 0 });
     const b = await instance('b', { expiryGrace: 0 });

@@ -28,6 +28,8 @@ export type ClusterMessage =
 export interface ClusterHandlers {
   /** a message from another instance (never one's own broadcasts) */
   receive(message: ClusterMessage): void;
+  /** the connection to the others is lost: answers awaited from them cannot come */
+  lost(reason: string): void;
   /** messages may have been missed (the connection to the others was lost and is back): read the store again */
   resync(): void;
   /** something went wrong that nobody asked about (a message that does not parse, a lost connection) */

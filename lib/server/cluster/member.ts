@@ -33,6 +33,8 @@ interface Waiting {
   reject(error: Error): void;
   timer: NodeJS.Timeout;
   peer: Peer;
+  /** `Read /3/0/9 on dev-1`, for messages */
+  what: string;
   onProgress?: (sent: number, total: number) => void;
 }
 
@@ -69,6 +71,7 @@ export class ClusterMember {
         if (this.early) this.early.push(message);
         else this.handle(message);
       },
+      lost: (reason) => this.lost(reason),
       resync: () => this.host.resync(),
       warn: (message) => this.host.warn(message),
     });
@@ -182,6 +185,13 @@ export class ClusterMember {
     await this.bus.leave();
   }
 
+  /** Answers awaited from other instances cannot come: their callers learn it now, not at their timeout. */
+  private lost(reason: string): void {
+    for (const [rid, waiting] of [...this.waiting]) {
+      this.settle(rid, new LwM2MError('INTERNAL', `${waiting.what}: ${reason}, so the answer of the instance that holds the device's connection cannot arrive (the request may have been sent)`));
+    }
+  }
+
   private unlisten(owner: string, key: string, listener: (response: CoapResponse) => void): void {
     if (this.listeners.get(key)?.listener !== listener) return;
     this.listeners.delete(key);
@@ -198,6 +208,7 @@ export class ClusterMember {
         resolve,
         reject,
         peer: { address: record.address, port: record.port },
+        what,
         onProgress,
         timer: setTimeout(() => {
           this.waiting.delete(rid);

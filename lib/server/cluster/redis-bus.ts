@@ -45,6 +45,8 @@ export class RedisBus implements ClusterBus {
   /** the subscriber was ready once: a later 'ready' means it was away and messages may be lost */
   private heard = false;
   private left = false;
+  /** the subscriber is connected: a 'close' now loses the others */
+  private up = false;
 
   constructor(private readonly host: RedisBusHost) {
     this.broadcastChannel = `${host.prefix}cluster`;
@@ -66,6 +68,12 @@ export class RedisBus implements ClusterBus {
     this.subscriber.on('ready', () => {
       if (this.heard && !this.left) handlers.resync();
       this.heard = true;
+      this.up = true;
+    });
+    this.subscriber.on('close', () => {
+      if (!this.up || this.left) return;
+      this.up = false;
+      handlers.lost('the connection to Redis was lost');
     });
     const reachable = await this.connect(this.publisher);
     if (reachable) {
