@@ -148,8 +148,10 @@ module.exports = (RED: Red) => {
     };
     if (autoObserve) {
       server.on('register', onRegister);
-      // devices registered before this node was deployed
-      void serverNode.ready.then(() => server.registrations().forEach(onRegister)).catch(() => undefined);
+      // devices registered before this node was deployed; with several instances sharing a store,
+      // those that talk to this one (the others' devices are auto-observed by their own instance)
+      const ours = (registration: Registration) => registration.instance === undefined || registration.instance === serverNode.instance;
+      void serverNode.ready.then(() => server.registrations().filter(ours).forEach(onRegister)).catch(() => undefined);
     }
 
     // after a fleet job: how many it observes, and what did not start

@@ -285,5 +285,33 @@ describe(`the server node's Store (Node-RED ${nodeRedVersion})`, function () {
         await other.close();
       }
     });
+
+    it('auto-observe at deploy observes the devices that talk to this Node-RED, not those of another instance (which observes its own)', async () => {
+      const port = await freeUdpPort();
+      const prefix = `lwm2m-auto-${process.pid}:`;
+      const url = `redis://127.0.0.1:${redisPort}/0`;
+      const other = new LwM2MServer({ port: 0, address: '127.0.0.1', timing: FAST_TIMING, store: new RedisStore({ url, password, prefix }), instance: 'other' });
+      // this Node-RED's instance before the deploy: its device's registration waits in Redis
+      const before = new LwM2MServer({ port: 0, address: '127.0.0.1', timing: FAST_TIMING, store: new RedisStore({ url, password, prefix }), instance: 'node-red' });
+      try {
+        await other.listen();
+        await before.listen();
+        await devices.start('sim-theirs', other.address().port, { lifetime: 600 });
+        await devices.start('sim-ours', before.address().port, { lifetime: 600 });
+        await before.close();
+        const auto = { id: 'auto', type: 'lwm2m-observe', server: 'srv', autoObserve: true, endpoint: 'sim-*', path: '/3303/0/5700', wires: [[]] };
+        await helper.load(NODES, paletteFlow(port, [auto], { store: 'redis', redisUrl: url, redisPrefix: prefix, instance: 'node-red' }), { srv: { redisPassword: password } });
+        await serverNode().ready;
+        const server = serverNode().server;
+        assert.deepEqual(server.registrations().map((registration) => [registration.endpoint, registration.instance]).sort(), [['sim-ours', 'node-red'], ['sim-theirs', 'other']]);
+        await until(() => server.observations('sim-ours').length === 1, 'sim-ours observed');
+        await new Promise((resolve) => setTimeout(resolve, 500)); // a forwarded Observe of sim-theirs would be done by now
+        assert.deepEqual(server.observations('sim-theirs'), []);
+      } finally {
+        await devices.stopAll();
+        await other.close();
+        await before.close();
+      }
+    });
   });
 });
