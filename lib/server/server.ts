@@ -376,8 +376,9 @@ export class LwM2MServer extends EventEmitter {
     const now = Date.now();
     const grace = this.grace();
     for (const record of stored) {
-      if (record.updatedAt + record.lifetime * 1000 + grace >= now) this.registry.add(record);
-      else if (!this.cluster) this.store.remove(record.id); // with several instances, expiry is claimed (sweep)
+      // with several instances, one that expired while this one was down is claimed by the sweep (one `expire` in the cluster)
+      if (this.cluster || record.updatedAt + record.lifetime * 1000 + grace >= now) this.registry.add(record);
+      else this.store.remove(record.id);
     }
     let saved: [ObservationRecord[], QueuedRequestRecord[]] = [[], []];
     if (!unreadable) {
@@ -436,7 +437,8 @@ export class LwM2MServer extends EventEmitter {
         const now = Date.now();
         for (const record of stored) {
           inStore.add(record.id);
-          if (record.updatedAt + record.lifetime * 1000 + this.grace() >= now) this.merge(record, undefined);
+          if (this.cluster || record.updatedAt + record.lifetime * 1000 + this.grace() >= now) this.merge(record, undefined);
+          else this.store.remove(record.id);
         }
         // what this instance registered while the store was away (or what a Redis restarted empty lost)
         for (const record of this.registry.all()) if (!inStore.has(record.id) && (!this.cluster || record.instance === this.cluster.instance)) this.store.save(record);

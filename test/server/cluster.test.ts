@@ -313,6 +313,23 @@ describe('LwM2MServer: several instances sharing a Redis store', function () {
     }
   });
 
+  it('a registration that expired while every instance was down expires once the first one starts, and leaves Redis', async () => {
+    const writer = new Redis(redis.url);
+    try {
+      const long = Date.now() - 3_600_000;
+      await writer.hset(`${prefix}registrations`, 'old1', JSON.stringify({ id: 'old1', endpoint: 'stale', lifetime: 60, version: '1.1', binding: 'U', queueMode: false, objectLinks: '</3/0>', address: '127.0.0.1', port: 9, rootPath: '', registeredAt: long, updatedAt: long, instance: 'gone' }));
+      const a = new LwM2MServer({ port: 0, address: '127.0.0.1', timing: FAST_TIMING, store: new RedisStore({ url: redis.url, prefix }), instance: 'a' });
+      servers.push(a);
+      const expired = once(a, 'expire') as Promise<[Registration]>;
+      await a.listen();
+      assert.equal((await expired)[0].endpoint, 'stale');
+      while ((await writer.hexists(`${prefix}registrations`, 'old1')) === 1) await new Promise((resolve) => setTimeout(resolve, 50));
+      assert.equal(a.registration('stale'), undefined);
+    } finally {
+      writer.disconnect();
+    }
+  });
+
   it('refuses a second running instance of the same name', async () => {
     await instance('same');
     await assert.rejects(instance('same'), /another server instance named "same" is running/);
