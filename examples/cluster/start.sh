@@ -76,6 +76,8 @@ else
   fail "nginx has no stream module ($STREAM_MODULE is missing): install it (Debian: apt-get install libnginx-mod-stream)"
 fi
 
+SETSID="$(command -v setsid || true)"
+
 # ---- the log directory ----
 if [ $# -ge 1 ]; then
   DIR="$1"
@@ -136,11 +138,14 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# starts "$@" in the background as $name, its output in $DIR/$log
+# Starts "$@" in the background as $name, its output in $DIR/$log. In a session of its own (setsid:
+# the same process, not a fork, as it does not lead a process group), so that Ctrl-C in the terminal
+# reaches this script only, which then stops everything in order (else each piece would stop at
+# once by itself, Redis and nginx under the instances still closing).
 launch() {
   local name="$1" log="$2"
   shift 2
-  "$@" >"$DIR/$log" 2>&1 &
+  $SETSID "$@" >"$DIR/$log" 2>&1 &
   PIDS[$name]=$!
   echo "$!" >"$DIR/${name// /-}.pid"
 }

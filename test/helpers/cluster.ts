@@ -1,8 +1,8 @@
 /**
  * examples/cluster/start.sh as a user runs it (Redis, nginx balancing UDP over two Node-RED
- * instances), on free ports of 127.0.0.1, with its logs in a temporary directory. Everything it
- * starts runs in one process group of its own: whatever is left at the end (or when the test
- * process exits) is killed with the group.
+ * instances), on free ports of 127.0.0.1, with its logs in a temporary directory. start.sh stops
+ * what it started; whatever is left at the end (or when the test process exits) is killed: start.sh
+ * with its process group, each piece (in a session of its own) by its pid file.
  */
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -45,17 +45,28 @@ export interface Answer {
   body: Record<string, unknown>;
 }
 
-/** clusters still running: their process groups are killed when the test process exits */
-const running = new Set<ChildProcess>();
+/** clusters not stopped yet: killed when the test process exits */
+const running = new Set<{ child: ChildProcess; dir: string }>();
 process.once('exit', () => {
-  for (const child of running) killGroup(child);
+  for (const cluster of running) killAll(cluster);
 });
 
-function killGroup(child: ChildProcess): void {
-  try {
-    process.kill(-child.pid!, 'SIGKILL');
-  } catch {
-    // the group is gone already
+/** Kills start.sh's process group and every process whose pid file is still there (start.sh removes a file once its process stopped). */
+function killAll({ child, dir }: { child: ChildProcess; dir: string }): void {
+  const pids = [-child.pid!];
+  for (const name of PROCESS_NAMES) {
+    try {
+      pids.push(Number(fs.readFileSync(path.join(dir, `${name}.pid`), 'utf8').trim()));
+    } catch {
+      // stopped and reaped
+    }
+  }
+  for (const pid of pids.filter((pid) => Number.isInteger(pid) && pid !== 0)) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // gone already
+    }
   }
 }
 
@@ -80,8 +91,8 @@ export async function startCluster(): Promise<Cluster> {
     // a process group of its own: stopping it stops everything it started
     detached: true,
   });
-  running.add(child);
-  child.once('exit', () => running.delete(child));
+  const handle = { child, dir };
+  running.add(handle);
   let output = '';
   child.stdout!.on('data', (chunk) => (output += chunk));
   child.stderr!.on('data', (chunk) => (output += chunk));
@@ -156,10 +167,11 @@ export async function stopCluster(cluster: Cluster | undefined): Promise<void> {
     const exited = new Promise((resolve) => child.once('exit', resolve));
     child.kill('SIGTERM');
     // its own limit is 15 s per process; a wedged script is killed with its group
-    const late = setTimeout(() => killGroup(child), 90_000);
+    const late = setTimeout(() => killAll(cluster), 90_000);
     await exited;
     clearTimeout(late);
   }
-  killGroup(child);
+  killAll(cluster);
+  for (const handle of running) if (handle.child === child) running.delete(handle);
   fs.rmSync(cluster.dir, { recursive: true, force: true });
 }
