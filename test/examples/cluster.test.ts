@@ -16,6 +16,8 @@ const TEMPERATURE = '/3303/0/5700';
 /** A registration as the flow's GET /devices lists it, with the last registration event this instance emitted for it. */
 interface ListedDevice {
   endpoint: string;
+  /** the instance the device talks to */
+  instance?: string;
   lastEventHere: { event: string } | null;
 }
 
@@ -113,7 +115,10 @@ describe('examples/cluster: two Node-RED instances behind nginx, sharing Redis',
   it('both instances know the registration (shared through Redis); the other emitted no event of its own', async function () {
     const elsewhere = other(holding());
     await eventually(async () => (await listed(elsewhere)) !== undefined, `instance ${elsewhere} listing ${endpoint}`);
-    assert.equal((await listed(elsewhere))?.lastEventHere, null, `instance ${elsewhere} emitted no registration event for a device that talks through ${holding()}`);
+    const there = await listed(elsewhere);
+    assert.equal(there?.lastEventHere, null, `instance ${elsewhere} emitted no registration event for a device that talks through ${holding()}`);
+    assert.equal(there?.instance, holding(), `instance ${elsewhere} knows which instance the device talks to`);
+    assert.equal((await listed(holding()))?.instance, holding());
   });
 
   it('reads the device through the other instance too (the request travels to the instance holding it)', async function () {
@@ -133,6 +138,7 @@ describe('examples/cluster: two Node-RED instances behind nginx, sharing Redis',
     await until(() => seen.updated > updates || seen.reregistering > 0, () => withLogs('the Update answered'), 300_000);
     assert.equal(seen.reregistering, 0, withLogs(`the device had to register again: instance ${other(stopped)} did not take its registration over`));
     assert.equal(seen.registered, 1);
+    assert.equal((await listed(other(stopped)))?.instance, other(stopped), `instance ${other(stopped)} took the device over`);
   });
 
   it('reads the device through the instance left', async function () {
