@@ -123,7 +123,9 @@ stop_one() {
 
 cleanup() {
   local status=$?
-  trap - INT TERM EXIT
+  trap - EXIT
+  # a second Ctrl-C must not cut the stopping short: the pieces, in sessions of their own, would stay
+  trap '' INT TERM
   STOPPING=1
   if [ -n "$WAITER" ]; then kill "$WAITER" 2>/dev/null || true; fi
   if ((${#PIDS[@]} > 0)); then
