@@ -1157,6 +1157,10 @@ export class LwM2MServer extends EventEmitter {
         const record = this.registry.get(id);
         if (record) this.end(record, reason, false);
       },
+      rejoined: (instance) => {
+        // its socket forgot the notifications it passed on for this one: ask again
+        for (const record of this.registry.all()) if (record.instance === instance && this.tracked.ofRegistration(record.id).length > 0) this.rehome(record);
+      },
       resync: () => void this.reload(),
       warn: (message) => this.log.warn(message),
     };

@@ -235,6 +235,28 @@ describe('LwM2MServer: several instances sharing a Redis store', function () {
     assert.equal(notification.value, 19);
   });
 
+  it("A's observation of a device on B goes on after B restarts (B's socket forgot it; A asks again when B says hello)", async () => {
+    const a = await instance('a');
+    const b = await instance('b');
+    const seen = clusterEvent(a, 'register', 'dev-8');
+    const client = device('dev-8', b.address().port);
+    await client.start();
+    await seen;
+    const observation = await a.observe('dev-8', '/3303/0/5700');
+    const port = b.address().port;
+    await b.close();
+    await instance('b', { port });
+    let notification: NotifyEvent | undefined;
+    a.on('notify', (event) => (notification = event));
+    // the adoption travels A → B after B's hello: the device changes the value until A hears one
+    for (let value = 1; !notification; value++) {
+      assert.ok(value < 100, 'no notification reached A');
+      client.set('/3303/0/5700', value);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    assert.equal(notification.observation.id, observation.id);
+  });
+
   it('a request for a device whose instance stopped goes out from the asking instance (a device without a balancer answers it)', async () => {
     const a = await instance('a');
     const b = await instance('b');

@@ -10,6 +10,8 @@ import type { WireError, WireParams, WireResponse } from './wire';
 export type ClusterMessage =
   /** a Register, an Update or a takeover on `from`: the registration as it is now */
   | { t: 'reg'; from: string; record: RegistrationRecord }
+  /** `from` (re)started: observations passed on through it must be asked for again, since its socket forgot them */
+  | { t: 'hello'; from: string }
   /** a registration ended on `from` (de-registered, or expired and claimed there) */
   | { t: 'end'; from: string; id: string; reason: 'deregister' | 'expire' }
   /** please send this request to the device of registration `id` (queued if it sleeps) and answer `rid` */
@@ -54,7 +56,7 @@ export interface ClusterBus {
   leave(): Promise<void>;
 }
 
-const TYPES = new Set(['reg', 'end', 'req', 'obs', 'adopt', 'unobs', 'res', 'note']);
+const TYPES = new Set(['hello', 'reg', 'end', 'req', 'obs', 'adopt', 'unobs', 'res', 'note']);
 
 /** The messages of a datagram from the bus (one message or a batch), or why it is not one. */
 export function parseMessages(text: string): ClusterMessage[] | string {

@@ -23,6 +23,8 @@ export interface ClusterHost {
   shared(record: RegistrationRecord, from: string): void;
   /** Another instance ended a registration. */
   ended(id: string, reason: 'deregister' | 'expire', from: string): void;
+  /** Another instance (re)started: what it passed on before is to be asked for again. */
+  rejoined(instance: string): void;
   /** Messages may have been missed: read the store again. */
   resync(): void;
   warn(message: string): void;
@@ -82,6 +84,7 @@ export class ClusterMember {
     const early = this.early ?? [];
     this.early = undefined;
     for (const message of early) this.handle(message);
+    this.bus.broadcast({ t: 'hello', from: this.instance });
   }
 
   /** Tells the others a registration is new or changed. */
@@ -242,6 +245,9 @@ export class ClusterMember {
   private handle(message: ClusterMessage): void {
     try {
       switch (message.t) {
+        case 'hello':
+          this.host.rejoined(message.from);
+          return;
         case 'reg':
           this.host.shared(message.record, message.from);
           return;
