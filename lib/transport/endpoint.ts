@@ -340,7 +340,8 @@ export class CoapEndpoint extends EventEmitter {
     return {
       response,
       cancel: () => {
-        this.observers.delete(key);
+        // another listener may have taken the token over (an adopted observation): that one stays
+        if (this.observers.get(key) === listener) this.observers.delete(key);
       },
     };
   }

@@ -257,6 +257,26 @@ describe('LwM2MServer: several instances sharing a Redis store', function () {
     assert.equal(notification.observation.id, observation.id);
   });
 
+  it("A's observation of a device on B goes on after A restarts (A reads it back from the store and asks B for it again)", async () => {
+    const a = await instance('a');
+    const b = await instance('b');
+    const seen = clusterEvent(a, 'register', 'dev-9');
+    const client = device('dev-9', b.address().port);
+    await client.start();
+    await seen;
+    const observation = await a.observe('dev-9', '/3303/0/5700');
+    await a.close();
+    const again = await instance('a');
+    assert.deepEqual(again.observations('dev-9').map((o) => o.id), [observation.id]);
+    const notified = once(again, 'notify') as Promise<[NotifyEvent]>;
+    await new Promise((resolve) => setTimeout(resolve, 200)); // the adoption travels to B
+    client.set('/3303/0/5700', 7);
+    const [notification] = await notified;
+    assert.equal(notification.observation.id, observation.id);
+    assert.equal(notification.value, 7);
+    assert.deepEqual(b.observations('dev-9'), []);
+  });
+
   it('a request for a device whose instance stopped goes out from the asking instance (a device without a balancer answers it)', async () => {
     const a = await instance('a');
     const b = await instance('b');

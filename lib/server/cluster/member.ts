@@ -263,11 +263,9 @@ export class ClusterMember {
         case 'adopt':
           this.serveAdopt(message);
           return;
-        case 'unobs': {
-          this.relays.get(message.key)?.cancel();
-          this.relays.delete(message.key);
+        case 'unobs':
+          this.dropRelay(message.key);
           return;
-        }
         case 'res': {
           const waiting = this.waiting.get(message.rid);
           if (!waiting) return; // given up already
@@ -309,9 +307,9 @@ export class ClusterMember {
   }
 
   private serveObserve(message: Extract<ClusterMessage, { t: 'obs' }>): void {
+    this.dropRelay(message.key);
     this.host.observeHere(message.id, message.operation, fromWireParams(message.params), message.ttl, this.relay(message.from, message.key)).then(
       ({ response, cancel }) => {
-        this.relays.get(message.key)?.cancel();
         this.relays.set(message.key, { registrationId: message.id, cancel });
         this.reply(message.from, { t: 'res', from: this.instance, rid: message.rid, response: toWireResponse(response) });
       },
@@ -320,9 +318,14 @@ export class ClusterMember {
   }
 
   private serveAdopt(message: Extract<ClusterMessage, { t: 'adopt' }>): void {
+    // the old relay of the key first: its cancel forgets the token, which the new one listens for
+    this.dropRelay(message.key);
     const cancel = this.host.adoptHere(message.id, Buffer.from(message.token, 'hex'), this.relay(message.from, message.key));
-    if (!cancel) return;
-    this.relays.get(message.key)?.cancel();
-    this.relays.set(message.key, { registrationId: message.id, cancel });
+    if (cancel) this.relays.set(message.key, { registrationId: message.id, cancel });
+  }
+
+  private dropRelay(key: string): void {
+    this.relays.get(key)?.cancel();
+    this.relays.delete(key);
   }
 }
