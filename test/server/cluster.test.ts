@@ -235,6 +235,21 @@ describe('LwM2MServer: several instances sharing a Redis store', function () {
     assert.equal(notification.value, 19);
   });
 
+  it('a block-wise write made on A goes out block by block from B, with its progress told to the caller on A', async () => {
+    const a = await instance('a');
+    const b = await instance('b');
+    const seen = clusterEvent(a, 'register', 'dev-10');
+    const client = device('dev-10', b.address().port);
+    await client.start();
+    await seen;
+    const long = 'x'.repeat(3000);
+    const progress: Array<[number, number]> = [];
+    await a.write('dev-10', '/3/0/14', long, { format: 0, blockSize: 512, onProgress: (sent, total) => progress.push([sent, total]) });
+    assert.equal(client.get('/3/0/14'), long);
+    assert.ok(progress.length >= 5, JSON.stringify(progress));
+    assert.deepEqual(progress[progress.length - 1], [3000, 3000]);
+  });
+
   it("A's observation of a device on B goes on after B restarts (B's socket forgot it; A asks again when B says hello)", async () => {
     const a = await instance('a');
     const b = await instance('b');
