@@ -73,8 +73,12 @@ export interface LwM2MClientOptions {
   bootstrapAfterFailures?: number;
   /** ms from the Bootstrap-Request until Bootstrap-Finish before the attempt counts as failed (default 60,000) */
   bootstrapTimeout?: number;
-  /** DTLS details: cipher suites in order of preference, flight retransmission timing */
-  dtls?: { cipherSuites?: CipherSuiteName[]; timing?: Partial<DtlsTiming> };
+  /**
+   * DTLS details: cipher suites in order of preference, flight retransmission timing, and
+   * `connectionId` (RFC 9146, default false): offer connection IDs for coaps:// so that the session
+   * survives NAT rebinding without a new handshake (the server's ID goes in our records; we ask for none)
+   */
+  dtls?: { cipherSuites?: CipherSuiteName[]; timing?: Partial<DtlsTiming>; connectionId?: boolean };
   /** registration lifetime in seconds (default 300) */
   lifetime?: number;
   version?: LwM2MVersion;
@@ -340,7 +344,7 @@ export class LwM2MClient extends EventEmitter {
 
   private transportOptions(): TransportOptions {
     const { dtls, localAddress, localPort, socketBufferSize } = this.options;
-    return { cipherSuites: dtls?.cipherSuites, dtlsTiming: dtls?.timing, localAddress, localPort, socketBufferSize };
+    return { cipherSuites: dtls?.cipherSuites, dtlsTiming: dtls?.timing, connectionId: dtls?.connectionId, localAddress, localPort, socketBufferSize };
   }
 
   private createRegistration(server: Peer, account: ServerAccount): Registration {

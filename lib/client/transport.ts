@@ -14,6 +14,8 @@ import { parseCoapUri } from '../transport/uri';
 export interface TransportOptions {
   cipherSuites?: CipherSuiteName[];
   dtlsTiming?: Partial<DtlsTiming>;
+  /** offer RFC 9146 connection IDs on coaps:// */
+  connectionId?: boolean;
   localAddress?: string;
   localPort?: number;
   /** bytes of socket buffer asked of the kernel (the DTLS client's; a plain endpoint has its own setting) */
@@ -42,6 +44,7 @@ export async function openTransport(endpoint: CoapEndpoint, connection: Connecti
     key: connection.psk.key,
     cipherSuites: options.cipherSuites,
     timing: options.dtlsTiming,
+    connectionId: options.connectionId,
     localAddress: options.localAddress,
     localPort: options.localPort,
     socketBufferSize: options.socketBufferSize,

@@ -48,7 +48,7 @@ import type { ObservationRecord, PskCredential, QueuedRequestRecord, Registratio
 import { requestParams, storedRequest } from './persistence';
 
 export type { PskCredential };
-import type { DtlsServer, DtlsServerOptions } from '../transport/dtls/server';
+import type { DtlsServer, DtlsServerOptions, SessionMove } from '../transport/dtls/server';
 import { ServerEndpoints } from './endpoints';
 import { FirmwareJobs, type FirmwareFleetOptions, type FirmwareOutcome, type FirmwareSource, type FirmwareUpdateOptions } from './firmware';
 import { PACKAGE_PATH, PackageServer, hostFor, type PublishedPackage } from './packages';
@@ -279,6 +279,7 @@ export class LwM2MServer extends EventEmitter {
     );
     this.endpoint = this.sockets.plain;
     this.dtls = this.sockets.dtls;
+    this.dtls?.on('sessionMoved', (move: SessionMove) => this.sessionMoved(move));
     this.secureEndpoint = this.sockets.secure;
     for (const endpoint of [this.endpoint, this.secureEndpoint]) {
       endpoint?.on('blockServed', ({ peer, path, served, total }) => this.packages.served(peer, path, served, total));
@@ -1199,6 +1200,17 @@ export class LwM2MServer extends EventEmitter {
   private elsewhere(kind: 'register' | 'update' | 'deregister' | 'expire', record: RegistrationRecord): void {
     if (!this.cluster || this.listenerCount('clusterRegistration') === 0) return;
     this.emit('clusterRegistration', { kind, registration: this.view(record), instance: record.instance ?? '' });
+  }
+
+  /** A DTLS session moved (connection ID, NAT rebinding): the device's registration and observations follow it. */
+  private sessionMoved(move: SessionMove): void {
+    const record = this.registry.byAddress(move.from);
+    if (!record || record.identity !== move.identity) return;
+    this.registry.move(record, move.to);
+    this.cluster?.dropRelays(record.id);
+    this.rehome(record);
+    this.store.save(record);
+    this.cluster?.share(record);
   }
 
   /** The observations of a registration whose device moved: heard where its messages now arrive. */

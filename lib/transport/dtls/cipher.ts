@@ -10,9 +10,10 @@ import type { CipherSuiteName } from './constants';
 export interface RecordProtection {
   /** how many bytes a sealed fragment may add to its plaintext */
   readonly overhead: number;
-  seal(type: number, version: number, epoch: number, sequence: number, plaintext: Buffer): Buffer;
+  /** with a `cid`, a tls12_cid record: the plaintext is its inner plaintext, the MAC or tag covers the RFC 9146 header */
+  seal(type: number, version: number, epoch: number, sequence: number, plaintext: Buffer, cid?: Buffer): Buffer;
   /** the plaintext, or undefined when the record does not authenticate */
-  open(type: number, version: number, epoch: number, sequence: number, fragment: Buffer): Buffer | undefined;
+  open(type: number, version: number, epoch: number, sequence: number, fragment: Buffer, cid?: Buffer): Buffer | undefined;
 }
 
 interface SuiteParameters {
@@ -58,8 +59,28 @@ function sequenceBytes(epoch: number, sequence: number): Buffer {
   return out;
 }
 
-/** seq_num + type + version + length: what the MAC or the AEAD tag also covers. */
-function additionalData(type: number, version: number, epoch: number, sequence: number, length: number): Buffer {
+/** Fills the 8-byte seq_num placeholder of RFC 9146 §5: all ones. */
+const SEQ_NUM_PLACEHOLDER = Buffer.alloc(8, 0xff);
+
+/**
+ * What the MAC or the AEAD tag also covers: seq_num + type + version + length (RFC 5246); with a
+ * connection ID, RFC 9146's form: placeholder, tls12_cid, cid length, tls12_cid, version, epoch,
+ * sequence, the cid, then the inner plaintext's length.
+ */
+function additionalData(type: number, version: number, epoch: number, sequence: number, length: number, cid?: Buffer): Buffer {
+  if (cid) {
+    const out = Buffer.allocUnsafe(8 + 3 + 2 + 8 + cid.length + 2);
+    SEQ_NUM_PLACEHOLDER.copy(out, 0);
+    out[8] = type;
+    out[9] = cid.length;
+    out[10] = type;
+    out.writeUInt16BE(version, 11);
+    out.writeUInt16BE(epoch, 13);
+    out.writeUIntBE(sequence, 15, 6);
+    cid.copy(out, 21);
+    out.writeUInt16BE(length, 21 + cid.length);
+    return out;
+  }
   const out = Buffer.allocUnsafe(13);
   out.writeUInt16BE(epoch, 0);
   out.writeUIntBE(sequence, 2, 6);
@@ -89,10 +110,10 @@ class AeadProtection implements RecordProtection {
     this.overhead = 8 + tagLength;
   }
 
-  seal(type: number, version: number, epoch: number, sequence: number, plaintext: Buffer): Buffer {
+  seal(type: number, version: number, epoch: number, sequence: number, plaintext: Buffer, cid?: Buffer): Buffer {
     const explicit = sequenceBytes(epoch, sequence);
     const nonce = Buffer.concat([this.salt, explicit]);
-    const aad = additionalData(type, version, epoch, sequence, plaintext.length);
+    const aad = additionalData(type, version, epoch, sequence, plaintext.length, cid);
     const cipher =
       this.algorithm === 'aes-128-ccm'
         ? createCipheriv(this.algorithm as CipherCCMTypes, this.key, nonce, { authTagLength: this.tagLength })
@@ -102,12 +123,12 @@ class AeadProtection implements RecordProtection {
     return Buffer.concat([explicit, body, cipher.getAuthTag()]);
   }
 
-  open(type: number, version: number, epoch: number, sequence: number, fragment: Buffer): Buffer | undefined {
+  open(type: number, version: number, epoch: number, sequence: number, fragment: Buffer, cid?: Buffer): Buffer | undefined {
     if (fragment.length < this.overhead) return undefined;
     const nonce = Buffer.concat([this.salt, fragment.subarray(0, 8)]);
     const body = fragment.subarray(8, fragment.length - this.tagLength);
     const tag = fragment.subarray(fragment.length - this.tagLength);
-    const aad = additionalData(type, version, epoch, sequence, body.length);
+    const aad = additionalData(type, version, epoch, sequence, body.length, cid);
     try {
       const decipher =
         this.algorithm === 'aes-128-ccm'
@@ -144,19 +165,19 @@ class CbcHmacProtection implements RecordProtection {
     private readonly macKey: Buffer,
   ) {}
 
-  private mac(type: number, version: number, epoch: number, sequence: number, plaintext: Buffer): Buffer {
-    return createHmac('sha256', this.macKey).update(additionalData(type, version, epoch, sequence, plaintext.length)).update(plaintext).digest();
+  private mac(type: number, version: number, epoch: number, sequence: number, plaintext: Buffer, cid: Buffer | undefined): Buffer {
+    return createHmac('sha256', this.macKey).update(additionalData(type, version, epoch, sequence, plaintext.length, cid)).update(plaintext).digest();
   }
 
-  seal(type: number, version: number, epoch: number, sequence: number, plaintext: Buffer): Buffer {
+  seal(type: number, version: number, epoch: number, sequence: number, plaintext: Buffer, cid?: Buffer): Buffer {
     const padLength = BLOCK - 1 - ((plaintext.length + MAC_LENGTH) % BLOCK);
-    const data = Buffer.concat([plaintext, this.mac(type, version, epoch, sequence, plaintext), Buffer.alloc(padLength + 1, padLength)]);
+    const data = Buffer.concat([plaintext, this.mac(type, version, epoch, sequence, plaintext, cid), Buffer.alloc(padLength + 1, padLength)]);
     const iv = freshIv();
     const cipher = createCipheriv('aes-128-cbc', this.key, iv).setAutoPadding(false);
     return Buffer.concat([iv, cipher.update(data), cipher.final()]);
   }
 
-  open(type: number, version: number, epoch: number, sequence: number, fragment: Buffer): Buffer | undefined {
+  open(type: number, version: number, epoch: number, sequence: number, fragment: Buffer, cid?: Buffer): Buffer | undefined {
     if (fragment.length < BLOCK + MAC_LENGTH + BLOCK || fragment.length % BLOCK !== 0) return undefined;
     const decipher = createDecipheriv('aes-128-cbc', this.key, fragment.subarray(0, BLOCK)).setAutoPadding(false);
     const data = Buffer.concat([decipher.update(fragment.subarray(BLOCK)), decipher.final()]);
@@ -167,7 +188,7 @@ class CbcHmacProtection implements RecordProtection {
     // the MAC is computed whatever the padding said, so a bad padding costs the same time as a bad MAC
     const macAt = Math.max(0, end - MAC_LENGTH);
     const plaintext = data.subarray(0, macAt);
-    const expected = this.mac(type, version, epoch, sequence, plaintext);
+    const expected = this.mac(type, version, epoch, sequence, plaintext, cid);
     const received = data.subarray(macAt, macAt + MAC_LENGTH);
     const goodMac = received.length === MAC_LENGTH && timingSafeEqual(expected, received);
     return goodPadding && goodMac ? plaintext : undefined;

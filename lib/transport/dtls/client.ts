@@ -11,6 +11,10 @@
  *   ClientKeyExchange (our identity), ChangeCipherSpec, Finished (epoch 1)
  *     ← ChangeCipherSpec, Finished (epoch 1)
  * Each of our flights is retransmitted with a doubling timeout until the server's next flight is complete.
+ *
+ * With `connectionId`, the ClientHello offers RFC 9146 connection IDs; when the server answers with
+ * one, our protected records carry it (tls12_cid), so the server finds the session even when a NAT
+ * gives us another address or port.
  */
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import type { RemoteInfo, Socket } from 'node:dgram';
@@ -52,6 +56,7 @@ import {
 import { HandshakeHash, extendedMasterSecret, finishedVerifyData, keyBlock, masterSecret, pskPremasterSecret } from './prf';
 import { parseRecords, writeRecord, type DtlsRecord } from './record';
 import { ReplayWindow } from './replay';
+import { parseConnectionIdExtension, unwrapInner, wrapInner, writeConnectionIdExtension } from './connection-id';
 
 export interface DtlsClientOptions {
   host: string;
@@ -67,6 +72,10 @@ export interface DtlsClientOptions {
   mtu?: number;
   /** bytes of receive and send buffer asked of the kernel for the socket (default 4 MiB; 0: the system's default) */
   socketBufferSize?: number;
+  /** offer RFC 9146 connection IDs: when the server gives one, our records carry it and survive NAT rebinding (default false) */
+  connectionId?: boolean;
+  /** bytes of the ID we ask the server to put in its records to us (default 0: it sends plain records; at most 255) */
+  receiveConnectionIdLength?: number;
 }
 
 const DEFAULT_SUITES: CipherSuiteName[] = ['TLS_PSK_WITH_AES_128_CCM_8', 'TLS_PSK_WITH_AES_128_GCM_SHA256', 'TLS_PSK_WITH_AES_128_CBC_SHA256'];
@@ -96,6 +105,8 @@ interface Handshake {
   suite?: CipherSuiteName;
   /** the server echoed extended_master_secret (RFC 7627) */
   extendedMasterSecret: boolean;
+  /** the connection ID we offer to receive (empty: none), when we offer the extension */
+  ownCid?: Buffer;
   /** the server's epoch-1 protection, installed when its ChangeCipherSpec arrives */
   read?: RecordProtection;
   serverVerifyData?: Buffer;
@@ -131,6 +142,8 @@ export class DtlsClient extends EventEmitter implements DatagramSocket {
   private readonly maxTimeout: number;
   private readonly maxRetransmissions: number;
   private readonly mtu: number;
+  private readonly offerCid: boolean;
+  private readonly receiveCidLength: number;
   private readonly socket: Socket;
   private readonly listening: Promise<void>;
   private remoteAddress: string | undefined;
@@ -145,6 +158,10 @@ export class DtlsClient extends EventEmitter implements DatagramSocket {
   private replay = new ReplayWindow();
   /** next record sequence number we write, per epoch */
   private writeSequence = [0, 0];
+  /** the server's connection ID, which our protected records carry (undefined: plain records) */
+  private writeCid: Buffer | undefined;
+  /** the ID the server puts in its protected records to us (undefined: it sends plain ones) */
+  private readCid: Buffer | undefined;
   private queue: Buffer[] = [];
   private closing: Promise<void> | undefined;
   /** events raised while a datagram is processed, emitted after it, so a listener's exception is not taken for garbage */
@@ -163,6 +180,11 @@ export class DtlsClient extends EventEmitter implements DatagramSocket {
     this.maxTimeout = options.timing?.maxTimeout ?? DEFAULT_DTLS_TIMING.maxTimeout;
     this.maxRetransmissions = options.timing?.maxRetransmissions ?? DEFAULT_DTLS_TIMING.maxRetransmissions;
     this.mtu = options.mtu ?? 1200;
+    this.offerCid = options.connectionId ?? false;
+    this.receiveCidLength = options.receiveConnectionIdLength ?? 0;
+    if (!Number.isInteger(this.receiveCidLength) || this.receiveCidLength < 0 || this.receiveCidLength > 255) {
+      throw new TypeError(`receiveConnectionIdLength must be 0 to 255 bytes, not ${this.receiveCidLength}`);
+    }
     if (isIP(this.host)) this.remoteAddress = this.host;
 
     this.socket = createUdpSocket(isIPv6(options.localAddress ?? this.host) ? 'udp6' : 'udp4');
@@ -188,6 +210,11 @@ export class DtlsClient extends EventEmitter implements DatagramSocket {
 
   get cipherSuite(): CipherSuiteName | undefined {
     return this.established ? this.suite : undefined;
+  }
+
+  /** The server's connection ID (hex) our records carry, when the session negotiated one. */
+  get connectionId(): string | undefined {
+    return this.established ? this.writeCid?.toString('hex') : undefined;
   }
 
   /** Resolves once a session is established (at once when it is already). */
@@ -270,6 +297,7 @@ export class DtlsClient extends EventEmitter implements DatagramSocket {
       nextSeq: 0,
       clientHello: EMPTY,
       extendedMasterSecret: false,
+      ...(this.offerCid ? { ownCid: randomBytes(this.receiveCidLength) } : {}),
       reassembler: new Reassembler(0),
       flight: [],
       timeout: this.initialTimeout,
@@ -304,6 +332,7 @@ export class DtlsClient extends EventEmitter implements DatagramSocket {
       extensions: [
         [ExtensionType.EXTENDED_MASTER_SECRET, EMPTY],
         [ExtensionType.RENEGOTIATION_INFO, Buffer.from([0])], // an empty renegotiated_connection: this is an initial handshake
+        ...(handshake.ownCid ? [[ExtensionType.CONNECTION_ID, writeConnectionIdExtension(handshake.ownCid)] as [number, Buffer]] : []),
       ],
     });
     const messageSeq = handshake.nextSeq++;
@@ -350,6 +379,14 @@ export class DtlsClient extends EventEmitter implements DatagramSocket {
     if (!suite || !this.suites.includes(suite)) return this.fail(handshake, this.handshakeError(handshake, `the server chose cipher suite 0x${hello.cipherSuite.toString(16)}, which we did not offer`), AlertDescription.illegal_parameter);
     const renegotiation = hello.extensions.get(ExtensionType.RENEGOTIATION_INFO);
     if (renegotiation && !(renegotiation.length === 1 && renegotiation[0] === 0)) return this.fail(handshake, this.handshakeError(handshake, 'bad renegotiation_info'), AlertDescription.handshake_failure);
+    const cidExtension = hello.extensions.get(ExtensionType.CONNECTION_ID);
+    if (cidExtension && !handshake.ownCid) return this.fail(handshake, this.handshakeError(handshake, 'the server sent a connection_id extension we did not offer'), AlertDescription.unsupported_extension);
+    if (cidExtension) {
+      // from our ChangeCipherSpec on, each side puts the other's ID in its records
+      const serverCid = parseConnectionIdExtension(cidExtension);
+      this.writeCid = serverCid.length > 0 ? Buffer.from(serverCid) : undefined;
+      this.readCid = handshake.ownCid!.length > 0 ? handshake.ownCid : undefined;
+    }
     handshake.suite = suite;
     handshake.serverRandom = hello.random;
     handshake.hash = new HandshakeHash();
@@ -463,8 +500,10 @@ export class DtlsClient extends EventEmitter implements DatagramSocket {
 
   private record(type: number, epoch: 0 | 1, plaintext: Buffer): Buffer {
     const sequence = this.writeSequence[epoch]!++;
-    const fragment = epoch === 0 ? plaintext : this.write!.seal(type, DTLS_1_2, epoch, sequence, plaintext);
-    return writeRecord(type, DTLS_1_2, epoch, sequence, fragment);
+    if (epoch === 0) return writeRecord(type, DTLS_1_2, epoch, sequence, plaintext);
+    const cid = this.writeCid;
+    if (cid) return writeRecord(ContentType.TLS12_CID, DTLS_1_2, epoch, sequence, this.write!.seal(ContentType.TLS12_CID, DTLS_1_2, epoch, sequence, wrapInner(type, plaintext), cid), cid);
+    return writeRecord(type, DTLS_1_2, epoch, sequence, this.write!.seal(type, DTLS_1_2, epoch, sequence, plaintext));
   }
 
   private sendRecord(type: number, epoch: 0 | 1, plaintext: Buffer): void {
@@ -481,7 +520,7 @@ export class DtlsClient extends EventEmitter implements DatagramSocket {
     const events: Array<() => void> = [];
     this.deferred = events;
     try {
-      for (const record of parseRecords(datagram)) this.onRecord(record);
+      for (const record of parseRecords(datagram, this.readCid?.length ?? 0)) this.onRecord(record);
     } catch {
       // whatever slipped past the checks is the server's garbage: it must not take the socket down
     } finally {
@@ -497,16 +536,22 @@ export class DtlsClient extends EventEmitter implements DatagramSocket {
 
   private onRecord(record: DtlsRecord): void {
     let plaintext = record.fragment;
+    let type = record.type;
     const authenticated = record.epoch === 1 && this.read !== undefined;
+    // with an ID of ours, the server's protected records must carry it, and only they may
+    if ((type === ContentType.TLS12_CID) !== (authenticated && this.readCid !== undefined)) return;
+    if (record.cid && !record.cid.equals(this.readCid!)) return;
     if (authenticated) {
       if (!this.replay.fresh(record.sequence)) return;
-      const opened = this.read!.open(record.type, record.version, record.epoch, record.sequence, record.fragment);
-      if (!opened) return; // forged, corrupted or from an older session: dropped silently (RFC 6347 §4.1.2.7)
+      const opened = this.read!.open(record.type, record.version, record.epoch, record.sequence, record.fragment, record.cid);
+      const inner = opened && record.cid ? unwrapInner(opened) : opened && { type, content: opened };
+      if (!inner) return; // forged, corrupted or from an older session: dropped silently (RFC 6347 §4.1.2.7)
       this.replay.mark(record.sequence);
-      plaintext = opened;
+      plaintext = inner.content;
+      type = inner.type;
     } else if (record.epoch !== 0) return;
 
-    switch (record.type) {
+    switch (type) {
       case ContentType.APPLICATION_DATA:
         if (authenticated && this.established) this.raise(() => this.emit('message', plaintext, { address: this.host, port: this.port }));
         return;
@@ -589,6 +634,8 @@ export class DtlsClient extends EventEmitter implements DatagramSocket {
     this.write = undefined;
     this.read = undefined;
     this.replay = new ReplayWindow();
+    this.writeCid = undefined;
+    this.readCid = undefined;
     // a new handshake is a new association: epoch 0 from sequence number 0 (RFC 6347 §4.2.8)
     this.writeSequence = [0, 0];
   }

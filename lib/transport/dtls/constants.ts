@@ -9,6 +9,8 @@ export const enum ContentType {
   ALERT = 21,
   HANDSHAKE = 22,
   APPLICATION_DATA = 23,
+  /** RFC 9146: a protected record that carries a connection ID; its real type is inside */
+  TLS12_CID = 25,
 }
 
 export const enum HandshakeType {
@@ -39,6 +41,7 @@ export const AlertDescription = {
   insufficient_security: 71,
   internal_error: 80,
   no_renegotiation: 100,
+  unsupported_extension: 110,
   unknown_psk_identity: 115,
 } as const;
 export type AlertName = keyof typeof AlertDescription;
@@ -49,6 +52,8 @@ export function alertName(code: number): string {
 
 export const enum ExtensionType {
   EXTENDED_MASTER_SECRET = 23,
+  /** RFC 9146 (not the drafts' 53 or mbedTLS 2.x's 254) */
+  CONNECTION_ID = 54,
   RENEGOTIATION_INFO = 0xff01,
 }
 

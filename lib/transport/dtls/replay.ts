@@ -10,6 +10,11 @@ export class ReplayWindow {
   /** bit i set: highest - i was seen */
   private seen = 0n;
 
+  /** The highest sequence number marked so far (-1 before any). */
+  get newest(): number {
+    return this.highest;
+  }
+
   /** True when a record with this sequence number may be processed. */
   fresh(sequence: number): boolean {
     if (sequence > this.highest) return true;

@@ -8,6 +8,11 @@
  * window; renegotiation is refused. What fails to parse or authenticate is dropped, never thrown;
  * each drop is told as a `drop` event ({ address, port, reason, size }) to whoever listens, and each
  * handshake that fails as `handshakeFailed` (DtlsHandshakeFailure).
+ *
+ * Connection IDs (RFC 9146): a client that offers the extension gets an ID of its own; its
+ * tls12_cid records are found by that ID from any address, and a record that authenticates and is
+ * newer than any before moves the session to the address it came from (`sessionMoved`, a
+ * SessionMove): what the server sends goes there from then on.
  */
 import type { Socket } from 'node:dgram';
 import { EventEmitter } from 'node:events';
@@ -50,6 +55,7 @@ import {
 } from './handshake';
 import { HandshakeHash, extendedMasterSecret, finishedVerifyData, keyBlock, masterSecret, pskPremasterSecret } from './prf';
 import { parseRecords, writeRecord, type DtlsRecord } from './record';
+import { parseConnectionIdExtension, unwrapInner, wrapInner, writeConnectionIdExtension } from './connection-id';
 import { ReplayWindow } from './replay';
 
 export interface DtlsServerOptions {
@@ -72,6 +78,15 @@ export interface DtlsServerOptions {
   requireExtendedMasterSecret?: boolean;
   /** bytes of receive and send buffer asked of the kernel for the socket (default 4 MiB; 0: the system's default) */
   socketBufferSize?: number;
+  /** RFC 9146 connection IDs for clients that offer them, so sessions survive NAT rebinding (default true) */
+  connectionId?: boolean;
+}
+
+/** A session that moved: one of its records authenticated from another address (connection IDs). */
+export interface SessionMove {
+  from: { address: string; port: number };
+  to: { address: string; port: number };
+  identity: string;
 }
 
 /** A datagram, or one record of it, that the server dropped, and why. */
@@ -101,6 +116,8 @@ export interface SessionInfo {
   cipherSuite: CipherSuiteName;
   /** whether the master secret is bound to the handshake (RFC 7627) */
   extendedMasterSecret: boolean;
+  /** the connection ID the server issued to this session (hex), when the client asked for connection IDs */
+  connectionId?: string;
 }
 
 /** The identity a connection's client named, when it named one (`''` until its ClientKeyExchange). */
@@ -109,6 +126,8 @@ function identityOf(connection: Connection): { identity?: string } {
 }
 
 const ALL_SUITES: CipherSuiteName[] = ['TLS_PSK_WITH_AES_128_CCM_8', 'TLS_PSK_WITH_AES_128_GCM_SHA256', 'TLS_PSK_WITH_AES_128_CBC_SHA256'];
+/** Bytes of the connection IDs the server issues: 2^48 values, random, so unguessable and unique with a check. */
+const CID_LENGTH = 6;
 /** epoch-1 records kept while the ChangeCipherSpec they follow is still missing */
 const MAX_EARLY_RECORDS = 8;
 
@@ -133,6 +152,10 @@ class Connection {
   readProtection: RecordProtection | undefined;
   writeProtection: RecordProtection | undefined;
   readonly replay = new ReplayWindow();
+  /** the ID the client puts in its records (we issued it); undefined without connection IDs */
+  readCid: Buffer | undefined;
+  /** the ID the client asked for in ours; undefined or empty: plain records to it */
+  writeCid: Buffer | undefined;
   changeCipherSpecSeen = false;
   readonly early: DtlsRecord[] = [];
 
@@ -153,8 +176,8 @@ class Connection {
   sends = 0;
 
   constructor(
-    readonly address: string,
-    readonly port: number,
+    public address: string,
+    public port: number,
     hello: ClientHello,
     helloFragment: HandshakeFragment,
     firstSequence: number,
@@ -178,6 +201,8 @@ class Connection {
 export class DtlsServer extends EventEmitter implements DatagramSocket {
   private socket: Socket | undefined;
   private readonly connections = new Map<string, Connection>();
+  /** sessions and handshakes by the connection ID issued to them (hex) */
+  private readonly byCid = new Map<string, Connection>();
   private readonly cookies = new CookieJar();
   private readonly suites: CipherSuiteName[];
   private readonly timing: DtlsTiming;
@@ -227,7 +252,9 @@ export class DtlsServer extends EventEmitter implements DatagramSocket {
   session(address: string, port: number): SessionInfo | undefined {
     const connection = this.connections.get(`${address}:${port}`);
     if (connection?.state !== 'established') return undefined;
-    return { address, port, identity: connection.identity, cipherSuite: connection.suite, extendedMasterSecret: connection.extendedMasterSecret };
+    const info: SessionInfo = { address, port, identity: connection.identity, cipherSuite: connection.suite, extendedMasterSecret: connection.extendedMasterSecret };
+    if (connection.readCid) info.connectionId = connection.readCid.toString('hex');
+    return info;
   }
 
   /** Encrypts application data to the peer's session; without a session it is dropped. */
@@ -277,7 +304,7 @@ export class DtlsServer extends EventEmitter implements DatagramSocket {
   private receive(datagram: Buffer, address: string, port: number): void {
     this.datagramSize = datagram.length;
     try {
-      const records = parseRecords(datagram);
+      const records = parseRecords(datagram, this.options.connectionId === false ? 0 : CID_LENGTH);
       let parsed = 0;
       for (const record of records) {
         parsed += RECORD_HEADER + record.fragment.length;
@@ -297,6 +324,7 @@ export class DtlsServer extends EventEmitter implements DatagramSocket {
   }
 
   private record(record: DtlsRecord, address: string, port: number): void {
+    if (record.type === ContentType.TLS12_CID) return this.cidRecord(record, address, port);
     const connection = this.connections.get(`${address}:${port}`);
     if (record.epoch === 0) return this.plainRecord(record, address, port, connection);
     if (record.epoch !== 1) return this.drop(address, port, () => `${describe(record)}: this server never goes beyond epoch 1`);
@@ -306,32 +334,79 @@ export class DtlsServer extends EventEmitter implements DatagramSocket {
       if (record.type === ContentType.ALERT) return;
       return this.drop(address, port, () => `${describe(record)} without a DTLS session (forgotten, or the server restarted)`);
     }
+    if (connection.readCid) return this.drop(address, port, () => `${describe(record)} without the connection ID its session negotiated`);
+    this.protectedRecord(connection, record, address, port);
+  }
+
+  /** A tls12_cid record: its session is found by the ID, whatever address it came from. */
+  private cidRecord(record: DtlsRecord, address: string, port: number): void {
+    if (!record.cid) return this.drop(address, port, () => `${describe(record)}: this server issues no connection IDs`);
+    if (record.epoch !== 1) return this.drop(address, port, () => `${describe(record)}: a connection ID record outside epoch 1`);
+    const connection = this.byCid.get(record.cid.toString('hex'));
+    if (!connection) return this.drop(address, port, () => `${describe(record)} with connection ID ${record.cid!.toString('hex')}, which this server did not issue (or forgot)`);
+    this.protectedRecord(connection, record, address, port);
+  }
+
+  /** An epoch-1 record of a connection, from its own address or (by connection ID) from another. */
+  private protectedRecord(connection: Connection, record: DtlsRecord, address: string, port: number): void {
+    const elsewhere = address !== connection.address || port !== connection.port;
     if (!connection.readProtection) {
+      if (elsewhere) return this.drop(address, port, () => `${describe(record)} of a handshake with ${connection.key}, from another address`);
       if (connection.state === 'handshake' && connection.early.length < MAX_EARLY_RECORDS) connection.early.push(record);
       else this.drop(address, port, () => `${describe(record)} before the client's ChangeCipherSpec, ${connection.early.length} already waiting`);
       return;
     }
     if (!connection.replay.fresh(record.sequence)) return this.drop(address, port, () => `${describe(record)} replayed or too old`);
-    const plaintext = connection.readProtection.open(record.type, record.version, record.epoch, record.sequence, record.fragment);
-    if (!plaintext) {
+    const opened = connection.readProtection.open(record.type, record.version, record.epoch, record.sequence, record.fragment, record.cid);
+    const inner = opened && record.cid ? unwrapInner(opened) : opened && { type: record.type, content: opened };
+    if (!inner) {
+      if (elsewhere) return this.drop(address, port, () => `${describe(record)} from another address than its session's (${connection.key}) does not authenticate: the session stays`);
       // in a handshake the client's first protected record is its Finished: failing means another key
       if (connection.state === 'handshake') return this.fail(connection, 'bad_record_mac', 'the client Finished does not authenticate: wrong key?', connection.identity);
       // RFC 6347 §4.1.2.7: records that do not authenticate are dropped without an alert
       return this.drop(address, port, () => `${describe(record)} does not authenticate`);
     }
-    connection.replay.mark(record.sequence);
+    if (elsewhere) {
+      // RFC 9146 §6: only a record newer than all before it may move the session (a replayed or delayed one must not)
+      if (connection.state !== 'established' || record.sequence <= connection.replay.newest) {
+        return this.drop(address, port, () => `${describe(record)} of the session with ${connection.key} from another address, but not its newest record: the session stays`);
+      }
+      connection.replay.mark(record.sequence);
+      this.move(connection, address, port);
+    } else {
+      connection.replay.mark(record.sequence);
+    }
     connection.lastActivity = Date.now();
-    if (record.type === ContentType.APPLICATION_DATA) {
+    this.dispatch(connection, inner.type, inner.content);
+  }
+
+  /** An authenticated record's content, by its (real) type. */
+  private dispatch(connection: Connection, type: number, plaintext: Buffer): void {
+    const { address, port } = connection;
+    if (type === ContentType.APPLICATION_DATA) {
       if (connection.state !== 'established') return this.drop(address, port, 'application data before the handshake finished');
       const info: DatagramInfo = { address, port, identity: connection.identity };
       this.emit('message', plaintext, info);
-    } else if (record.type === ContentType.HANDSHAKE) {
+    } else if (type === ContentType.HANDSHAKE) {
       this.protectedHandshake(connection, plaintext);
-    } else if (record.type === ContentType.ALERT) {
+    } else if (type === ContentType.ALERT) {
       this.peerAlert(connection, plaintext);
     } else {
-      this.drop(address, port, () => `${describe(record)}: an unknown content type`);
+      this.drop(address, port, () => `a protected record of content type ${type}, unknown`);
     }
+  }
+
+  /** The session's peer is at another address now (NAT rebinding): what is sent goes there. */
+  private move(connection: Connection, address: string, port: number): void {
+    const from = { address: connection.address, port: connection.port };
+    const occupant = this.connections.get(`${address}:${port}`);
+    if (occupant) this.forget(occupant, `the session of ${connection.key} moved to its address`);
+    this.connections.delete(connection.key);
+    connection.address = address;
+    connection.port = port;
+    this.connections.set(connection.key, connection);
+    const move: SessionMove = { from, to: { address, port }, identity: connection.identity };
+    this.emit('sessionMoved', move);
   }
 
   private plainRecord(record: DtlsRecord, address: string, port: number, connection: Connection | undefined): void {
@@ -389,6 +464,16 @@ export class DtlsServer extends EventEmitter implements DatagramSocket {
     }
     const suite = this.suites.find((name) => hello.cipherSuites.includes(CIPHER_SUITES[name]));
     const extended = hello.extensions.has(ExtensionType.EXTENDED_MASTER_SECRET);
+    const cidExtension = this.options.connectionId === false ? undefined : hello.extensions.get(ExtensionType.CONNECTION_ID);
+    let offeredCid: Buffer | undefined;
+    if (cidExtension) {
+      try {
+        offeredCid = Buffer.from(parseConnectionIdExtension(cidExtension));
+      } catch (error) {
+        this.handshakeFailed({ address, port, reason: (error as Error).message, alert: 'decode_error' });
+        return this.plainAlert(address, port, 'decode_error', record.sequence);
+      }
+    }
     if (!suite || (this.options.requireExtendedMasterSecret && !extended)) {
       this.handshakeFailed({ address, port, reason: suite ? 'the client does not offer extended master secret' : 'no cipher suite in common', alert: 'handshake_failure' });
       return this.plainAlert(address, port, 'handshake_failure', record.sequence);
@@ -411,6 +496,12 @@ export class DtlsServer extends EventEmitter implements DatagramSocket {
 
     const extensions = new Map<number, Buffer>();
     if (extended) extensions.set(ExtensionType.EXTENDED_MASTER_SECRET, Buffer.alloc(0));
+    if (offeredCid) {
+      connection.writeCid = offeredCid;
+      connection.readCid = this.issueCid();
+      this.byCid.set(connection.readCid.toString('hex'), connection);
+      extensions.set(ExtensionType.CONNECTION_ID, writeConnectionIdExtension(connection.readCid));
+    }
     if (wantsRenegotiationInfo(hello)) extensions.set(ExtensionType.RENEGOTIATION_INFO, Buffer.from([0]));
     const serverHello = writeServerHello({ version: DTLS_1_2, random: connection.serverRandom, sessionId: Buffer.alloc(0), cipherSuite: CIPHER_SUITES[suite], extensions });
     connection.flight = [this.handshakeEntry(connection, HandshakeType.SERVER_HELLO, serverHello, 0), this.handshakeEntry(connection, HandshakeType.SERVER_HELLO_DONE, Buffer.alloc(0), 0)];
@@ -560,8 +651,21 @@ export class DtlsServer extends EventEmitter implements DatagramSocket {
   private seal(connection: Connection, type: number, epoch: number, data: Buffer): Buffer {
     const sequence = connection.writeSequence[epoch]!;
     connection.writeSequence[epoch] = sequence + 1;
-    const fragment = epoch === 0 ? data : connection.writeProtection!.seal(type, DTLS_1_2, epoch, sequence, data);
-    return writeRecord(type, DTLS_1_2, epoch, sequence, fragment);
+    if (epoch === 0) return writeRecord(type, DTLS_1_2, epoch, sequence, data);
+    const cid = connection.writeCid;
+    if (cid && cid.length > 0) {
+      const fragment = connection.writeProtection!.seal(ContentType.TLS12_CID, DTLS_1_2, epoch, sequence, wrapInner(type, data), cid);
+      return writeRecord(ContentType.TLS12_CID, DTLS_1_2, epoch, sequence, fragment, cid);
+    }
+    return writeRecord(type, DTLS_1_2, epoch, sequence, connection.writeProtection!.seal(type, DTLS_1_2, epoch, sequence, data));
+  }
+
+  /** A random connection ID no other connection holds. */
+  private issueCid(): Buffer {
+    for (;;) {
+      const cid = randomBytes(CID_LENGTH);
+      if (!this.byCid.has(cid.toString('hex'))) return cid;
+    }
   }
 
   /** Packs records into datagrams of at most the MTU. */
@@ -618,6 +722,7 @@ export class DtlsServer extends EventEmitter implements DatagramSocket {
     clearTimeout(connection.timer);
     clearTimeout(connection.deadline);
     this.connections.delete(connection.key);
+    if (connection.readCid) this.byCid.delete(connection.readCid.toString('hex'));
     if (connection.state === 'handshake') this.handshakes--;
     else this.emit('sessionEnded', { address: connection.address, port: connection.port, identity: connection.identity, reason });
   }
@@ -657,7 +762,7 @@ function hex4(value: number): string {
   return value.toString(16).padStart(4, '0');
 }
 
-const CONTENT_NAMES: Record<number, string> = { 20: 'a ChangeCipherSpec', 21: 'an alert', 22: 'a handshake', 23: 'an application data' };
+const CONTENT_NAMES: Record<number, string> = { 20: 'a ChangeCipherSpec', 21: 'an alert', 22: 'a handshake', 23: 'an application data', 25: 'a tls12_cid' };
 
 /** What a record is, for a drop's reason: "a handshake record (ClientKeyExchange, epoch 0, sequence 3)". */
 function describe(record: DtlsRecord): string {
