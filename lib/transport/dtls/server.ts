@@ -307,7 +307,7 @@ export class DtlsServer extends EventEmitter implements DatagramSocket {
       const records = parseRecords(datagram, this.options.connectionId === false ? 0 : CID_LENGTH);
       let parsed = 0;
       for (const record of records) {
-        parsed += RECORD_HEADER + record.fragment.length;
+        parsed += RECORD_HEADER + (record.cid?.length ?? 0) + record.fragment.length;
         if (!acceptableVersion(record)) {
           this.drop(address, port, () => `record version 0x${hex4(record.version)} on ${describe(record)}: not DTLS 1.2${record.epoch === 0 ? ' or 1.0 (only a ClientHello may carry any 0xfe..)' : ''}`);
           continue;
