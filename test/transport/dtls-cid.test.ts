@@ -6,7 +6,9 @@
  * do not authenticate or are replays, move nothing and keep no state.
  */
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
+import { createDecipheriv, randomBytes } from 'node:crypto';
+import { protectionsFor } from '../../lib/transport/dtls/cipher';
+import { unwrapInner, wrapInner } from '../../lib/transport/dtls/connection-id';
 import type { Socket } from 'node:dgram';
 import { ContentType, DTLS_1_2 } from '../../lib/transport/dtls/constants';
 import { DtlsClient } from '../../lib/transport/dtls/client';
@@ -19,6 +21,37 @@ import { udpRelay } from '../helpers/relay';
 import { until } from '../helpers/wait';
 
 const KEY = Buffer.from('cid-secret');
+
+describe('DTLS connection ID record protection (RFC 9146 §5)', () => {
+  it('seals a tls12_cid record under additional data built as RFC 9146 lays it out (checked with a decipher of our own here)', () => {
+    const block = Buffer.from(Array.from({ length: 40 }, (_, index) => index + 1));
+    const { write } = protectionsFor('TLS_PSK_WITH_AES_128_CCM_8', block, false); // the client's key: bytes 1..16, salt 33..36
+    const cid = Buffer.from('c1d2e3', 'hex');
+    const inner = wrapInner(ContentType.APPLICATION_DATA, Buffer.from('payload'));
+    const fragment = write.seal(ContentType.TLS12_CID, DTLS_1_2, 1, 5, inner, cid);
+    const aad = Buffer.concat([
+      Buffer.alloc(8, 0xff), // seq_num placeholder
+      Buffer.from([25, cid.length, 25]), // tls12_cid, cid_length, tls12_cid
+      Buffer.from('fefd', 'hex'), // version
+      Buffer.from('0001', 'hex'), // epoch
+      Buffer.from('000000000005', 'hex'), // sequence number
+      cid,
+      Buffer.from([0, inner.length]), // length of the inner plaintext
+    ]);
+    const decipher = createDecipheriv('aes-128-ccm', block.subarray(0, 16), Buffer.concat([block.subarray(32, 36), fragment.subarray(0, 8)]), { authTagLength: 8 });
+    decipher.setAuthTag(fragment.subarray(fragment.length - 8));
+    decipher.setAAD(aad, { plaintextLength: inner.length });
+    const opened = Buffer.concat([decipher.update(fragment.subarray(8, fragment.length - 8)), decipher.final()]);
+    assert.deepEqual(unwrapInner(opened), { type: ContentType.APPLICATION_DATA, content: Buffer.from('payload') });
+    assert.equal(write.open(ContentType.TLS12_CID, DTLS_1_2, 1, 5, fragment, Buffer.from('c1d2e4', 'hex')), undefined, 'another ID does not authenticate');
+  });
+
+  it('unwraps the inner plaintext: content, real type, zero padding; all padding is refused', () => {
+    assert.deepEqual(unwrapInner(Buffer.from([1, 2, 23, 0, 0, 0])), { type: 23, content: Buffer.from([1, 2]) });
+    assert.equal(unwrapInner(Buffer.from([0, 0, 0])), undefined);
+    assert.equal(unwrapInner(Buffer.alloc(0)), undefined);
+  });
+});
 
 describe('DTLS connection IDs (RFC 9146)', function () {
   this.timeout(60_000);
