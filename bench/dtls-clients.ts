@@ -24,7 +24,7 @@ export interface Psk {
 
 export type Command =
   | { cmd: 'echo'; port: number; seconds: number; window: number; sockets: number; size: number }
-  | { cmd: 'coap'; port: number; seconds: number; window: number; clients: number; dtls?: Psk & { suite?: CipherSuiteName } }
+  | { cmd: 'coap'; port: number; seconds: number; window: number; clients: number; dtls?: Psk & { suite?: CipherSuiteName; connectionId?: boolean } }
   | { cmd: 'handshakes'; port: number; seconds: number; concurrent: number; dtls: Psk };
 
 export interface RunResult {
@@ -39,6 +39,8 @@ export interface RunResult {
   cpu: number;
   /** the suite the DTLS sessions negotiated */
   cipherSuite?: string;
+  /** DTLS sessions whose records carried a connection ID (RFC 9146) */
+  withConnectionId?: number;
   /** requests or handshakes that took over a second: a datagram was lost and retransmitted (CoAP ACK_TIMEOUT, DTLS flight timeout ≥ 1 s) */
   slow?: number;
 }
@@ -149,13 +151,13 @@ interface Client {
   dtls?: DtlsClient;
 }
 
-async function openClient(port: number, dtls: (Psk & { suite?: CipherSuiteName }) | undefined): Promise<Client> {
+async function openClient(port: number, dtls: (Psk & { suite?: CipherSuiteName; connectionId?: boolean }) | undefined): Promise<Client> {
   if (!dtls) {
     const endpoint = new CoapEndpoint();
     await endpoint.listen(0, HOST);
     return { endpoint };
   }
-  const session = new DtlsClient({ host: HOST, port, identity: dtls.identity, key: Buffer.from(dtls.key, 'hex'), ...(dtls.suite ? { cipherSuites: [dtls.suite] } : {}) });
+  const session = new DtlsClient({ host: HOST, port, identity: dtls.identity, key: Buffer.from(dtls.key, 'hex'), ...(dtls.suite ? { cipherSuites: [dtls.suite] } : {}), connectionId: dtls.connectionId ?? false });
   try {
     await session.connect();
   } catch (error) {
@@ -205,6 +207,7 @@ async function coap(command: Extract<Command, { cmd: 'coap' }>): Promise<RunResu
   const result = { ...time.result(ok, failed, firstError), slow };
   const suite = clients[0]?.dtls?.cipherSuite;
   if (suite) result.cipherSuite = suite;
+  if (command.dtls) result.withConnectionId = clients.filter((client) => client.dtls?.connectionId !== undefined).length;
   await Promise.all(clients.map(closeClient));
   return result;
 }

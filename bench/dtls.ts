@@ -6,6 +6,7 @@
  *   outstanding, from `--clients` sockets to a bare echo socket here (the baseline);
  * - CoAP GET requests/s from `--clients` CoapEndpoints to a CoapEndpoint here, `--window` outstanding;
  * - the same over DTLS (PSK) sessions established beforehand, once per cipher suite;
+ * - the same over CCM_8 sessions with connection IDs (RFC 9146: tls12_cid records), beside CCM_8 without;
  * - DTLS handshakes/s: `--concurrent` loops of a fresh DtlsClient connecting and closing.
  *
  * Each test runs half a second unmeasured first (the JIT, the heap growing), then `--seconds`.
@@ -203,6 +204,7 @@ async function main(): Promise<void> {
   secure.setRequestHandler(handler);
   const dtls = { identity: PSK.identity, key: PSK.key.toString('hex') };
   let sessionsDuringCoap = 0;
+  let ccm8Rate = Number.NaN;
   for (const suite of SUITES) {
     const result = await clients.run({ cmd: 'coap', port: dtlsPort, seconds, window, clients: sockets, dtls: { ...dtls, suite } }, () => {
       sessionsDuringCoap = Math.max(sessionsDuringCoap, dtlsServer.counts.sessions);
@@ -210,7 +212,13 @@ async function main(): Promise<void> {
     if (result.cipherSuite !== suite) failures.push(`CoAP over DTLS: ${result.cipherSuite} negotiated, not ${suite}`);
     rows.push({ name: `CoAP requests over DTLS (${shortName(result.cipherSuite ?? suite)})`, result, versus: { rate: coapRate, name: 'plain CoAP' } });
     check(`CoAP over DTLS (${shortName(suite)})`, result);
+    if (suite === 'TLS_PSK_WITH_AES_128_CCM_8') ccm8Rate = rateOf(result);
   }
+  // connection IDs: every record carries the server's ID (found by it, not by address) and an inner type
+  const withCid = await clients.run({ cmd: 'coap', port: dtlsPort, seconds, window, clients: sockets, dtls: { ...dtls, suite: 'TLS_PSK_WITH_AES_128_CCM_8', connectionId: true } });
+  if (withCid.withConnectionId !== sockets) failures.push(`CoAP over DTLS with connection IDs: ${withCid.withConnectionId ?? 0} of ${sockets} sessions negotiated one`);
+  rows.push({ name: 'CoAP requests over DTLS with connection IDs (CCM_8)', result: withCid, versus: { rate: ccm8Rate, name: 'CCM_8 without' }, note: "the clients' records in tls12_cid (they ask for no ID back)" });
+  check('CoAP over DTLS with connection IDs', withCid);
   await pause(100); // the clients' close_notify arrive
   const sessionsAfterCoap = dtlsServer.counts.sessions;
 
