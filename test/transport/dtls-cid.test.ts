@@ -10,9 +10,10 @@ import { createDecipheriv, randomBytes } from 'node:crypto';
 import { protectionsFor } from '../../lib/transport/dtls/cipher';
 import { unwrapInner, wrapInner } from '../../lib/transport/dtls/connection-id';
 import type { Socket } from 'node:dgram';
-import { ContentType, DTLS_1_2 } from '../../lib/transport/dtls/constants';
+import { AlertDescription, ContentType, DTLS_1_2, ExtensionType, HandshakeType } from '../../lib/transport/dtls/constants';
 import { DtlsClient } from '../../lib/transport/dtls/client';
 import { parseRecords, writeRecord } from '../../lib/transport/dtls/record';
+import { parseHandshakeFragments, parseHelloVerifyRequest, parseServerHello, writeClientHello, writeHandshake, type ServerHello } from '../../lib/transport/dtls/handshake';
 import { DtlsServer, type DtlsDrop, type SessionMove } from '../../lib/transport/dtls/server';
 import { udpBalancer, type Balancer } from '../helpers/balancer';
 import { heapAfterGc } from '../helpers/heap';
@@ -105,6 +106,39 @@ describe('DTLS connection IDs (RFC 9146)', function () {
     drops.length = 0;
     moves.length = 0;
     sessions = 0;
+  });
+
+  /** A ClientHello with `extensions`, answered through the cookie exchange: the ServerHello, or the alert the server sent. */
+  async function helloWith(extensions: Array<[number, Buffer]>): Promise<ServerHello | { alert: number }> {
+    const socket = await boundUdpSocket();
+    sockets.push(socket);
+    const random = randomBytes(32);
+    const answer = (cookie: Buffer, sequence: number): Promise<Buffer> =>
+      new Promise((resolve) => {
+        socket.once('message', resolve);
+        const hello = writeClientHello({ version: DTLS_1_2, random, sessionId: Buffer.alloc(0), cookie, cipherSuites: [0xc0a8], extensions });
+        socket.send(writeRecord(ContentType.HANDSHAKE, DTLS_1_2, 0, sequence, writeHandshake(HandshakeType.CLIENT_HELLO, sequence, hello)), port, '127.0.0.1');
+      });
+    const verify = parseRecords(await answer(Buffer.alloc(0), 0))[0]!;
+    const cookie = parseHelloVerifyRequest(parseHandshakeFragments(verify.fragment)[0]!.body);
+    const reply = parseRecords(await answer(cookie, 1))[0]!;
+    if (reply.type === ContentType.ALERT) return { alert: reply.fragment[1]! };
+    return parseServerHello(parseHandshakeFragments(reply.fragment)[0]!.body);
+  }
+
+  it('answers the connection_id extension (54) with a fresh 6-byte ID, ignores mbedTLS 2.x draft extension 254, refuses a malformed one with decode_error', async () => {
+    await start();
+    const offered = await helloWith([[ExtensionType.CONNECTION_ID, Buffer.from([0])]]);
+    assert.ok('extensions' in offered);
+    const id = offered.extensions.get(ExtensionType.CONNECTION_ID)!;
+    assert.equal(id.length, 7);
+    assert.equal(id[0], 6);
+    const draft = await helloWith([[254, Buffer.from([2, 0xaa, 0xbb])]]);
+    assert.ok('extensions' in draft);
+    assert.deepEqual([...draft.extensions.keys()], [], 'no connection ID for a draft-only client');
+    const malformed = await helloWith([[ExtensionType.CONNECTION_ID, Buffer.from([5, 1])]]);
+    assert.deepEqual(malformed, { alert: AlertDescription.decode_error });
+    assert.deepEqual(server.counts, { sessions: 0, handshakes: 2 }, 'the two well-formed hellos hold a handshake each; the malformed one nothing');
   });
 
   it('negotiates an ID: the server issues 6 random bytes, the client puts them in its records, data flows both ways', async () => {
