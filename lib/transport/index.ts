@@ -3,7 +3,7 @@ export { CoapError, type CoapErrorKind } from './errors';
 export { OptionNumber, type CoapOption } from './message';
 export { DEFAULT_TIMING, type CoapTiming } from './timing';
 export { DtlsServer, type DtlsDrop, type DtlsServerOptions, type SessionInfo } from './dtls/server';
-export { DtlsClient, type DtlsClientOptions } from './dtls/client';
+export { DtlsClient, type DtlsClientOptions, type DtlsSession } from './dtls/client';
 export type { CipherSuiteName, DtlsTiming } from './dtls/constants';
 export type { DatagramSocket, DatagramInfo } from './datagram';
 export { coapTarget } from './uri';

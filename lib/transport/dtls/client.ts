@@ -15,6 +15,13 @@
  * With `connectionId`, the ClientHello offers RFC 9146 connection IDs; when the server answers with
  * one, our protected records carry it (tls12_cid), so the server finds the session even when a NAT
  * gives us another address or port.
+ *
+ * With a session id from an earlier handshake (RFC 5246 §7.3) the server may answer with the
+ * abbreviated handshake instead:
+ *   ClientHello with the session id (and the cookie)
+ *     ← ServerHello with the same id, ChangeCipherSpec, Finished (epoch 1)
+ *   ChangeCipherSpec, Finished (epoch 1)
+ * Our last flight is then the handshake's last: it is sent again only when the server repeats its own.
  */
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import type { RemoteInfo, Socket } from 'node:dgram';
@@ -76,6 +83,21 @@ export interface DtlsClientOptions {
   connectionId?: boolean;
   /** bytes of the ID we ask the server to put in its records to us (default 0: it sends plain records; at most 255) */
   receiveConnectionIdLength?: number;
+  /** offer to resume the last session in each new handshake (default true) */
+  resumeSessions?: boolean;
+  /** a session of an earlier DtlsClient (its `session`) to resume first, e.g. after the socket was replaced */
+  session?: DtlsSession;
+}
+
+/**
+ * What resuming a session takes: the server's session id and the master secret. As secret as the
+ * PSK itself. Only sessions with an extended master secret are kept (RFC 7627 §5.3).
+ */
+export interface DtlsSession {
+  id: Buffer;
+  masterSecret: Buffer;
+  cipherSuite: CipherSuiteName;
+  extendedMasterSecret: boolean;
 }
 
 const DEFAULT_SUITES: CipherSuiteName[] = ['TLS_PSK_WITH_AES_128_CCM_8', 'TLS_PSK_WITH_AES_128_GCM_SHA256', 'TLS_PSK_WITH_AES_128_CBC_SHA256'];
@@ -107,6 +129,15 @@ interface Handshake {
   extendedMasterSecret: boolean;
   /** the connection ID we offer to receive (empty: none), when we offer the extension */
   ownCid?: Buffer;
+  /** the session whose id our ClientHello carries */
+  offered?: DtlsSession;
+  /** the server took the offer: an abbreviated handshake */
+  resumed: boolean;
+  /** the id the server's ServerHello gave */
+  sessionId: Buffer;
+  master?: Buffer;
+  /** our epoch-1 protection in an abbreviated handshake, installed with our ChangeCipherSpec */
+  write?: RecordProtection;
   /** the server's epoch-1 protection, installed when its ChangeCipherSpec arrives */
   read?: RecordProtection;
   serverVerifyData?: Buffer;
@@ -166,6 +197,11 @@ export class DtlsClient extends EventEmitter implements DatagramSocket {
   private closing: Promise<void> | undefined;
   /** events raised while a datagram is processed, emitted after it, so a listener's exception is not taken for garbage */
   private deferred: Array<() => void> | undefined;
+  private readonly resumeSessions: boolean;
+  private wasResumed = false;
+  private saved: DtlsSession | undefined;
+  /** our ChangeCipherSpec and Finished of an abbreviated handshake, for when the server repeats its flight */
+  private lastFlight: FlightItem[] | undefined;
 
   constructor(options: DtlsClientOptions) {
     super();
@@ -186,6 +222,8 @@ export class DtlsClient extends EventEmitter implements DatagramSocket {
       throw new TypeError(`receiveConnectionIdLength must be 0 to 255 bytes, not ${this.receiveCidLength}`);
     }
     if (isIP(this.host)) this.remoteAddress = this.host;
+    this.resumeSessions = options.resumeSessions ?? true;
+    this.saved = options.session;
 
     this.socket = createUdpSocket(isIPv6(options.localAddress ?? this.host) ? 'udp6' : 'udp4');
     this.socket.on('message', this.onDatagram);
@@ -215,6 +253,16 @@ export class DtlsClient extends EventEmitter implements DatagramSocket {
   /** The server's connection ID (hex) our records carry, when the session negotiated one. */
   get connectionId(): string | undefined {
     return this.established ? this.writeCid?.toString('hex') : undefined;
+  }
+
+  /** Whether the session up now came of an abbreviated handshake (an earlier session resumed). */
+  get resumed(): boolean {
+    return this.established && this.wasResumed;
+  }
+
+  /** The last session made, to resume (in this client or, given as `session`, in another); undefined when there is none. */
+  get session(): DtlsSession | undefined {
+    return this.saved;
   }
 
   /** Resolves once a session is established (at once when it is already). */
@@ -298,6 +346,9 @@ export class DtlsClient extends EventEmitter implements DatagramSocket {
       clientHello: EMPTY,
       extendedMasterSecret: false,
       ...(this.offerCid ? { ownCid: randomBytes(this.receiveCidLength) } : {}),
+      offered: this.resumable(),
+      resumed: false,
+      sessionId: EMPTY,
       reassembler: new Reassembler(0),
       flight: [],
       timeout: this.initialTimeout,
@@ -316,6 +367,13 @@ export class DtlsClient extends EventEmitter implements DatagramSocket {
     return handshake;
   }
 
+  /** The saved session, if it is to be offered: one of our suites, with an extended master secret. */
+  private resumable(): DtlsSession | undefined {
+    const saved = this.saved;
+    if (!this.resumeSessions || !saved || saved.id.length === 0 || !saved.extendedMasterSecret || !this.suites.includes(saved.cipherSuite)) return undefined;
+    return saved;
+  }
+
   /** The socket is bound and the server's name resolved, once. */
   private async prepare(): Promise<void> {
     await this.listening;
@@ -326,7 +384,7 @@ export class DtlsClient extends EventEmitter implements DatagramSocket {
     const body = writeClientHello({
       version: DTLS_1_2,
       random: handshake.random, // the same in both ClientHellos (RFC 6347 §4.2.1)
-      sessionId: EMPTY,
+      sessionId: handshake.offered?.id ?? EMPTY,
       cookie: handshake.cookie,
       cipherSuites: this.suites.map((suite) => CIPHER_SUITES[suite]),
       extensions: [
@@ -364,7 +422,7 @@ export class DtlsClient extends EventEmitter implements DatagramSocket {
         }
         break;
       case 'finished':
-        if (message.type === HandshakeType.FINISHED) return this.onServerFinished(handshake, message.body);
+        if (message.type === HandshakeType.FINISHED) return this.onServerFinished(handshake, message.body, whole);
         break;
     }
     if (message.type === HandshakeType.HELLO_REQUEST) return; // we do not renegotiate
@@ -387,6 +445,9 @@ export class DtlsClient extends EventEmitter implements DatagramSocket {
       this.writeCid = serverCid.length > 0 ? Buffer.from(serverCid) : undefined;
       this.readCid = handshake.ownCid!.length > 0 ? handshake.ownCid : undefined;
     }
+    const offered = handshake.offered;
+    if (offered && hello.sessionId.equals(offered.id)) return this.onResumption(handshake, offered, hello.random, hello.extensions, suite, whole);
+    handshake.sessionId = hello.sessionId;
     handshake.suite = suite;
     handshake.serverRandom = hello.random;
     handshake.hash = new HandshakeHash();
@@ -395,6 +456,28 @@ export class DtlsClient extends EventEmitter implements DatagramSocket {
     handshake.extendedMasterSecret = hello.extensions.has(ExtensionType.EXTENDED_MASTER_SECRET);
     handshake.phase = 'keyExchange';
     // the ClientHello keeps being retransmitted until the whole flight is in: the server then repeats it all
+  }
+
+  /** The server takes our session: keys from its master secret and the new randoms; its ChangeCipherSpec and Finished come next. */
+  private onResumption(handshake: Handshake, session: DtlsSession, serverRandom: Buffer, extensions: Map<number, Buffer>, suite: CipherSuiteName, whole: Buffer): void {
+    if (suite !== session.cipherSuite) return this.fail(handshake, this.handshakeError(handshake, `the server resumes our session with cipher suite ${suite}, not its ${session.cipherSuite}`), AlertDescription.illegal_parameter);
+    // RFC 7627 §5.3: a session with an extended master secret is resumed only with the extension
+    if (!extensions.has(ExtensionType.EXTENDED_MASTER_SECRET)) return this.fail(handshake, this.handshakeError(handshake, 'the server resumes our session without extended_master_secret'), AlertDescription.handshake_failure);
+    handshake.resumed = true;
+    handshake.suite = suite;
+    handshake.serverRandom = serverRandom;
+    handshake.extendedMasterSecret = true;
+    handshake.sessionId = session.id;
+    handshake.master = session.masterSecret;
+    handshake.hash = new HandshakeHash();
+    handshake.hash.update(handshake.clientHello);
+    handshake.hash.update(whole);
+    const keys = protectionsFor(suite, keyBlock(session.masterSecret, handshake.random, serverRandom, keyBlockLength(suite)), false);
+    handshake.read = keys.read;
+    handshake.write = keys.write;
+    handshake.serverVerifyData = finishedVerifyData(session.masterSecret, true, handshake.hash.digest());
+    handshake.phase = 'finished';
+    // our ClientHello keeps being retransmitted until the server's Finished is in
   }
 
   private sendKeyExchange(handshake: Handshake): void {
@@ -410,24 +493,37 @@ export class DtlsClient extends EventEmitter implements DatagramSocket {
     const finished = { type: HandshakeType.FINISHED, messageSeq: handshake.nextSeq++, body: finishedVerifyData(master, false, hash.digest()), epoch: 1 as const };
     hash.update(writeHandshake(finished.type, finished.messageSeq, finished.body));
     handshake.serverVerifyData = finishedVerifyData(master, true, hash.digest());
+    handshake.master = master;
     handshake.read = keys.read;
     this.write = keys.write;
     handshake.phase = 'finished';
     this.startFlight(handshake, [keyExchange, 'ChangeCipherSpec', finished]);
   }
 
-  private onServerFinished(handshake: Handshake, verifyData: Buffer): void {
+  private onServerFinished(handshake: Handshake, verifyData: Buffer, whole: Buffer): void {
     const expected = handshake.serverVerifyData!;
     if (verifyData.length !== expected.length || !timingSafeEqual(verifyData, expected)) {
       return this.fail(handshake, this.handshakeError(handshake, "the server's Finished does not verify"), AlertDescription.decrypt_error);
     }
     clearTimeout(handshake.timer);
     this.handshake = undefined;
+    if (handshake.resumed) {
+      // an abbreviated handshake ends with our Finished, over everything up to the server's
+      handshake.hash!.update(whole);
+      this.write = handshake.write;
+      const finished = { type: HandshakeType.FINISHED, messageSeq: handshake.nextSeq++, body: finishedVerifyData(handshake.master!, false, handshake.hash!.digest()), epoch: 1 as const };
+      this.lastFlight = ['ChangeCipherSpec', finished];
+      this.transmitItems(this.lastFlight);
+    } else {
+      const { sessionId, master, suite } = handshake;
+      this.saved = sessionId.length > 0 && handshake.extendedMasterSecret ? { id: sessionId, masterSecret: master!, cipherSuite: suite!, extendedMasterSecret: true } : undefined;
+    }
     this.established = true;
     this.suite = handshake.suite;
     const queued = this.queue;
     this.queue = [];
     for (const data of queued) this.sendRecord(ContentType.APPLICATION_DATA, 1, data);
+    this.wasResumed = handshake.resumed;
     this.raise(() => this.emit('connected', { cipherSuite: handshake.suite }));
     handshake.resolve();
   }
@@ -441,6 +537,8 @@ export class DtlsClient extends EventEmitter implements DatagramSocket {
     if (this.handshake !== handshake) return;
     clearTimeout(handshake.timer);
     this.handshake = undefined;
+    // a resumption the server took and that then failed: that session is not to be offered again
+    if (handshake.resumed && this.saved === handshake.offered) this.saved = undefined;
     if (alert !== undefined && this.remoteAddress) this.sendRecord(ContentType.ALERT, this.write ? 1 : 0, Buffer.from([AlertLevel.FATAL, alert]));
     this.resetSession();
     this.queue = [];
@@ -459,8 +557,14 @@ export class DtlsClient extends EventEmitter implements DatagramSocket {
 
   private transmitFlight(handshake: Handshake): void {
     clearTimeout(handshake.timer);
+    this.transmitItems(handshake.flight);
+    handshake.timer = setTimeout(() => this.onFlightTimeout(handshake), handshake.timeout);
+  }
+
+  /** Sends handshake messages and ChangeCipherSpecs packed into datagrams of at most the MTU. */
+  private transmitItems(items: FlightItem[]): void {
     // every transmission gets fresh record sequence numbers, as RFC 6347 §4.2.4 requires
-    const records = handshake.flight.flatMap((item) =>
+    const records = items.flatMap((item) =>
       item === 'ChangeCipherSpec'
         ? [this.record(ContentType.CHANGE_CIPHER_SPEC, 0, CHANGE_CIPHER_SPEC)]
         : fragmentHandshake(item.type, item.messageSeq, item.body, this.maxHandshakeBody(item.epoch)).map((fragment) => this.record(ContentType.HANDSHAKE, item.epoch, fragment)),
@@ -477,7 +581,6 @@ export class DtlsClient extends EventEmitter implements DatagramSocket {
       size += record.length;
     }
     if (size > 0) this.transmit(Buffer.concat(datagram));
-    handshake.timer = setTimeout(() => this.onFlightTimeout(handshake), handshake.timeout);
   }
 
   private onFlightTimeout(handshake: Handshake): void {
@@ -579,6 +682,8 @@ export class DtlsClient extends EventEmitter implements DatagramSocket {
       return; // DecodeError: a broken record, not a broken handshake
     }
     if (!handshake) {
+      // the server repeats its flight of an abbreviated handshake: our Finished was lost
+      if (this.established && this.lastFlight && epoch === 0 && fragments.some((fragment) => fragment.type === HandshakeType.SERVER_HELLO)) return this.transmitItems(this.lastFlight);
       // a HelloVerifyRequest now means the server has forgotten us (e.g. it restarted)
       if (this.established && epoch === 0 && fragments.some((fragment) => fragment.type === HandshakeType.HELLO_VERIFY_REQUEST)) {
         this.endSession(new Error(`DTLS session with ${this.host}:${this.port} ended: the server sent a HelloVerifyRequest, it has lost the session`));
@@ -633,6 +738,7 @@ export class DtlsClient extends EventEmitter implements DatagramSocket {
     this.suite = undefined;
     this.write = undefined;
     this.read = undefined;
+    this.lastFlight = undefined;
     this.replay = new ReplayWindow();
     this.writeCid = undefined;
     this.readCid = undefined;

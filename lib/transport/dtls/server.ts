@@ -16,7 +16,7 @@
  */
 import type { Socket } from 'node:dgram';
 import { EventEmitter } from 'node:events';
-import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { bindUdpSocket, type DatagramInfo, type DatagramSocket, type SocketBufferSizes } from '../datagram';
 import { protectionsFor, keyBlockLength, type RecordProtection } from './cipher';
@@ -57,6 +57,7 @@ import { HandshakeHash, extendedMasterSecret, finishedVerifyData, keyBlock, mast
 import { parseRecords, writeRecord, type DtlsRecord } from './record';
 import { parseConnectionIdExtension, unwrapInner, wrapInner, writeConnectionIdExtension } from './connection-id';
 import { ReplayWindow } from './replay';
+import { SessionCache, type CachedSession, type SessionCacheOptions } from './session-cache';
 
 export interface DtlsServerOptions {
   /** the key of a PSK identity, or undefined when the identity is unknown (the handshake then fails) */
@@ -80,6 +81,12 @@ export interface DtlsServerOptions {
   socketBufferSize?: number;
   /** RFC 9146 connection IDs for clients that offer them, so sessions survive NAT rebinding (default true) */
   connectionId?: boolean;
+  /**
+   * Session resumption (RFC 5246 §7.3): each full handshake gives the client a session id, and a
+   * ClientHello naming one still cached gets the abbreviated handshake. Default: on, 10,000
+   * sessions for 24 h; false: no session ids.
+   */
+  sessionCache?: SessionCacheOptions | false;
 }
 
 /** A session that moved: one of its records authenticated from another address (connection IDs). */
@@ -118,6 +125,8 @@ export interface SessionInfo {
   extendedMasterSecret: boolean;
   /** the connection ID the server issued to this session (hex), when the client asked for connection IDs */
   connectionId?: string;
+  /** whether this session came of an abbreviated handshake (a cached session resumed) */
+  resumed: boolean;
 }
 
 /** The identity a connection's client named, when it named one (`''` until its ClientKeyExchange). */
@@ -168,6 +177,12 @@ class Connection {
   readonly extendedMasterSecret: boolean;
   nextMessageSeq: number;
   master: Buffer | undefined;
+  /** the id given in our ServerHello (empty without a session cache) */
+  sessionId: Buffer = Buffer.alloc(0);
+  /** an abbreviated handshake: the client's Finished is the last message */
+  resumed = false;
+  /** of the PSK the full handshake used, for the session cache */
+  keyCheck: Buffer | undefined;
   pendingRead: RecordProtection | undefined;
   flight: FlightEntry[] = [];
   timer: NodeJS.Timeout | undefined;
@@ -212,10 +227,12 @@ export class DtlsServer extends EventEmitter implements DatagramSocket {
   private datagramSize = 0;
   private sweeper: NodeJS.Timeout | undefined;
   private buffers: SocketBufferSizes | undefined;
+  private readonly sessionCache: SessionCache | undefined;
 
   constructor(private readonly options: DtlsServerOptions) {
     super();
     this.suites = options.cipherSuites ?? ALL_SUITES;
+    this.sessionCache = options.sessionCache === false ? undefined : new SessionCache(options.sessionCache);
     this.timing = { ...DEFAULT_DTLS_TIMING, ...options.timing };
     this.mtu = options.mtu ?? 1200;
   }
@@ -252,7 +269,7 @@ export class DtlsServer extends EventEmitter implements DatagramSocket {
   session(address: string, port: number): SessionInfo | undefined {
     const connection = this.connections.get(`${address}:${port}`);
     if (connection?.state !== 'established') return undefined;
-    const info: SessionInfo = { address, port, identity: connection.identity, cipherSuite: connection.suite, extendedMasterSecret: connection.extendedMasterSecret };
+    const info: SessionInfo = { address, port, identity: connection.identity, cipherSuite: connection.suite, extendedMasterSecret: connection.extendedMasterSecret, resumed: connection.resumed };
     if (connection.readCid) info.connectionId = connection.readCid.toString('hex');
     return info;
   }
@@ -272,8 +289,9 @@ export class DtlsServer extends EventEmitter implements DatagramSocket {
     this.forget(connection, 'closed by the server');
   }
 
-  /** Ends every session and handshake of a PSK identity (its key was replaced); returns how many. */
+  /** Ends every session and handshake of a PSK identity (its key was replaced), and forgets its cached sessions; returns how many ended. */
   endIdentity(identity: string): number {
+    this.sessionCache?.forgetIdentity(identity);
     let ended = 0;
     for (const connection of [...this.connections.values()]) {
       if (connection.identity !== identity) continue;
@@ -484,7 +502,8 @@ export class DtlsServer extends EventEmitter implements DatagramSocket {
     }
     if (existing) this.forget(existing, 'the client started a new handshake');
     this.makeRoom();
-    const connection = new Connection(address, port, hello, fragment, record.sequence, suite, extended);
+    const cached = this.resumable(hello, extended);
+    const connection = new Connection(address, port, hello, fragment, record.sequence, cached?.cipherSuite ?? suite, extended);
     this.connections.set(connection.key, connection);
     this.handshakes++;
     connection.deadline = setTimeout(() => {
@@ -503,8 +522,49 @@ export class DtlsServer extends EventEmitter implements DatagramSocket {
       extensions.set(ExtensionType.CONNECTION_ID, writeConnectionIdExtension(connection.readCid));
     }
     if (wantsRenegotiationInfo(hello)) extensions.set(ExtensionType.RENEGOTIATION_INFO, Buffer.from([0]));
-    const serverHello = writeServerHello({ version: DTLS_1_2, random: connection.serverRandom, sessionId: Buffer.alloc(0), cipherSuite: CIPHER_SUITES[suite], extensions });
+    if (cached) return this.resume(connection, cached, extensions);
+    if (this.sessionCache) connection.sessionId = randomBytes(32);
+    const serverHello = writeServerHello({ version: DTLS_1_2, random: connection.serverRandom, sessionId: connection.sessionId, cipherSuite: CIPHER_SUITES[suite], extensions });
     connection.flight = [this.handshakeEntry(connection, HandshakeType.SERVER_HELLO, serverHello, 0), this.handshakeEntry(connection, HandshakeType.SERVER_HELLO_DONE, Buffer.alloc(0), 0)];
+    this.startFlight(connection);
+  }
+
+  /**
+   * The cached session a ClientHello may resume: its suite still ours and offered again, the same
+   * master secret derivation (RFC 7627 §5.3: otherwise a full handshake), and the identity's key
+   * unchanged. Anything else is a full handshake with a new session id.
+   */
+  private resumable(hello: ClientHello, extended: boolean): CachedSession | undefined {
+    const cached = this.sessionCache?.get(hello.sessionId);
+    if (!cached) return undefined;
+    if (!this.suites.includes(cached.cipherSuite) || !hello.cipherSuites.includes(CIPHER_SUITES[cached.cipherSuite])) return undefined;
+    if (cached.extendedMasterSecret !== extended) return undefined;
+    const psk = this.options.psk(cached.identity);
+    if (!psk || psk.length === 0 || !timingSafeEqual(keyCheck(cached.masterSecret, psk), cached.keyCheck)) {
+      this.sessionCache!.delete(cached.id);
+      return undefined;
+    }
+    return cached;
+  }
+
+  /**
+   * The abbreviated handshake: ServerHello with the cached id, ChangeCipherSpec and our Finished in
+   * one flight, sent again until the client's Finished (the last message) arrives. Keys come from
+   * the cached master secret and the new randoms.
+   */
+  private resume(connection: Connection, cached: CachedSession, extensions: Map<number, Buffer>): void {
+    connection.resumed = true;
+    connection.identity = cached.identity;
+    connection.master = cached.masterSecret;
+    connection.sessionId = cached.id;
+    const block = keyBlock(cached.masterSecret, connection.clientRandom, connection.serverRandom, keyBlockLength(connection.suite));
+    const { read, write } = protectionsFor(connection.suite, block, true);
+    connection.pendingRead = read;
+    connection.writeProtection = write;
+    const serverHello = writeServerHello({ version: DTLS_1_2, random: connection.serverRandom, sessionId: cached.id, cipherSuite: CIPHER_SUITES[connection.suite], extensions });
+    const hello = this.handshakeEntry(connection, HandshakeType.SERVER_HELLO, serverHello, 0);
+    const verify = finishedVerifyData(cached.masterSecret, true, connection.hash.digest());
+    connection.flight = [hello, { type: ContentType.CHANGE_CIPHER_SPEC, epoch: 0, data: Buffer.from([1]) }, this.handshakeEntry(connection, HandshakeType.FINISHED, verify, 1)];
     this.startFlight(connection);
   }
 
@@ -558,6 +618,7 @@ export class DtlsServer extends EventEmitter implements DatagramSocket {
     connection.master = connection.extendedMasterSecret
       ? extendedMasterSecret(premaster, connection.hash.digest())
       : masterSecret(premaster, connection.clientRandom, connection.serverRandom);
+    connection.keyCheck = keyCheck(connection.master, psk);
     const block = keyBlock(connection.master, connection.clientRandom, connection.serverRandom, keyBlockLength(connection.suite));
     const { read, write } = protectionsFor(connection.suite, block, true);
     connection.pendingRead = read;
@@ -580,14 +641,39 @@ export class DtlsServer extends EventEmitter implements DatagramSocket {
       return this.fail(connection, 'decrypt_error', 'the client Finished does not verify: wrong key?', connection.identity);
     }
     connection.hash.update(writeHandshake(message.type, message.messageSeq, message.body));
+    if (connection.resumed) {
+      // the client's Finished ends an abbreviated handshake: our flight is answered, nothing follows
+      connection.flight = [];
+      clearTimeout(connection.timer);
+      connection.state = 'established';
+      this.handshakes--;
+      clearTimeout(connection.deadline);
+      this.emit('session', this.session(connection.address, connection.port));
+      return;
+    }
     const verify = finishedVerifyData(connection.master!, true, connection.hash.digest());
     connection.flight = [{ type: ContentType.CHANGE_CIPHER_SPEC, epoch: 0, data: Buffer.from([1]) }, this.handshakeEntry(connection, HandshakeType.FINISHED, verify, 1)];
     connection.state = 'established';
     this.handshakes--;
     clearTimeout(connection.deadline);
+    this.remember(connection);
     // the last flight is sent again only when the client repeats its own (RFC 6347 §4.2.4)
     this.sendFlight(connection);
     this.emit('session', this.session(connection.address, connection.port));
+  }
+
+  /** A full handshake's session goes into the cache, under the id our ServerHello gave. */
+  private remember(connection: Connection): void {
+    if (!this.sessionCache || connection.sessionId.length === 0 || !connection.master || !connection.keyCheck) return;
+    this.sessionCache.add({
+      id: connection.sessionId,
+      masterSecret: connection.master,
+      cipherSuite: connection.suite,
+      identity: connection.identity,
+      extendedMasterSecret: connection.extendedMasterSecret,
+      keyCheck: connection.keyCheck,
+      createdAt: Date.now(),
+    });
   }
 
   private peerAlert(connection: Connection, fragment: Buffer): void {
@@ -738,6 +824,7 @@ export class DtlsServer extends EventEmitter implements DatagramSocket {
   }
 
   private sweep(): void {
+    this.sessionCache?.sweep();
     const now = Date.now();
     for (const connection of [...this.connections.values()]) {
       if (connection.state === 'established' && now - connection.lastActivity > this.sessionTimeout) this.forget(connection, 'idle too long');
@@ -756,6 +843,11 @@ function acceptableVersion(record: DtlsRecord): boolean {
   if (record.epoch !== 0) return false;
   if (record.version === DTLS_1_0) return true;
   return record.type === ContentType.HANDSHAKE && record.fragment[0] === HandshakeType.CLIENT_HELLO && record.version >>> 8 === 0xfe;
+}
+
+/** Binds a cached session to the PSK it was made with, without keeping the key itself. */
+function keyCheck(master: Buffer, psk: Buffer): Buffer {
+  return createHmac('sha256', master).update(psk).digest();
 }
 
 function hex4(value: number): string {
