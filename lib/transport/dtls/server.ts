@@ -374,6 +374,13 @@ export class DtlsServer extends EventEmitter implements DatagramSocket {
       else this.drop(address, port, () => `${describe(record)} before the client's ChangeCipherSpec, ${connection.early.length} already waiting`);
       return;
     }
+    if (connection.state === 'handshake' && record.type === ContentType.APPLICATION_DATA) {
+      // data the client sent after its Finished that came before it (reordered, or the Finished was
+      // lost and is sent again, as in an abbreviated handshake): read once the session is up
+      if (connection.early.length < MAX_EARLY_RECORDS) connection.early.push(record);
+      else this.drop(address, port, () => `${describe(record)} before the client's Finished, ${connection.early.length} already waiting`);
+      return;
+    }
     if (!connection.replay.fresh(record.sequence)) return this.drop(address, port, () => `${describe(record)} replayed or too old`);
     const opened = connection.readProtection.open(record.type, record.version, record.epoch, record.sequence, record.fragment, record.cid);
     const inner = opened && record.cid ? unwrapInner(opened) : opened && { type: record.type, content: opened };
@@ -649,6 +656,7 @@ export class DtlsServer extends EventEmitter implements DatagramSocket {
       this.handshakes--;
       clearTimeout(connection.deadline);
       this.emit('session', this.session(connection.address, connection.port));
+      this.readEarly(connection);
       return;
     }
     const verify = finishedVerifyData(connection.master!, true, connection.hash.digest());
@@ -660,6 +668,12 @@ export class DtlsServer extends EventEmitter implements DatagramSocket {
     // the last flight is sent again only when the client repeats its own (RFC 6347 §4.2.4)
     this.sendFlight(connection);
     this.emit('session', this.session(connection.address, connection.port));
+    this.readEarly(connection);
+  }
+
+  /** Application data that came before the client's Finished, now that the session is up. */
+  private readEarly(connection: Connection): void {
+    for (const record of connection.early.splice(0)) this.record(record, connection.address, connection.port);
   }
 
   /** A full handshake's session goes into the cache, under the id our ServerHello gave. */
