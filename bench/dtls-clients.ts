@@ -12,7 +12,7 @@
  * Counts only: never prints, never decides anything. Everything it opens is closed after each command.
  */
 import { createSocket, type Socket } from 'node:dgram';
-import { DtlsClient } from '../lib/transport/dtls/client';
+import { DtlsClient, type DtlsSession } from '../lib/transport/dtls/client';
 import type { CipherSuiteName } from '../lib/transport/dtls/constants';
 import { CoapEndpoint } from '../lib/transport/endpoint';
 
@@ -25,7 +25,7 @@ export interface Psk {
 export type Command =
   | { cmd: 'echo'; port: number; seconds: number; window: number; sockets: number; size: number }
   | { cmd: 'coap'; port: number; seconds: number; window: number; clients: number; dtls?: Psk & { suite?: CipherSuiteName; connectionId?: boolean } }
-  | { cmd: 'handshakes'; port: number; seconds: number; concurrent: number; dtls: Psk };
+  | { cmd: 'handshakes'; port: number; seconds: number; concurrent: number; dtls: Psk; resume?: boolean };
 
 export interface RunResult {
   /** exchanges (echoes, responses, handshakes) completed within the measured seconds */
@@ -222,12 +222,21 @@ async function handshakes(command: Extract<Command, { cmd: 'handshakes' }>): Pro
   const time = clock(command.seconds);
   await Promise.all(
     Array.from({ length: command.concurrent }, async () => {
+      // to resume: each loop's session of one full handshake, offered by every client after it
+      let saved: DtlsSession | undefined;
+      if (command.resume) {
+        const first = new DtlsClient({ host: HOST, port: command.port, identity: command.dtls.identity, key });
+        await first.connect();
+        saved = first.session;
+        await closeSocket(first);
+      }
       while (!time.over()) {
         // a fresh client each time: a new socket (source port), so a new session at the server
-        const session = new DtlsClient({ host: HOST, port: command.port, identity: command.dtls.identity, key });
+        const session = new DtlsClient({ host: HOST, port: command.port, identity: command.dtls.identity, key, ...(saved ? { session: saved } : {}) });
         const started = performance.now();
         try {
           await session.connect();
+          if (command.resume && !session.resumed) throw new Error('the server did not resume the session: a full handshake');
           cipherSuite ??= session.cipherSuite;
           if (time.measuring()) ok++;
           if (performance.now() - started > 1000) slow++;

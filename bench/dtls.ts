@@ -7,7 +7,8 @@
  * - CoAP GET requests/s from `--clients` CoapEndpoints to a CoapEndpoint here, `--window` outstanding;
  * - the same over DTLS (PSK) sessions established beforehand, once per cipher suite;
  * - the same over CCM_8 sessions with connection IDs (RFC 9146: tls12_cid records), beside CCM_8 without;
- * - DTLS handshakes/s: `--concurrent` loops of a fresh DtlsClient connecting and closing.
+ * - DTLS handshakes/s: `--concurrent` loops of a fresh DtlsClient connecting and closing; then
+ *   the same with each client resuming its loop's session (the abbreviated handshake, RFC 5246 §7.3).
  *
  * Each test runs half a second unmeasured first (the JIT, the heap growing), then `--seconds`.
  * "server CPU" is this process, "clients CPU" the child, each in % of one core over the measured
@@ -23,7 +24,7 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { createSocket } from 'node:dgram';
 import os from 'node:os';
 import * as path from 'node:path';
-import { DtlsServer, type DtlsDrop } from '../lib/transport/dtls/server';
+import { DtlsServer, type DtlsDrop, type SessionInfo } from '../lib/transport/dtls/server';
 import type { CipherSuiteName } from '../lib/transport/dtls/constants';
 import { CoapEndpoint } from '../lib/transport/endpoint';
 import type { Command, Report, RunResult } from './dtls-clients';
@@ -192,7 +193,11 @@ async function main(): Promise<void> {
   const handshakeFailures: string[] = [];
   const dtlsServer = new DtlsServer({ psk: (identity) => (identity === PSK.identity ? PSK.key : undefined) });
   dtlsServer.on('error', (error) => serverErrors.push(error));
-  dtlsServer.on('session', () => sessions++);
+  let resumedSessions = 0;
+  dtlsServer.on('session', (session: SessionInfo) => {
+    sessions++;
+    if (session.resumed) resumedSessions++;
+  });
   dtlsServer.on('handshakeFailed', (failure: { reason: string }) => handshakeFailures.push(failure.reason));
   // a ClientHello beyond the handshake cap is a drop, not a failed handshake, but the bench counts it as one
   dtlsServer.on('drop', ({ reason }: DtlsDrop) => {
@@ -233,6 +238,18 @@ async function main(): Promise<void> {
     note: `${shortName(handshakes.cipherSuite ?? '?')}; the server saw ${sessions - sessionsBefore} sessions (warm-up included), counts afterwards ${JSON.stringify(countsAfter)}`,
   });
   check('DTLS handshakes', handshakes);
+
+  // --- resumed handshakes/s: the same loops, each client offering the session of its loop's first ---
+  const resumedBefore = sessions;
+  const resumed = await clients.run({ cmd: 'handshakes', port: dtlsPort, seconds, concurrent, dtls, resume: true });
+  await pause(200);
+  rows.push({
+    name: `DTLS handshakes resumed (${concurrent} concurrent)`,
+    result: resumed,
+    versus: { rate: rateOf(handshakes), name: 'full handshakes' },
+    note: `${shortName(resumed.cipherSuite ?? '?')}; the server saw ${sessions - resumedBefore} sessions, ${resumedSessions} of them resumed (warm-up included)`,
+  });
+  check('DTLS resumed handshakes', resumed);
 
   await secure.close();
   await new Promise<void>((resolve) => dtlsServer.close(resolve));
