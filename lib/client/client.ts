@@ -33,7 +33,7 @@ import {
 import { ObjectModel, defaultModel } from '../model';
 import { LwM2MPath } from '../path';
 import { CoapEndpoint, type Peer } from '../transport/endpoint';
-import { DtlsClient } from '../transport/dtls/client';
+import { DtlsClient, type DtlsSession } from '../transport/dtls/client';
 import { CoapError } from '../transport/errors';
 import type { CipherSuiteName, DtlsTiming } from '../transport/dtls/constants';
 import { maxTransmitWait, type CoapTiming } from '../transport/timing';
@@ -74,11 +74,13 @@ export interface LwM2MClientOptions {
   /** ms from the Bootstrap-Request until Bootstrap-Finish before the attempt counts as failed (default 60,000) */
   bootstrapTimeout?: number;
   /**
-   * DTLS details: cipher suites in order of preference, flight retransmission timing, and
+   * DTLS details: cipher suites in order of preference, flight retransmission timing,
    * `connectionId` (RFC 9146, default false): offer connection IDs for coaps:// so that the session
-   * survives NAT rebinding without a new handshake (the server's ID goes in our records; we ask for none)
+   * survives NAT rebinding without a new handshake (the server's ID goes in our records; we ask for none),
+   * and a session to resume (the `dtlsSession` of an earlier client with the same server and PSK, e.g.
+   * kept over a restart: the first handshake is then the abbreviated one when the server still has it)
    */
-  dtls?: { cipherSuites?: CipherSuiteName[]; timing?: Partial<DtlsTiming>; connectionId?: boolean };
+  dtls?: { cipherSuites?: CipherSuiteName[]; timing?: Partial<DtlsTiming>; connectionId?: boolean; session?: DtlsSession };
   /** registration lifetime in seconds (default 300) */
   lifetime?: number;
   version?: LwM2MVersion;
@@ -344,7 +346,12 @@ export class LwM2MClient extends EventEmitter {
 
   private transportOptions(): TransportOptions {
     const { dtls, localAddress, localPort, socketBufferSize } = this.options;
-    return { cipherSuites: dtls?.cipherSuites, dtlsTiming: dtls?.timing, connectionId: dtls?.connectionId, localAddress, localPort, socketBufferSize };
+    return { cipherSuites: dtls?.cipherSuites, dtlsTiming: dtls?.timing, connectionId: dtls?.connectionId, dtlsSession: dtls?.session, localAddress, localPort, socketBufferSize };
+  }
+
+  /** The DTLS session with the current server, to resume in a later client (`dtls.session`); as secret as the PSK. */
+  get dtlsSession(): DtlsSession | undefined {
+    return this.dtls?.session;
   }
 
   private createRegistration(server: Peer, account: ServerAccount): Registration {

@@ -5,7 +5,7 @@
  */
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
-import { DtlsClient } from '../transport/dtls/client';
+import { DtlsClient, type DtlsSession } from '../transport/dtls/client';
 import type { CipherSuiteName, DtlsTiming } from '../transport/dtls/constants';
 import type { CoapEndpoint, Peer } from '../transport/endpoint';
 import type { Connection } from './accounts';
@@ -20,6 +20,8 @@ export interface TransportOptions {
   localPort?: number;
   /** bytes of socket buffer asked of the kernel (the DTLS client's; a plain endpoint has its own setting) */
   socketBufferSize?: number;
+  /** a session to offer for resumption; ignored by a server that does not have it */
+  dtlsSession?: DtlsSession;
 }
 
 /**
@@ -48,6 +50,7 @@ export async function openTransport(endpoint: CoapEndpoint, connection: Connecti
     localAddress: options.localAddress,
     localPort: options.localPort,
     socketBufferSize: options.socketBufferSize,
+    ...(options.dtlsSession ? { session: options.dtlsSession } : {}),
   });
   endpoint.use(dtls, true); // closed with the endpoint
   return { peer, dtls };

@@ -12,7 +12,7 @@ import type { Socket } from 'node:dgram';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { LwM2MServer } from '../../lib';
+import { LwM2MClient, LwM2MServer } from '../../lib';
 import { DtlsClient, type DtlsClientOptions, type DtlsSession } from '../../lib/transport/dtls/client';
 import { ContentType, HandshakeType } from '../../lib/transport/dtls/constants';
 import { parseHandshakeFragments } from '../../lib/transport/dtls/handshake';
@@ -186,6 +186,14 @@ describe('DTLS session resumption (abbreviated handshake)', function () {
     // the identity stays bound: the resumed session may not register as another endpoint
     const other = await endpoint.request(peer, { method: 'POST', path: ['rd'], query: ['ep=someone-else', 'lt=60'], contentFormat: 40, payload: Buffer.from('</3/0>'), timeout: 10_000 });
     assert.equal(other.code, '4.03');
+
+    // the credential removed and given again (same identity and key): the session id is gone with it
+    assert.equal(lwm2m.removeCredential('resumer'), true);
+    lwm2m.setCredential({ identity: 'dev', key: KEY, endpoint: 'resumer' });
+    const third = client({ session }, dtlsPort);
+    await third.connect();
+    assert.equal(third.resumed, false);
+    assert.ok(!third.session?.id.equals(session.id));
   });
 
   it('an unknown session id gets a full handshake with a new id', async () => {
@@ -243,6 +251,34 @@ describe('DTLS session resumption (abbreviated handshake)', function () {
     const session = await firstSession();
     const { resumed } = await reconnect(session, { resumeSessions: false });
     assert.equal(resumed, false);
+  });
+
+  it('an LwM2MClient restarted with the dtlsSession of the one before resumes it and registers; the server reads its object over it', async () => {
+    const lwm2m = new LwM2MServer({ port: 0, address: '127.0.0.1', requestTimeout: 5000, dtls: { port: 0, credentials: [{ identity: 'dev', key: KEY, endpoint: 'restarter' }], timing: QUICK } });
+    await lwm2m.listen();
+    cleanups.push(() => lwm2m.close());
+    const uri = `coaps://127.0.0.1:${lwm2m.secureAddress()!.port}`;
+    const device = (session?: DtlsSession) => {
+      const client = new LwM2MClient({ endpoint: 'restarter', server: uri, psk: { identity: 'dev', key: KEY }, dtls: { timing: QUICK, session }, lifetime: 60, objects: { 3303: { 0: { 5700: 21.5 } } } });
+      client.on('error', () => undefined);
+      cleanups.push(() => client.stop());
+      return client;
+    };
+    const before = device();
+    await before.start();
+    const session = before.dtlsSession;
+    assert.ok(session);
+    await before.stop();
+
+    const after = device(session);
+    const registered = new Promise((resolve) => lwm2m.once('register', resolve));
+    await after.start();
+    await registered;
+    // a full handshake would have given a new random id
+    assert.deepEqual(after.dtlsSession?.id, session.id);
+    const read = await lwm2m.read('restarter', '/3303/0/5700');
+    assert.equal(read, 21.5);
+    assert.equal(lwm2m.registration('restarter')?.identity, 'dev');
   });
 
   it('openssl s_client resumes a session it saved (-sess_out, then -sess_in): "Reused"', async () => {
