@@ -301,6 +301,19 @@ export class DtlsServer extends EventEmitter implements DatagramSocket {
     return ended;
   }
 
+  /** The cached sessions (master secrets included: seal them before they leave memory, see session-store.ts). */
+  exportSessions(): CachedSession[] {
+    return this.sessionCache?.list() ?? [];
+  }
+
+  /** Takes sessions exported by an earlier server (e.g. before a restart); expired ones are left out. Returns how many are cached. */
+  importSessions(sessions: readonly CachedSession[]): number {
+    const cache = this.sessionCache;
+    if (!cache) return 0;
+    for (const session of sessions) if (Date.now() - session.createdAt < cache.lifetime) cache.add(session);
+    return cache.size;
+  }
+
   close(callback?: () => void): void {
     for (const connection of [...this.connections.values()]) this.end(connection.address, connection.port);
     clearInterval(this.sweeper);

@@ -81,6 +81,12 @@ export class SessionCache {
     for (const [key, session] of this.entries) if (this.expired(session)) this.entries.delete(key);
   }
 
+  /** The unexpired sessions, least recently used first (so that adding them in order keeps the order). */
+  list(): CachedSession[] {
+    this.sweep();
+    return [...this.entries.values()];
+  }
+
   clear(): void {
     this.entries.clear();
   }

@@ -1,0 +1,89 @@
+/**
+ * Cached DTLS sessions sealed for storage (a file, a Redis key), so that a restarted server can
+ * still resume them: AES-256-GCM under a key derived (HKDF-SHA256) from a secret the operator
+ * already keeps, e.g. the node's credentials. A master secret never rests in the clear; a blob that
+ * was changed, or sealed under another secret, does not open (SessionStoreError).
+ */
+import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto';
+import { CIPHER_SUITES, type CipherSuiteName } from './constants';
+import type { CachedSession } from './session-cache';
+
+export class SessionStoreError extends Error {
+  override readonly name = 'SessionStoreError';
+}
+
+/** 1: AES-256-GCM, 12-byte nonce, 16-byte tag, JSON inside */
+const FORMAT = 1;
+const NONCE = 12;
+const TAG = 16;
+const INFO = Buffer.from('lwm2m dtls session store v1');
+
+/** The sealing key for a secret (any length; at least 16 bytes of it should be unguessable). */
+export function sessionStoreKey(secret: Buffer | string): Buffer {
+  const input = typeof secret === 'string' ? Buffer.from(secret, 'utf8') : secret;
+  if (input.length === 0) throw new SessionStoreError('the session store needs a non-empty secret');
+  return Buffer.from(hkdfSync('sha256', input, Buffer.alloc(0), INFO, 32));
+}
+
+interface StoredSession {
+  id: string;
+  masterSecret: string;
+  cipherSuite: CipherSuiteName;
+  identity: string;
+  extendedMasterSecret: boolean;
+  keyCheck: string;
+  createdAt: number;
+}
+
+export function sealSessions(sessions: readonly CachedSession[], key: Buffer): Buffer {
+  if (key.length !== 32) throw new SessionStoreError('the session store key must be 32 bytes (sessionStoreKey)');
+  const stored: StoredSession[] = sessions.map((session) => ({
+    id: session.id.toString('hex'),
+    masterSecret: session.masterSecret.toString('hex'),
+    cipherSuite: session.cipherSuite,
+    identity: session.identity,
+    extendedMasterSecret: session.extendedMasterSecret,
+    keyCheck: session.keyCheck.toString('hex'),
+    createdAt: session.createdAt,
+  }));
+  const nonce = randomBytes(NONCE);
+  const cipher = createCipheriv('aes-256-gcm', key, nonce);
+  cipher.setAAD(Buffer.from([FORMAT]));
+  const body = Buffer.concat([cipher.update(JSON.stringify(stored), 'utf8'), cipher.final()]);
+  return Buffer.concat([Buffer.from([FORMAT]), nonce, body, cipher.getAuthTag()]);
+}
+
+export function openSessions(sealed: Buffer, key: Buffer): CachedSession[] {
+  if (key.length !== 32) throw new SessionStoreError('the session store key must be 32 bytes (sessionStoreKey)');
+  if (sealed.length < 1 + NONCE + TAG || sealed[0] !== FORMAT) throw new SessionStoreError('not a sealed session store (format or length)');
+  const decipher = createDecipheriv('aes-256-gcm', key, sealed.subarray(1, 1 + NONCE));
+  decipher.setAAD(sealed.subarray(0, 1));
+  decipher.setAuthTag(sealed.subarray(sealed.length - TAG));
+  let plaintext: string;
+  try {
+    plaintext = Buffer.concat([decipher.update(sealed.subarray(1 + NONCE, sealed.length - TAG)), decipher.final()]).toString('utf8');
+  } catch {
+    throw new SessionStoreError('the sealed sessions do not authenticate: changed, or sealed under another secret');
+  }
+  let stored: unknown;
+  try {
+    stored = JSON.parse(plaintext);
+  } catch {
+    throw new SessionStoreError('the sealed sessions are not JSON');
+  }
+  if (!Array.isArray(stored)) throw new SessionStoreError('the sealed sessions are not a list');
+  return stored.map((entry, index) => toSession(entry, index));
+}
+
+function toSession(entry: unknown, index: number): CachedSession {
+  const value = entry as Partial<StoredSession> | null;
+  const hex = (text: unknown, bytes: number): Buffer | undefined => (typeof text === 'string' && text.length === bytes * 2 && /^[0-9a-f]*$/.test(text) ? Buffer.from(text, 'hex') : undefined);
+  const id = hex(value?.id, 32);
+  const masterSecret = hex(value?.masterSecret, 48);
+  const keyCheck = hex(value?.keyCheck, 32);
+  const suite = value?.cipherSuite;
+  if (!value || !id || !masterSecret || !keyCheck || typeof suite !== 'string' || !(suite in CIPHER_SUITES) || typeof value.identity !== 'string' || typeof value.extendedMasterSecret !== 'boolean' || typeof value.createdAt !== 'number') {
+    throw new SessionStoreError(`sealed session ${index} is malformed`);
+  }
+  return { id, masterSecret, keyCheck, cipherSuite: suite, identity: value.identity, extendedMasterSecret: value.extendedMasterSecret, createdAt: value.createdAt };
+}
