@@ -197,6 +197,18 @@ describe('DTLS session resumption (abbreviated handshake)', function () {
     assert.ok(!third.session?.id.equals(session.id));
   });
 
+  it('a resumed session negotiates connection IDs too: its records carry the new ID and the server finds them by it', async () => {
+    await start();
+    const session = await firstSession({ connectionId: true });
+    const { resumed, echo, client: second } = await reconnect(session, { connectionId: true });
+    assert.equal(resumed, true);
+    assert.equal(echo, 'echo ping');
+    assert.match(String(second.connectionId), /^[0-9a-f]{12}$/, 'the server gave the resumed session an ID');
+    const info = sessions[sessions.length - 1]!;
+    assert.equal(info.resumed, true);
+    assert.equal(info.connectionId, second.connectionId);
+  });
+
   it('an unknown session id gets a full handshake with a new id', async () => {
     await start();
     const made: DtlsSession = { id: randomBytes(32), masterSecret: randomBytes(48), cipherSuite: 'TLS_PSK_WITH_AES_128_CCM_8', extendedMasterSecret: true };
