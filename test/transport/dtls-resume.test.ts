@@ -84,7 +84,8 @@ describe('DTLS session resumption (abbreviated handshake)', function () {
     ({ port } = await server.listen(0, '127.0.0.1'));
     server.on('session', (session: SessionInfo) => sessions.push(session));
     server.on('message', (data: Buffer, info: { address: string; port: number }) => server.send(Buffer.concat([Buffer.from('echo '), data]), info.port, info.address));
-    cleanups.push(() => new Promise<void>((resolve) => server.close(resolve)));
+    const started = server;
+    cleanups.push(() => new Promise<void>((resolve) => started.close(resolve)));
   }
 
   function client(options: Partial<DtlsClientOptions> = {}, to = port): DtlsClient {

@@ -5,9 +5,11 @@
  *
  * Before any per-peer state there is a stateless cookie exchange; handshakes and sessions are
  * capped; a flight is retransmitted with back-off; records are checked against an anti-replay
- * window; renegotiation is refused. What fails to parse or authenticate is dropped, never thrown;
- * each drop is told as a `drop` event ({ address, port, reason, size }) to whoever listens, and each
- * handshake that fails as `handshakeFailed` (DtlsHandshakeFailure).
+ * window; renegotiation is refused. A full handshake gives the client a session id, and a later
+ * ClientHello naming it gets the abbreviated handshake (session-cache.ts). What fails to parse or
+ * authenticate is dropped, never thrown; each drop is told as a `drop` event ({ address, port,
+ * reason, size }) to whoever listens, and each handshake that fails as `handshakeFailed`
+ * (DtlsHandshakeFailure).
  *
  * Connection IDs (RFC 9146): a client that offers the extension gets an ID of its own; its
  * tls12_cid records are found by that ID from any address, and a record that authenticates and is
