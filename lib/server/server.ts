@@ -392,7 +392,10 @@ export class LwM2MServer extends EventEmitter {
     }
     const plain = { port: this.options.port ?? 5683, address: this.options.address ?? '0.0.0.0' };
     const address = await this.sockets.listen(plain, this.options.dtls && { port: this.options.dtls.port ?? 5684, address: this.options.dtls.address ?? plain.address });
-    if (!unreadable) await this.restore(...saved);
+    if (!unreadable) {
+      this.restored = true;
+      await this.restore(...saved);
+    }
     this.cluster?.start();
     this.sweepTimer = setInterval(() => this.sweep(), 1000);
     // a store that could not be read (Redis not up yet) is tried again until it can
@@ -405,7 +408,6 @@ export class LwM2MServer extends EventEmitter {
 
   /** Takes up the stored observations and queued requests: this instance's own, and those of instances no longer running. */
   private async restore(observations: ObservationRecord[], queued: QueuedRequestRecord[]): Promise<void> {
-    this.restored = true;
     const mine = this.ownership();
     for (const observation of observations) if (!this.tracked.get(observation.id) && (await mine(observation.instance))) this.restoreObservation(observation);
     for (const request of queued) if (await mine(request.instance)) this.restoreQueued(request);
@@ -443,7 +445,11 @@ export class LwM2MServer extends EventEmitter {
         }
         // what this instance registered while the store was away (or what a Redis restarted empty lost)
         for (const record of this.registry.all()) if (!inStore.has(record.id) && (!this.cluster || record.instance === this.cluster.instance)) this.store.save(record);
-        if (!this.restored) await this.restore(await this.store.loadObservations(), await this.store.loadQueue());
+        if (!this.restored) {
+          const [observations, queued] = [await this.store.loadObservations(), await this.store.loadQueue()];
+          this.restored = true;
+          await this.restore(observations, queued);
+        }
         if (this.reloadTimer) {
           clearInterval(this.reloadTimer);
           this.reloadTimer = undefined;
@@ -692,17 +698,9 @@ export class LwM2MServer extends EventEmitter {
       record.rootPath = list.rootPath;
       changed.push('objects');
     }
-    if (record.address !== request.peer.address || record.port !== request.peer.port) {
-      this.registry.move(record, request.peer);
-      changed.push('address');
-    }
+    if (record.address !== request.peer.address || record.port !== request.peer.port) changed.push('address');
+    this.follow(record, request.peer);
     record.updatedAt = Date.now();
-    if (this.cluster && record.instance !== this.cluster.instance) this.takeOver(this.cluster, record);
-    else if (changed.includes('address')) {
-      // NAT rebinding: the device notifies from its new address, where its observations must listen
-      this.cluster?.dropRelays(record.id);
-      this.rehome(record);
-    }
     this.store.save(record);
     this.cluster?.share(record);
     return {
@@ -1205,12 +1203,25 @@ export class LwM2MServer extends EventEmitter {
   /** A DTLS session moved (connection ID, NAT rebinding): the device's registration and observations follow it. */
   private sessionMoved(move: SessionMove): void {
     const record = this.registry.byAddress(move.from);
-    if (!record || record.identity !== move.identity) return;
-    this.registry.move(record, move.to);
-    this.cluster?.dropRelays(record.id);
-    this.rehome(record);
+    if (!record || record.identity !== move.identity || !this.follow(record, move.to)) return;
     this.store.save(record);
     this.cluster?.share(record);
+  }
+
+  /**
+   * A device heard from `peer`: its registration moves there (NAT rebinding, a moved DTLS session)
+   * and, with several instances, to this instance; its observations follow. True when anything
+   * changed: the caller stores and shares the record.
+   */
+  private follow(record: RegistrationRecord, peer: Peer): boolean {
+    const readdressed = record.address !== peer.address || record.port !== peer.port;
+    if (readdressed) this.registry.move(record, peer);
+    if (this.cluster && this.heldElsewhere(record)) this.takeOver(this.cluster, record);
+    else if (readdressed) {
+      this.cluster?.dropRelays(record.id);
+      this.rehome(record);
+    } else return false;
+    return true;
   }
 
   /** The observations of a registration whose device moved: heard where its messages now arrive. */
@@ -1243,13 +1254,12 @@ export class LwM2MServer extends EventEmitter {
     try {
       const [observations, queued] = await Promise.all([this.store.loadObservations(), this.store.loadQueue()]);
       if (this.registry.get(record.id) !== record || this.closed) return;
-      const mine = this.ownership();
-      for (const observation of observations) {
-        if (observation.registrationId === record.id && !this.tracked.get(observation.id) && (await mine(observation.instance))) this.restoreObservation(observation);
-      }
-      for (const request of queued) {
-        if (request.registrationId === record.id && request.instance !== undefined && request.instance !== this.cluster?.instance && (await mine(request.instance))) this.restoreQueued(request);
-      }
+      // this instance's own queued requests for the device are in its queue already
+      const elsewhere = (instance: string | undefined) => instance !== undefined && instance !== this.cluster?.instance;
+      await this.restore(
+        observations.filter((observation) => observation.registrationId === record.id),
+        queued.filter((request) => request.registrationId === record.id && elsewhere(request.instance)),
+      );
     } catch (error) {
       this.log.warn(`${record.endpoint} moved to this instance, but the observations and queued requests it had elsewhere could not be read: ${(error as Error).message}`);
     } finally {
@@ -1268,8 +1278,7 @@ export class LwM2MServer extends EventEmitter {
     if (!cluster || this.closed) return false;
     const record = this.registry.byAddress(peer);
     if (record && this.takingUp.has(record.id)) return true; // its observation may be among those being read from the store
-    if (record && this.heldElsewhere(record)) {
-      this.takeOver(cluster, record);
+    if (record && this.follow(record, peer)) {
       this.store.save(record);
       cluster.share(record);
       return true;
@@ -1279,13 +1288,7 @@ export class LwM2MServer extends EventEmitter {
       (stored) => {
         const target = stored && this.registry.get(stored.registrationId);
         if (!target || this.closed) return reset();
-        const readdressed = target.address !== peer.address || target.port !== peer.port;
-        if (readdressed) this.registry.move(target, peer);
-        if (this.heldElsewhere(target)) this.takeOver(cluster, target);
-        else if (readdressed) {
-          cluster.dropRelays(target.id);
-          this.rehome(target);
-        } else return;
+        if (!this.follow(target, peer)) return;
         this.store.save(target);
         cluster.share(target);
       },
