@@ -217,7 +217,8 @@ describe('the device explorer in headless Chromium', function () {
       );
       seen.push(await shown());
     }
-    assert.equal(new Set(seen).size, 3, `three different values: ${seen.join(', ')}`);
+    // each notification changed the value shown (the simulated sensor may come back to an earlier value: 21.25, 21.52, 21.25)
+    assert.ok(seen[1] !== seen[0] && seen[2] !== seen[1], `each notification changed the value: ${seen.join(', ')}`);
     await page.screenshot({ path: path.join(ARTIFACTS, 'explorer-observe.png') });
     // the README's: the sidebar, taller, from the top of the list (values read and observed, an error)
     await page.setViewportSize({ width: 1400, height: 1300 });
