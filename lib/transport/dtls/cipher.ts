@@ -27,6 +27,9 @@ const SUITES: Record<CipherSuiteName, SuiteParameters> = {
   TLS_PSK_WITH_AES_128_CCM_8: { macKey: 0, key: 16, iv: 4, make: (_mac, key, salt) => new AeadProtection('aes-128-ccm', key, salt, 8) },
   TLS_PSK_WITH_AES_128_GCM_SHA256: { macKey: 0, key: 16, iv: 4, make: (_mac, key, salt) => new AeadProtection('aes-128-gcm', key, salt, 16) },
   TLS_PSK_WITH_AES_128_CBC_SHA256: { macKey: 32, key: 16, iv: 0, make: (mac, key) => new CbcHmacProtection(key, mac) },
+  // the ECDHE-ECDSA suites protect records exactly as their PSK namesakes do
+  TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8: { macKey: 0, key: 16, iv: 4, make: (_mac, key, salt) => new AeadProtection('aes-128-ccm', key, salt, 8) },
+  TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256: { macKey: 0, key: 16, iv: 4, make: (_mac, key, salt) => new AeadProtection('aes-128-gcm', key, salt, 16) },
 };
 
 /** Bytes of key material the suite takes from the key block. */

@@ -18,8 +18,11 @@ export const enum HandshakeType {
   CLIENT_HELLO = 1,
   SERVER_HELLO = 2,
   HELLO_VERIFY_REQUEST = 3,
+  CERTIFICATE = 11,
   SERVER_KEY_EXCHANGE = 12,
+  CERTIFICATE_REQUEST = 13,
   SERVER_HELLO_DONE = 14,
+  CERTIFICATE_VERIFY = 15,
   CLIENT_KEY_EXCHANGE = 16,
   FINISHED = 20,
 }
@@ -34,7 +37,13 @@ export const AlertDescription = {
   unexpected_message: 10,
   bad_record_mac: 20,
   handshake_failure: 40,
+  bad_certificate: 42,
+  unsupported_certificate: 43,
+  certificate_expired: 45,
+  certificate_unknown: 46,
   illegal_parameter: 47,
+  unknown_ca: 48,
+  access_denied: 49,
   decode_error: 50,
   decrypt_error: 51,
   protocol_version: 70,
@@ -51,6 +60,13 @@ export function alertName(code: number): string {
 }
 
 export const enum ExtensionType {
+  /** RFC 8422: the curves a client can do ECDHE on (we: secp256r1 only) */
+  SUPPORTED_GROUPS = 10,
+  EC_POINT_FORMATS = 11,
+  SIGNATURE_ALGORITHMS = 13,
+  /** RFC 7250: the certificate types a client can send / take from the server */
+  CLIENT_CERTIFICATE_TYPE = 19,
+  SERVER_CERTIFICATE_TYPE = 20,
   EXTENDED_MASTER_SECRET = 23,
   /** RFC 9146 (not the drafts' 53 or mbedTLS 2.x's 254) */
   CONNECTION_ID = 54,
@@ -60,13 +76,25 @@ export const enum ExtensionType {
 /** TLS_EMPTY_RENEGOTIATION_INFO_SCSV (RFC 5746): a client's "I do secure renegotiation". */
 export const EMPTY_RENEGOTIATION_INFO_SCSV = 0x00ff;
 
-export type CipherSuiteName = 'TLS_PSK_WITH_AES_128_CCM_8' | 'TLS_PSK_WITH_AES_128_GCM_SHA256' | 'TLS_PSK_WITH_AES_128_CBC_SHA256';
+export type CipherSuiteName =
+  | 'TLS_PSK_WITH_AES_128_CCM_8'
+  | 'TLS_PSK_WITH_AES_128_GCM_SHA256'
+  | 'TLS_PSK_WITH_AES_128_CBC_SHA256'
+  | 'TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8'
+  | 'TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256';
 
 export const CIPHER_SUITES: Record<CipherSuiteName, number> = {
   TLS_PSK_WITH_AES_128_CCM_8: 0xc0a8,
   TLS_PSK_WITH_AES_128_GCM_SHA256: 0x00a8,
   TLS_PSK_WITH_AES_128_CBC_SHA256: 0x00ae,
+  TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8: 0xc0ae, // RFC 7251
+  TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256: 0xc02b, // RFC 5289
 };
+
+/** Whether a suite authenticates with ECDSA keys (ECDHE-ECDSA) rather than a pre-shared key. */
+export function isEcdheSuite(suite: CipherSuiteName): boolean {
+  return suite.startsWith('TLS_ECDHE_ECDSA_');
+}
 
 export function cipherSuiteName(id: number): CipherSuiteName | undefined {
   return (Object.keys(CIPHER_SUITES) as CipherSuiteName[]).find((name) => CIPHER_SUITES[name] === id);

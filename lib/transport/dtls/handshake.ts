@@ -57,8 +57,12 @@ export interface HandshakeMessage {
   body: Buffer;
 }
 
-/** Largest handshake message accepted; PSK handshakes are small, so this bounds the memory a peer can tie up. */
-const MAX_MESSAGE = 8192;
+/**
+ * Largest handshake message accepted: a Certificate with a chain of a few ECDSA certificates fits
+ * (they are about 0.5 to 1 KB each). With at most 5 messages pending, a handshake ties up at most
+ * 5 × 2 × 16 KiB however a peer fragments.
+ */
+const MAX_MESSAGE = 16384;
 
 /**
  * Puts fragments back together and hands out complete messages in message_seq order; duplicates
@@ -103,7 +107,7 @@ export class Reassembler {
 }
 
 /** Reads a handshake body; every read checks the bounds. */
-class Reader {
+export class Reader {
   private at = 0;
   constructor(private readonly data: Buffer) {}
 
@@ -122,6 +126,9 @@ class Reader {
   }
   vector16(): Buffer {
     return this.bytes(this.uint16());
+  }
+  vector24(): Buffer {
+    return this.bytes(this.bytes(3).readUIntBE(0, 3));
   }
   get done(): boolean {
     return this.at === this.data.length;
@@ -276,7 +283,10 @@ export const HANDSHAKE_NAMES: Record<number, string> = {
   [HandshakeType.CLIENT_HELLO]: 'ClientHello',
   [HandshakeType.SERVER_HELLO]: 'ServerHello',
   [HandshakeType.HELLO_VERIFY_REQUEST]: 'HelloVerifyRequest',
+  [HandshakeType.CERTIFICATE]: 'Certificate',
   [HandshakeType.SERVER_KEY_EXCHANGE]: 'ServerKeyExchange',
+  [HandshakeType.CERTIFICATE_REQUEST]: 'CertificateRequest',
+  [HandshakeType.CERTIFICATE_VERIFY]: 'CertificateVerify',
   [HandshakeType.SERVER_HELLO_DONE]: 'ServerHelloDone',
   [HandshakeType.CLIENT_KEY_EXCHANGE]: 'ClientKeyExchange',
   [HandshakeType.FINISHED]: 'Finished',
