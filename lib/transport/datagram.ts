@@ -4,14 +4,17 @@
  * creating and binding the UDP socket under either.
  */
 import { createSocket, type Socket } from 'node:dgram';
+import type { DtlsAuthentication } from './dtls/credentials';
 import { lookup as dnsLookup } from 'node:dns';
 import { isIP, isIPv6, type AddressInfo } from 'node:net';
 
 export interface DatagramInfo {
   address: string;
   port: number;
-  /** the PSK identity of the DTLS session the datagram came over */
+  /** the identity of the DTLS session the datagram came over: PSK identity, certificate CN or raw public key identity */
   identity?: string;
+  /** how the DTLS peer authenticated */
+  authentication?: DtlsAuthentication;
 }
 
 export interface DatagramSocket {

@@ -650,8 +650,8 @@ describe('DtlsClient against openssl s_server without extended_master_secret', f
       // OpenSSL 3 has no command-line switch for it; the SSL_CONF "Options" command turns it off
       await fs.writeFile(config, 'openssl_conf = init\n[init]\nssl_conf = ssl\n[ssl]\nsystem_default = defaults\n[defaults]\nOptions = -ExtendedMasterSecret\n');
       const port = await freeUdpPort();
-      const ciphers = { TLS_PSK_WITH_AES_128_CCM_8: 'PSK-AES128-CCM8', TLS_PSK_WITH_AES_128_GCM_SHA256: 'PSK-AES128-GCM-SHA256', TLS_PSK_WITH_AES_128_CBC_SHA256: 'PSK-AES128-CBC-SHA256' };
-      const child = spawn(OPENSSL, ['s_server', '-dtls1_2', '-listen', '-accept', `${HOST}:${port}`, '-nocert', '-psk', KEY.toString('hex'), '-psk_hint', 'hint', '-cipher', ciphers[suite]], {
+      const ciphers: Partial<Record<CipherSuiteName, string>> = { TLS_PSK_WITH_AES_128_CCM_8: 'PSK-AES128-CCM8', TLS_PSK_WITH_AES_128_GCM_SHA256: 'PSK-AES128-GCM-SHA256', TLS_PSK_WITH_AES_128_CBC_SHA256: 'PSK-AES128-CBC-SHA256' };
+      const child = spawn(OPENSSL, ['s_server', '-dtls1_2', '-listen', '-accept', `${HOST}:${port}`, '-nocert', '-psk', KEY.toString('hex'), '-psk_hint', 'hint', '-cipher', ciphers[suite]!], {
         stdio: ['pipe', 'pipe', 'pipe'],
         env: { ...process.env, OPENSSL_CONF: config, LC_ALL: 'C' },
       });

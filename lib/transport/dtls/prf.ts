@@ -45,12 +45,31 @@ export function finishedVerifyData(master: Buffer, fromServer: boolean, handshak
   return prf(master, fromServer ? 'server finished' : 'client finished', handshakeHash, 12);
 }
 
-/** The running SHA-256 of the handshake messages; `digest()` leaves it running. */
+/**
+ * The running SHA-256 of the handshake messages; `digest()` leaves it running. With `keep`, the
+ * messages themselves are kept too, for a CertificateVerify (signed over them, not their hash),
+ * until `release()`.
+ */
 export class HandshakeHash {
   private readonly hash = createHash('sha256');
+  private kept: Buffer[] | undefined;
+
+  constructor(keep = false) {
+    if (keep) this.kept = [];
+  }
 
   update(message: Buffer): void {
     this.hash.update(message);
+    this.kept?.push(message);
+  }
+
+  /** Every message so far, concatenated (empty unless kept). */
+  transcript(): Buffer {
+    return Buffer.concat(this.kept ?? []);
+  }
+
+  release(): void {
+    this.kept = undefined;
   }
 
   digest(): Buffer {

@@ -18,7 +18,7 @@
  */
 import type { Socket } from 'node:dgram';
 import { EventEmitter } from 'node:events';
-import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHmac, randomBytes, timingSafeEqual, type ECDH, type KeyObject, X509Certificate } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { bindUdpSocket, type DatagramInfo, type DatagramSocket, type SocketBufferSizes } from '../datagram';
 import { protectionsFor, keyBlockLength, type RecordProtection } from './cipher';
@@ -34,6 +34,7 @@ import {
   HandshakeType,
   RECORD_HEADER,
   alertName,
+  isEcdheSuite,
   DEFAULT_DTLS_TIMING,
   type AlertName,
   type DtlsTiming,
@@ -41,6 +42,7 @@ import {
 } from './constants';
 import { CookieJar } from './cookie';
 import {
+  DecodeError,
   Reassembler,
   fragmentHandshake,
   parseClientHello,
@@ -60,11 +62,38 @@ import { parseRecords, writeRecord, type DtlsRecord } from './record';
 import { parseConnectionIdExtension, unwrapInner, wrapInner, writeConnectionIdExtension } from './connection-id';
 import { ReplayWindow } from './replay';
 import { SessionCache, type CachedSession, type SessionCacheOptions } from './session-cache';
+import { CertificateError, commonName, loadEcdsaCredentials, parseCertificates, parseRawPublicKey, spkiOf, verifyChain, type DtlsAuthentication, type EcdsaCredentials, type OwnEcdsa } from './credentials';
+import {
+  CertificateType,
+  ecdhSecret,
+  helloAllowsEcdhe,
+  newEcdh,
+  parseCertificateChain,
+  parseCertificateTypes,
+  parseClientKeyExchange,
+  parseRawPublicKey as parseRawPublicKeyMessage,
+  verifyCertificateVerify,
+  writeCertificateChain,
+  writeCertificateRequest,
+  writeCertificateTypes,
+  writeEcdhParams,
+  writeRawPublicKey,
+  writeServerKeyExchange,
+} from './ecdhe';
 
 export interface DtlsServerOptions {
-  /** the key of a PSK identity, or undefined when the identity is unknown (the handshake then fails) */
-  psk(identity: string): Buffer | undefined;
-  /** in order of preference (default: CCM_8, GCM, CBC) */
+  /** the key of a PSK identity, or undefined when the identity is unknown (the handshake then fails); absent: no PSK suites */
+  psk?(identity: string): Buffer | undefined;
+  /** the server's own ECDSA P-256 key (+ chain for certificate mode, LwM2M mode 2; without: raw public key, mode 1) */
+  ecdsa?: EcdsaCredentials;
+  /** PEM of trusted CA certificate(s); client certificates must chain to one (their CN is the identity) */
+  clientCa?: string;
+  /** identity of a client raw public key (SPKI DER), undefined = unknown (refused with access_denied) */
+  clientRawPublicKey?(spki: Buffer): string | undefined;
+  /**
+   * in order of preference (default: the PSK suites CCM_8, GCM, CBC when `psk` is given, then the
+   * ECDHE-ECDSA suites CCM_8, GCM when `ecdsa` is); a suite is chosen only with credentials for it
+   */
   cipherSuites?: CipherSuiteName[];
   /** handshakes in progress at once (default 256); more ClientHellos are dropped */
   maxHandshakes?: number;
@@ -111,7 +140,7 @@ export interface DtlsDrop {
 export interface DtlsHandshakeFailure {
   address: string;
   port: number;
-  /** the PSK identity the client named, when it got that far */
+  /** the PSK identity the client named, or its certificate's CN or raw key's identity, when it got that far */
   identity?: string;
   reason: string;
   /** the alert sent to the client (or, when the client gave up, the one it sent), e.g. `unknown_psk_identity` */
@@ -129,6 +158,8 @@ export interface SessionInfo {
   connectionId?: string;
   /** whether this session came of an abbreviated handshake (a cached session resumed) */
   resumed: boolean;
+  /** how the client authenticated (a resumed session: as in its full handshake) */
+  authentication: DtlsAuthentication;
 }
 
 /** The identity a connection's client named, when it named one (`''` until its ClientKeyExchange). */
@@ -136,7 +167,18 @@ function identityOf(connection: Connection): { identity?: string } {
   return connection.identity === '' ? {} : { identity: connection.identity };
 }
 
-const ALL_SUITES: CipherSuiteName[] = ['TLS_PSK_WITH_AES_128_CCM_8', 'TLS_PSK_WITH_AES_128_GCM_SHA256', 'TLS_PSK_WITH_AES_128_CBC_SHA256'];
+const PSK_SUITES: CipherSuiteName[] = ['TLS_PSK_WITH_AES_128_CCM_8', 'TLS_PSK_WITH_AES_128_GCM_SHA256', 'TLS_PSK_WITH_AES_128_CBC_SHA256'];
+const ECDHE_SUITES: CipherSuiteName[] = ['TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8', 'TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256'];
+
+/** What an ECDHE-ECDSA handshake with this client uses (RFC 7250 §4): each side's certificate type, and what to echo. */
+interface EcdheChoice {
+  clientType: CertificateType;
+  serverType: CertificateType;
+  /** the client sent client_certificate_type / server_certificate_type / ec_point_formats: answer each */
+  echoClientType: boolean;
+  echoServerType: boolean;
+  echoPointFormats: boolean;
+}
 /** Bytes of the connection IDs the server issues: 2^48 values, random, so unguessable and unique with a check. */
 const CID_LENGTH = 6;
 /** epoch-1 records kept while the ChangeCipherSpec they follow is still missing */
@@ -153,6 +195,7 @@ interface FlightEntry {
 class Connection {
   state: 'handshake' | 'established' = 'handshake';
   identity = '';
+  authentication: DtlsAuthentication = 'psk';
   readonly suite: CipherSuiteName;
   lastActivity = Date.now();
   readonly startedAt = Date.now();
@@ -171,7 +214,12 @@ class Connection {
   readonly early: DtlsRecord[] = [];
 
   // handshake
-  readonly hash = new HandshakeHash();
+  readonly hash: HandshakeHash;
+  /** ECDHE-ECDSA only: what was negotiated, our ephemeral key, the client's key once its Certificate checked out, and whether its CertificateVerify did */
+  ecdhe: EcdheChoice | undefined;
+  ecdh: ECDH | undefined;
+  peerKey: KeyObject | undefined;
+  certificateVerified = false;
   readonly reassembler: Reassembler;
   readonly clientHelloSeq: number;
   readonly clientRandom: Buffer;
@@ -200,8 +248,11 @@ class Connection {
     firstSequence: number,
     suite: CipherSuiteName,
     extended: boolean,
+    ecdhe: EcdheChoice | undefined,
   ) {
     this.suite = suite;
+    this.ecdhe = ecdhe;
+    this.hash = new HandshakeHash(ecdhe !== undefined);
     this.clientHelloSeq = helloFragment.messageSeq;
     this.clientRandom = hello.random;
     this.extendedMasterSecret = extended;
@@ -230,10 +281,16 @@ export class DtlsServer extends EventEmitter implements DatagramSocket {
   private sweeper: NodeJS.Timeout | undefined;
   private buffers: SocketBufferSizes | undefined;
   private readonly sessionCache: SessionCache | undefined;
+  private readonly own: OwnEcdsa | undefined;
+  private readonly trusted: X509Certificate[];
 
   constructor(private readonly options: DtlsServerOptions) {
     super();
-    this.suites = options.cipherSuites ?? ALL_SUITES;
+    if (!options.psk && !options.ecdsa) throw new TypeError('a DTLS server needs psk or ecdsa credentials');
+    this.own = options.ecdsa ? loadEcdsaCredentials(options.ecdsa) : undefined;
+    if (this.own && !options.clientCa && !options.clientRawPublicKey) throw new TypeError('with ecdsa, a DTLS server needs clientCa or clientRawPublicKey to authenticate its clients');
+    this.trusted = options.clientCa ? parseCertificates(options.clientCa, 'clientCa') : [];
+    this.suites = options.cipherSuites ?? [...(options.psk ? PSK_SUITES : []), ...(options.ecdsa ? ECDHE_SUITES : [])];
     this.sessionCache = options.sessionCache === false ? undefined : new SessionCache(options.sessionCache);
     this.timing = { ...DEFAULT_DTLS_TIMING, ...options.timing };
     this.mtu = options.mtu ?? 1200;
@@ -271,7 +328,15 @@ export class DtlsServer extends EventEmitter implements DatagramSocket {
   session(address: string, port: number): SessionInfo | undefined {
     const connection = this.connections.get(`${address}:${port}`);
     if (connection?.state !== 'established') return undefined;
-    const info: SessionInfo = { address, port, identity: connection.identity, cipherSuite: connection.suite, extendedMasterSecret: connection.extendedMasterSecret, resumed: connection.resumed };
+    const info: SessionInfo = {
+      address,
+      port,
+      identity: connection.identity,
+      cipherSuite: connection.suite,
+      extendedMasterSecret: connection.extendedMasterSecret,
+      resumed: connection.resumed,
+      authentication: connection.authentication,
+    };
     if (connection.readCid) info.connectionId = connection.readCid.toString('hex');
     return info;
   }
@@ -291,7 +356,7 @@ export class DtlsServer extends EventEmitter implements DatagramSocket {
     this.forget(connection, 'closed by the server');
   }
 
-  /** Ends every session and handshake of a PSK identity (its key was replaced), and forgets its cached sessions; returns how many ended. */
+  /** Ends every session and handshake of an identity (its key was replaced or revoked), and forgets its cached sessions; returns how many ended. */
   endIdentity(identity: string): number {
     this.sessionCache?.forgetIdentity(identity);
     let ended = 0;
@@ -425,7 +490,7 @@ export class DtlsServer extends EventEmitter implements DatagramSocket {
     const { address, port } = connection;
     if (type === ContentType.APPLICATION_DATA) {
       if (connection.state !== 'established') return this.drop(address, port, 'application data before the handshake finished');
-      const info: DatagramInfo = { address, port, identity: connection.identity };
+      const info: DatagramInfo = { address, port, identity: connection.identity, authentication: connection.authentication };
       this.emit('message', plaintext, info);
     } else if (type === ContentType.HANDSHAKE) {
       this.protectedHandshake(connection, plaintext);
@@ -463,7 +528,7 @@ export class DtlsServer extends EventEmitter implements DatagramSocket {
       if (!connection) return this.drop(address, port, () => `${describe(record)} without a handshake in progress (no ClientHello with a valid cookie came first)`);
       if (connection.state === 'established') {
         // the client did not get our last flight and repeats its own: send ours again
-        if (first.type === HandshakeType.CLIENT_KEY_EXCHANGE) this.sendFlight(connection);
+        if (first.type === HandshakeType.CLIENT_KEY_EXCHANGE || first.type === HandshakeType.CERTIFICATE) this.sendFlight(connection);
         else this.drop(address, port, () => `${describe(record)} in the clear on an established session`);
         return;
       }
@@ -502,7 +567,16 @@ export class DtlsServer extends EventEmitter implements DatagramSocket {
       this.handshakeFailed({ address, port, reason: `the client offers DTLS 0x${hex4(hello.version)}, older than DTLS 1.2`, alert: 'protocol_version' });
       return this.plainAlert(address, port, 'protocol_version', record.sequence);
     }
-    const suite = this.suites.find((name) => hello.cipherSuites.includes(CIPHER_SUITES[name]));
+    let ecdhe: EcdheChoice | undefined;
+    try {
+      ecdhe = this.ecdheChoice(hello);
+    } catch (error) {
+      if (!(error instanceof DecodeError)) throw error;
+      this.handshakeFailed({ address, port, reason: `a malformed ClientHello extension: ${error.message}`, alert: 'decode_error' });
+      return this.plainAlert(address, port, 'decode_error', record.sequence);
+    }
+    // our preference among what the client offers and we have credentials for
+    const suite = this.suites.find((name) => hello.cipherSuites.includes(CIPHER_SUITES[name]) && (isEcdheSuite(name) ? ecdhe !== undefined : this.options.psk !== undefined));
     const extended = hello.extensions.has(ExtensionType.EXTENDED_MASTER_SECRET);
     const cidExtension = this.options.connectionId === false ? undefined : hello.extensions.get(ExtensionType.CONNECTION_ID);
     let offeredCid: Buffer | undefined;
@@ -525,7 +599,8 @@ export class DtlsServer extends EventEmitter implements DatagramSocket {
     if (existing) this.forget(existing, 'the client started a new handshake');
     this.makeRoom();
     const cached = this.resumable(hello, extended);
-    const connection = new Connection(address, port, hello, fragment, record.sequence, cached?.cipherSuite ?? suite, extended);
+    const chosen = cached?.cipherSuite ?? suite;
+    const connection = new Connection(address, port, hello, fragment, record.sequence, chosen, extended, !cached && isEcdheSuite(chosen) ? ecdhe : undefined);
     this.connections.set(connection.key, connection);
     this.handshakes++;
     connection.deadline = setTimeout(() => {
@@ -546,8 +621,49 @@ export class DtlsServer extends EventEmitter implements DatagramSocket {
     if (wantsRenegotiationInfo(hello)) extensions.set(ExtensionType.RENEGOTIATION_INFO, Buffer.from([0]));
     if (cached) return this.resume(connection, cached, extensions);
     if (this.sessionCache) connection.sessionId = randomBytes(32);
+    if (connection.ecdhe) return this.ecdheFlight(connection, connection.ecdhe, extensions);
     const serverHello = writeServerHello({ version: DTLS_1_2, random: connection.serverRandom, sessionId: connection.sessionId, cipherSuite: CIPHER_SUITES[suite], extensions });
     connection.flight = [this.handshakeEntry(connection, HandshakeType.SERVER_HELLO, serverHello, 0), this.handshakeEntry(connection, HandshakeType.SERVER_HELLO_DONE, Buffer.alloc(0), 0)];
+    this.startFlight(connection);
+  }
+
+  /**
+   * Whether an ECDHE-ECDSA suite can be used with this client, and how (RFC 7250 §4): the client's
+   * certificate type is the first it lists that we can check (X.509 with clientCa, a raw key with
+   * clientRawPublicKey), ours the first it lists that we have (X.509 with a chain; a raw key we
+   * always have). Without the extension the type is X.509. Throws DecodeError on malformed extensions.
+   */
+  private ecdheChoice(hello: ClientHello): EcdheChoice | undefined {
+    if (!this.own || !helloAllowsEcdhe(hello.extensions)) return undefined;
+    const clientTypes = hello.extensions.get(ExtensionType.CLIENT_CERTIFICATE_TYPE);
+    const serverTypes = hello.extensions.get(ExtensionType.SERVER_CERTIFICATE_TYPE);
+    const clientType = (clientTypes ? parseCertificateTypes(clientTypes) : [CertificateType.X509]).find((type) =>
+      type === CertificateType.X509 ? this.trusted.length > 0 : type === CertificateType.RAW_PUBLIC_KEY && this.options.clientRawPublicKey !== undefined,
+    );
+    const serverType = (serverTypes ? parseCertificateTypes(serverTypes) : [CertificateType.X509]).find((type) =>
+      type === CertificateType.X509 ? this.own!.chain !== undefined : type === CertificateType.RAW_PUBLIC_KEY,
+    );
+    if (clientType === undefined || serverType === undefined) return undefined;
+    return { clientType, serverType, echoClientType: clientTypes !== undefined, echoServerType: serverTypes !== undefined, echoPointFormats: hello.extensions.has(ExtensionType.EC_POINT_FORMATS) };
+  }
+
+  /** ServerHello, Certificate, ServerKeyExchange (our signed ephemeral key), CertificateRequest, ServerHelloDone. */
+  private ecdheFlight(connection: Connection, choice: EcdheChoice, extensions: Map<number, Buffer>): void {
+    const own = this.own!;
+    if (choice.echoClientType) extensions.set(ExtensionType.CLIENT_CERTIFICATE_TYPE, Buffer.from([choice.clientType]));
+    if (choice.echoServerType) extensions.set(ExtensionType.SERVER_CERTIFICATE_TYPE, Buffer.from([choice.serverType]));
+    if (choice.echoPointFormats) extensions.set(ExtensionType.EC_POINT_FORMATS, Buffer.from([1, 0]));
+    connection.ecdh = newEcdh();
+    const serverHello = writeServerHello({ version: DTLS_1_2, random: connection.serverRandom, sessionId: connection.sessionId, cipherSuite: CIPHER_SUITES[connection.suite], extensions });
+    const certificate = choice.serverType === CertificateType.X509 ? writeCertificateChain(own.chain!) : writeRawPublicKey(own.spki);
+    const keyExchange = writeServerKeyExchange(writeEcdhParams(connection.ecdh.getPublicKey()), connection.clientRandom, connection.serverRandom, own.privateKey);
+    connection.flight = [
+      this.handshakeEntry(connection, HandshakeType.SERVER_HELLO, serverHello, 0),
+      this.handshakeEntry(connection, HandshakeType.CERTIFICATE, certificate, 0),
+      this.handshakeEntry(connection, HandshakeType.SERVER_KEY_EXCHANGE, keyExchange, 0),
+      this.handshakeEntry(connection, HandshakeType.CERTIFICATE_REQUEST, writeCertificateRequest(), 0),
+      this.handshakeEntry(connection, HandshakeType.SERVER_HELLO_DONE, Buffer.alloc(0), 0),
+    ];
     this.startFlight(connection);
   }
 
@@ -561,7 +677,9 @@ export class DtlsServer extends EventEmitter implements DatagramSocket {
     if (!cached) return undefined;
     if (!this.suites.includes(cached.cipherSuite) || !hello.cipherSuites.includes(CIPHER_SUITES[cached.cipherSuite])) return undefined;
     if (cached.extendedMasterSecret !== extended) return undefined;
-    const psk = this.options.psk(cached.identity);
+    // an ECDHE-ECDSA session stands while we still do ECDSA; its client was checked in the full handshake
+    if (isEcdheSuite(cached.cipherSuite)) return this.own ? cached : undefined;
+    const psk = this.options.psk?.(cached.identity);
     if (!psk || psk.length === 0 || !timingSafeEqual(keyCheck(cached.masterSecret, psk), cached.keyCheck)) {
       this.sessionCache!.delete(cached.id);
       return undefined;
@@ -577,6 +695,7 @@ export class DtlsServer extends EventEmitter implements DatagramSocket {
   private resume(connection: Connection, cached: CachedSession, extensions: Map<number, Buffer>): void {
     connection.resumed = true;
     connection.identity = cached.identity;
+    connection.authentication = cached.authentication ?? 'psk';
     connection.master = cached.masterSecret;
     connection.sessionId = cached.id;
     const block = keyBlock(cached.masterSecret, connection.clientRandom, connection.serverRandom, keyBlockLength(connection.suite));
@@ -605,8 +724,11 @@ export class DtlsServer extends EventEmitter implements DatagramSocket {
     }
     for (const message of messages) {
       if (!this.connections.has(connection.key) || connection.state !== 'handshake') return;
-      if (message.type === HandshakeType.CLIENT_KEY_EXCHANGE && !connection.master) this.clientKeyExchange(connection, message);
-      else if (message.type === HandshakeType.FINISHED && connection.readProtection) this.finished(connection, message);
+      const ecdhe = connection.ecdhe !== undefined;
+      if (ecdhe && message.type === HandshakeType.CERTIFICATE && !connection.peerKey && !connection.master) this.clientCertificate(connection, message);
+      else if (message.type === HandshakeType.CLIENT_KEY_EXCHANGE && !connection.master) this.clientKeyExchange(connection, message);
+      else if (ecdhe && message.type === HandshakeType.CERTIFICATE_VERIFY && connection.master && !connection.certificateVerified) this.certificateVerify(connection, message);
+      else if (message.type === HandshakeType.FINISHED && connection.readProtection && (!ecdhe || connection.certificateVerified)) this.finished(connection, message);
       else return this.fail(connection, 'unexpected_message', `an unexpected handshake message (type ${message.type})`);
     }
   }
@@ -625,22 +747,105 @@ export class DtlsServer extends EventEmitter implements DatagramSocket {
     this.drop(connection.address, connection.port, () => `a protected handshake message (type ${first?.type ?? 'none'}) on an established session`);
   }
 
-  private clientKeyExchange(connection: Connection, message: HandshakeMessage): void {
+  /**
+   * The client's Certificate (a chain, or a raw public key): checked before anything else of it is
+   * used; its CN, or the identity clientRawPublicKey gives its key, is the session's identity.
+   * An unknown raw key is refused with access_denied (the key is well-formed, only not allowed).
+   */
+  private clientCertificate(connection: Connection, message: HandshakeMessage): void {
+    let named: string | undefined;
+    try {
+      if (connection.ecdhe!.clientType === CertificateType.RAW_PUBLIC_KEY) {
+        const spki = parseRawPublicKeyMessage(message.body);
+        const key = parseRawPublicKey(spki);
+        const identity = this.options.clientRawPublicKey!(spki);
+        if (identity === undefined) throw new CertificateError('access_denied', 'an unknown raw public key');
+        connection.identity = identity;
+        connection.peerKey = key;
+        connection.authentication = 'rawPublicKey';
+      } else {
+        const chain = parseCertificateChain(message.body);
+        named = leafName(chain[0]);
+        const leaf = verifyChain(chain, this.trusted);
+        const name = commonName(leaf);
+        if (name === undefined) throw new CertificateError('bad_certificate', 'the client certificate has no CN to take the identity from');
+        connection.identity = name;
+        connection.peerKey = leaf.publicKey;
+        connection.authentication = 'certificate';
+      }
+    } catch (error) {
+      if (error instanceof DecodeError) return this.fail(connection, 'decode_error', `a malformed client Certificate: ${error.message}`, named);
+      if (error instanceof CertificateError) return this.fail(connection, error.alert, `the client certificate is refused: ${error.message}`, named);
+      throw error;
+    }
+    connection.hash.update(writeHandshake(message.type, message.messageSeq, message.body));
+  }
+
+  /** The client's CertificateVerify: its signature, with its certificate's key, over every message before it. */
+  private certificateVerify(connection: Connection, message: HandshakeMessage): void {
+    let verified: boolean;
+    try {
+      verified = verifyCertificateVerify(message.body, connection.hash.transcript(), connection.peerKey!);
+    } catch (error) {
+      return this.fail(connection, 'decode_error', `a malformed CertificateVerify: ${(error as Error).message}`, connection.identity);
+    }
+    if (!verified) return this.fail(connection, 'decrypt_error', 'the client CertificateVerify does not verify: not the certificate key', connection.identity);
+    connection.certificateVerified = true;
+    connection.hash.update(writeHandshake(message.type, message.messageSeq, message.body));
+    connection.hash.release();
+  }
+
+  /** The premaster secret of an ECDHE ClientKeyExchange, or undefined when the handshake failed. */
+  private ecdhePremaster(connection: Connection, message: HandshakeMessage): Buffer | undefined {
+    // the certificate is required (RFC 5246 §7.4.6): no Certificate before the key exchange is a refusal
+    if (!connection.peerKey) return void this.fail(connection, 'handshake_failure', 'the client sent no certificate');
+    let point: Buffer;
+    try {
+      point = parseClientKeyExchange(message.body);
+    } catch (error) {
+      return void this.fail(connection, 'decode_error', (error as Error).message, connection.identity);
+    }
+    try {
+      return ecdhSecret(connection.ecdh!, point);
+    } catch (error) {
+      return void this.fail(connection, 'illegal_parameter', `the client's ECDH key: ${(error as Error).message}`, connection.identity);
+    }
+  }
+
+  /** The PSK premaster secret and the key it binds the session to, or undefined when the handshake failed. */
+  private pskPremaster(connection: Connection, message: HandshakeMessage): { premaster: Buffer; psk: Buffer } | undefined {
     let identity: string;
     try {
       identity = parsePskIdentity(message.body).toString('utf8');
     } catch (error) {
-      return this.fail(connection, 'decode_error', (error as Error).message);
+      return void this.fail(connection, 'decode_error', (error as Error).message);
     }
-    const psk = this.options.psk(identity);
-    if (!psk || psk.length === 0) return this.fail(connection, 'unknown_psk_identity', `unknown PSK identity ${JSON.stringify(identity)}`, identity);
+    const psk = this.options.psk?.(identity);
+    if (!psk || psk.length === 0) return void this.fail(connection, 'unknown_psk_identity', `unknown PSK identity ${JSON.stringify(identity)}`, identity);
     connection.identity = identity;
+    return { premaster: pskPremasterSecret(psk), psk };
+  }
+
+  private clientKeyExchange(connection: Connection, message: HandshakeMessage): void {
+    let premaster: Buffer;
+    let bound: Buffer;
+    if (connection.ecdhe) {
+      const secret = this.ecdhePremaster(connection, message);
+      if (!secret) return;
+      premaster = secret;
+      bound = spkiOf(connection.peerKey!); // a cached ECDSA session is bound to the client's key
+      connection.ecdh = undefined;
+    } else {
+      const secret = this.pskPremaster(connection, message);
+      if (!secret) return;
+      premaster = secret.premaster;
+      bound = secret.psk;
+    }
     connection.hash.update(writeHandshake(message.type, message.messageSeq, message.body));
-    const premaster = pskPremasterSecret(psk);
     connection.master = connection.extendedMasterSecret
       ? extendedMasterSecret(premaster, connection.hash.digest())
       : masterSecret(premaster, connection.clientRandom, connection.serverRandom);
-    connection.keyCheck = keyCheck(connection.master, psk);
+    connection.keyCheck = keyCheck(connection.master, bound);
     const block = keyBlock(connection.master, connection.clientRandom, connection.serverRandom, keyBlockLength(connection.suite));
     const { read, write } = protectionsFor(connection.suite, block, true);
     connection.pendingRead = read;
@@ -702,6 +907,7 @@ export class DtlsServer extends EventEmitter implements DatagramSocket {
       extendedMasterSecret: connection.extendedMasterSecret,
       keyCheck: connection.keyCheck,
       createdAt: Date.now(),
+      authentication: connection.authentication,
     });
   }
 
@@ -874,7 +1080,17 @@ function acceptableVersion(record: DtlsRecord): boolean {
   return record.type === ContentType.HANDSHAKE && record.fragment[0] === HandshakeType.CLIENT_HELLO && record.version >>> 8 === 0xfe;
 }
 
-/** Binds a cached session to the PSK it was made with, without keeping the key itself. */
+/** The CN of a certificate that may not even parse, to name the client in a failure report. */
+function leafName(der: Buffer | undefined): string | undefined {
+  if (!der) return undefined;
+  try {
+    return commonName(new X509Certificate(der));
+  } catch {
+    return undefined;
+  }
+}
+
+/** Binds a cached session to the PSK it was made with (or the client's ECDSA key), without keeping the key itself. */
 function keyCheck(master: Buffer, psk: Buffer): Buffer {
   return createHmac('sha256', master).update(psk).digest();
 }

@@ -5,6 +5,7 @@
  * by a resumption: a master secret is not used forever).
  */
 import type { CipherSuiteName } from './constants';
+import type { DtlsAuthentication } from './credentials';
 
 /** What a resumed session needs from the full handshake that made it. */
 export interface CachedSession {
@@ -17,6 +18,8 @@ export interface CachedSession {
   keyCheck: Buffer;
   /** ms since the epoch of the full handshake */
   createdAt: number;
+  /** how the full handshake authenticated the client (absent: psk); a resumed session keeps it */
+  authentication?: DtlsAuthentication;
 }
 
 export interface SessionCacheOptions {

@@ -7,6 +7,7 @@
 import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto';
 import { CIPHER_SUITES, type CipherSuiteName } from './constants';
 import type { CachedSession } from './session-cache';
+import type { DtlsAuthentication } from './credentials';
 
 export class SessionStoreError extends Error {
   override readonly name = 'SessionStoreError';
@@ -33,6 +34,8 @@ interface StoredSession {
   extendedMasterSecret: boolean;
   keyCheck: string;
   createdAt: number;
+  /** absent in sessions sealed before ECDHE-ECDSA: psk */
+  authentication?: DtlsAuthentication;
 }
 
 export function sealSessions(sessions: readonly CachedSession[], key: Buffer): Buffer {
@@ -45,6 +48,7 @@ export function sealSessions(sessions: readonly CachedSession[], key: Buffer): B
     extendedMasterSecret: session.extendedMasterSecret,
     keyCheck: session.keyCheck.toString('hex'),
     createdAt: session.createdAt,
+    ...(session.authentication ? { authentication: session.authentication } : {}),
   }));
   const nonce = randomBytes(NONCE);
   const cipher = createCipheriv('aes-256-gcm', key, nonce);
@@ -85,5 +89,7 @@ function toSession(entry: unknown, index: number): CachedSession {
   if (!value || !id || !masterSecret || !keyCheck || typeof suite !== 'string' || !(suite in CIPHER_SUITES) || typeof value.identity !== 'string' || typeof value.extendedMasterSecret !== 'boolean' || typeof value.createdAt !== 'number') {
     throw new SessionStoreError(`sealed session ${index} is malformed`);
   }
-  return { id, masterSecret, keyCheck, cipherSuite: suite, identity: value.identity, extendedMasterSecret: value.extendedMasterSecret, createdAt: value.createdAt };
+  const authentication = value.authentication;
+  if (authentication !== undefined && authentication !== 'psk' && authentication !== 'rawPublicKey' && authentication !== 'certificate') throw new SessionStoreError(`sealed session ${index} is malformed`);
+  return { id, masterSecret, keyCheck, cipherSuite: suite, identity: value.identity, extendedMasterSecret: value.extendedMasterSecret, createdAt: value.createdAt, ...(authentication ? { authentication } : {}) };
 }
