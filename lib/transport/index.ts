@@ -3,7 +3,7 @@ export { CoapError, type CoapErrorKind } from './errors';
 export { OptionNumber, type CoapOption } from './message';
 export { DEFAULT_TIMING, type CoapTiming } from './timing';
 export { DtlsServer, type DtlsDrop, type DtlsServerOptions, type SessionInfo } from './dtls/server';
-export { DtlsClient, type DtlsClientOptions, type DtlsSession } from './dtls/client';
+export { DtlsClient, DtlsHandshakeError, type DtlsClientOptions, type DtlsSession } from './dtls/client';
 export type { CipherSuiteName, DtlsTiming } from './dtls/constants';
 export type { DtlsAuthentication, EcdsaCredentials } from './dtls/credentials';
 export type { DatagramSocket, DatagramInfo } from './datagram';

@@ -23,7 +23,7 @@
  *   ChangeCipherSpec, Finished (epoch 1)
  * Our last flight is then the handshake's last: it is sent again only when the server repeats its own.
  */
-import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { X509Certificate, randomBytes, timingSafeEqual, type ECDH, type KeyObject } from 'node:crypto';
 import type { RemoteInfo, Socket } from 'node:dgram';
 import { lookup } from 'node:dns/promises';
 import { EventEmitter } from 'node:events';
@@ -42,6 +42,7 @@ import {
   RECORD_HEADER,
   alertName,
   cipherSuiteName,
+  isEcdheSuite,
   DEFAULT_DTLS_TIMING,
   type CipherSuiteName,
   type DtlsTiming,
@@ -64,13 +65,43 @@ import { HandshakeHash, extendedMasterSecret, finishedVerifyData, keyBlock, mast
 import { parseRecords, writeRecord, type DtlsRecord } from './record';
 import { ReplayWindow } from './replay';
 import { parseConnectionIdExtension, unwrapInner, wrapInner, writeConnectionIdExtension } from './connection-id';
+import { CertificateError, isP256, loadEcdsaCredentials, namesHost, parseCertificates, parseRawPublicKey, spkiOf, verifyChain, type DtlsAuthentication, type EcdsaCredentials, type OwnEcdsa } from './credentials';
+import {
+  CertificateType,
+  ecdhSecret,
+  ecdheHelloExtensions,
+  newEcdh,
+  parseCertificateChain,
+  parseCertificateRequest,
+  parseChosenCertificateType,
+  parseRawPublicKey as parseRawPublicKeyMessage,
+  parseServerKeyExchange,
+  verifyServerKeyExchange,
+  writeCertificateChain,
+  writeCertificateTypes,
+  writeCertificateVerify,
+  writeClientKeyExchange,
+  writeRawPublicKey,
+} from './ecdhe';
 
 export interface DtlsClientOptions {
   host: string;
   port: number;
-  identity: string | Buffer;
-  key: Buffer;
-  /** offered in this order (default: CCM_8, the one LwM2M mandates, then GCM, then CBC) */
+  /** PSK identity and key (both, or neither: then `ecdsa`) */
+  identity?: string | Buffer;
+  key?: Buffer;
+  /** our key (+ chain: certificate mode, LwM2M mode 2; without: raw public key, mode 1) for the ECDHE-ECDSA suites */
+  ecdsa?: EcdsaCredentials;
+  /** PEM; the server's certificate must chain to it */
+  serverCa?: string;
+  /** the server certificate's CN or subjectAltName must match (default: no name check) */
+  serverName?: string;
+  /** pinned server raw public key or leaf key (SPKI DER) */
+  serverPublicKey?: Buffer;
+  /**
+   * offered in this order (default with PSK: CCM_8, the one LwM2M mandates, then GCM, then CBC;
+   * with ecdsa: only the ECDHE-ECDSA suites, CCM_8 then GCM)
+   */
   cipherSuites?: CipherSuiteName[];
   timing?: Partial<DtlsTiming>;
   localAddress?: string;
@@ -98,9 +129,21 @@ export interface DtlsSession {
   masterSecret: Buffer;
   cipherSuite: CipherSuiteName;
   extendedMasterSecret: boolean;
+  /** how the server authenticated in the full handshake (absent: psk) */
+  authentication?: DtlsAuthentication;
 }
 
-const DEFAULT_SUITES: CipherSuiteName[] = ['TLS_PSK_WITH_AES_128_CCM_8', 'TLS_PSK_WITH_AES_128_GCM_SHA256', 'TLS_PSK_WITH_AES_128_CBC_SHA256'];
+/** A failed handshake, with the alert that ended it when there was one. */
+export class DtlsHandshakeError extends Error {
+  override readonly name = 'DtlsHandshakeError';
+  /** the alert's name, e.g. `unknown_ca` */
+  alert?: string;
+  /** who sent it: we refused the server ('client'), or the server refused us ('server') */
+  alertSentBy?: 'client' | 'server';
+}
+
+const PSK_SUITES: CipherSuiteName[] = ['TLS_PSK_WITH_AES_128_CCM_8', 'TLS_PSK_WITH_AES_128_GCM_SHA256', 'TLS_PSK_WITH_AES_128_CBC_SHA256'];
+const ECDHE_SUITES: CipherSuiteName[] = ['TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8', 'TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256'];
 /** datagrams kept while the handshake runs; CoAP retransmits anyway, so the oldest are dropped */
 const MAX_QUEUE = 64;
 /** a server that keeps asking for new cookies is broken or hostile; do not loop with it */
@@ -125,8 +168,16 @@ interface Handshake {
   hash?: HandshakeHash;
   serverRandom?: Buffer;
   suite?: CipherSuiteName;
+  /** the hash of every message through our ClientKeyExchange (RFC 7627) */
+  sessionHash?: Buffer;
   /** the server echoed extended_master_secret (RFC 7627) */
   extendedMasterSecret: boolean;
+  /** ECDHE-ECDSA: each side's certificate type, the server's key once its Certificate checked out, its ECDH point once signed, whether it asked for our certificate */
+  clientType?: CertificateType;
+  serverType?: CertificateType;
+  serverKey?: KeyObject;
+  serverPoint?: Buffer;
+  certificateRequested?: boolean;
   /** the connection ID we offer to receive (empty: none), when we offer the extension */
   ownCid?: Buffer;
   /** the session whose id our ClientHello carries */
@@ -166,8 +217,13 @@ const PHASES: Record<Handshake['phase'], string> = {
 export class DtlsClient extends EventEmitter implements DatagramSocket {
   private readonly host: string;
   private readonly port: number;
-  private readonly identity: Buffer;
-  private readonly key: Buffer;
+  private readonly identity: Buffer | undefined;
+  private readonly key: Buffer | undefined;
+  private readonly own: OwnEcdsa | undefined;
+  private readonly trusted: X509Certificate[];
+  private readonly serverName: string | undefined;
+  private readonly pinned: Buffer | undefined;
+  private authentication: DtlsAuthentication | undefined;
   private readonly suites: CipherSuiteName[];
   private readonly initialTimeout: number;
   private readonly maxTimeout: number;
@@ -205,13 +261,23 @@ export class DtlsClient extends EventEmitter implements DatagramSocket {
 
   constructor(options: DtlsClientOptions) {
     super();
-    if (options.key.length === 0) throw new TypeError('the PSK must not be empty');
-    this.suites = options.cipherSuites ?? DEFAULT_SUITES;
+    const psk = options.identity !== undefined || options.key !== undefined;
+    if (psk && (options.identity === undefined || options.key === undefined)) throw new TypeError('a PSK needs both identity and key');
+    if (!psk && !options.ecdsa) throw new TypeError('a DTLS client needs a PSK (identity and key) or ecdsa credentials');
+    if (options.key?.length === 0) throw new TypeError('the PSK must not be empty');
+    // no silent trust-anything: an ECDSA server must be checked against something
+    if (options.ecdsa && options.serverCa === undefined && options.serverPublicKey === undefined) throw new TypeError('with ecdsa, a DTLS client needs serverCa or serverPublicKey to check the server');
+    this.own = options.ecdsa ? loadEcdsaCredentials(options.ecdsa) : undefined;
+    this.trusted = options.serverCa !== undefined ? parseCertificates(options.serverCa, 'serverCa') : [];
+    this.serverName = options.serverName;
+    this.pinned = options.serverPublicKey ? Buffer.from(options.serverPublicKey) : undefined;
+    this.suites = options.cipherSuites ?? (options.ecdsa ? ECDHE_SUITES : PSK_SUITES);
     if (this.suites.length === 0 || this.suites.some((suite) => CIPHER_SUITES[suite] === undefined)) throw new TypeError(`unknown cipher suites: ${this.suites.join(', ')}`);
+    if (this.suites.some((suite) => (isEcdheSuite(suite) ? !this.own : !psk))) throw new TypeError(`no credentials for some of the cipher suites ${this.suites.join(', ')}`);
     this.host = options.host;
     this.port = options.port;
-    this.identity = typeof options.identity === 'string' ? Buffer.from(options.identity, 'utf8') : Buffer.from(options.identity);
-    this.key = Buffer.from(options.key);
+    this.identity = options.identity === undefined ? undefined : typeof options.identity === 'string' ? Buffer.from(options.identity, 'utf8') : Buffer.from(options.identity);
+    this.key = options.key && Buffer.from(options.key);
     this.initialTimeout = options.timing?.initialTimeout ?? DEFAULT_DTLS_TIMING.initialTimeout;
     this.maxTimeout = options.timing?.maxTimeout ?? DEFAULT_DTLS_TIMING.maxTimeout;
     this.maxRetransmissions = options.timing?.maxRetransmissions ?? DEFAULT_DTLS_TIMING.maxRetransmissions;
@@ -253,6 +319,11 @@ export class DtlsClient extends EventEmitter implements DatagramSocket {
   /** The server's connection ID (hex) our records carry, when the session negotiated one. */
   get connectionId(): string | undefined {
     return this.established ? this.writeCid?.toString('hex') : undefined;
+  }
+
+  /** How the server authenticated in the session up now: psk, certificate or rawPublicKey. */
+  get serverAuthentication(): DtlsAuthentication | undefined {
+    return this.established ? this.authentication : undefined;
   }
 
   /** Whether the session up now came of an abbreviated handshake (an earlier session resumed). */
@@ -391,11 +462,25 @@ export class DtlsClient extends EventEmitter implements DatagramSocket {
         [ExtensionType.EXTENDED_MASTER_SECRET, EMPTY],
         [ExtensionType.RENEGOTIATION_INFO, Buffer.from([0])], // an empty renegotiated_connection: this is an initial handshake
         ...(handshake.ownCid ? [[ExtensionType.CONNECTION_ID, writeConnectionIdExtension(handshake.ownCid)] as [number, Buffer]] : []),
+        ...this.ecdheExtensions(),
       ],
     });
     const messageSeq = handshake.nextSeq++;
     handshake.clientHello = writeHandshake(HandshakeType.CLIENT_HELLO, messageSeq, body);
     this.startFlight(handshake, [{ type: HandshakeType.CLIENT_HELLO, messageSeq, body, epoch: 0 }]);
+  }
+
+  /**
+   * For the ECDHE-ECDSA suites: our curve and signature algorithm, and the certificate types
+   * (RFC 7250): a raw public key of ours when we have no chain; the server's raw key (or else a
+   * certificate) when we only pin its key and trust no CA.
+   */
+  private ecdheExtensions(): Array<[number, Buffer]> {
+    if (!this.own || !this.suites.some(isEcdheSuite)) return [];
+    const extensions = ecdheHelloExtensions();
+    if (!this.own.chain) extensions.push([ExtensionType.CLIENT_CERTIFICATE_TYPE, writeCertificateTypes([CertificateType.RAW_PUBLIC_KEY])]);
+    if (this.trusted.length === 0) extensions.push([ExtensionType.SERVER_CERTIFICATE_TYPE, writeCertificateTypes([CertificateType.RAW_PUBLIC_KEY, CertificateType.X509])]);
+    return extensions;
   }
 
   private onHandshakeMessage(handshake: Handshake, message: HandshakeMessage): void {
@@ -411,6 +496,10 @@ export class DtlsClient extends EventEmitter implements DatagramSocket {
         if (message.type === HandshakeType.SERVER_HELLO) return this.onServerHello(handshake, message.body, whole);
         break;
       case 'keyExchange':
+        if (isEcdheSuite(handshake.suite!)) {
+          if (this.onEcdheMessage(handshake, message, whole)) return;
+          break;
+        }
         if (message.type === HandshakeType.SERVER_KEY_EXCHANGE) {
           parsePskIdentity(message.body); // the identity hint: we have one key for this server, whatever it hints
           handshake.hash!.update(whole);
@@ -455,6 +544,13 @@ export class DtlsClient extends EventEmitter implements DatagramSocket {
     handshake.hash.update(whole);
     handshake.extendedMasterSecret = hello.extensions.has(ExtensionType.EXTENDED_MASTER_SECRET);
     handshake.phase = 'keyExchange';
+    if (isEcdheSuite(suite)) {
+      // the CertificateVerify signs every message, so they are kept (from the ClientHello on)
+      handshake.hash = new HandshakeHash(true);
+      handshake.hash.update(handshake.clientHello);
+      handshake.hash.update(whole);
+      this.certificateTypes(handshake, hello.extensions);
+    }
     // the ClientHello keeps being retransmitted until the whole flight is in: the server then repeats it all
   }
 
@@ -464,6 +560,7 @@ export class DtlsClient extends EventEmitter implements DatagramSocket {
     // RFC 7627 §5.3: a session with an extended master secret is resumed only with the extension
     if (!extensions.has(ExtensionType.EXTENDED_MASTER_SECRET)) return this.fail(handshake, this.handshakeError(handshake, 'the server resumes our session without extended_master_secret'), AlertDescription.handshake_failure);
     handshake.resumed = true;
+    this.authentication = session.authentication ?? 'psk';
     handshake.suite = suite;
     handshake.serverRandom = serverRandom;
     handshake.extendedMasterSecret = true;
@@ -480,14 +577,124 @@ export class DtlsClient extends EventEmitter implements DatagramSocket {
     // our ClientHello keeps being retransmitted until the server's Finished is in
   }
 
+  /** The certificate types the server chose (RFC 7250 §4): absent, X.509; present, one we offered. */
+  private certificateTypes(handshake: Handshake, extensions: Map<number, Buffer>): void {
+    const offered = new Map(this.ecdheExtensions());
+    for (const [extension, side] of [
+      [ExtensionType.CLIENT_CERTIFICATE_TYPE, 'clientType'],
+      [ExtensionType.SERVER_CERTIFICATE_TYPE, 'serverType'],
+    ] as const) {
+      const chosen = extensions.get(extension);
+      if (chosen === undefined) {
+        handshake[side] = CertificateType.X509;
+        continue;
+      }
+      const ours = offered.get(extension);
+      if (!ours) throw new CertificateError('unsupported_extension', `the server sent certificate type extension ${extension}, which we did not offer`);
+      const type = parseChosenCertificateType(chosen);
+      if (!ours.subarray(1).includes(type)) throw new CertificateError('unsupported_certificate', `the server chose certificate type ${type}, which we did not offer`);
+      handshake[side] = type;
+    }
+  }
+
+  /** Certificate, ServerKeyExchange, CertificateRequest and ServerHelloDone of ECDHE-ECDSA; false for any other message. */
+  private onEcdheMessage(handshake: Handshake, message: HandshakeMessage, whole: Buffer): boolean {
+    const hash = handshake.hash!;
+    if (message.type === HandshakeType.CERTIFICATE && !handshake.serverKey) {
+      handshake.serverKey = this.checkServerCertificate(handshake, message.body);
+    } else if (message.type === HandshakeType.SERVER_KEY_EXCHANGE && handshake.serverKey && !handshake.serverPoint) {
+      const exchange = parseServerKeyExchange(message.body);
+      if (!verifyServerKeyExchange(exchange, handshake.random, handshake.serverRandom!, handshake.serverKey)) {
+        throw new CertificateError('decrypt_error', "the ServerKeyExchange signature does not verify with the server's key");
+      }
+      handshake.serverPoint = exchange.point;
+    } else if (message.type === HandshakeType.CERTIFICATE_REQUEST && handshake.serverPoint && !handshake.certificateRequested) {
+      if (!parseCertificateRequest(message.body)) throw new CertificateError('handshake_failure', 'the server asks for a certificate other than ECDSA with SHA-256');
+      handshake.certificateRequested = true;
+    } else if (message.type === HandshakeType.SERVER_HELLO_DONE && handshake.serverPoint) {
+      hash.update(whole);
+      this.sendKeyExchange(handshake);
+      return true;
+    } else {
+      return false;
+    }
+    hash.update(whole);
+    return true;
+  }
+
+  /** The server's Certificate: its chain to serverCa (and name), or its key as pinned; returns its key. */
+  private checkServerCertificate(handshake: Handshake, body: Buffer): KeyObject {
+    if (handshake.serverType === CertificateType.RAW_PUBLIC_KEY) {
+      const spki = parseRawPublicKeyMessage(body);
+      const key = parseRawPublicKey(spki);
+      // access_denied: a well-formed key, only not the one we trust (the server side answers the same)
+      if (!this.pinned?.equals(spki)) throw new CertificateError('access_denied', "the server's raw public key is not the pinned one");
+      return key;
+    }
+    const chain = parseCertificateChain(body);
+    let leaf: X509Certificate;
+    if (this.trusted.length > 0) {
+      leaf = verifyChain(chain, this.trusted);
+    } else {
+      // only a pinned key: the leaf is trusted for its key alone
+      if (chain.length === 0) throw new CertificateError('handshake_failure', 'the server sent no certificate');
+      try {
+        leaf = new X509Certificate(chain[0]!);
+      } catch {
+        throw new CertificateError('bad_certificate', "the server's certificate does not parse");
+      }
+      if (!isP256(leaf.publicKey)) throw new CertificateError('unsupported_certificate', "the server's certificate key is not EC P-256");
+    }
+    if (this.pinned && !spkiOf(leaf.publicKey).equals(this.pinned)) throw new CertificateError('access_denied', "the server's certificate key is not the pinned one");
+    if (this.serverName !== undefined && !namesHost(leaf, this.serverName)) throw new CertificateError('bad_certificate', `the server's certificate does not name ${this.serverName}`);
+    return leaf.publicKey;
+  }
+
+  /** Our Certificate (when asked), ECDHE ClientKeyExchange and CertificateVerify (when we sent a certificate), and the premaster secret. */
+  private ecdheKeyExchange(handshake: Handshake): { items: FlightItem[]; premaster: Buffer } {
+    const own = this.own!;
+    const hash = handshake.hash!;
+    const ecdh: ECDH = newEcdh();
+    let premaster: Buffer;
+    try {
+      premaster = ecdhSecret(ecdh, handshake.serverPoint!);
+    } catch (error) {
+      throw new CertificateError('illegal_parameter', `the server's ECDH key: ${(error as Error).message}`);
+    }
+    const items: FlightItem[] = [];
+    const add = (type: HandshakeType, body: Buffer): void => {
+      const item = { type, messageSeq: handshake.nextSeq++, body, epoch: 0 as const };
+      hash.update(writeHandshake(item.type, item.messageSeq, item.body));
+      items.push(item);
+    };
+    // asked for a certificate we cannot give in the type agreed, we send an empty list: the server decides
+    const certificate = handshake.clientType === CertificateType.RAW_PUBLIC_KEY ? writeRawPublicKey(own.spki) : writeCertificateChain(own.chain ?? []);
+    const signs = handshake.certificateRequested === true && (handshake.clientType === CertificateType.RAW_PUBLIC_KEY || own.chain !== undefined);
+    if (handshake.certificateRequested) add(HandshakeType.CERTIFICATE, certificate);
+    add(HandshakeType.CLIENT_KEY_EXCHANGE, writeClientKeyExchange(ecdh.getPublicKey()));
+    // the master secret's session hash ends with the ClientKeyExchange (RFC 7627 §3), before the CertificateVerify
+    handshake.sessionHash = hash.digest();
+    if (signs) add(HandshakeType.CERTIFICATE_VERIFY, writeCertificateVerify(hash.transcript(), own.privateKey));
+    hash.release();
+    return { items, premaster };
+  }
+
   private sendKeyExchange(handshake: Handshake): void {
     const suite = handshake.suite!;
     const hash = handshake.hash!;
-    const premaster = pskPremasterSecret(this.key);
-    const keyExchange = { type: HandshakeType.CLIENT_KEY_EXCHANGE, messageSeq: handshake.nextSeq++, body: writePskIdentity(this.identity), epoch: 0 as const };
-    hash.update(writeHandshake(keyExchange.type, keyExchange.messageSeq, keyExchange.body));
+    let items: FlightItem[];
+    let premaster: Buffer;
+    if (isEcdheSuite(suite)) {
+      ({ items, premaster } = this.ecdheKeyExchange(handshake));
+    } else {
+      premaster = pskPremasterSecret(this.key!);
+      const keyExchange = { type: HandshakeType.CLIENT_KEY_EXCHANGE, messageSeq: handshake.nextSeq++, body: writePskIdentity(this.identity!), epoch: 0 as const };
+      hash.update(writeHandshake(keyExchange.type, keyExchange.messageSeq, keyExchange.body));
+      handshake.sessionHash = hash.digest();
+      items = [keyExchange];
+    }
     const master = handshake.extendedMasterSecret
-      ? extendedMasterSecret(premaster, hash.digest()) // the session hash: every message through ClientKeyExchange
+      ? extendedMasterSecret(premaster, handshake.sessionHash!) // the session hash: every message through ClientKeyExchange
       : masterSecret(premaster, handshake.random, handshake.serverRandom!);
     const keys = protectionsFor(suite, keyBlock(master, handshake.random, handshake.serverRandom!, keyBlockLength(suite)), false);
     const finished = { type: HandshakeType.FINISHED, messageSeq: handshake.nextSeq++, body: finishedVerifyData(master, false, hash.digest()), epoch: 1 as const };
@@ -497,7 +704,7 @@ export class DtlsClient extends EventEmitter implements DatagramSocket {
     handshake.read = keys.read;
     this.write = keys.write;
     handshake.phase = 'finished';
-    this.startFlight(handshake, [keyExchange, 'ChangeCipherSpec', finished]);
+    this.startFlight(handshake, [...items, 'ChangeCipherSpec', finished]);
   }
 
   private onServerFinished(handshake: Handshake, verifyData: Buffer, whole: Buffer): void {
@@ -516,7 +723,9 @@ export class DtlsClient extends EventEmitter implements DatagramSocket {
       this.transmitItems(this.lastFlight);
     } else {
       const { sessionId, master, suite } = handshake;
-      this.saved = sessionId.length > 0 && handshake.extendedMasterSecret ? { id: sessionId, masterSecret: master!, cipherSuite: suite!, extendedMasterSecret: true } : undefined;
+      this.authentication = !isEcdheSuite(suite!) ? 'psk' : handshake.serverType === CertificateType.RAW_PUBLIC_KEY ? 'rawPublicKey' : 'certificate';
+      this.saved =
+        sessionId.length > 0 && handshake.extendedMasterSecret ? { id: sessionId, masterSecret: master!, cipherSuite: suite!, extendedMasterSecret: true, authentication: this.authentication } : undefined;
     }
     this.established = true;
     this.suite = handshake.suite;
@@ -528,8 +737,8 @@ export class DtlsClient extends EventEmitter implements DatagramSocket {
     handshake.resolve();
   }
 
-  private handshakeError(handshake: Handshake, reason: string): Error {
-    return new Error(`DTLS handshake with ${this.host}:${this.port} failed ${PHASES[handshake.phase]}: ${reason}`);
+  private handshakeError(handshake: Handshake, reason: string): DtlsHandshakeError {
+    return new DtlsHandshakeError(`DTLS handshake with ${this.host}:${this.port} failed ${PHASES[handshake.phase]}: ${reason}`);
   }
 
   /** Ends a handshake attempt: queued datagrams go with it, a later send() starts afresh. */
@@ -539,6 +748,10 @@ export class DtlsClient extends EventEmitter implements DatagramSocket {
     this.handshake = undefined;
     // a resumption the server took and that then failed: that session is not to be offered again
     if (handshake.resumed && this.saved === handshake.offered) this.saved = undefined;
+    if (alert !== undefined && error instanceof DtlsHandshakeError && error.alert === undefined) {
+      error.alert = alertName(alert);
+      error.alertSentBy = 'client';
+    }
     if (alert !== undefined && this.remoteAddress) this.sendRecord(ContentType.ALERT, this.write ? 1 : 0, Buffer.from([AlertLevel.FATAL, alert]));
     this.resetSession();
     this.queue = [];
@@ -656,7 +869,10 @@ export class DtlsClient extends EventEmitter implements DatagramSocket {
 
     switch (type) {
       case ContentType.APPLICATION_DATA:
-        if (authenticated && this.established) this.raise(() => this.emit('message', plaintext, { address: this.host, port: this.port }));
+        if (authenticated && this.established) {
+          const info = { address: this.host, port: this.port, ...(this.authentication ? { authentication: this.authentication } : {}) };
+          this.raise(() => this.emit('message', plaintext, info));
+        }
         return;
       case ContentType.HANDSHAKE:
         return this.onHandshakeRecord(plaintext, record.epoch);
@@ -704,6 +920,10 @@ export class DtlsClient extends EventEmitter implements DatagramSocket {
         try {
           this.onHandshakeMessage(handshake, message);
         } catch (error) {
+          if (error instanceof CertificateError) {
+            this.fail(handshake, this.handshakeError(handshake, error.message), AlertDescription[error.alert]);
+            continue;
+          }
           if (!(error instanceof DecodeError)) throw error;
           this.fail(handshake, this.handshakeError(handshake, `malformed ${HANDSHAKE_NAMES[message.type] ?? 'message'}: ${error.message}`), AlertDescription.decode_error);
         }
@@ -717,7 +937,12 @@ export class DtlsClient extends EventEmitter implements DatagramSocket {
     const closing = description === AlertDescription.close_notify;
     if (level !== AlertLevel.FATAL && !closing) return; // warnings (e.g. no_renegotiation) change nothing
     const what = closing ? 'closed the session (close_notify)' : `sent a fatal ${alertName(description)} alert (${description})`;
-    if (this.handshake) return this.fail(this.handshake, this.handshakeError(this.handshake, `the server ${what}`));
+    if (this.handshake) {
+      const error = this.handshakeError(this.handshake, `the server ${what}`);
+      error.alert = alertName(description);
+      error.alertSentBy = 'server';
+      return this.fail(this.handshake, error);
+    }
     if (!this.established) return;
     // an alert in the clear is unauthenticated, but a server that lost our keys can send nothing else:
     // the cost of believing a forged one is a new handshake on the next send
