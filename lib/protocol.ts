@@ -4,15 +4,15 @@
  * each other.
  */
 
-/** The Security Modes (/0/x/2) this project speaks: pre-shared key and none. */
-export const SECURITY_MODE = { psk: 0, nosec: 3 } as const;
+/** The Security Modes (/0/x/2) this project speaks: pre-shared key, raw public key, certificate and none. */
+export const SECURITY_MODE = { psk: 0, rpk: 1, certificate: 2, nosec: 3 } as const;
 export type SecurityName = keyof typeof SECURITY_MODE;
 /** The other modes of the specification, named in errors */
-export const UNSUPPORTED_SECURITY_MODES: Readonly<Record<number, string>> = { 1: 'Raw Public Key', 2: 'Certificate', 4: 'Certificate with EST' };
+export const UNSUPPORTED_SECURITY_MODES: Readonly<Record<number, string>> = { 4: 'Certificate with EST' };
 
 /** The security name of a Security Mode value, when this project speaks it. */
 export function securityName(mode: unknown): SecurityName | undefined {
-  return mode === SECURITY_MODE.psk ? 'psk' : mode === SECURITY_MODE.nosec ? 'nosec' : undefined;
+  return (Object.keys(SECURITY_MODE) as SecurityName[]).find((name) => SECURITY_MODE[name] === mode);
 }
 
 /** The LwM2M enabler versions this project speaks. */

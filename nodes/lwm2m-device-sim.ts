@@ -17,6 +17,7 @@ import {
   type FirmwareOptions,
   type InstanceSpec,
   type LwM2MVersion,
+  type LwM2MClientOptions,
 } from '../lib';
 import type { Node, NodeDef, NodeMessage, Red } from './red';
 import { pathsOf } from './settings';
@@ -71,6 +72,31 @@ export function deviceNames(pattern: string, count: number): string[] {
   return Array.from({ length: count }, (_, index) => template.replace(/\{n\}/g, String(index + 1)));
 }
 
+interface SimCredentials {
+  identity?: string;
+  key?: string;
+  bsIdentity?: string;
+  bsKey?: string;
+  /** the device's P-256 private key (PEM) */
+  deviceKey?: string;
+  /** its certificate (PEM) */
+  deviceCertificate?: string;
+  /** the server's certificate or a CA of it (certificate mode), or its public key (raw public key mode), PEM */
+  serverCertificate?: string;
+}
+
+/** A device's certificate or raw public key credentials; LwM2MClient checks them and says what is wrong. */
+function ecdsaSecurity(security: 'certificate' | 'rpk', credentials: SimCredentials): Pick<LwM2MClientOptions, 'certificate' | 'rawPublicKey'> {
+  const key = credentials.deviceKey?.trim() ?? '';
+  const server = credentials.serverCertificate?.trim() ?? '';
+  if (key === '') throw new Error('the device key (PEM) is empty: a certificate or raw public key needs it');
+  if (server === '') throw new Error(`the server's ${security === 'rpk' ? 'public key' : 'certificate'} (PEM) is empty: the device could not tell the real server`);
+  if (security === 'rpk') return { rawPublicKey: { key, server } };
+  const certificate = credentials.deviceCertificate?.trim() ?? '';
+  if (certificate === '') throw new Error('the device certificate (PEM) is empty');
+  return { certificate: { certificate, key, server } };
+}
+
 module.exports = (RED: Red) => {
   function DeviceSimNode(this: Node, config: NodeDef) {
     RED.nodes.createNode(this, config);
@@ -87,7 +113,9 @@ module.exports = (RED: Red) => {
     const showStatus = () =>
       node.status({ fill: registered.size === count ? 'green' : 'yellow', shape: registered.size === count ? 'dot' : 'ring', text: `${registered.size}/${count} registered` });
 
-    const credentials = (node as unknown as { credentials?: { identity?: string; key?: string; bsIdentity?: string; bsKey?: string } }).credentials ?? {};
+    const credentials = (node as unknown as { credentials?: SimCredentials }).credentials ?? {};
+    // over coaps:// the devices use a PSK, or (Security Modes 2 and 1) a certificate or raw public key
+    const security = config.security === 'certificate' || config.security === 'rpk' ? config.security : 'psk';
     // the devices know an LwM2M server, or only a bootstrap server that gives them one
     const viaBootstrap = config.connect === 'bootstrap';
     const serverUri = String(config.serverUri || 'coap://127.0.0.1:5683');
@@ -95,11 +123,14 @@ module.exports = (RED: Red) => {
     let key: Buffer | undefined;
     let bootstrapKey: Buffer | undefined;
     try {
-      if (!viaBootstrap && /^coaps:/i.test(serverUri)) key = pskKey(credentials.key, `this device-sim (${names[0]})`);
+      if (!viaBootstrap && /^coaps:/i.test(serverUri) && security === 'psk') key = pskKey(credentials.key, `this device-sim (${names[0]})`);
+      if (!viaBootstrap && /^coaps:/i.test(serverUri) && security !== 'psk' && count > 1) {
+        throw new Error(`a ${security === 'rpk' ? 'raw public key' : 'certificate'} is one device's: set Count to 1 (a fleet needs a device-sim node each, or PSKs)`);
+      }
       if (viaBootstrap && /^coaps:/i.test(bootstrapUri)) bootstrapKey = pskKey(credentials.bsKey, `this device-sim's bootstrap server (${names[0]})`);
     } catch (error) {
       node.error((error as Error).message);
-      node.status({ fill: 'red', shape: 'ring', text: 'bad PSK key' });
+      node.status({ fill: 'red', shape: 'ring', text: security === 'psk' ? 'bad PSK key' : 'bad settings' });
       return;
     }
     let firmware: FirmwareOptions | false = false;
@@ -127,7 +158,8 @@ module.exports = (RED: Red) => {
           endpoint,
           ...(viaBootstrap
             ? { bootstrap: bootstrapUri, ...(bootstrapKey ? { bootstrapPsk: { identity: identityOf(credentials.bsIdentity, endpoint, index), key: bootstrapKey } } : {}) }
-            : { server: serverUri, ...(key ? { psk: { identity: identityOf(credentials.identity, endpoint, index), key } } : {}) }),
+            : { server: serverUri, ...(key ? { psk: { identity: identityOf(credentials.identity, endpoint, index), key } } : security !== 'psk' && /^coaps:/i.test(serverUri) ? ecdsaSecurity(security, credentials) : {}) }),
+          ...(config.connectionId ? { dtls: { connectionId: true } } : {}),
           lifetime: Number(config.lifetime) || 300,
           version: (String(config.version || '1.1') as LwM2MVersion),
           binding: config.binding === 'UQ' ? 'UQ' : 'U',
@@ -230,6 +262,15 @@ module.exports = (RED: Red) => {
     });
   }
   RED.nodes.registerType('lwm2m-device-sim', DeviceSimNode as never, {
-    credentials: { identity: { type: 'text' }, key: { type: 'password' }, bsIdentity: { type: 'text' }, bsKey: { type: 'password' } },
+    credentials: {
+      identity: { type: 'text' },
+      key: { type: 'password' },
+      bsIdentity: { type: 'text' },
+      bsKey: { type: 'password' },
+      // Security Modes 2 and 1: the device's private key is secret; certificates and public keys are not
+      deviceKey: { type: 'password' },
+      deviceCertificate: { type: 'text' },
+      serverCertificate: { type: 'text' },
+    },
   });
 };

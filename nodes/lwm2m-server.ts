@@ -4,7 +4,7 @@
  * is done() called, so a redeploy binds the port again without EADDRINUSE.
  */
 import * as os from 'node:os';
-import { LwM2MServer, MAX_TRACE_SIZE, ObjectModel, RedisStore, StoreError, defaultModel, type PskCredential, type RegistrationStore } from '../lib';
+import { LwM2MServer, MAX_TRACE_SIZE, ObjectModel, RedisStore, StoreError, defaultModel, type DtlsOptions, type PskCredential, type RegistrationStore } from '../lib';
 import type { Node, NodeDef, NodeStatus, Red } from './red';
 import { pskTable, type PskCredentials } from './psk';
 import { localDevicesStopped } from './local-devices';
@@ -13,6 +13,7 @@ import { adminRoutes } from './admin';
 import { ExplorerFeed } from './explorer-feed';
 import { explorerRoutes } from './explorer-routes';
 import { createStore, type StoreCredentials } from './store';
+import { ecdsaSettings, type EcdsaCredentials } from './ecdsa-credentials';
 
 export interface ServerUser extends Node {
   /** the user shows the server's state unless it has a status of its own to show */
@@ -83,8 +84,9 @@ module.exports = (RED: Red) => {
     const port = config.port === '' || config.port === undefined ? 5683 : Number(config.port);
     const timeout = Number(config.requestTimeout) > 0 ? Number(config.requestTimeout) * 1000 : 10_000;
     const awakeTime = Number(config.awakeTime) > 0 ? Number(config.awakeTime) * 1000 : undefined;
-    const credentials: PskCredentials & StoreCredentials = (node as unknown as { credentials?: PskCredentials & StoreCredentials }).credentials ?? {};
-    let dtls: { port: number; credentials: PskCredential[] } | undefined;
+    type Credentials = PskCredentials & StoreCredentials & EcdsaCredentials;
+    const credentials: Credentials = (node as unknown as { credentials?: Credentials }).credentials ?? {};
+    let dtls: DtlsOptions | undefined;
     let preferredFormat: number | undefined;
     let badSettings: string | undefined;
     // CoAP messages the server's trace keeps; 0 (and an older node without the setting) keeps none
@@ -95,14 +97,15 @@ module.exports = (RED: Red) => {
       const { table, folded } = pskTable(credentials);
       // keys typed in the editor (or kept in the rows by an older flow) move to the password credential
       if (credentials.pskChanges || folded.psk !== (credentials.psk ?? '[]') || folded.pskKeys !== (credentials.pskKeys ?? '{}')) {
-        // the credentials are replaced as a whole: the Redis password stays among them
-        RED.nodes.addCredentials?.(node.id, { ...folded, ...(credentials.redisPassword !== undefined ? { redisPassword: credentials.redisPassword } : {}) });
+        // the credentials are replaced as a whole: the others (Redis password, keys and certificates) stay among them
+        const { pskChanges: _applied, ...others } = credentials;
+        RED.nodes.addCredentials?.(node.id, { ...others, ...folded });
       }
       return table;
     };
     try {
       preferredFormat = formatOf(config.format);
-      if (config.dtls) dtls = { port: config.dtlsPort === '' || config.dtlsPort === undefined ? 5684 : Number(config.dtlsPort), credentials: psk() };
+      if (config.dtls) dtls = { port: config.dtlsPort === '' || config.dtlsPort === undefined ? 5684 : Number(config.dtlsPort), credentials: psk(), ...ecdsaSettings(credentials) };
       else {
         try {
           psk();
@@ -204,6 +207,16 @@ module.exports = (RED: Red) => {
   }
   // the rows (endpoint, identity) are shown in the editor; keys and the Redis password never leave the runtime
   RED.nodes.registerType('lwm2m-server', LwM2MServerNode as never, {
-    credentials: { psk: { type: 'text' }, pskKeys: { type: 'password' }, pskChanges: { type: 'password' }, redisPassword: { type: 'password' } },
+    credentials: {
+      psk: { type: 'text' },
+      pskKeys: { type: 'password' },
+      pskChanges: { type: 'password' },
+      redisPassword: { type: 'password' },
+      // certificates and public keys are not secret: the editor shows them again; the server key is
+      dtlsKey: { type: 'password' },
+      dtlsCertificate: { type: 'text' },
+      dtlsCa: { type: 'text' },
+      rawPublicKeys: { type: 'text' },
+    },
   });
 };

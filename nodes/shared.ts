@@ -36,7 +36,7 @@ export function registrationPayload(registration: Registration): Record<string, 
     updatedAt: new Date(registration.updatedAt).toISOString(),
     expiresAt: new Date(registration.expiresAt).toISOString(),
     awake: registration.awake,
-    security: registration.identity === undefined ? 'none' : 'psk',
+    security: registration.identity === undefined ? 'none' : registration.authentication ?? 'psk',
     ...(registration.identity !== undefined ? { identity: registration.identity } : {}),
     ...(registration.sms !== undefined ? { sms: registration.sms } : {}),
     // with several Node-REDs sharing a Redis store: the one the device talks to

@@ -303,7 +303,7 @@
       state
         .text(d.queueMode ? (asleep ? text('device.asleep') : text('device.awake')) : text('device.online'))
         .toggleClass('lwm2m-x-asleep', !!asleep);
-      var security = d.security === 'psk' ? text('device.psk', { identity: d.identity || '' }) : text('device.noSecurity');
+      var security = d.security === 'psk' || d.security === 'certificate' || d.security === 'rawPublicKey' ? text('device.' + d.security, { identity: d.identity || '' }) : text('device.noSecurity');
       details.empty();
       [
         ['version', 'LwM2M ' + d.version],

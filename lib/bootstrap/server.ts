@@ -23,7 +23,8 @@ import { checkConfig, planAccounts, type PlannedAccount } from './config';
 import { ASSUMED_BOOTSTRAP_INSTANCES, BootstrapFailure, runSequence } from './sequence';
 import type { BootstrapConfig, BootstrapFailedEvent, BootstrapFinishedEvent, BootstrapOperationEvent, BootstrapRequestEvent, BootstrappedAccount } from './types';
 
-export interface BootstrapDtlsOptions extends Omit<DtlsServerOptions, 'psk'> {
+/** Bootstrap over DTLS is PSK only for now: certificate and raw-key devices bootstrap over PSK or plain CoAP. */
+export interface BootstrapDtlsOptions extends Omit<DtlsServerOptions, 'psk' | 'ecdsa' | 'clientCa' | 'clientRawPublicKey'> {
   /** UDP port for DTLS (default 5784; 0 picks a free one) */
   port?: number;
   /** address to bind (default: the plain CoAP address) */

@@ -2,11 +2,10 @@
  * What a bootstrap server hands a device: its LwM2M server accounts (Security and Server object
  * instances), what it deletes first, and any other instances it writes.
  */
-import type { SecurityName } from '../protocol';
 import type { PskCredential } from '../server/types';
 
-/** Security modes a bootstrap configuration can give (the ones this project speaks). */
-export type SecurityModeName = SecurityName;
+/** Security modes a bootstrap configuration can give (raw public keys and certificates are not issued by bootstrap yet). */
+export type SecurityModeName = 'psk' | 'nosec';
 
 /** An in-process LwM2M server: it takes the PSK a bootstrap issues, and knows the URI devices reach it at. */
 export interface AccountTarget {

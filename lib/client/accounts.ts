@@ -4,11 +4,13 @@
  * a Security instance with Bootstrap-Server (/0/x/1) true and no Short Server ID. Which account the
  * client registers with, and whether a bootstrap left a usable one, is decided here.
  *
- * Security resources used: 0 URI, 1 Bootstrap-Server, 2 Security Mode (0 PSK, 3 NoSec), 3 PSK
- * identity, 5 PSK key, 10 Short Server ID. Server resources: 0 Short Server ID, 1 Lifetime, 7 Binding.
+ * Security resources used: 0 URI, 1 Bootstrap-Server, 2 Security Mode (0 PSK, 1 Raw Public Key,
+ * 2 Certificate, 3 NoSec), 3 PSK identity (or our public key or certificate), 4 the server's public
+ * key or certificate, 5 PSK key (or our private key), 10 Short Server ID. Server resources: 0 Short Server ID, 1 Lifetime, 7 Binding.
  */
 import { securityName, UNSUPPORTED_SECURITY_MODES, type SecurityName } from '../protocol';
 import { parseCoapUri } from '../transport/uri';
+import { ecdsaConnectionOf, type EcdsaConnection } from './ecdsa-keys';
 import type { ObjectTree } from './tree';
 
 export type { SecurityName };
@@ -19,6 +21,8 @@ export interface Connection {
   security: SecurityName;
   /** the PSK of a `psk` connection */
   psk?: { identity: Buffer; key: Buffer };
+  /** our key and how the server is checked, for an `rpk` or `certificate` connection */
+  ecdsa?: EcdsaConnection;
 }
 
 /** The account a client registers with. */
@@ -140,19 +144,25 @@ function connectionOf(tree: ObjectTree, instanceId: number): Connection | string
   const security = securityName(mode);
   if (!security) {
     const name = typeof mode === 'number' ? UNSUPPORTED_SECURITY_MODES[mode] : undefined;
-    return `Security Mode ${String(mode)}${name ? ` (${name})` : ''} is not supported; use 0 (PSK) or 3 (NoSec)`;
+    return `Security Mode ${String(mode)}${name ? ` (${name})` : ''} is not supported; use 0 (PSK), 1 (Raw Public Key), 2 (Certificate) or 3 (NoSec)`;
   }
   if (security === 'nosec') {
     if (secure) return `${uri} is coaps:// but the Security Mode is 3 (NoSec)`;
     return { uri, security };
   }
-  if (!secure) return `${uri} is coap:// but the Security Mode is 0 (PSK); a PSK needs coaps://`;
+  if (!secure) return `${uri} is coap:// but the Security Mode is ${String(mode)} (${MODE_NAMES[security]}); it needs coaps://`;
+  if (security !== 'psk') {
+    const ecdsa = ecdsaConnectionOf(security, tree.get(`/0/${instanceId}/3`), tree.get(`/0/${instanceId}/4`), tree.get(`/0/${instanceId}/5`));
+    return typeof ecdsa === 'string' ? ecdsa : { uri, security, ecdsa };
+  }
   const identity = tree.get(`/0/${instanceId}/3`);
   const key = tree.get(`/0/${instanceId}/5`);
   if (!Buffer.isBuffer(identity) || identity.length === 0) return 'the PSK identity (resource 3) is empty';
   if (!Buffer.isBuffer(key) || key.length === 0) return 'the PSK (resource 5) is empty';
   return { uri, security, psk: { identity: Buffer.from(identity), key: Buffer.from(key) } };
 }
+
+const MODE_NAMES: Record<Exclude<SecurityName, 'nosec'>, string> = { psk: 'PSK', rpk: 'Raw Public Key', certificate: 'Certificate' };
 
 /** `UQ` (queue mode) or `U`; anything without UDP is not a binding this client can use. */
 function bindingOf(value: unknown): 'U' | 'UQ' | undefined {

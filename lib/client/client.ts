@@ -47,6 +47,7 @@ import { download } from './firmware-download';
 import { errorResponse, formatsOf, handleManagement, renderObservation, type LwM2MVersion, type ManagementContext } from './management';
 import { objectList } from './object-list';
 import { bootstrapSecurityInstance, deviceInstance, securityInstance, serverInstance, type DeviceInfo } from './objects';
+import type { CertificateCredentials, RawPublicKeyCredentials } from './ecdsa-keys';
 import { Observations } from './observations';
 import { Registration, RegistrationError, type RetryPolicy } from './registration';
 import { openTransport, type TransportOptions } from './transport';
@@ -57,12 +58,19 @@ export interface LwM2MClientOptions {
   endpoint: string;
   /**
    * `coap://host:port` of the LwM2M server (default port 5683), or `coaps://host:port` (5684) with
-   * `psk`. Optional with `bootstrap`: the bootstrap server then provides the account. At least one
+   * `psk`, `certificate` or `rawPublicKey`. Optional with `bootstrap`: the bootstrap server then provides the account. At least one
    * of `server` and `bootstrap` is needed.
    */
   server?: string;
-  /** PSK identity and key for a `coaps://` server (DTLS 1.2) */
+  /** PSK identity and key for a `coaps://` server (DTLS 1.2; Security Mode 0) */
   psk?: { identity: string | Buffer; key: Buffer };
+  /**
+   * Security Mode 2 for a `coaps://` server: our certificate and its P-256 key, and the server's
+   * certificate (its own: its key is pinned; or a CA its certificate chains to), all PEM. Instead of `psk`.
+   */
+  certificate?: CertificateCredentials;
+  /** Security Mode 1 for a `coaps://` server: our P-256 private key and the server's public key, PEM. Instead of `psk`. */
+  rawPublicKey?: RawPublicKeyCredentials;
   /** `coap://host:port` (default port 5683) or `coaps://host:port` (5684, with `bootstrapPsk`) of a Bootstrap-Server */
   bootstrap?: string;
   /** PSK identity and key for a `coaps://` bootstrap server */
@@ -172,8 +180,8 @@ export class LwM2MClient extends EventEmitter {
     if (options.server === undefined && options.bootstrap === undefined) {
       throw new TypeError('a client needs server (coap:// or coaps:// URI of its LwM2M server), bootstrap (URI of a Bootstrap-Server), or both');
     }
-    if (options.server !== undefined) checkUriAndPsk(options.server, options.psk, 'server', 'psk');
-    else if (options.psk) throw new TypeError('psk is for a coaps:// server, and no server is given');
+    if (options.server !== undefined) checkServerSecurity(options);
+    else if (options.psk || options.certificate || options.rawPublicKey) throw new TypeError('psk, certificate and rawPublicKey are for a coaps:// server, and no server is given');
     if (options.bootstrap !== undefined) checkUriAndPsk(options.bootstrap, options.bootstrapPsk, 'bootstrap', 'bootstrapPsk');
     else if (options.bootstrapPsk || options.bootstrapPack) throw new TypeError('bootstrapPsk and bootstrapPack need a bootstrap server URI (bootstrap)');
     this.options = { ...options };
@@ -568,7 +576,7 @@ export class LwM2MClient extends EventEmitter {
   private buildObjects(): void {
     const { objects = {}, shortServerId = 1, server, bootstrap } = this.options;
     const tree = this.tree;
-    if (!objects[0] && server !== undefined) tree.addInstance(0, 0, securityInstance(server, shortServerId, this.options.psk));
+    if (!objects[0] && server !== undefined) tree.addInstance(0, 0, securityInstance(server, shortServerId, this.options));
     if (!objects[1] && server !== undefined) {
       tree.addInstance(
         1,
@@ -809,6 +817,18 @@ export class LwM2MClient extends EventEmitter {
       this.emit('sleep');
     }, quiet);
   }
+}
+
+/**
+ * The server URI and how the client authenticates to it: coaps:// needs exactly one of a PSK, a
+ * certificate and a raw public key (each checked here, so a bad key fails at construction), coap:// none.
+ */
+function checkServerSecurity(options: LwM2MClientOptions): void {
+  const given = (['psk', 'certificate', 'rawPublicKey'] as const).filter((name) => options[name] !== undefined);
+  if (given.length > 1) throw new TypeError(`give one of psk, certificate and rawPublicKey, not ${given.join(' and ')}`);
+  if (given[0] === undefined || given[0] === 'psk') return checkUriAndPsk(options.server!, options.psk, 'server', 'psk');
+  if (!parseCoapUri(options.server!, 'server').secure) throw new TypeError(`${given[0]} is for a coaps:// server; the server URI is coap://`);
+  securityInstance(options.server!, 1, options); // checks the keys and certificates
 }
 
 /** A server or bootstrap URI and its PSK: coaps:// needs one, coap:// takes none. */

@@ -1,6 +1,7 @@
 export { LwM2MClient, type LwM2MClientOptions, type SendOptions, type BootstrapReason } from './client';
 export { BootstrapError } from './bootstrap';
 export type { AccountSummary, SecurityName } from './accounts';
+export type { CertificateCredentials, RawPublicKeyCredentials } from './ecdsa-keys';
 export { ObjectTree, type InstanceSpec, type ResourceOptions, type ResourceHandlers, type ResourceContent } from './tree';
 export { ClientError } from './errors';
 export { constant, randomWalk, sine, callback, type ValueGenerator, type GeneratorContext } from './generators';

@@ -6,6 +6,7 @@
  */
 import type { ObjectModel, ResourceDefinition } from '../model';
 import { SECURITY_MODE } from '../protocol';
+import { certificateResources, rawPublicKeyResources, type CertificateCredentials, type RawPublicKeyCredentials } from './ecdsa-keys';
 import { randomWalk, type ValueGenerator } from './generators';
 import type { InstanceSpec, ResourceContent } from './tree';
 
@@ -69,11 +70,9 @@ export function serverInstance(settings: { shortServerId: number; lifetime: numb
   };
 }
 
-/** Security (0) instance: NoSec, for the server URI. Never visible to the management server. */
-export function securityInstance(serverUri: string, shortServerId: number, psk?: { identity: string | Buffer; key: Buffer }): InstanceSpec {
-  // Security Mode (2): 0 = pre-shared key, 3 = NoSec; 3 and 5 hold the PSK identity and key
-  const identity = psk ? Buffer.from(psk.identity) : Buffer.alloc(0);
-  return { 0: serverUri, 1: false, 2: psk ? SECURITY_MODE.psk : SECURITY_MODE.nosec, 3: identity, 4: Buffer.alloc(0), 5: psk ? Buffer.from(psk.key) : Buffer.alloc(0), 10: shortServerId };
+/** Security (0) instance of a server account, in the mode its credentials are for (none: NoSec). Never visible to the management server. */
+export function securityInstance(serverUri: string, shortServerId: number, credentials?: SecurityCredentials): InstanceSpec {
+  return { 0: serverUri, 1: false, ...securityResources(credentials), 10: shortServerId };
 }
 
 /**
@@ -81,8 +80,23 @@ export function securityInstance(serverUri: string, shortServerId: number, psk?:
  * Server ID (10). PSK (mode 0) for a coaps:// URI, NoSec (3) otherwise.
  */
 export function bootstrapSecurityInstance(bootstrapUri: string, psk?: { identity: string | Buffer; key: Buffer }): InstanceSpec {
-  const identity = psk ? Buffer.from(psk.identity) : Buffer.alloc(0);
-  return { 0: bootstrapUri, 1: true, 2: psk ? SECURITY_MODE.psk : SECURITY_MODE.nosec, 3: identity, 4: Buffer.alloc(0), 5: psk ? Buffer.from(psk.key) : Buffer.alloc(0) };
+  return { 0: bootstrapUri, 1: true, ...securityResources(psk && { psk }) };
+}
+
+/** How a client authenticates to one server: one of a PSK, a certificate or a raw public key; none is NoSec. */
+export interface SecurityCredentials {
+  psk?: { identity: string | Buffer; key: Buffer };
+  certificate?: CertificateCredentials;
+  rawPublicKey?: RawPublicKeyCredentials;
+}
+
+/** Security Mode (2) and resources 3, 4, 5: the PSK identity and key, or our key material and the server's (DER). */
+function securityResources(credentials: SecurityCredentials | undefined): InstanceSpec {
+  const empty = Buffer.alloc(0);
+  if (credentials?.psk) return { 2: SECURITY_MODE.psk, 3: Buffer.from(credentials.psk.identity), 4: empty, 5: Buffer.from(credentials.psk.key) };
+  if (credentials?.certificate) return { 2: SECURITY_MODE.certificate, ...certificateResources(credentials.certificate) };
+  if (credentials?.rawPublicKey) return { 2: SECURITY_MODE.rpk, ...rawPublicKeyResources(credentials.rawPublicKey) };
+  return { 2: SECURITY_MODE.nosec, 3: empty, 4: empty, 5: empty };
 }
 
 /** Connectivity Monitoring (4): LTE-FDD with a drifting signal. */

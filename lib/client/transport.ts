@@ -1,6 +1,6 @@
 /**
  * Puts a client's CoAP endpoint on the transport an account needs: a DTLS session under the
- * account's PSK for coaps://, a plain UDP socket for coap://. Used for the registration (the
+ * account's PSK, raw public key or certificate for coaps://, a plain UDP socket for coap://. Used for the registration (the
  * client's main endpoint, moved when the account changes) and for each bootstrap attempt.
  */
 import { lookup } from 'node:dns/promises';
@@ -38,12 +38,11 @@ export async function openTransport(endpoint: CoapEndpoint, connection: Connecti
     await endpoint.listen(options.localPort ?? 0, options.localAddress ?? (isIP(address) === 6 ? '::' : '0.0.0.0'));
     return { peer };
   }
-  if (!connection.psk) throw new Error(`${connection.uri} is coaps:// but the account has no PSK`);
+  if (!connection.psk && !connection.ecdsa) throw new Error(`${connection.uri} is coaps:// but the account has no PSK, raw public key or certificate`);
   const dtls = new DtlsClient({
     host: address,
     port,
-    identity: connection.psk.identity,
-    key: connection.psk.key,
+    ...(connection.psk ? { identity: connection.psk.identity, key: connection.psk.key } : connection.ecdsa),
     cipherSuites: options.cipherSuites,
     timing: options.dtlsTiming,
     connectionId: options.connectionId,

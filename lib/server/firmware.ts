@@ -374,7 +374,7 @@ class FirmwareJob {
     let uri = this.source.uri;
     if (uri === undefined) {
       this.published = this.shared ?? this.server.publish(this.source.package!);
-      if (registration.identity !== undefined) this.published.allow(registration.identity);
+      if (registration.identity !== undefined) this.published.allow(registration.identity, registration.authentication);
       uri = this.server.packageUri(this.endpoint, this.published);
       // a package of its own: every block is this device's; a fleet's: the blocks fetched from the
       // device's address and port (its own socket, as devices download from the server they use)

@@ -9,6 +9,7 @@ export {
   type NotifyEvent,
   type SendEvent,
   type PskCredential,
+  type RawPublicKeyCredential,
   type DtlsOptions,
 } from './server';
 export { LwM2MError, type LwM2MErrorCode } from './errors';

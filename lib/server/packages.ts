@@ -9,6 +9,7 @@ import { networkInterfaces } from 'node:os';
 import { isIPv6 } from 'node:net';
 import { ContentFormat } from '../content';
 import { peerKey, type IncomingRequest, type OutgoingResponse, type Peer } from '../transport/endpoint';
+import { sessionKey } from './device-identity';
 
 export const PACKAGE_PATH = 'fw';
 
@@ -20,8 +21,8 @@ export interface PublishedPackage {
   /** `/fw/<name>` */
   readonly path: string;
   readonly size: number;
-  /** lets a DTLS identity fetch it (plain CoAP needs only the path) */
-  allow(identity: string): void;
+  /** lets a DTLS session's identity fetch it (a PSK identity, or with `authentication` a certificate's or raw key's; plain CoAP needs only the path) */
+  allow(identity: string, authentication?: Peer['authentication']): void;
   /** listens to the blocks peers fetch: all of them, or those of one peer (address and port) */
   onProgress(listener: PackageProgress, from?: { address: string; port: number }): () => void;
   /** stops serving it */
@@ -51,7 +52,7 @@ export class PackageServer {
     return {
       path: `/${PACKAGE_PATH}/${name}`,
       size: payload.length,
-      allow: (identity) => entry.identities.add(identity),
+      allow: (identity, authentication) => entry.identities.add(sessionKey({ identity, authentication })),
       onProgress: (listener, from) => {
         if (!from) {
           entry.listeners.add(listener);
@@ -79,7 +80,7 @@ export class PackageServer {
     const entry = name === undefined ? undefined : this.entries.get(name);
     if (!entry) return { code: '4.04', payload: Buffer.from('no such package (it is served only while an update uses it)') };
     if (request.method !== 'GET') return { code: '4.05' };
-    if (request.peer.identity !== undefined && !entry.identities.has(request.peer.identity)) return { code: '4.03', payload: Buffer.from('not published for this identity') };
+    if (request.peer.identity !== undefined && !entry.identities.has(sessionKey(request.peer))) return { code: '4.03', payload: Buffer.from('not published for this identity') };
     return { code: '2.05', contentFormat: entry.contentFormat, payload: entry.payload };
   }
 

@@ -41,13 +41,14 @@ import { LwM2MError, errorFromResponse } from './errors';
 import { RateLimitedLog, type Logger } from './log';
 import { RequestQueue } from './queue';
 import { RegistrationRequestError, parseObjectList, parseRegisterQuery, parseUpdateQuery, type ObjectList, type RegisteredObject } from './register-params';
-import { PskTable } from './psk-table';
+import type { PskTable } from './psk-table';
+import { DeviceIdentities, describeIdentity, recordedAuthentication } from './device-identity';
 import { Registry } from './registry';
 import { NoStore, StoreError, type RegistrationStore } from './store';
-import type { ObservationRecord, PskCredential, QueuedRequestRecord, RegistrationRecord } from './types';
+import type { ObservationRecord, PskCredential, QueuedRequestRecord, RawPublicKeyCredential, RegistrationRecord } from './types';
 import { requestParams, storedRequest } from './persistence';
 
-export type { PskCredential };
+export type { PskCredential, RawPublicKeyCredential };
 import type { DtlsServer, DtlsServerOptions, SessionMove } from '../transport/dtls/server';
 import { ServerEndpoints } from './endpoints';
 import { FirmwareJobs, type FirmwareFleetOptions, type FirmwareOutcome, type FirmwareSource, type FirmwareUpdateOptions } from './firmware';
@@ -117,13 +118,15 @@ export interface LwM2MServerOptions {
   instance?: string;
 }
 
-export interface DtlsOptions extends Omit<DtlsServerOptions, 'psk'> {
+export interface DtlsOptions extends Omit<DtlsServerOptions, 'psk' | 'clientRawPublicKey'> {
   /** UDP port for DTLS (default 5684; 0 picks a free one) */
   port?: number;
   /** address to bind (default: the plain CoAP address) */
   address?: string;
   /** the devices' PSKs (default none; set them later with setCredentials) */
   credentials?: readonly PskCredential[];
+  /** the devices' raw public keys (Security Mode 1; default none; set them later with setRawPublicKeys). Needs `ecdsa`. */
+  rawPublicKeys?: readonly RawPublicKeyCredential[];
 }
 
 /** A registration as the server's users see it. */
@@ -232,7 +235,10 @@ export class LwM2MServer extends EventEmitter {
   /** CoAP over DTLS, when configured */
   private readonly dtls: DtlsServer | undefined;
   private readonly secureEndpoint: CoapEndpoint | undefined;
-  private readonly psks = new PskTable();
+  private readonly identities = new DeviceIdentities();
+  private get psks(): PskTable {
+    return this.identities.psks;
+  }
   private listening = false;
   private closed = false;
   /** what devices download from this server (firmware packages) */
@@ -266,11 +272,14 @@ export class LwM2MServer extends EventEmitter {
       this.cluster = new ClusterMember(options.instance, this.store.cluster(), this.clusterHost());
     }
     this.badInput = new BadInputEvents(this, options.eventLimit);
-    if (options.dtls) this.setCredentials(options.dtls.credentials ?? []);
+    if (options.dtls) {
+      this.setCredentials(options.dtls.credentials ?? []);
+      this.setRawPublicKeys(options.dtls.rawPublicKeys ?? []);
+    }
     this.sockets = new ServerEndpoints(
       {
         ...options,
-        dtls: options.dtls && { ...options.dtls, psk: (identity) => this.psks.key(identity) },
+        dtls: options.dtls && { ...options.dtls, psk: (identity) => this.psks.key(identity), clientRawPublicKey: (spki) => this.identities.rawKeys.endpointOf(spki) },
         log: this.log,
         fail: (error) => this.fail(error),
         events: this.badInput,
@@ -308,7 +317,8 @@ export class LwM2MServer extends EventEmitter {
   private whois(peer: Peer, secure: boolean): PeerIdentity {
     if (secure) {
       const identity = peer.identity ?? this.dtls?.session(peer.address, peer.port)?.identity;
-      const endpoint = (identity === undefined ? undefined : this.psks.endpointOf(identity)) ?? this.registry.byAddress(peer)?.endpoint;
+      const authentication = peer.identity === undefined ? this.dtls?.session(peer.address, peer.port)?.authentication : peer.authentication;
+      const endpoint = this.identities.endpointOf({ identity, ...(authentication === undefined || authentication === 'psk' ? {} : { authentication }) }) ?? this.registry.byAddress(peer)?.endpoint;
       return { identity, endpoint };
     }
     const record = this.registry.byAddress(peer);
@@ -337,6 +347,22 @@ export class LwM2MServer extends EventEmitter {
     const old = this.psks.remove(endpoint);
     if (old) this.dtls?.endIdentity(old.identity);
     return old !== undefined;
+  }
+
+  /**
+   * Replaces the raw public keys (Security Mode 1) devices may use, each bound to one endpoint; an
+   * endpoint with a key may not register over plain CoAP. Sessions of keys no longer listed end.
+   */
+  setRawPublicKeys(keys: readonly RawPublicKeyCredential[]): void {
+    const before = this.identities.rawKeys.list();
+    this.identities.rawKeys.replaceAll(keys);
+    const now = new Set(this.identities.rawKeys.list().map(({ endpoint, publicKey }) => `${endpoint} ${String(publicKey)}`));
+    for (const { endpoint, publicKey } of before) if (!now.has(`${endpoint} ${String(publicKey)}`)) this.dtls?.endIdentity(endpoint);
+  }
+
+  /** The raw public keys, as PEM. */
+  rawPublicKeys(): RawPublicKeyCredential[] {
+    return this.identities.rawKeys.list();
   }
 
   /** The PSK credentials, keys included (copies). */
@@ -646,7 +672,7 @@ export class LwM2MServer extends EventEmitter {
       updatedAt: now,
     };
     if (params.sms !== undefined) record.sms = params.sms;
-    if (request.peer.identity !== undefined) record.identity = request.peer.identity;
+    if (request.peer.identity !== undefined) Object.assign(record, { identity: request.peer.identity }, recordedAuthentication(request.peer));
     if (this.cluster) record.instance = this.cluster.instance;
     const previous = this.registry.byEndpointName(record.endpoint);
     if (previous) this.end(previous, 'replaced');
@@ -733,7 +759,7 @@ export class LwM2MServer extends EventEmitter {
   private receiveSend(request: IncomingRequest): OutgoingResponse {
     // over DTLS the session's identity names the device; over plain CoAP only its address can
     const identity = request.peer.identity;
-    const bound = identity === undefined ? undefined : this.psks.endpointOf(identity);
+    const bound = this.identities.endpointOf(request.peer);
     const record = identity === undefined ? this.registry.byAddress(request.peer) : bound === undefined ? undefined : this.registry.byEndpointName(bound);
     const stranger = record && this.stranger(request, record);
     if (stranger) return this.refuse(request, `a Send as ${record!.endpoint} from ${stranger}`);
@@ -764,18 +790,18 @@ export class LwM2MServer extends EventEmitter {
   }
 
   /**
-   * The security policy of a Register: over DTLS only the endpoint bound to the session's identity;
-   * over plain CoAP nothing bound to an identity, and nothing at all when security is required.
+   * The security policy of a Register: over DTLS only the endpoint bound to the session's identity
+   * (a PSK identity's, a raw public key's, or a certificate's CN); over plain CoAP nothing with a
+   * PSK or raw public key, and nothing at all when security is required.
    */
   private checkSecurity(request: IncomingRequest, endpoint: string): void {
-    const identity = request.peer.identity;
-    if (identity !== undefined) {
-      const bound = this.psks.endpointOf(identity);
-      if (bound !== endpoint) throw new RegistrationRequestError('4.03', `the PSK identity ${identity} may not register as ${endpoint}`);
+    if (request.peer.identity !== undefined) {
+      const bound = this.identities.endpointOf(request.peer);
+      if (bound !== endpoint) throw new RegistrationRequestError('4.03', `${describeIdentity(request.peer)} may not register as ${endpoint}`);
     } else if (this.options.requireSecurity) {
       throw new RegistrationRequestError('4.03', 'this server accepts registrations over DTLS only');
-    } else if (this.psks.hasEndpoint(endpoint)) {
-      throw new RegistrationRequestError('4.03', `${endpoint} has a PSK: it must register over DTLS`);
+    } else if (this.identities.hasKey(endpoint)) {
+      throw new RegistrationRequestError('4.03', `${endpoint} has a ${this.psks.hasEndpoint(endpoint) ? 'PSK' : 'raw public key'}: it must register over DTLS`);
     }
   }
 
@@ -785,7 +811,7 @@ export class LwM2MServer extends EventEmitter {
    * over plain CoAP from the address the device registered from.
    */
   private stranger(request: IncomingRequest, record: RegistrationRecord): string | undefined {
-    if (request.peer.identity !== record.identity) return 'another session';
+    if (!this.identities.sameSession(request.peer, record)) return 'another session';
     if (this.options.requireSameAddress && record.identity === undefined && request.peer.address !== record.address) return `another address than ${record.address}`;
     return undefined;
   }

@@ -56,6 +56,7 @@ const REGISTRATION: Schema<RegistrationRecord> = {
   registeredAt: time,
   updatedAt: time,
   identity: { ...string, optional: true },
+  authentication: { expected: '"rawPublicKey" or "certificate"', test: (value) => value === 'rawPublicKey' || value === 'certificate', optional: true },
   instance: { ...string, optional: true },
 };
 

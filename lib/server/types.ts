@@ -33,10 +33,18 @@ export interface RegistrationRecord {
   registeredAt: number;
   /** ms since the epoch of the last Register or Update */
   updatedAt: number;
-  /** the PSK identity of the DTLS session it registered over; absent for plain CoAP (NoSec) */
+  /** the identity of the DTLS session it registered over (the PSK identity, or the endpoint of a certificate or raw public key); absent for plain CoAP (NoSec) */
   identity?: string;
+  /** how that session authenticated, when not with a PSK */
+  authentication?: 'rawPublicKey' | 'certificate';
   /** the server instance whose socket the device talks to (several instances sharing a store); absent with one instance */
   instance?: string;
+}
+
+/** A device's raw public key (Security Mode 1): PEM (a public key, or a private key it is taken from) or SubjectPublicKeyInfo DER, and the one endpoint it may register as. */
+export interface RawPublicKeyCredential {
+  endpoint: string;
+  publicKey: string | Buffer;
 }
 
 /** A device's PSK: its identity and key, and the one endpoint name it may register as. */

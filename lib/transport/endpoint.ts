@@ -40,8 +40,10 @@ import { DEFAULT_TIMING, maxTransmitWait, type CoapTiming } from './timing';
 export interface Peer {
   address: string;
   port: number;
-  /** the PSK identity, when the peer came over DTLS */
+  /** the session's identity, when the peer came over DTLS: the PSK identity, a certificate's CN, or what a raw public key is bound to */
   identity?: string;
+  /** how that session authenticated (absent: with a PSK) */
+  authentication?: DatagramInfo['authentication'];
 }
 
 export function peerKey(peer: Peer): string {
@@ -536,6 +538,7 @@ export class CoapEndpoint extends EventEmitter {
   private readonly onDatagram = (datagram: Buffer, info: DatagramInfo): void => {
     if (this.closed || !this.receiving) return;
     const peer: Peer = info.identity === undefined ? { address: info.address, port: info.port } : { address: info.address, port: info.port, identity: info.identity };
+    if (info.identity !== undefined && info.authentication !== undefined && info.authentication !== 'psk') peer.authentication = info.authentication;
     if (this.tap !== undefined) this.tap('in', datagram, peer);
     let message: CoapMessage;
     try {

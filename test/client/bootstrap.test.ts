@@ -291,24 +291,25 @@ describe('LwM2MClient bootstrap (loopback)', function () {
     assert.deepEqual(bs.scriptErrors, []);
   });
 
-  it('an account in an unsupported Security Mode, or coap:// with a PSK, is refused at Finish with a clear reason', async () => {
+  it('an account in an unsupported Security Mode, coap:// with a PSK, or a certificate account with a broken key is refused at Finish with a clear reason', async () => {
     const { bs, uri } = await bootstrapServer();
     const reasons: string[] = [];
     let attempt = 0;
     bs.script = async (peer) => {
       const n = attempt++;
       await bs.delete(peer, '/');
-      const security = { 0: n === 0 ? secureUri : plainUri, 1: false, 2: n === 0 ? 2 : n === 1 ? 0 : 3, 3: Buffer.from('x'), 4: Buffer.alloc(0), 5: Buffer.from('k'), 10: 1 };
+      const security = { 0: n === 0 || n === 2 ? secureUri : plainUri, 1: false, 2: [4, 0, 2, 3][n]!, 3: Buffer.from('x'), 4: Buffer.from('y'), 5: Buffer.from('k'), 10: 1 };
       await bs.write(peer, '/0/1', security, ContentFormat.SENML_CBOR);
       await bs.write(peer, '/1/0', { 0: 1, 1: 300, 7: 'U' }, ContentFormat.SENML_CBOR);
       reasons.push((await bs.finish(peer)).payload.toString());
     };
     const device = client({ endpoint: 'bs-mode', bootstrap: uri });
     await device.start();
-    await until(() => reasons.length === 3, 'the third Finish answer');
-    assert.match(reasons[0]!, /Security Mode 2 \(Certificate\) is not supported; use 0 \(PSK\) or 3 \(NoSec\)/);
-    assert.match(reasons[1]!, /coap:\/\/ but the Security Mode is 0 \(PSK\)/);
-    assert.equal(reasons[2], '');
+    await until(() => reasons.length === 4, 'the fourth Finish answer');
+    assert.match(reasons[0]!, /Security Mode 4 \(Certificate with EST\) is not supported; use 0 \(PSK\), 1 \(Raw Public Key\), 2 \(Certificate\) or 3 \(NoSec\)/);
+    assert.match(reasons[1]!, /coap:\/\/ but the Security Mode is 0 \(PSK\); it needs coaps:\/\//);
+    assert.match(reasons[2]!, /the private key \(resource 5\) is not a private key/);
+    assert.equal(reasons[3], '');
   });
 
   it('the Bootstrap-Request Trigger (/1/0/9) makes the device De-register, bootstrap again and register with its new key', async () => {

@@ -692,9 +692,9 @@ describe('DtlsClient against openssl s_server without extended_master_secret', f
       await seen(/ping from the client/, 's_server received our data');
       const message = once(client, 'message');
       child.stdin!.write('pong from s_server\n');
-      const [data, info] = (await within(message, 5000, "s_server's data")) as [Buffer, { address: string; port: number }];
+      const [data, info] = (await within(message, 5000, "s_server's data")) as [Buffer, { address: string; port: number; authentication?: string }];
       assert.equal(data.toString(), 'pong from s_server\n');
-      assert.deepEqual(info, { address: HOST, port: relay.port });
+      assert.deepEqual(info, { address: HOST, port: relay.port, authentication: 'psk' });
     });
   }
 });
