@@ -792,7 +792,7 @@ export class LwM2MServer extends EventEmitter {
   /**
    * The security policy of a Register: over DTLS only the endpoint bound to the session's identity
    * (a PSK identity's, a raw public key's, or a certificate's CN); over plain CoAP nothing with a
-   * PSK or raw public key, and nothing at all when security is required.
+   * PSK or raw public key or registered over DTLS, and nothing at all when security is required.
    */
   private checkSecurity(request: IncomingRequest, endpoint: string): void {
     if (request.peer.identity !== undefined) {
@@ -802,6 +802,9 @@ export class LwM2MServer extends EventEmitter {
       throw new RegistrationRequestError('4.03', 'this server accepts registrations over DTLS only');
     } else if (this.identities.hasKey(endpoint)) {
       throw new RegistrationRequestError('4.03', `${endpoint} has a ${this.psks.hasEndpoint(endpoint) ? 'PSK' : 'raw public key'}: it must register over DTLS`);
+    } else if (this.registry.byEndpointName(endpoint)?.identity !== undefined) {
+      // a device registered with a certificate (whose CN no table lists) is not replaced over plain CoAP
+      throw new RegistrationRequestError('4.03', `${endpoint} is registered over DTLS: it must register over DTLS`);
     }
   }
 

@@ -89,6 +89,19 @@ describe('LwM2M over DTLS with certificates and raw public keys', function () {
     assert.equal(server.registration(CN)?.authentication, 'certificate');
   });
 
+  it('mode 2: while a device is registered with its certificate, its endpoint may not register over plain CoAP', async () => {
+    const uri = await certificateServer();
+    const client = device(CN, { server: uri, certificate: { certificate: pki.client.cert, key: pki.client.key, server: pki.ca } });
+    await client.start();
+    const location = client.location;
+    const impostor = device(CN, { server: `coap://127.0.0.1:${server.address().port}` });
+    void impostor.start().catch(() => undefined);
+    await until(() => retries.length > 0, 'the refused plain Register');
+    assert.match(retries[0]!, /4\.03/);
+    assert.equal(server.registration(CN)?.authentication, 'certificate');
+    assert.equal(client.location, location);
+  });
+
   it('mode 2: a certificate of another CN may not register as this endpoint (4.03), nothing is registered', async () => {
     const uri = await certificateServer();
     const client = device(CN, { server: uri, certificate: { certificate: pki.client2.cert, key: pki.client2.key, server: pki.ca } });
