@@ -508,6 +508,44 @@ describe('the editor in headless Chromium', function () {
     await page.waitForSelector('#node-input-connect', { state: 'detached' });
   });
 
+  it("the device-sim's Security for coaps:// shows PSK fields, or key, certificate and server PEM fields; the server node's DTLS rows take its key, certificate, CA and raw keys", async () => {
+    type Red = { editor: { edit(node: unknown): void; editConfig(name: string, type: string, id: string): void }; nodes: { node(id: string): unknown } };
+    await page.evaluate(() => {
+      const red = (globalThis as unknown as { RED: Red }).RED;
+      red.editor.edit(red.nodes.node('demo-sim'));
+    });
+    await page.waitForSelector('#node-input-connect', { state: 'visible' });
+    await page.selectOption('#node-input-connect', 'server');
+    await change(page, '#node-input-serverUri', 'coaps://127.0.0.1:5684');
+    await page.waitForSelector('#node-input-security', { state: 'visible' });
+    const visible = async () =>
+      Object.fromEntries(await Promise.all(['key', 'identity', 'deviceKey', 'deviceCertificate', 'serverCertificate', 'connectionId'].map(async (id) => [id, await page.isVisible(`#node-input-${id}`)] as const)));
+    await page.selectOption('#node-input-security', 'psk');
+    assert.deepEqual(await visible(), { key: true, identity: true, deviceKey: false, deviceCertificate: false, serverCertificate: false, connectionId: true });
+    await page.selectOption('#node-input-security', 'certificate');
+    assert.deepEqual(await visible(), { key: false, identity: false, deviceKey: true, deviceCertificate: true, serverCertificate: true, connectionId: true });
+    assert.equal((await page.textContent('label[for="node-input-deviceCertificate"]'))?.trim(), 'Certificate', 'the label comes from the locale');
+    await page.selectOption('#node-input-security', 'rpk');
+    assert.deepEqual(await visible(), { key: false, identity: false, deviceKey: true, deviceCertificate: false, serverCertificate: true, connectionId: true });
+    await change(page, '#node-input-serverUri', 'coap://127.0.0.1:5683');
+    assert.equal(await page.isVisible('#node-input-security'), false, 'no security for coap://');
+    assert.equal(await page.isVisible('#node-input-deviceKey'), false);
+    await page.click('#node-dialog-cancel');
+    await page.waitForSelector('#node-input-connect', { state: 'detached' });
+
+    await page.evaluate(() => (globalThis as unknown as { RED: Red }).RED.editor.editConfig('', 'lwm2m-server', 'demo-server'));
+    await page.waitForSelector('#node-config-input-dtls', { state: 'attached' });
+    const pemRows = ['dtlsKey', 'dtlsCertificate', 'dtlsCa', 'rawPublicKeys'];
+    if (!(await page.isChecked('#node-config-input-dtls'))) {
+      for (const id of pemRows) assert.equal(await page.isVisible(`#node-config-input-${id}`), false, `${id} hidden without DTLS`);
+      await page.check('#node-config-input-dtls');
+    }
+    for (const id of pemRows) assert.ok(await page.isVisible(`#node-config-input-${id}`), `${id} shown with DTLS`);
+    assert.equal((await page.textContent('label[for="node-config-input-dtlsCa"]'))?.trim(), 'Device CA');
+    await page.click('#node-config-dialog-cancel');
+    await page.waitForSelector('#node-config-input-dtls', { state: 'detached' });
+  });
+
   it("the trace node's dialog takes the flow's only server and an endpoint filter; the server node's Trace field takes a number of messages", async () => {
     type Red = { editor: { edit(node: unknown): void; editConfig(name: string, type: string, id: string): void }; nodes: { import(nodes: object[], options: object): void; node(id: string): unknown } };
     await page.evaluate(() => {
