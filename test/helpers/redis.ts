@@ -17,8 +17,10 @@ export interface TestRedis {
   port: number;
   /** Stops the server (its data is gone: nothing is saved). */
   stop(): Promise<void>;
-  /** Stops the server and starts a new, empty one on the same port. */
-  restart(): Promise<void>;
+  /** Stops the server and starts a new one on the same port: empty, or holding what `snapshot` gave. */
+  restart(snapshot?: Buffer): Promise<void>;
+  /** What the server holds now, as an RDB file (SAVE) for `restart`. */
+  snapshot(): Promise<Buffer>;
 }
 
 const REDIS_SERVER = '/usr/bin/redis-server';
@@ -40,7 +42,8 @@ export async function startRedis(): Promise<TestRedis> {
       problem = started;
       continue;
     }
-    let child = started;
+    let child = started.child;
+    let dir = started.dir;
     const stop = async (): Promise<void> => {
       await kill(child);
     };
@@ -48,20 +51,27 @@ export async function startRedis(): Promise<TestRedis> {
       url: `redis://127.0.0.1:${port}`,
       port,
       stop,
-      async restart() {
+      async restart(snapshot?: Buffer) {
         await stop();
-        const again = await launch(port);
+        const again = await launch(port, snapshot);
         if (typeof again === 'string') assert.fail(`redis-server did not start again on port ${port}: ${again}`);
-        child = again;
+        ({ child, dir } = again);
+      },
+      async snapshot() {
+        const reply = await command(port, 'SAVE');
+        assert.ok(reply.startsWith('+OK'), `SAVE was answered ${reply}`);
+        return fs.readFileSync(path.join(dir, 'dump.rdb'));
       },
     };
   }
   return assert.fail(`redis-server did not start: ${problem}`);
 }
 
-/** A running redis-server on `port`, or why it did not start. */
-async function launch(port: number): Promise<ChildProcess | string> {
+/** A running redis-server on `port` (loading `snapshot`, an RDB file, when given), or why it did not start. */
+async function launch(port: number, snapshot?: Buffer): Promise<{ child: ChildProcess; dir: string } | string> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lwm2m-redis-'));
+  // automatic saves are off (--save ''), but a dump.rdb in --dir is still loaded at start
+  if (snapshot) fs.writeFileSync(path.join(dir, 'dump.rdb'), snapshot);
   const child = spawn(REDIS_SERVER, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--daemonize', 'no', '--loglevel', 'warning'], {
     cwd: dir,
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -81,7 +91,7 @@ async function launch(port: number): Promise<ChildProcess | string> {
   });
   const deadline = Date.now() + 30_000;
   while (!exited && Date.now() < deadline) {
-    if (await answersPing(port)) return child;
+    if (await answersPing(port)) return { child, dir };
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
   await kill(child);
@@ -96,20 +106,25 @@ async function kill(child: ChildProcess): Promise<void> {
 }
 
 /** PING over a plain TCP connection: "+PONG" means the server is ready for commands. */
-function answersPing(port: number): Promise<boolean> {
+async function answersPing(port: number): Promise<boolean> {
+  return (await command(port, 'PING')).startsWith('+PONG');
+}
+
+/** One inline command over a plain TCP connection: its first reply line, or '' when none came. */
+function command(port: number, line: string): Promise<string> {
   return new Promise((resolve) => {
     const socket = net.connect(port, '127.0.0.1');
     let reply = '';
-    const finish = (ok: boolean): void => {
+    const finish = (answer: string): void => {
       socket.destroy();
-      resolve(ok);
+      resolve(answer);
     };
-    socket.setTimeout(2000, () => finish(false));
-    socket.once('error', () => finish(false));
-    socket.once('connect', () => socket.write('PING\r\n'));
+    socket.setTimeout(10_000, () => finish(''));
+    socket.once('error', () => finish(''));
+    socket.once('connect', () => socket.write(`${line}\r\n`));
     socket.on('data', (chunk) => {
       reply += chunk.toString();
-      if (reply.includes('\r\n')) finish(reply.startsWith('+PONG'));
+      if (reply.includes('\r\n')) finish(reply);
     });
   });
 }

@@ -417,6 +417,13 @@ describe('LwM2MServer with a Redis store that is down at start', function () {
 
   it('listens at once, serves devices, and takes in what Redis holds once it is up (storeLoaded); what registered meanwhile is written', async () => {
     const redis = await startRedis();
+    // another instance's registration, in Redis when it comes back (written now: a write after the
+    // restart could come after the server has read)
+    const writer = new Redis(redis.url);
+    const now = Date.now();
+    await writer.hset('late:registrations', 'r1', JSON.stringify({ id: 'r1', endpoint: 'stored', lifetime: 600, version: '1.1', binding: 'U', queueMode: false, objectLinks: '</3/0>', address: '127.0.0.1', port: 9, rootPath: '', registeredAt: now, updatedAt: now, instance: 'gone' }));
+    writer.disconnect();
+    const snapshot = await redis.snapshot();
     await redis.stop();
     const errors: unknown[] = [];
     const store = new RedisStore({ url: redis.url, prefix: 'late:', connectTimeout: 500, onError: () => undefined });
@@ -431,17 +438,15 @@ describe('LwM2MServer with a Redis store that is down at start', function () {
       await early.start();
       assert.equal(await server.read('early', '/3303/0/5700'), 1);
 
-      await redis.restart();
-      // another instance's registration, stored while this one could not read
-      const writer = new Redis(redis.url);
-      const now = Date.now();
-      await writer.hset('late:registrations', 'r1', JSON.stringify({ id: 'r1', endpoint: 'stored', lifetime: 600, version: '1.1', binding: 'U', queueMode: false, objectLinks: '</3/0>', address: '127.0.0.1', port: 9, rootPath: '', registeredAt: now, updatedAt: now, instance: 'gone' }));
-      const [loaded] = (await once(server, 'storeLoaded')) as [{ registrations: number }];
+      const loading = once(server, 'storeLoaded');
+      await redis.restart(snapshot);
+      const [loaded] = (await loading) as [{ registrations: number }];
       assert.equal(loaded.registrations, 2);
       assert.equal(server.registration('stored')?.instance, 'gone');
       const id = server.registration('early')!.id;
-      while ((await writer.hexists('late:registrations', id)) === 0) await new Promise((resolve) => setTimeout(resolve, 50));
-      writer.disconnect();
+      const reader = new Redis(redis.url);
+      while ((await reader.hexists('late:registrations', id)) === 0) await new Promise((resolve) => setTimeout(resolve, 50));
+      reader.disconnect();
       await early.stop();
     } finally {
       await server.close();
