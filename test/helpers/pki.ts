@@ -24,6 +24,8 @@ export interface TestPki {
   dir: string;
   caFile: string;
   ca: string;
+  /** the CA file of the other CA (the one `otherCa` is issued by) */
+  otherCaFile: string;
   server: Issued;
   client: Issued;
   /** a second client of the same CA */
@@ -130,6 +132,7 @@ export function testPki(): TestPki {
     dir,
     caFile: file('ca.pem'),
     ca: read('ca.pem'),
+    otherCaFile: file('other-ca.pem'),
     server,
     client,
     client2,
