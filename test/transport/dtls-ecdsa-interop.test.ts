@@ -1,23 +1,29 @@
 /**
- * DtlsServer with ECDHE-ECDSA against `openssl s_client -dtls1_2` (OpenSSL 3.0) presenting a client
- * certificate: the handshake completes over both suites, the certificate's CN is the session's
- * identity, and data flows both ways; a client without a certificate, or with one of another CA,
- * is refused with an alert s_client reports; s_client trusting another CA refuses our server.
- * (OpenSSL 3.0 has no RFC 7250 raw public keys: s_client cannot be a mode 1 peer.)
+ * DtlsServer with ECDHE-ECDSA against command-line TLS clients over real UDP:
+ * - `openssl s_client -dtls1_2` (OpenSSL 3.0) presenting a client certificate: the handshake
+ *   completes over both suites, the certificate's CN is the session's identity, and data flows
+ *   both ways; a client without a certificate, or with one of another CA, is refused with an alert
+ *   s_client reports; s_client trusting another CA refuses our server. (OpenSSL 3.0 has no RFC 7250
+ *   raw public keys: s_client cannot be a mode 1 peer.)
+ * - `gnutls-cli --udp` (GnuTLS 3.7, Debian gnutls-bin) with a certificate and with a raw public key
+ *   (RFC 7250 certificate types for both sides), over both suites; an unlisted raw key is refused.
  */
 import assert from 'node:assert/strict';
 import { DtlsServer, type DtlsHandshakeFailure, type SessionInfo } from '../../lib/transport/dtls/server';
 import { testPki, type TestPki } from '../helpers/pki';
-import { sClient } from '../helpers/s-client';
+import { createPublicKey } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { gnutlsCli, sClient } from '../helpers/tls-cli';
 import { until } from '../helpers/wait';
 
 const CN = 'urn:imei:000000000000001';
 const SUITES = [
-  { openssl: 'ECDHE-ECDSA-AES128-CCM8', ours: 'TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8' },
-  { openssl: 'ECDHE-ECDSA-AES128-GCM-SHA256', ours: 'TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256' },
+  { openssl: 'ECDHE-ECDSA-AES128-CCM8', gnutls: 'AES-128-CCM-8', ours: 'TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8' },
+  { openssl: 'ECDHE-ECDSA-AES128-GCM-SHA256', gnutls: 'AES-128-GCM', ours: 'TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256' },
 ] as const;
 
-describe('DTLS server with certificates and openssl s_client', function () {
+describe('DTLS server with ECDHE-ECDSA and command-line TLS clients', function () {
   this.timeout(60_000);
   let pki: TestPki;
   let server: DtlsServer | undefined;
@@ -32,7 +38,12 @@ describe('DTLS server with certificates and openssl s_client', function () {
   });
 
   beforeEach(async () => {
-    const started = new DtlsServer({ ecdsa: { key: pki.server.key, chain: pki.server.cert }, clientCa: pki.ca, timing: { initialTimeout: 300 } });
+    const started = new DtlsServer({
+      ecdsa: { key: pki.server.key, chain: pki.server.cert },
+      clientCa: pki.ca,
+      clientRawPublicKey: (spki) => (spki.equals(pki.rawClient.spki) ? 'rpk-device' : undefined),
+      timing: { initialTimeout: 300 },
+    });
     server = started;
     ({ port } = await started.listen(0, '127.0.0.1'));
     started.on('session', (session: SessionInfo) => sessions.push(session));
@@ -56,7 +67,7 @@ describe('DTLS server with certificates and openssl s_client', function () {
   const withCertificate = (certFile: string, keyFile: string, caFile: string) => ['-cert', certFile, '-key', keyFile, '-CAfile', caFile, '-verify_return_error'];
 
   for (const suite of SUITES) {
-    it(`completes a handshake over ${suite.openssl}: the CN is the identity, and data flows both ways`, async () => {
+    it(`s_client completes a handshake over ${suite.openssl}: the CN is the identity, and data flows both ways`, async () => {
       const output = await sClient(port, ['hello over ecdsa'], {
         credentials: withCertificate(pki.client.certFile, pki.client.keyFile, pki.caFile),
         cipher: suite.openssl,
@@ -75,7 +86,7 @@ describe('DTLS server with certificates and openssl s_client', function () {
     });
   }
 
-  it('refuses a client without a certificate with handshake_failure', async () => {
+  it('refuses s_client without a certificate with handshake_failure', async () => {
     const output = await sClient(port, ['never delivered'], { credentials: ['-CAfile', pki.caFile], cipher: SUITES[0].openssl });
     assert.match(output, /alert handshake failure/i, output);
     await until(() => failures.length > 0, 'handshakeFailed');
@@ -85,7 +96,7 @@ describe('DTLS server with certificates and openssl s_client', function () {
     assert.deepEqual(received, []);
   });
 
-  it('refuses a client certificate of another CA with unknown_ca', async () => {
+  it("refuses s_client's certificate of another CA with unknown_ca", async () => {
     const output = await sClient(port, ['never delivered'], { credentials: withCertificate(pki.otherCa.certFile, pki.otherCa.keyFile, pki.caFile), cipher: SUITES[1].openssl });
     assert.match(output, /alert unknown ca/i, output);
     await until(() => failures.length > 0, 'handshakeFailed');
@@ -101,5 +112,57 @@ describe('DTLS server with certificates and openssl s_client', function () {
     assert.equal(failures[0]!.alert, 'unknown_ca', 'the alert s_client sent');
     assert.deepEqual(sessions, []);
     assert.deepEqual(received, []);
+  });
+
+  describe('gnutls-cli --udp', () => {
+    /** DTLS 1.2 and one cipher; with `rawKeys`, a raw public key for both sides (RFC 7250) */
+    const priority = (cipher: string, rawKeys = false) => `NORMAL:-VERS-ALL:+VERS-DTLS1.2:-CIPHER-ALL:+${cipher}${rawKeys ? ':-CTYPE-ALL:+CTYPE-CLI-RAWPK:+CTYPE-SRV-RAWPK' : ''}`;
+    /** gnutls-cli's raw key arguments: the private key, and the public key in a file of its own */
+    const rawKey = (name: string, keyFile: string): string[] => {
+      const publicFile = path.join(pki.dir, `${name}.gnutls-pub.pem`);
+      fs.writeFileSync(publicFile, createPublicKey(fs.readFileSync(keyFile, 'utf8')).export({ type: 'spki', format: 'pem' }).toString());
+      // --insecure: gnutls-cli can check a raw server key only by trust on first use; our side is what is tested
+      return ['--rawpkkeyfile', keyFile, '--rawpkfile', publicFile, '--insecure'];
+    };
+    const echoed = (_index: number, output: () => string) => until(() => /echo to /.test(output()), 'the echo at gnutls-cli');
+
+    for (const suite of SUITES) {
+      it(`with a certificate over ${suite.gnutls}: it trusts ours, its CN is the identity, data flows both ways`, async () => {
+        const output = await gnutlsCli(port, ['hello from gnutls'], {
+          credentials: ['--x509certfile', pki.client.certFile, '--x509keyfile', pki.client.keyFile, '--x509cafile', pki.caFile],
+          priority: priority(suite.gnutls),
+          after: echoed,
+        });
+        assert.match(output, /The certificate is trusted/, output);
+        assert.match(output, new RegExp(`\\(DTLS1\\.2-X\\.509\\)-\\(ECDHE-SECP256R1\\)-\\(ECDSA-SHA256\\)-\\(${suite.gnutls}\\)`), output);
+        assert.match(output, new RegExp(`echo to ${CN}: hello from gnutls`), output);
+        assert.deepEqual(
+          sessions.map((session) => [session.identity, session.cipherSuite, session.authentication]),
+          [[CN, suite.ours, 'certificate']],
+        );
+        assert.deepEqual(received, [{ text: 'hello from gnutls', identity: CN }]);
+      });
+
+      it(`with a raw public key over ${suite.gnutls}: both sides send raw keys, the listed key's identity is the session's`, async () => {
+        const output = await gnutlsCli(port, ['hello from a raw key'], { credentials: rawKey('raw-client', pki.rawClient.keyFile), priority: priority(suite.gnutls, true), after: echoed });
+        assert.match(output, /Certificate type: Raw Public Key/, output);
+        assert.match(output, new RegExp(`\\(DTLS1\\.2-Raw Public Key\\)-\\(ECDHE-SECP256R1\\)-\\(ECDSA-SHA256\\)-\\(${suite.gnutls}\\)`), output);
+        assert.match(output, /echo to rpk-device: hello from a raw key/, output);
+        assert.deepEqual(
+          sessions.map((session) => [session.identity, session.cipherSuite, session.authentication]),
+          [['rpk-device', suite.ours, 'rawPublicKey']],
+        );
+        assert.deepEqual(received, [{ text: 'hello from a raw key', identity: 'rpk-device' }]);
+      });
+    }
+
+    it('an unlisted raw public key is refused with access_denied; no session', async () => {
+      const output = await gnutlsCli(port, ['never delivered'], { credentials: rawKey('unlisted', pki.client2.keyFile), priority: priority(SUITES[0].gnutls, true) });
+      await until(() => failures.length > 0, 'handshakeFailed');
+      assert.equal(failures[0]!.alert, 'access_denied');
+      assert.match(output, /Received alert \[49\]: Access was denied/, output);
+      assert.deepEqual(sessions, []);
+      assert.deepEqual(received, []);
+    });
   });
 });

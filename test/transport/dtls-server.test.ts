@@ -15,7 +15,7 @@ import { parseRecords, writeRecord } from '../../lib/transport/dtls/record';
 import { DtlsServer, type DtlsDrop } from '../../lib/transport/dtls/server';
 import { DtlsClient } from '../../lib/transport/dtls/client';
 import { coapsRequest, responseCode } from '../helpers/coaps-client';
-import { sClient, type SClientOptions } from '../helpers/s-client';
+import { sClient, type SClientOptions } from '../helpers/tls-cli';
 import { heapAfterGc } from '../helpers/heap';
 import { boundUdpSocket } from '../helpers/ports';
 import { udpRelay } from '../helpers/relay';
