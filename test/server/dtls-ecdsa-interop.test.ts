@@ -5,6 +5,7 @@
  * endpoint gets 4.03; a certificate of another CA, or an unlisted key, fails the handshake; a
  * client that trusts another CA refuses our server. The OpenSSL build has no raw public keys at
  * all, which is asserted too, so that a libcoap that gains them makes this file ask for a test.
+ * One server serves both modes.
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -162,6 +163,34 @@ describe('LwM2M server over ECDHE-ECDSA with libcoap clients', function () {
       assert.deepEqual(sessions, []);
       assert.deepEqual(failures, [], 'no handshake was even begun');
       assert.deepEqual(server.registrations(), []);
+    });
+  });
+
+  describe('both modes on one server', () => {
+    const rawPublicKeys = () => [{ endpoint: 'rpk-device', publicKey: createPublicKey(pki.rawClient.key).export({ type: 'spki', format: 'pem' }).toString() }];
+
+    it('serves certificate and raw-key devices side by side; coap-client-gnutls -M, which lists X.509 first for the server, gets our raw key', async () => {
+      const { server, coaps } = await start({ ecdsa: { key: pki.server.key, chain: pki.server.cert }, clientCa: pki.ca, rawPublicKeys: rawPublicKeys() });
+      let output = await coapsRequest('coap-client-gnutls', `${coaps}/rd?ep=rpk-device&lt=60&b=U`, { rawPublicKeyFile: rawKeyFile(pki, 'raw-client', pki.rawClient.key), method: 'post', payload: OBJECTS, wait: WAIT });
+      assert.equal(responseCode(output), '2.01', output);
+      assert.match(output, /CN 'RPK' presented by server/, output);
+      output = await coapsRequest('coap-client-openssl', `${coaps}/rd?ep=${CN}&lt=60&b=U`, { certificate: { certFile: pki.client.certFile, keyFile: pki.client.keyFile, caFile: pki.caFile }, method: 'post', payload: OBJECTS, wait: WAIT });
+      assert.equal(responseCode(output), '2.01', output);
+      output = await coapsRequest('coap-client-gnutls', `${coaps}/rd?ep=${CN2}&lt=60&b=U`, { certificate: { certFile: pki.client2.certFile, keyFile: pki.client2.keyFile, caFile: pki.caFile }, method: 'post', payload: OBJECTS, wait: WAIT });
+      assert.equal(responseCode(output), '2.01', output);
+      assert.match(output, /CN 'localhost' presented by server/, output);
+      assert.deepEqual(
+        server
+          .registrations()
+          .map((registration) => [registration.endpoint, registration.authentication])
+          .sort(),
+        [
+          ['rpk-device', 'rawPublicKey'],
+          [CN, 'certificate'],
+          [CN2, 'certificate'],
+        ],
+      );
+      assert.deepEqual(failures, []);
     });
   });
 });
