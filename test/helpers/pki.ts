@@ -38,6 +38,8 @@ export interface TestPki {
   noCn: Issued;
   /** a client certificate under an intermediate CA; its cert holds leaf then intermediate */
   chained: Issued;
+  /** the intermediate CA's certificate (PEM) */
+  intermediate: string;
   /** raw P-256 keys (no certificate): key PEM and SPKI DER */
   rawServer: { key: string; keyFile: string; spki: Buffer; spkiPemFile: string };
   rawClient: { key: string; keyFile: string; spki: Buffer; spkiPemFile: string };
@@ -143,6 +145,7 @@ export function testPki(): TestPki {
     p384,
     noCn,
     chained,
+    intermediate: read('intermediate.pem'),
     rawServer: raw('raw-server'),
     rawClient: raw('raw-client'),
   };

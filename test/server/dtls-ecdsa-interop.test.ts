@@ -5,7 +5,8 @@
  * endpoint gets 4.03; a certificate of another CA, or an unlisted key, fails the handshake; a
  * client that trusts another CA refuses our server. The OpenSSL build has no raw public keys at
  * all, which is asserted too, so that a libcoap that gains them makes this file ask for a test.
- * One server serves both modes.
+ * One server serves both modes; a client certificate under an intermediate CA works when the
+ * client sends the intermediate (GnuTLS build) or the server lists it (OpenSSL build: leaf only).
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -166,7 +167,8 @@ describe('LwM2M server over ECDHE-ECDSA with libcoap clients', function () {
     });
   });
 
-  describe('both modes on one server', () => {
+  describe('both modes on one server, and intermediate CAs', () => {
+    const CHAINED_CN = 'urn:imei:000000000000003';
     const rawPublicKeys = () => [{ endpoint: 'rpk-device', publicKey: createPublicKey(pki.rawClient.key).export({ type: 'spki', format: 'pem' }).toString() }];
 
     it('serves certificate and raw-key devices side by side; coap-client-gnutls -M, which lists X.509 first for the server, gets our raw key', async () => {
@@ -191,6 +193,28 @@ describe('LwM2M server over ECDHE-ECDSA with libcoap clients', function () {
         ],
       );
       assert.deepEqual(failures, []);
+    });
+
+    it('coap-client-gnutls sends leaf and intermediate from its -c file: registers under the root CA alone', async () => {
+      const { server, coaps } = await start({ ecdsa: { key: pki.server.key, chain: pki.server.cert }, clientCa: pki.ca });
+      const output = await coapsRequest('coap-client-gnutls', `${coaps}/rd?ep=${CHAINED_CN}&lt=60&b=U`, { certificate: { certFile: pki.chained.certFile, keyFile: pki.chained.keyFile, caFile: pki.caFile }, method: 'post', payload: OBJECTS, wait: WAIT });
+      assert.equal(responseCode(output), '2.01', output);
+      assert.equal(server.registration(CHAINED_CN)?.authentication, 'certificate');
+    });
+
+    it('coap-client-openssl 4.3.1 sends the leaf only: unknown_ca under the root CA alone, registered once clientCa lists the intermediate', async () => {
+      const certificate = { certFile: pki.chained.certFile, keyFile: pki.chained.keyFile, caFile: pki.caFile };
+      let { server, coaps } = await start({ ecdsa: { key: pki.server.key, chain: pki.server.cert }, clientCa: pki.ca });
+      let output = await coapsRequest('coap-client-openssl', `${coaps}/rd?ep=${CHAINED_CN}&lt=60&b=U`, { certificate, method: 'post', payload: OBJECTS, wait: WAIT });
+      assert.equal(responseCode(output), undefined, output);
+      await until(() => failures.length > 0, 'handshakeFailed');
+      assert.equal(failures[0]!.alert, 'unknown_ca');
+      assert.deepEqual(server.registrations(), []);
+      await server.close();
+      ({ server, coaps } = await start({ ecdsa: { key: pki.server.key, chain: pki.server.cert }, clientCa: pki.ca + pki.intermediate }));
+      output = await coapsRequest('coap-client-openssl', `${coaps}/rd?ep=${CHAINED_CN}&lt=60&b=U`, { certificate, method: 'post', payload: OBJECTS, wait: WAIT });
+      assert.equal(responseCode(output), '2.01', output);
+      assert.equal(server.registration(CHAINED_CN)?.authentication, 'certificate');
     });
   });
 });
