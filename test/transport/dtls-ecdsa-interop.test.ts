@@ -2,8 +2,8 @@
  * DtlsServer with ECDHE-ECDSA against command-line TLS clients over real UDP:
  * - `openssl s_client -dtls1_2` (OpenSSL 3.0) presenting a client certificate: the handshake
  *   completes over both suites, the certificate's CN is the session's identity, and data flows
- *   both ways; a client without a certificate, or with one of another CA, is refused with an alert
- *   s_client reports; s_client trusting another CA refuses our server. (OpenSSL 3.0 has no RFC 7250
+ *   both ways; its reconnects resume the session, which keeps the identity; a client without a
+ *   certificate, or with one of another CA, is refused with an alert s_client reports; s_client trusting another CA refuses our server. (OpenSSL 3.0 has no RFC 7250
  *   raw public keys: s_client cannot be a mode 1 peer.)
  * - `gnutls-cli --udp` (GnuTLS 3.7, Debian gnutls-bin) with a certificate and with a raw public key
  *   (RFC 7250 certificate types for both sides), over both suites; an unlisted raw key is refused.
@@ -85,6 +85,21 @@ describe('DTLS server with ECDHE-ECDSA and command-line TLS clients', function (
       assert.deepEqual(failures, []);
     });
   }
+
+  it('s_client -reconnect resumes the session: each resumed session keeps the CN and the certificate authentication', async () => {
+    const output = await sClient(port, ['after the reconnects'], {
+      credentials: [...withCertificate(pki.client.certFile, pki.client.keyFile, pki.caFile), '-reconnect'],
+      cipher: SUITES[0].openssl,
+      after: (_index, output) => until(() => /echo to /.test(output()), 'the echo at s_client'),
+    });
+    assert.match(output, /Reused, TLSv1\.2, Cipher is ECDHE-ECDSA-AES128-CCM8/, output);
+    // one full handshake, then s_client's five reconnects, each offering the first session
+    assert.deepEqual(
+      sessions.map((session) => [session.resumed, session.identity, session.authentication]),
+      [[false, CN, 'certificate'], ...Array(5).fill([true, CN, 'certificate'])],
+    );
+    assert.deepEqual(received, [{ text: 'after the reconnects', identity: CN }]);
+  });
 
   it('refuses s_client without a certificate with handshake_failure', async () => {
     const output = await sClient(port, ['never delivered'], { credentials: ['-CAfile', pki.caFile], cipher: SUITES[0].openssl });
