@@ -38,8 +38,9 @@ export interface TestPki {
   noCn: Issued;
   /** a client certificate under an intermediate CA; its cert holds leaf then intermediate */
   chained: Issued;
-  /** the intermediate CA's certificate (PEM) */
+  /** the intermediate CA's certificate: PEM, and its file */
   intermediate: string;
+  intermediateFile: string;
   /** raw P-256 keys (no certificate): key PEM and SPKI DER */
   rawServer: { key: string; keyFile: string; spki: Buffer; spkiPemFile: string };
   rawClient: { key: string; keyFile: string; spki: Buffer; spkiPemFile: string };
@@ -146,6 +147,7 @@ export function testPki(): TestPki {
     noCn,
     chained,
     intermediate: read('intermediate.pem'),
+    intermediateFile: file('intermediate.pem'),
     rawServer: raw('raw-server'),
     rawClient: raw('raw-client'),
   };

@@ -9,8 +9,12 @@
  *   (RFC 7250 certificate types for both sides), over both suites; an unlisted raw key is refused.
  */
 import assert from 'node:assert/strict';
-import { DtlsServer, type DtlsHandshakeFailure, type SessionInfo } from '../../lib/transport/dtls/server';
+import { ContentType, HandshakeType } from '../../lib/transport/dtls/constants';
+import { parseHandshakeFragments } from '../../lib/transport/dtls/handshake';
+import { parseRecords } from '../../lib/transport/dtls/record';
+import { DtlsServer, type DtlsHandshakeFailure, type DtlsServerOptions, type SessionInfo } from '../../lib/transport/dtls/server';
 import { testPki, type TestPki } from '../helpers/pki';
+import { udpRelay } from '../helpers/relay';
 import { createPublicKey } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -18,6 +22,11 @@ import { gnutlsCli, sClient } from '../helpers/tls-cli';
 import { until } from '../helpers/wait';
 
 const CN = 'urn:imei:000000000000001';
+
+interface Sizes {
+  largest: number;
+  certificateFragments: number;
+}
 const SUITES = [
   { openssl: 'ECDHE-ECDSA-AES128-CCM8', gnutls: 'AES-128-CCM-8', ours: 'TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8' },
   { openssl: 'ECDHE-ECDSA-AES128-GCM-SHA256', gnutls: 'AES-128-GCM', ours: 'TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256' },
@@ -37,12 +46,15 @@ describe('DTLS server with ECDHE-ECDSA and command-line TLS clients', function (
     pki = testPki();
   });
 
-  beforeEach(async () => {
+  /** (Re)starts the server, with `options` beside the credentials every test uses. */
+  async function start(options: Partial<DtlsServerOptions> = {}): Promise<void> {
+    if (server) await new Promise<void>((resolve) => server!.close(resolve));
     const started = new DtlsServer({
       ecdsa: { key: pki.server.key, chain: pki.server.cert },
       clientCa: pki.ca,
       clientRawPublicKey: (spki) => (spki.equals(pki.rawClient.spki) ? 'rpk-device' : undefined),
       timing: { initialTimeout: 300 },
+      ...options,
     });
     server = started;
     ({ port } = await started.listen(0, '127.0.0.1'));
@@ -53,7 +65,9 @@ describe('DTLS server with ECDHE-ECDSA and command-line TLS clients', function (
       received.push({ text: data.toString().trim(), identity: peer.identity });
       started.send(Buffer.from(`echo to ${peer.identity}: ${data.toString().trim()}\n`), peer.port, peer.address);
     });
-  });
+  }
+
+  beforeEach(() => start());
 
   afterEach(async () => {
     if (server) await new Promise<void>((resolve) => server!.close(resolve));
@@ -127,6 +141,51 @@ describe('DTLS server with ECDHE-ECDSA and command-line TLS clients', function (
     assert.equal(failures[0]!.alert, 'unknown_ca', 'the alert s_client sent');
     assert.deepEqual(sessions, []);
     assert.deepEqual(received, []);
+  });
+
+  /** A relay in front of the server that watches the epoch 0 handshake: the largest datagram each way, and the Certificate fragments each way. */
+  async function watchedPort(): Promise<{ port: number; seen: { client: Sizes; server: Sizes }; close: () => void }> {
+    const seen = { client: { largest: 0, certificateFragments: 0 }, server: { largest: 0, certificateFragments: 0 } };
+    const watch = (sizes: Sizes, datagram: Buffer) => {
+      sizes.largest = Math.max(sizes.largest, datagram.length);
+      for (const record of parseRecords(datagram)) {
+        if (record.type !== ContentType.HANDSHAKE || record.epoch !== 0) continue;
+        sizes.certificateFragments += parseHandshakeFragments(record.fragment).filter((fragment) => fragment.type === HandshakeType.CERTIFICATE).length;
+      }
+    };
+    const relay = await udpRelay(
+      port,
+      (datagram) => {
+        watch(seen.client, datagram);
+        return [datagram];
+      },
+      (datagram) => watch(seen.server, datagram),
+    );
+    return { port: relay.address().port, seen, close: () => relay.close() };
+  }
+
+  it('s_client -mtu 256 with leaf and intermediate: its Certificate comes in fragments, ours goes in fragments, the chain verifies', async () => {
+    await start({ mtu: 256 });
+    const watched = await watchedPort();
+    try {
+      const output = await sClient(watched.port, ['small datagrams'], {
+        // -cert takes the first certificate of the file (the leaf), -cert_chain what goes with it
+        credentials: ['-cert', pki.chained.certFile, '-cert_chain', pki.intermediateFile, '-key', pki.chained.keyFile, '-CAfile', pki.caFile, '-verify_return_error', '-mtu', '256'],
+        cipher: SUITES[1].openssl,
+        after: (_index, output) => until(() => /echo to /.test(output()), 'the echo at s_client'),
+      });
+      assert.match(output, /Verification: OK/, output);
+      assert.match(output, /echo to urn:imei:000000000000003: small datagrams/, output);
+      // leaf and intermediate are ~900 bytes; our certificate ~450 (a retransmitted flight counts again)
+      assert.ok(watched.seen.client.largest <= 256 && watched.seen.client.certificateFragments >= 3, `from s_client: ${JSON.stringify(watched.seen.client)}`);
+      assert.ok(watched.seen.server.largest <= 256 && watched.seen.server.certificateFragments >= 2, `from the server: ${JSON.stringify(watched.seen.server)}`);
+      assert.deepEqual(
+        sessions.map((session) => [session.identity, session.authentication]),
+        [['urn:imei:000000000000003', 'certificate']],
+      );
+    } finally {
+      watched.close();
+    }
   });
 
   describe('gnutls-cli --udp', () => {
