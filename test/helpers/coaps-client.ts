@@ -4,7 +4,7 @@
  * shows the response line, e.g. `v:1 t:ACK c:2.01 ...`, and DTLS alerts it received).
  *
  * libcoap 4.3.1: `-c cert -j key -C ca` is certificate mode, and `-C` makes the client verify the
- * server's certificate (chain only: the CN is printed, not matched); `-M file` is raw public key
+ * server's certificate (the chain only: its name is printed, not matched); `-M file` is raw public key
  * mode (GnuTLS build only; the file holds the private key and the PUBLIC KEY, the server's key is
  * not checked), the OpenSSL build refuses it with "RPK Support not available in OpenSSL".
  */

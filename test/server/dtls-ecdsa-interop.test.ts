@@ -5,8 +5,9 @@
  * endpoint gets 4.03; a certificate of another CA, or an unlisted key, fails the handshake; a
  * client that trusts another CA refuses our server. The OpenSSL build has no raw public keys at
  * all, which is asserted too, so that a libcoap that gains them makes this file ask for a test.
- * One server serves both modes; a client certificate under an intermediate CA works when the
- * client sends the intermediate (GnuTLS build) or the server lists it (OpenSSL build: leaf only).
+ * One server serves both modes; a server certificate under an intermediate CA verifies; a client
+ * certificate under one works when the client sends the intermediate (GnuTLS build) or the server
+ * lists it (OpenSSL build: leaf only).
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -194,6 +195,18 @@ describe('LwM2M server over ECDHE-ECDSA with libcoap clients', function () {
       );
       assert.deepEqual(failures, []);
     });
+
+    for (const client of COAPS_CLIENTS) {
+      it(`${client} verifies a server certificate under an intermediate CA (the server sends both) against the root alone`, async () => {
+        // the chained test certificate serves as the server's: its subjectAltName names 127.0.0.1 too
+        const { server, coaps } = await start({ ecdsa: { key: pki.chained.key, chain: pki.chained.cert }, clientCa: pki.ca });
+        const output = await coapsRequest(client, `${coaps}/rd?ep=${CN}&lt=60&b=U`, { certificate: { certFile: pki.client.certFile, keyFile: pki.client.keyFile, caFile: pki.caFile }, method: 'post', payload: OBJECTS, wait: WAIT });
+        assert.equal(responseCode(output), '2.01', output);
+        // the OpenSSL build names each certificate of the chain it checked (libcoap prints the subjectAltName DNS name for a leaf)
+        if (client === 'coap-client-openssl') assert.match(output, /CN 'Intermediate CA' presented by server \(CA\)/, output);
+        assert.equal(server.registration(CN)?.authentication, 'certificate');
+      });
+    }
 
     it('coap-client-gnutls sends leaf and intermediate from its -c file: registers under the root CA alone', async () => {
       const { server, coaps } = await start({ ecdsa: { key: pki.server.key, chain: pki.server.cert }, clientCa: pki.ca });
