@@ -4,9 +4,10 @@
  * shows the response line, e.g. `v:1 t:ACK c:2.01 ...`, and DTLS alerts it received).
  *
  * libcoap 4.3.1: `-c cert -j key -C ca` is certificate mode, and `-C` makes the client verify the
- * server's certificate (the chain only: its name is printed, not matched); `-M file` is raw public key
- * mode (GnuTLS build only; the file holds the private key and the PUBLIC KEY, the server's key is
- * not checked), the OpenSSL build refuses it with "RPK Support not available in OpenSSL".
+ * server's certificate chain (it prints the name it saw: `CN 'localhost' presented by server`);
+ * `-M file` is raw public key mode (GnuTLS build only; the file holds the private key and the
+ * PUBLIC KEY; the client is given no server key, so takes any), the OpenSSL build refuses it with
+ * "RPK Support not available in OpenSSL".
  */
 import { execFile } from 'node:child_process';
 
