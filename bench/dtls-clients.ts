@@ -7,12 +7,13 @@
  * - `echo`: the baseline, bare UDP sockets and `window` datagrams outstanding to an echo socket;
  * - `coap`: `clients` CoapEndpoints (plain UDP, or each on its own DtlsClient session, connected
  *   before the clock starts) with `window` GET requests outstanding in total;
- * - `handshakes`: `concurrent` loops of new DtlsClient → connect() → close().
+ * - `handshakes`: `concurrent` loops of new DtlsClient → connect() → close(), with a PSK or with
+ *   ECDHE-ECDSA (a certificate, or a raw public key).
  *
  * Counts only: never prints, never decides anything. Everything it opens is closed after each command.
  */
 import { createSocket, type Socket } from 'node:dgram';
-import { DtlsClient, type DtlsSession } from '../lib/transport/dtls/client';
+import { DtlsClient, type DtlsClientOptions, type DtlsSession } from '../lib/transport/dtls/client';
 import type { CipherSuiteName } from '../lib/transport/dtls/constants';
 import { CoapEndpoint } from '../lib/transport/endpoint';
 
@@ -22,10 +23,17 @@ export interface Psk {
   key: string;
 }
 
+/** ECDHE-ECDSA credentials as PEM (IPC carries JSON): our key, with a chain for certificate mode; the CA or the pinned key (SPKI DER, hex) the server is checked against */
+export interface Ecdsa {
+  ecdsa: { key: string; chain?: string };
+  serverCa?: string;
+  serverPublicKey?: string;
+}
+
 export type Command =
   | { cmd: 'echo'; port: number; seconds: number; window: number; sockets: number; size: number }
   | { cmd: 'coap'; port: number; seconds: number; window: number; clients: number; dtls?: Psk & { suite?: CipherSuiteName; connectionId?: boolean } }
-  | { cmd: 'handshakes'; port: number; seconds: number; concurrent: number; dtls: Psk; resume?: boolean };
+  | { cmd: 'handshakes'; port: number; seconds: number; concurrent: number; dtls: Psk | Ecdsa; resume?: boolean };
 
 export interface RunResult {
   /** exchanges (echoes, responses, handshakes) completed within the measured seconds */
@@ -212,8 +220,14 @@ async function coap(command: Extract<Command, { cmd: 'coap' }>): Promise<RunResu
   return result;
 }
 
+/** The DtlsClient options for a PSK or for ECDHE-ECDSA credentials. */
+function credentialsOf(dtls: Psk | Ecdsa): Partial<DtlsClientOptions> {
+  if ('identity' in dtls) return { identity: dtls.identity, key: Buffer.from(dtls.key, 'hex') };
+  return { ecdsa: dtls.ecdsa, ...(dtls.serverCa ? { serverCa: dtls.serverCa } : {}), ...(dtls.serverPublicKey ? { serverPublicKey: Buffer.from(dtls.serverPublicKey, 'hex') } : {}) };
+}
+
 async function handshakes(command: Extract<Command, { cmd: 'handshakes' }>): Promise<RunResult> {
-  const key = Buffer.from(command.dtls.key, 'hex');
+  const credentials = credentialsOf(command.dtls);
   let ok = 0;
   let failed = 0;
   let firstError: string | undefined;
@@ -225,14 +239,14 @@ async function handshakes(command: Extract<Command, { cmd: 'handshakes' }>): Pro
       // to resume: each loop's session of one full handshake, offered by every client after it
       let saved: DtlsSession | undefined;
       if (command.resume) {
-        const first = new DtlsClient({ host: HOST, port: command.port, identity: command.dtls.identity, key });
+        const first = new DtlsClient({ host: HOST, port: command.port, ...credentials });
         await first.connect();
         saved = first.session;
         await closeSocket(first);
       }
       while (!time.over()) {
         // a fresh client each time: a new socket (source port), so a new session at the server
-        const session = new DtlsClient({ host: HOST, port: command.port, identity: command.dtls.identity, key, ...(saved ? { session: saved } : {}) });
+        const session = new DtlsClient({ host: HOST, port: command.port, ...credentials, ...(saved ? { session: saved } : {}) });
         const started = performance.now();
         try {
           await session.connect();

@@ -8,7 +8,9 @@
  * - the same over DTLS (PSK) sessions established beforehand, once per cipher suite;
  * - the same over CCM_8 sessions with connection IDs (RFC 9146: tls12_cid records), beside CCM_8 without;
  * - DTLS handshakes/s: `--concurrent` loops of a fresh DtlsClient connecting and closing; then
- *   the same with each client resuming its loop's session (the abbreviated handshake, RFC 5246 §7.3).
+ *   the same with each client resuming its loop's session (the abbreviated handshake, RFC 5246 §7.3);
+ *   then full ECDHE-ECDSA handshakes (P-256) with client certificates (LwM2M mode 2) and with raw
+ *   public keys (mode 1), beside the PSK ones. The certificates are the test PKI's (openssl CLI).
  *
  * Each test runs half a second unmeasured first (the JIT, the heap growing), then `--seconds`.
  * "server CPU" is this process, "clients CPU" the child, each in % of one core over the measured
@@ -29,6 +31,7 @@ import type { CipherSuiteName } from '../lib/transport/dtls/constants';
 import { CoapEndpoint } from '../lib/transport/endpoint';
 import type { Command, Report, RunResult } from './dtls-clients';
 import { sizeSocketBuffers } from '../lib/transport/datagram';
+import { testPki } from '../test/helpers/pki';
 
 interface Settings {
   seconds: number;
@@ -155,6 +158,7 @@ async function main(): Promise<void> {
     `bench/dtls: ${seconds} s per test, ${window} outstanding over ${sockets} clients, ${concurrent} concurrent handshakes; node ${process.version}, ${os.cpus()[0]?.model ?? 'cpu'} × ${os.cpus().length}`,
   );
 
+  const pki = testPki(); // before any measurement: openssl takes a moment
   const clients = await Clients.start();
   const rows: Row[] = [];
   /** a test's functional check: some answers, no failures */
@@ -191,12 +195,20 @@ async function main(): Promise<void> {
   // --- CoAP over DTLS, one suite at a time (the server offers all three; each client only one) ---
   let sessions = 0;
   const handshakeFailures: string[] = [];
-  const dtlsServer = new DtlsServer({ psk: (identity) => (identity === PSK.identity ? PSK.key : undefined) });
+  // one server for all: PSK clients offer only PSK suites, so the ECDHE-ECDSA credentials change nothing for them
+  const dtlsServer = new DtlsServer({
+    psk: (identity) => (identity === PSK.identity ? PSK.key : undefined),
+    ecdsa: { key: pki.server.key, chain: pki.server.cert },
+    clientCa: pki.ca,
+    clientRawPublicKey: (spki) => (spki.equals(pki.rawClient.spki) ? 'bench-raw-key' : undefined),
+  });
   dtlsServer.on('error', (error) => serverErrors.push(error));
   let resumedSessions = 0;
+  const identities = new Map<string, number>();
   dtlsServer.on('session', (session: SessionInfo) => {
     sessions++;
     if (session.resumed) resumedSessions++;
+    identities.set(`${session.authentication} ${session.identity}`, (identities.get(`${session.authentication} ${session.identity}`) ?? 0) + 1);
   });
   dtlsServer.on('handshakeFailed', (failure: { reason: string }) => handshakeFailures.push(failure.reason));
   // a ClientHello beyond the handshake cap is a drop, not a failed handshake, but the bench counts it as one
@@ -250,6 +262,26 @@ async function main(): Promise<void> {
     note: `${shortName(resumed.cipherSuite ?? '?')}; the server saw ${sessions - resumedBefore} sessions, ${resumedSessions} of them resumed (warm-up included)`,
   });
   check('DTLS resumed handshakes', resumed);
+
+  // --- full ECDHE-ECDSA handshakes/s: a client certificate (mode 2), then a raw public key (mode 1) ---
+  const ecdsaModes = [
+    { name: 'certificates', authentication: 'certificate', identity: 'urn:imei:000000000000001', dtls: { ecdsa: { key: pki.client.key, chain: pki.client.cert }, serverCa: pki.ca } },
+    { name: 'raw public keys', authentication: 'rawPublicKey', identity: 'bench-raw-key', dtls: { ecdsa: { key: pki.rawClient.key }, serverPublicKey: pki.server.spki.toString('hex') } },
+  ];
+  for (const mode of ecdsaModes) {
+    const before = identities.get(`${mode.authentication} ${mode.identity}`) ?? 0;
+    const result = await clients.run({ cmd: 'handshakes', port: dtlsPort, seconds, concurrent, dtls: mode.dtls });
+    await pause(200);
+    const seen = (identities.get(`${mode.authentication} ${mode.identity}`) ?? 0) - before;
+    if (seen === 0) failures.push(`ECDHE-ECDSA handshakes with ${mode.name}: no session authenticated as ${mode.authentication} ${mode.identity}`);
+    rows.push({
+      name: `ECDHE-ECDSA handshakes, ${mode.name} (${concurrent} concurrent)`,
+      result,
+      versus: { rate: rateOf(handshakes), name: 'PSK handshakes' },
+      note: `${(result.cipherSuite ?? '?').replace('TLS_ECDHE_ECDSA_WITH_AES_128_', 'ECDHE_ECDSA ')}, P-256; the server saw ${seen} sessions as ${mode.authentication} ${mode.identity} (warm-up included)`,
+    });
+    check(`ECDHE-ECDSA handshakes with ${mode.name}`, result);
+  }
 
   await secure.close();
   await new Promise<void>((resolve) => dtlsServer.close(resolve));

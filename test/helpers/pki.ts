@@ -24,6 +24,8 @@ export interface TestPki {
   dir: string;
   caFile: string;
   ca: string;
+  /** the CA file of the other CA (the one `otherCa` is issued by) */
+  otherCaFile: string;
   server: Issued;
   client: Issued;
   /** a second client of the same CA */
@@ -36,6 +38,9 @@ export interface TestPki {
   noCn: Issued;
   /** a client certificate under an intermediate CA; its cert holds leaf then intermediate */
   chained: Issued;
+  /** the intermediate CA's certificate: PEM, and its file */
+  intermediate: string;
+  intermediateFile: string;
   /** raw P-256 keys (no certificate): key PEM and SPKI DER */
   rawServer: { key: string; keyFile: string; spki: Buffer; spkiPemFile: string };
   rawClient: { key: string; keyFile: string; spki: Buffer; spkiPemFile: string };
@@ -130,6 +135,7 @@ export function testPki(): TestPki {
     dir,
     caFile: file('ca.pem'),
     ca: read('ca.pem'),
+    otherCaFile: file('other-ca.pem'),
     server,
     client,
     client2,
@@ -140,6 +146,8 @@ export function testPki(): TestPki {
     p384,
     noCn,
     chained,
+    intermediate: read('intermediate.pem'),
+    intermediateFile: file('intermediate.pem'),
     rawServer: raw('raw-server'),
     rawClient: raw('raw-client'),
   };

@@ -6,12 +6,17 @@
  * and the options a client or server is refused with.
  */
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { DtlsClient, DtlsHandshakeError, type DtlsClientOptions } from '../../lib/transport/dtls/client';
-import type { CipherSuiteName } from '../../lib/transport/dtls/constants';
+import { CIPHER_SUITES, ContentType, DTLS_1_2, ExtensionType, HandshakeType, type CipherSuiteName } from '../../lib/transport/dtls/constants';
+import { CertificateType, ecdheHelloExtensions, writeCertificateTypes } from '../../lib/transport/dtls/ecdhe';
+import { parseHandshakeFragments, parseHelloVerifyRequest, parseServerHello, writeClientHello, writeHandshake } from '../../lib/transport/dtls/handshake';
+import { parseRecords, writeRecord } from '../../lib/transport/dtls/record';
 import { DtlsServer, type DtlsServerOptions, type SessionInfo } from '../../lib/transport/dtls/server';
 import type { DatagramInfo } from '../../lib/transport/datagram';
 import { testPki, type TestPki } from '../helpers/pki';
+import { boundUdpSocket } from '../helpers/ports';
 
 const QUICK = { initialTimeout: 300, maxTimeout: 2000, maxRetransmissions: 6 };
 const SUITES: CipherSuiteName[] = ['TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8', 'TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256'];
@@ -106,6 +111,46 @@ describe('DTLS ECDHE-ECDSA: DtlsClient with DtlsServer', function () {
     assert.equal((await echo(dtls, 'mixed')).data, 'echo mixed');
     assert.equal(sessions[0]!.authentication, 'rawPublicKey');
     assert.equal(sessions[0]!.identity, 'raw-device');
+  });
+
+  /** The certificate types a server with a chain answers a ClientHello listing `clientTypes` and `serverTypes` with. */
+  async function chosenTypes(port: number, clientTypes: number[], serverTypes: number[]): Promise<{ client?: number; server?: number }> {
+    // a socket of its own: the server's flight, sent again later, must not meet the next question
+    const socket = await boundUdpSocket();
+    cleanups.push(() => void socket.close());
+    const random = randomBytes(32);
+    const extensions: Array<[number, Buffer]> = [
+      ...ecdheHelloExtensions(),
+      [ExtensionType.CLIENT_CERTIFICATE_TYPE, writeCertificateTypes(clientTypes)],
+      [ExtensionType.SERVER_CERTIFICATE_TYPE, writeCertificateTypes(serverTypes)],
+    ];
+    const hello = (cookie: Buffer, sequence: number) =>
+      writeRecord(
+        ContentType.HANDSHAKE,
+        DTLS_1_2,
+        0,
+        sequence,
+        writeHandshake(HandshakeType.CLIENT_HELLO, sequence, writeClientHello({ version: DTLS_1_2, random, sessionId: Buffer.alloc(0), cookie, cipherSuites: [CIPHER_SUITES.TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8], extensions })),
+      );
+    const next = () => new Promise<Buffer>((resolve) => socket.once('message', resolve));
+    let reply = next();
+    socket.send(hello(Buffer.alloc(0), 0), port, '127.0.0.1');
+    const cookie = parseHelloVerifyRequest(parseHandshakeFragments(parseRecords(await reply)[0]!.fragment)[0]!.body);
+    reply = next();
+    socket.send(hello(cookie, 1), port, '127.0.0.1');
+    const messages = parseRecords(await reply).flatMap((record) => parseHandshakeFragments(record.fragment));
+    const serverHello = parseServerHello(messages.find((message) => message.type === HandshakeType.SERVER_HELLO)!.body);
+    return { client: serverHello.extensions.get(ExtensionType.CLIENT_CERTIFICATE_TYPE)?.[0], server: serverHello.extensions.get(ExtensionType.SERVER_CERTIFICATE_TYPE)?.[0] };
+  }
+
+  it('a client sending a raw key gets ours as a raw key when it lists that type, even after X.509 (as libcoap -M does)', async () => {
+    const { port } = await startServer();
+    const [X509, RAW] = [CertificateType.X509, CertificateType.RAW_PUBLIC_KEY];
+    assert.deepEqual(await chosenTypes(port, [RAW], [X509, RAW]), { client: RAW, server: RAW });
+    // otherwise the first type listed that we have: a certificate client keeps the order it gave
+    assert.deepEqual(await chosenTypes(port, [X509], [X509, RAW]), { client: X509, server: X509 });
+    assert.deepEqual(await chosenTypes(port, [X509], [RAW, X509]), { client: X509, server: RAW });
+    assert.deepEqual(await chosenTypes(port, [RAW], [X509]), { client: RAW, server: X509 });
   });
 
   it('a client certificate under an intermediate CA the client sends along', async () => {

@@ -13,12 +13,9 @@ import { ContentType, DTLS_1_0, DTLS_1_2, ExtensionType, HandshakeType } from '.
 import { parseClientHello, parseHandshakeFragments, parseHelloVerifyRequest, parseServerHello, writeClientHello, writeHandshake } from '../../lib/transport/dtls/handshake';
 import { parseRecords, writeRecord } from '../../lib/transport/dtls/record';
 import { DtlsServer, type DtlsDrop } from '../../lib/transport/dtls/server';
-import { spawn } from 'node:child_process';
-import * as fs from 'node:fs';
-import * as os from 'node:os';
-import * as path from 'node:path';
 import { DtlsClient } from '../../lib/transport/dtls/client';
 import { coapsRequest, responseCode } from '../helpers/coaps-client';
+import { sClient, type SClientOptions } from '../helpers/tls-cli';
 import { heapAfterGc } from '../helpers/heap';
 import { boundUdpSocket } from '../helpers/ports';
 import { udpRelay } from '../helpers/relay';
@@ -153,67 +150,9 @@ describe('DTLS server under hostile input', function () {
   });
 });
 
-interface OpensslOptions {
-  ems?: boolean;
-  cipher?: string;
-  /**
-   * Resolves once line `index` has had its effect, so the next line (or the end of input) goes out
-   * in a read of its own even when s_client is slow to run; default: 400 ms.
-   */
-  after?: (index: number, output: () => string) => Promise<void>;
-}
-
-/**
- * `openssl s_client -dtls1_2` with a PSK: sends `lines` one by one, then quits; resolves with its
- * output once, whatever the child does (exits early after a failed handshake, cannot start, ...).
- */
-function opensslClient(port: number, lines: string[], options: OpensslOptions = {}): Promise<string> {
-  const env = { ...process.env };
-  let configDir: string | undefined;
-  if (options.ems === false) {
-    configDir = fs.mkdtempSync(path.join(os.tmpdir(), 'lwm2m-openssl-'));
-    const config = path.join(configDir, 'no-ems.cnf');
-    fs.writeFileSync(config, 'openssl_conf = openssl_init\n[openssl_init]\nssl_conf = ssl_sect\n[ssl_sect]\nsystem_default = sys\n[sys]\nOptions = -ExtendedMasterSecret\n');
-    env.OPENSSL_CONF = config;
-  }
-  return new Promise((resolve, reject) => {
-    let output = '';
-    let settled = false;
-    const timers: NodeJS.Timeout[] = [];
-    const later = (action: () => void, ms: number): void => void timers.push(setTimeout(action, ms));
-    const settle = (error?: Error): void => {
-      if (settled) return;
-      settled = true;
-      for (const timer of timers) clearTimeout(timer);
-      if (configDir) fs.rmSync(configDir, { recursive: true, force: true });
-      if (error) reject(error);
-      else resolve(output);
-    };
-    const child = spawn('openssl', ['s_client', '-dtls1_2', '-connect', `127.0.0.1:${port}`, '-psk', KEY.toString('hex'), '-psk_identity', 'dev', '-cipher', options.cipher ?? 'PSK-AES128-CCM8'], { env });
-    child.stdout.on('data', (chunk) => (output += chunk));
-    child.stderr.on('data', (chunk) => (output += chunk));
-    // s_client may quit (a refused handshake) while we still write: EPIPE then is expected, not a failure
-    child.stdin.on('error', () => undefined);
-    child.on('error', settle); // could not start (or be killed)
-    // 'close' comes after 'exit' and after its output pipes ended: nothing of the output is missed
-    child.on('close', () => settle());
-    const running = (): boolean => child.exitCode === null && child.signalCode === null;
-    const after = options.after ?? (() => new Promise<void>((resolve) => later(resolve, 400)));
-    let index = 0;
-    const next = (): void => {
-      if (!running()) return;
-      if (index < lines.length) {
-        child.stdin.write(`${lines[index]}\n`);
-        after(index++, () => output).then(next, settle);
-      } else {
-        // end of input: s_client says close_notify and exits (killed only if it does not)
-        child.stdin.end();
-        later(() => child.kill(), 2000);
-        later(() => child.kill('SIGKILL'), 5000);
-      }
-    };
-    later(next, 600);
-  });
+/** `openssl s_client` with the PSK of identity 'dev' (default cipher PSK-AES128-CCM8). */
+function opensslClient(port: number, lines: string[], options: Partial<SClientOptions> = {}): Promise<string> {
+  return sClient(port, lines, { credentials: ['-psk', KEY.toString('hex'), '-psk_identity', 'dev'], cipher: 'PSK-AES128-CCM8', ...options });
 }
 
 describe('DTLS server with openssl s_client, and its session limits', function () {

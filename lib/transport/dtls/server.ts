@@ -631,7 +631,8 @@ export class DtlsServer extends EventEmitter implements DatagramSocket {
    * Whether an ECDHE-ECDSA suite can be used with this client, and how (RFC 7250 §4): the client's
    * certificate type is the first it lists that we can check (X.509 with clientCa, a raw key with
    * clientRawPublicKey), ours the first it lists that we have (X.509 with a chain; a raw key we
-   * always have). Without the extension the type is X.509. Throws DecodeError on malformed extensions.
+   * always have), except that a client sending a raw key gets ours as a raw key whenever it lists
+   * that type. Without the extension the type is X.509. Throws DecodeError on malformed extensions.
    */
   private ecdheChoice(hello: ClientHello): EcdheChoice | undefined {
     if (!this.own || !helloAllowsEcdhe(hello.extensions)) return undefined;
@@ -640,9 +641,13 @@ export class DtlsServer extends EventEmitter implements DatagramSocket {
     const clientType = (clientTypes ? parseCertificateTypes(clientTypes) : [CertificateType.X509]).find((type) =>
       type === CertificateType.X509 ? this.trusted.length > 0 : type === CertificateType.RAW_PUBLIC_KEY && this.options.clientRawPublicKey !== undefined,
     );
-    const serverType = (serverTypes ? parseCertificateTypes(serverTypes) : [CertificateType.X509]).find((type) =>
-      type === CertificateType.X509 ? this.own!.chain !== undefined : type === CertificateType.RAW_PUBLIC_KEY,
-    );
+    const offered = serverTypes ? parseCertificateTypes(serverTypes) : [CertificateType.X509];
+    // LwM2M mode 1 is raw keys both ways: libcoap's GnuTLS client (-M) lists X.509 first for the
+    // server, yet has nothing to check a certificate with. RFC 7250 lets us pick any type listed.
+    const serverType =
+      clientType === CertificateType.RAW_PUBLIC_KEY && offered.includes(CertificateType.RAW_PUBLIC_KEY)
+        ? CertificateType.RAW_PUBLIC_KEY
+        : offered.find((type) => (type === CertificateType.X509 ? this.own!.chain !== undefined : type === CertificateType.RAW_PUBLIC_KEY));
     if (clientType === undefined || serverType === undefined) return undefined;
     return { clientType, serverType, echoClientType: clientTypes !== undefined, echoServerType: serverTypes !== undefined, echoPointFormats: hello.extensions.has(ExtensionType.EC_POINT_FORMATS) };
   }
