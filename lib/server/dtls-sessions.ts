@@ -32,6 +32,8 @@ export class DtlsSessionKeeper {
   private readonly activityDelay: number;
   private timer: NodeJS.Timeout | undefined;
   private due = Infinity;
+  /** ms the last save took: saves are spaced by 20 times that, so sealing a large fleet never takes more than ~5% of the time */
+  private cost = 0;
   private started = false;
   private readonly changed = (): void => this.schedule(this.delay);
   private readonly active = (): void => this.schedule(this.activityDelay);
@@ -90,8 +92,9 @@ export class DtlsSessionKeeper {
     this.dtls.off('message', this.active);
   }
 
-  /** A save within `wait` ms: an earlier one already due stays. */
+  /** A save within `wait` ms (or later, by the cost of the last): an earlier one already due stays. */
   private schedule(wait: number): void {
+    wait = Math.max(wait, 20 * this.cost);
     const due = Date.now() + wait;
     if (this.timer && this.due <= due) return;
     clearTimeout(this.timer);
@@ -104,8 +107,10 @@ export class DtlsSessionKeeper {
   }
 
   private save(): boolean {
+    const started = Date.now();
     try {
       this.store.saveDtlsState(sealDtlsState({ connections: this.dtls.exportConnections(), sessions: this.dtls.exportSessions() }, this.key));
+      this.cost = Date.now() - started;
       return true;
     } catch (error) {
       this.fail(error);
