@@ -17,6 +17,8 @@ export function keepsDtlsState(store: RegistrationStore): store is RegistrationS
 }
 
 export interface DtlsSessionKeeperOptions {
+  /** the server's instance name when several share the store: its sessions are kept apart */
+  owner?: string;
   /** ms after a session began, ended or moved before the sessions are saved (default 1000) */
   delay?: number;
   /**
@@ -30,6 +32,7 @@ export class DtlsSessionKeeper {
   private readonly key: Buffer;
   private readonly delay: number;
   private readonly activityDelay: number;
+  private readonly owner: string | undefined;
   private timer: NodeJS.Timeout | undefined;
   private due = Infinity;
   /** ms the last save took: saves are spaced by 20 times that, so sealing a large fleet never takes more than ~5% of the time */
@@ -48,6 +51,7 @@ export class DtlsSessionKeeper {
     this.key = sessionStoreKey(secret);
     this.delay = options.delay ?? 1000;
     this.activityDelay = options.activityDelay ?? 30_000;
+    this.owner = options.owner;
   }
 
   /**
@@ -59,7 +63,7 @@ export class DtlsSessionKeeper {
   async restore(): Promise<number> {
     let restored = 0;
     try {
-      const sealed = await this.store.loadDtlsState();
+      const sealed = await this.store.loadDtlsState(this.owner);
       if (sealed) {
         const state = openDtlsState(sealed, this.key);
         restored = this.dtls.importConnections(state.connections);
@@ -109,7 +113,7 @@ export class DtlsSessionKeeper {
   private save(): boolean {
     const started = Date.now();
     try {
-      this.store.saveDtlsState(sealDtlsState({ connections: this.dtls.exportConnections(), sessions: this.dtls.exportSessions() }, this.key));
+      this.store.saveDtlsState(sealDtlsState({ connections: this.dtls.exportConnections(), sessions: this.dtls.exportSessions() }, this.key), this.owner);
       this.cost = Date.now() - started;
       return true;
     } catch (error) {

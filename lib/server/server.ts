@@ -129,7 +129,7 @@ export interface DtlsOptions extends Omit<DtlsServerOptions, 'psk' | 'clientRawP
   /** the devices' raw public keys (Security Mode 1; default none; set them later with setRawPublicKeys). Needs `ecdsa`. */
   rawPublicKeys?: readonly RawPublicKeyCredential[];
   /**
-   * With it, and a store that keeps DTLS sessions (FileStore, MemoryStore), the established DTLS
+   * With it, and a store that keeps DTLS sessions (FileStore, MemoryStore, RedisStore: per instance), the established DTLS
    * sessions survive a restart: saved sealed (AES-256-GCM, key derived from this secret) when they
    * change and when the server closes, taken up at listen, so a device's next record needs no
    * handshake. Without it nothing of DTLS is kept. Keep it secret and the same across restarts.
@@ -300,7 +300,7 @@ export class LwM2MServer extends EventEmitter {
     this.dtls = this.sockets.dtls;
     this.dtls?.on('sessionMoved', (move: SessionMove) => this.sessionMoved(move));
     const secret = options.dtls?.sessionSecret;
-    if (this.dtls && secret !== undefined && keepsDtlsState(this.store)) this.dtlsSessions = new DtlsSessionKeeper(this.dtls, this.store, secret, (error) => this.fail(error));
+    if (this.dtls && secret !== undefined && keepsDtlsState(this.store)) this.dtlsSessions = new DtlsSessionKeeper(this.dtls, this.store, secret, (error) => this.fail(error), { owner: this.cluster?.instance });
     this.secureEndpoint = this.sockets.secure;
     for (const endpoint of [this.endpoint, this.secureEndpoint]) {
       endpoint?.on('blockServed', ({ peer, path, served, total }) => this.packages.served(peer, path, served, total));

@@ -41,10 +41,11 @@ export interface RegistrationStore {
    * The DTLS server's sessions, sealed (AES-256-GCM under a key from `dtls.sessionSecret`: the
    * store never sees them in the clear), so that a restarted server goes on with them without
    * handshakes. Optional: a store without these keeps no DTLS sessions. `save` replaces what was
-   * saved before; `load` resolves undefined when nothing was.
+   * saved before; `load` resolves undefined when nothing was. `owner` is the server's instance
+   * name, when several share the store (each has connections of its own); absent: the only server.
    */
-  saveDtlsState?(sealed: Buffer): void;
-  loadDtlsState?(): Promise<Buffer | undefined>;
+  saveDtlsState?(sealed: Buffer, owner?: string): void;
+  loadDtlsState?(owner?: string): Promise<Buffer | undefined>;
 
   /** A store several server instances can share gives them a bus to talk over (a server named `instance` joins it). */
   cluster?(): ClusterBus;

@@ -3,13 +3,13 @@
  * device's next Update after the restart goes over the DTLS session it had, without a handshake
  * (PSK, PSK with connection IDs, certificates). With another secret or a tampered file nothing is
  * restored, the server says why, and the device handshakes again and goes on. The store file holds
- * no key material in the clear.
+ * no key material in the clear. A RedisStore keeps each instance's sessions apart.
  */
 import assert from 'node:assert/strict';
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { FileStore, LwM2MClient, LwM2MServer, MemoryStore, type LwM2MClientOptions, type LwM2MServerOptions, type PskCredential, type RegistrationStore } from '../../lib';
+import { FileStore, LwM2MClient, LwM2MServer, MemoryStore, RedisStore, type LwM2MClientOptions, type LwM2MServerOptions, type PskCredential, type RegistrationStore } from '../../lib';
 import { keyBlockLength } from '../../lib/transport/dtls/cipher';
 import type { DtlsClient } from '../../lib/transport/dtls/client';
 import { keyBlock } from '../../lib/transport/dtls/prf';
@@ -19,6 +19,7 @@ import type { DtlsServer } from '../../lib/transport/dtls/server';
 import { FAST_TIMING } from '../helpers/fake-server';
 import { testPki } from '../helpers/pki';
 import { freeUdpPort } from '../helpers/ports';
+import { startRedis, type TestRedis } from '../helpers/redis';
 import { until } from '../helpers/wait';
 
 /** until() for a condition that must be awaited. */
@@ -275,5 +276,76 @@ describe('FileStore: the sealed DTLS state', () => {
     const store = new FileStore(file, { onError: () => undefined });
     await assert.rejects(store.loadDtlsState(), /"dtls" is not base64/);
     await store.close();
+  });
+});
+
+describe('RedisStore: the sealed DTLS state, per instance', function () {
+  this.timeout(60_000);
+  let redis: TestRedis;
+  const stores: RedisStore[] = [];
+  const servers: LwM2MServer[] = [];
+  let prefixes = 0;
+  before(async () => {
+    redis = await startRedis();
+  });
+  after(async () => {
+    await redis.stop();
+  });
+  afterEach(async () => {
+    for (const server of servers.splice(0)) await server.close();
+    for (const store of stores.splice(0)) await store.close();
+  });
+  const open = (prefix: string): RedisStore => {
+    const store = new RedisStore({ url: redis.url, prefix, onError: () => undefined });
+    stores.push(store);
+    return store;
+  };
+
+  it('keeps each owner’s blob apart under the prefix, read back by the next store', async () => {
+    const prefix = `dtls${prefixes++}:`;
+    const first = open(prefix);
+    assert.equal(await first.loadDtlsState('node-a'), undefined);
+    first.saveDtlsState(Buffer.from('sealed a'), 'node-a');
+    first.saveDtlsState(Buffer.from('sealed b'), 'node-b');
+    first.saveDtlsState(Buffer.from('sealed alone'));
+    assert.equal((await first.loadDtlsState('node-a'))?.toString(), 'sealed a', 'a change not yet written is seen');
+    await first.flush();
+    const second = open(prefix);
+    assert.equal((await second.loadDtlsState('node-a'))?.toString(), 'sealed a');
+    assert.equal((await second.loadDtlsState('node-b'))?.toString(), 'sealed b');
+    assert.equal((await second.loadDtlsState())?.toString(), 'sealed alone');
+    assert.equal(await open(`other${prefix}`).loadDtlsState('node-a'), undefined);
+  });
+
+  it('an LwM2MServer instance restarted under its name takes up its DTLS sessions: no handshake', async () => {
+    const prefix = `dtls${prefixes++}:`;
+    const dtlsPort = await freeUdpPort();
+    const start = async (): Promise<{ server: LwM2MServer; handshakes: () => number }> => {
+      const server = new LwM2MServer({ port: 0, address: '127.0.0.1', timing: FAST_TIMING, requestTimeout: 3000, instance: 'node-a', store: open(prefix), dtls: { port: dtlsPort, address: '127.0.0.1', credentials: CREDENTIALS, timing: DTLS_TIMING, sessionSecret: SECRET } });
+      servers.push(server);
+      await server.listen();
+      let handshakes = 0;
+      (server as unknown as { dtls: DtlsServer }).dtls.on('session', () => handshakes++);
+      return { server, handshakes: () => handshakes };
+    };
+    const first = await start();
+    const device = new LwM2MClient({ endpoint: 'sensor', server: `coaps://127.0.0.1:${dtlsPort}`, psk: { identity: 'id-sensor', key: KEY }, dtls: { timing: DTLS_TIMING }, timing: FAST_TIMING, retry: { initialDelay: 100, maxDelay: 400 }, requestTimeout: 1500, lifetime: 30, objects: { 3303: { 0: { 5700: 21.5 } } } });
+    device.on('error', () => undefined);
+    try {
+      await device.start();
+      let handshakes = 1;
+      (device as unknown as { dtls: DtlsClient }).dtls.on('connected', () => handshakes++);
+      servers.splice(servers.indexOf(first.server), 1);
+      await first.server.close();
+      const second = await start();
+      assert.equal((second.server as unknown as { dtls: DtlsServer }).dtls.counts.sessions, 1);
+      const updated = new Promise((resolve) => second.server.once('update', resolve));
+      await device.update({ lifetime: 45 });
+      await updated;
+      assert.equal(handshakes, 1);
+      assert.equal(second.handshakes(), 0);
+    } finally {
+      await device.stop().catch(() => undefined);
+    }
   });
 });
