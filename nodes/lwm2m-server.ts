@@ -150,6 +150,8 @@ module.exports = (RED: Red) => {
         if (node.listening) show(storeStatus(error));
         return;
       }
+      // kept DTLS sessions that did not open (another secret): the devices handshake again, nothing else is lost
+      if (error.name === 'SessionStoreError') return void node.warn(error.message);
       node.error(error.message);
     });
     // the store could not be read at start (Redis not up yet): the server tried again until it could

@@ -15,6 +15,11 @@
  * tls12_cid records are found by that ID from any address, and a record that authenticates and is
  * newer than any before moves the session to the address it came from (`sessionMoved`, a
  * SessionMove): what the server sends goes there from then on.
+ *
+ * Across a restart of the process: `exportConnections` gives the established connections (keys
+ * included: seal them, connection-store.ts), `close(cb, { notify: false })` closes without telling
+ * the peers, and a successor's `importConnections` takes them up before it listens, so a peer's
+ * next record needs no handshake.
  */
 import type { Socket } from 'node:dgram';
 import { EventEmitter } from 'node:events';
