@@ -84,7 +84,7 @@ module.exports = (RED: Red) => {
     const port = config.port === '' || config.port === undefined ? 5683 : Number(config.port);
     const timeout = Number(config.requestTimeout) > 0 ? Number(config.requestTimeout) * 1000 : 10_000;
     const awakeTime = Number(config.awakeTime) > 0 ? Number(config.awakeTime) * 1000 : undefined;
-    type Credentials = PskCredentials & StoreCredentials & EcdsaCredentials;
+    type Credentials = PskCredentials & StoreCredentials & EcdsaCredentials & { dtlsSessionSecret?: string };
     const credentials: Credentials = (node as unknown as { credentials?: Credentials }).credentials ?? {};
     let dtls: DtlsOptions | undefined;
     let preferredFormat: number | undefined;
@@ -105,7 +105,7 @@ module.exports = (RED: Red) => {
     };
     try {
       preferredFormat = formatOf(config.format);
-      if (config.dtls) dtls = { port: config.dtlsPort === '' || config.dtlsPort === undefined ? 5684 : Number(config.dtlsPort), credentials: psk(), ...ecdsaSettings(credentials) };
+      if (config.dtls) dtls = { port: config.dtlsPort === '' || config.dtlsPort === undefined ? 5684 : Number(config.dtlsPort), credentials: psk(), ...ecdsaSettings(credentials), ...sessionSecret(credentials.dtlsSessionSecret) };
       else {
         try {
           psk();
@@ -150,6 +150,8 @@ module.exports = (RED: Red) => {
         if (node.listening) show(storeStatus(error));
         return;
       }
+      // kept DTLS sessions that did not open (another secret): the devices handshake again, nothing else is lost
+      if (error.name === 'SessionStoreError') return void node.warn(error.message);
       node.error(error.message);
     });
     // the store could not be read at start (Redis not up yet): the server tried again until it could
@@ -217,6 +219,13 @@ module.exports = (RED: Red) => {
       dtlsCertificate: { type: 'text' },
       dtlsCa: { type: 'text' },
       rawPublicKeys: { type: 'text' },
+      // seals the DTLS sessions kept in the store across restarts
+      dtlsSessionSecret: { type: 'password' },
     },
   });
 };
+
+/** The secret that seals the DTLS sessions kept across restarts; empty: none are kept. */
+function sessionSecret(secret: string | undefined): { sessionSecret?: string } {
+  return typeof secret === 'string' && secret !== '' ? { sessionSecret: secret } : {};
+}

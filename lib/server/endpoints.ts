@@ -96,9 +96,10 @@ export class ServerEndpoints {
     return identity !== undefined && this.secure ? this.secure : this.plain;
   }
 
-  async close(): Promise<void> {
+  /** `notify: false`: the DTLS sessions are not ended with close_notify (they were saved for a restart). */
+  async close(options: { notify?: boolean } = {}): Promise<void> {
     await this.plain.close();
     if (this.secure) await this.secure.close();
-    if (this.dtls) await new Promise<void>((resolve) => this.dtls!.close(resolve));
+    if (this.dtls) await new Promise<void>((resolve) => this.dtls!.close(resolve, options));
   }
 }

@@ -8,10 +8,12 @@
  * {"id":"o1","registrationId":"a1","endpoint":"dev-1","paths":["/3303/0/5700"],"token":"8a1f…",...}
  * ],"queue":[
  * {"id":"q1","registrationId":"a1","endpoint":"dev-1","operation":"Write /3/0/14",...}
- * ]}
+ * ],"dtls":"AgF3…"}
  * ```
  *
- * Version 1 files (registrations only) are read as well; the first write makes them version 2.
+ * `dtls` (version 3, optional) is the DTLS server's sessions, sealed (AES-256-GCM, base64): the
+ * file never holds a DTLS key in the clear. Version 1 files (registrations only) and version 2
+ * files (no `dtls`) are read as well; the first write makes them version 3.
  */
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
@@ -29,7 +31,7 @@ export interface FileStoreOptions {
 /** The `format` member of a store file. */
 export const STORE_FORMAT = 'lwm2m-registrations';
 /** The `version` of the store file format this code writes; it reads this one and every older one. */
-export const STORE_VERSION = 2;
+export const STORE_VERSION = 3;
 
 /** records serialised per `write` call: keeps the event loop free while 100,000 are written */
 const CHUNK = 1000;
@@ -76,6 +78,9 @@ export class FileStore extends TableStore {
   /** ids removed before the file was read, so that the read does not bring them back */
   private removedBeforeRead: { [T in Table]: Set<string> } | undefined = { registrations: new Set(), observations: new Set(), queue: new Set() };
   private opened: Promise<Opened> | undefined;
+  /** the sealed DTLS sessions; set before the read, it wins over the file's */
+  private dtlsState: Buffer | undefined;
+  private dtlsSavedBeforeRead = false;
   private corruptKept = false;
 
   /** count of changes; `written` is the count the file reflects */
@@ -122,6 +127,19 @@ export class FileStore extends TableStore {
     return this.closing;
   }
 
+  saveDtlsState(sealed: Buffer): void {
+    if (this.ignoreAfterClose('dtls', undefined)) return;
+    this.dtlsState = Buffer.from(sealed);
+    if (this.removedBeforeRead) this.dtlsSavedBeforeRead = true;
+    this.changed();
+  }
+
+  async loadDtlsState(): Promise<Buffer | undefined> {
+    const opened = await this.open();
+    if (opened.kind !== 'ok') throw opened.error;
+    return this.dtlsState && Buffer.from(this.dtlsState);
+  }
+
   protected async read<T extends Table>(table: T): Promise<StoredRecords[T][]> {
     const opened = await this.open();
     if (opened.kind !== 'ok') throw opened.error;
@@ -141,11 +159,12 @@ export class FileStore extends TableStore {
     this.changed();
   }
 
-  private ignoreAfterClose(table: Table, id: unknown): boolean {
+  private ignoreAfterClose(table: Table | 'dtls', id: unknown): boolean {
     if (!this.closed) return false;
     if (!this.reportedClosed) {
       this.reportedClosed = true;
-      this.report(new StoreError(this.file, `the store is closed: change to ${RECORD_NAMES[table]} ${JSON.stringify(id)} ignored`));
+      const what = table === 'dtls' ? 'the DTLS sessions' : `${RECORD_NAMES[table]} ${JSON.stringify(id)}`;
+      this.report(new StoreError(this.file, `the store is closed: change to ${what} ignored`));
     }
     return true;
   }
@@ -193,6 +212,7 @@ export class FileStore extends TableStore {
     // snapshot: records are replaced on save, never changed in place, so the references stay valid
     const generation = this.changes;
     const snapshot = TABLES.map((table) => [table, Array.from<StoredRecords[Table]>(this.tables[table].values())] as const);
+    const dtls = this.dtlsState;
 
     if (opened.kind === 'corrupt' && !this.corruptKept) {
       this.corruptKept = true;
@@ -217,6 +237,7 @@ export class FileStore extends TableStore {
         }
         await writeAll(handle, '\n]');
       }
+      if (dtls) await writeAll(handle, `,"dtls":${JSON.stringify(dtls.toString('base64'))}`);
       await writeAll(handle, '}\n');
       await handle.sync();
       await handle.close();
@@ -262,6 +283,7 @@ export class FileStore extends TableStore {
   private merge(data: Record<string, unknown> | undefined): Opened {
     const removed = this.removedBeforeRead;
     this.removedBeforeRead = undefined;
+    if (!this.dtlsSavedBeforeRead && typeof data?.dtls === 'string') this.dtlsState = Buffer.from(data.dtls, 'base64');
     for (const table of TABLES) {
       const map = this.tables[table] as Map<string, StoredRecords[Table]>;
       // the in-memory map only holds what was saved before the read: that is newer than the file
@@ -280,7 +302,7 @@ export class FileStore extends TableStore {
       throw new StoreError(this.file, `not valid JSON (truncated or corrupt?): ${messageOf(error)}`, { cause: error });
     }
     if (!isObject(data) || data.format !== STORE_FORMAT) throw new StoreError(this.file, `not a registration store (expected "format": "${STORE_FORMAT}")`);
-    if (data.version !== 1 && data.version !== STORE_VERSION) {
+    if (data.version !== 1 && data.version !== 2 && data.version !== STORE_VERSION) {
       const newer = typeof data.version === 'number' && data.version > STORE_VERSION;
       throw new StoreError(this.file, newer ? `written in format version ${data.version}, newer than this version reads (${STORE_VERSION})` : `unknown format version ${JSON.stringify(data.version)}`);
     }
@@ -289,6 +311,7 @@ export class FileStore extends TableStore {
       if (data.version === 1 && table !== 'registrations') continue;
       if (!Array.isArray(data[table])) throw new StoreError(this.file, `"${table}" is not an array`);
     }
+    if (data.dtls !== undefined && (typeof data.dtls !== 'string' || !/^[A-Za-z0-9+/]*={0,2}$/.test(data.dtls))) throw new StoreError(this.file, '"dtls" is not base64');
     return data;
   }
 

@@ -10,6 +10,15 @@ import { TableStore } from './table-store';
 export class MemoryStore extends TableStore {
   private readonly tables: { [T in Table]: Map<string, StoredRecords[T]> } = { registrations: new Map(), observations: new Map(), queue: new Map() };
   private closed = false;
+  private dtlsState: Buffer | undefined;
+
+  saveDtlsState(sealed: Buffer): void {
+    if (!this.closed) this.dtlsState = Buffer.from(sealed);
+  }
+
+  async loadDtlsState(): Promise<Buffer | undefined> {
+    return this.dtlsState && Buffer.from(this.dtlsState);
+  }
 
   async flush(): Promise<void> {}
 

@@ -6,6 +6,7 @@
  * lwm2m:registrations  a1 → {"id":"a1","endpoint":"dev-1","lifetime":86400,...}
  * lwm2m:observations   o1 → {"id":"o1","registrationId":"a1","token":"8a1f…",...}
  * lwm2m:queue          q1 → {"id":"q1","registrationId":"a1","operation":"Write /3/0/14",...}
+ * lwm2m:dtls           node-a → AgF3…   (each instance's DTLS sessions, sealed, base64)
  * ```
  *
  * Changes are gathered per table and id (the latest wins) and sent on the next turn of the event
@@ -42,6 +43,10 @@ const CLOSE_WAIT = 2000;
 /** a command without an answer for this long fails (a hung Redis must not hang flush() or close()) */
 const COMMAND_TIMEOUT = 10_000;
 
+/** the field of the DTLS state of a server without an instance name */
+const DEFAULT_OWNER = 'default';
+const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
+
 /** A change waiting to be written: the record's JSON, or null for a removal. */
 type Changes = { [T in Table]: Map<string, string | null> };
 
@@ -69,6 +74,9 @@ export class RedisStore extends TableStore {
   readonly prefix: string;
   private readonly redis: Redis;
   private readonly keys: { [T in Table]: string };
+  /** a hash of the sealed DTLS sessions: a field per server instance (each has its own connections) */
+  private readonly dtlsKey: string;
+  private pendingDtls = new Map<string, string>();
   private readonly connectTimeout: number;
   private readonly onError: (error: StoreError) => void;
 
@@ -109,6 +117,7 @@ export class RedisStore extends TableStore {
     }
     this.prefix = prefix;
     this.keys = { registrations: `${prefix}registrations`, observations: `${prefix}observations`, queue: `${prefix}queue` };
+    this.dtlsKey = `${prefix}dtls`;
     this.connectTimeout = connectTimeout;
     this.onError = onError ?? ((error) => process.emitWarning(error));
 
@@ -176,6 +185,33 @@ export class RedisStore extends TableStore {
     this.change(table, id, null);
   }
 
+  /** Under the instance's name (`owner`; without one, "default"): instances sharing the store keep their sessions apart. */
+  saveDtlsState(sealed: Buffer, owner = DEFAULT_OWNER): void {
+    if (this.ignoredAfterClose('dtls', owner)) return;
+    this.pendingDtls.set(owner, sealed.toString('base64'));
+    this.changes++;
+    this.schedule();
+  }
+
+  async loadDtlsState(owner = DEFAULT_OWNER): Promise<Buffer | undefined> {
+    const pending = this.pendingDtls.get(owner);
+    if (pending !== undefined) return Buffer.from(pending, 'base64');
+    try {
+      await this.ready(this.connectTimeout);
+    } catch (error) {
+      throw new StoreError(this.url, `cannot reach Redis: ${messageOf(error)}`, { cause: error, transient: true });
+    }
+    let value: string | null;
+    try {
+      value = await this.inTurn(() => this.redis.hget(this.dtlsKey, owner));
+    } catch (error) {
+      throw new StoreError(this.url, `${this.dtlsKey} could not be read: ${messageOf(error)}`, { cause: error });
+    }
+    if (value === null) return undefined;
+    if (!BASE64.test(value)) throw new StoreError(this.url, `${this.dtlsKey} field ${JSON.stringify(owner)} is not base64`);
+    return Buffer.from(value, 'base64');
+  }
+
   protected put<T extends Table>(table: T, record: StoredRecords[T]): void {
     const id: unknown = isObject(record) ? record.id : undefined;
     if (this.ignoredAfterClose(table, id)) return;
@@ -201,11 +237,12 @@ export class RedisStore extends TableStore {
     this.schedule();
   }
 
-  private ignoredAfterClose(table: Table, id: unknown): boolean {
+  private ignoredAfterClose(table: Table | 'dtls', id: unknown): boolean {
     if (!this.closed) return false;
     if (!this.reportedClosed) {
       this.reportedClosed = true;
-      this.report(`the store is closed: change to ${RECORD_NAMES[table]} ${JSON.stringify(id) ?? String(id)} ignored`);
+      const what = table === 'dtls' ? `the DTLS sessions of ${JSON.stringify(id)}` : `${RECORD_NAMES[table]} ${JSON.stringify(id) ?? String(id)}`;
+      this.report(`the store is closed: change to ${what} ignored`);
     }
     return true;
   }
@@ -256,9 +293,15 @@ export class RedisStore extends TableStore {
     const generation = this.changes;
     const batch = this.pending;
     this.pending = emptyChanges();
-    this.sending = TABLES.reduce((sum, table) => sum + batch[table].size, 0);
+    const dtls = this.pendingDtls;
+    this.pendingDtls = new Map();
+    this.sending = TABLES.reduce((sum, table) => sum + batch[table].size, 0) + dtls.size;
     const pipeline = this.redis.pipeline();
-    const parts: Array<{ table: Table; ids: string[] }> = [];
+    const parts: Array<{ table: Table | 'dtls'; ids: string[] }> = [];
+    if (dtls.size > 0) {
+      pipeline.hset(this.dtlsKey, ...[...dtls].flat());
+      parts.push({ table: 'dtls', ids: [...dtls.keys()] });
+    }
     for (const table of TABLES) {
       const saved: string[] = [];
       const removed: string[] = [];
@@ -294,7 +337,9 @@ export class RedisStore extends TableStore {
       problem ??= error;
       for (const id of part.ids) {
         // a newer change to the same id wins over the one that failed
-        if (!this.pending[part.table].has(id)) this.pending[part.table].set(id, batch[part.table].get(id) ?? null);
+        if (part.table === 'dtls') {
+          if (!this.pendingDtls.has(id)) this.pendingDtls.set(id, dtls.get(id)!);
+        } else if (!this.pending[part.table].has(id)) this.pending[part.table].set(id, batch[part.table].get(id) ?? null);
         failed++;
       }
     });
@@ -416,7 +461,7 @@ export class RedisStore extends TableStore {
 
   /** changes waiting, or in a write not yet acknowledged */
   private unwritten(): number {
-    return TABLES.reduce((sum, table) => sum + this.pending[table].size, 0) + this.sending;
+    return TABLES.reduce((sum, table) => sum + this.pending[table].size, 0) + this.pendingDtls.size + this.sending;
   }
 
   private report(reason: string, cause?: unknown): void {

@@ -61,6 +61,7 @@ import { CoapTrace, type PeerIdentity } from './trace';
 import { ClusterMember, type ClusterHost } from './cluster/member';
 import { StoredTokens } from './cluster/stored-tokens';
 import { checkRecord } from './store-records';
+import { DtlsSessionKeeper, keepsDtlsState } from './dtls-sessions';
 
 export interface LwM2MServerOptions {
   /** UDP port (default 5683; 0 picks a free one) */
@@ -127,6 +128,13 @@ export interface DtlsOptions extends Omit<DtlsServerOptions, 'psk' | 'clientRawP
   credentials?: readonly PskCredential[];
   /** the devices' raw public keys (Security Mode 1; default none; set them later with setRawPublicKeys). Needs `ecdsa`. */
   rawPublicKeys?: readonly RawPublicKeyCredential[];
+  /**
+   * With it, and a store that keeps DTLS sessions (FileStore, MemoryStore, RedisStore: per instance), the established DTLS
+   * sessions survive a restart: saved sealed (AES-256-GCM, key derived from this secret) when they
+   * change and when the server closes, taken up at listen, so a device's next record needs no
+   * handshake. Without it nothing of DTLS is kept. Keep it secret and the same across restarts.
+   */
+  sessionSecret?: string | Buffer;
 }
 
 /** A registration as the server's users see it. */
@@ -258,6 +266,8 @@ export class LwM2MServer extends EventEmitter {
   private restored = false;
   /** reads the store again while it could not be read at listen */
   private reloadTimer: NodeJS.Timeout | undefined;
+  /** keeps the DTLS sessions in the store across restarts (dtls.sessionSecret) */
+  private readonly dtlsSessions: DtlsSessionKeeper | undefined;
   private reloading: Promise<void> | undefined;
 
   constructor(options: LwM2MServerOptions = {}) {
@@ -279,7 +289,7 @@ export class LwM2MServer extends EventEmitter {
     this.sockets = new ServerEndpoints(
       {
         ...options,
-        dtls: options.dtls && { ...options.dtls, psk: (identity) => this.psks.key(identity), clientRawPublicKey: (spki) => this.identities.rawKeys.endpointOf(spki) },
+        dtls: options.dtls && { ...withoutSecret(options.dtls), psk: (identity) => this.psks.key(identity), clientRawPublicKey: (spki) => this.identities.rawKeys.endpointOf(spki) },
         log: this.log,
         fail: (error) => this.fail(error),
         events: this.badInput,
@@ -289,6 +299,8 @@ export class LwM2MServer extends EventEmitter {
     this.endpoint = this.sockets.plain;
     this.dtls = this.sockets.dtls;
     this.dtls?.on('sessionMoved', (move: SessionMove) => this.sessionMoved(move));
+    const secret = options.dtls?.sessionSecret;
+    if (this.dtls && secret !== undefined && keepsDtlsState(this.store)) this.dtlsSessions = new DtlsSessionKeeper(this.dtls, this.store, secret, (error) => this.fail(error), { owner: this.cluster?.instance });
     this.secureEndpoint = this.sockets.secure;
     for (const endpoint of [this.endpoint, this.secureEndpoint]) {
       endpoint?.on('blockServed', ({ peer, path, served, total }) => this.packages.served(peer, path, served, total));
@@ -416,6 +428,9 @@ export class LwM2MServer extends EventEmitter {
         return [[], []] as [ObservationRecord[], QueuedRequestRecord[]];
       });
     }
+    // before the DTLS socket receives anything: a restored session's first record is then understood
+    if (this.dtlsSessions && !unreadable) await this.dtlsSessions.restore();
+    else if (this.options.dtls?.sessionSecret !== undefined && !this.dtlsSessions) this.log.warn('dtls.sessionSecret is set, but this store keeps no DTLS sessions: devices handshake again after a restart');
     const plain = { port: this.options.port ?? 5683, address: this.options.address ?? '0.0.0.0' };
     const address = await this.sockets.listen(plain, this.options.dtls && { port: this.options.dtls.port ?? 5684, address: this.options.dtls.address ?? plain.address });
     if (!unreadable) {
@@ -520,7 +535,9 @@ export class LwM2MServer extends EventEmitter {
     this.tracked.endAll('closed');
     this.badInput.close();
     this.packages.clear();
-    await this.sockets.close();
+    // sessions handed to the store are not ended: the devices go on with the restarted server
+    const sessionsKept = this.dtlsSessions?.stop() ?? false;
+    await this.sockets.close({ notify: !sessionsKept });
     await this.reloading;
     await this.cluster?.leave();
     await this.store.close();
@@ -1612,4 +1629,10 @@ function attributeQuery(attributes: AttributeChanges): string[] {
     else if (value !== undefined) throw new LwM2MError('BAD_REQUEST', `attribute ${name} must be a number (or null to unset it), not ${String(value)}`);
   }
   return query;
+}
+
+/** The DTLS server's own options: the session secret stays with the LwM2M server. */
+function withoutSecret(options: DtlsOptions): Omit<DtlsOptions, 'sessionSecret'> {
+  const { sessionSecret: _secret, ...rest } = options;
+  return rest;
 }

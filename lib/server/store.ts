@@ -37,6 +37,16 @@ export interface RegistrationStore {
   /** Flushes and releases timers/handles; the store is not used afterwards. */
   close(): Promise<void>;
 
+  /**
+   * The DTLS server's sessions, sealed (AES-256-GCM under a key from `dtls.sessionSecret`: the
+   * store never sees them in the clear), so that a restarted server goes on with them without
+   * handshakes. Optional: a store without these keeps no DTLS sessions. `save` replaces what was
+   * saved before; `load` resolves undefined when nothing was. `owner` is the server's instance
+   * name, when several share the store (each has connections of its own); absent: the only server.
+   */
+  saveDtlsState?(sealed: Buffer, owner?: string): void;
+  loadDtlsState?(owner?: string): Promise<Buffer | undefined>;
+
   /** A store several server instances can share gives them a bus to talk over (a server named `instance` joins it). */
   cluster?(): ClusterBus;
 }

@@ -157,7 +157,7 @@ describe('registration stores', () => {
       await store.flush();
       const data = JSON.parse(await fs.readFile(file, 'utf8'));
       assert.equal(data.format, 'lwm2m-registrations');
-      assert.equal(data.version, 2);
+      assert.equal(data.version, 3);
       assert.deepEqual(data.registrations, [record('a')]);
       assert.deepEqual(data.observations, []);
       assert.deepEqual(data.queue, []);
@@ -334,7 +334,7 @@ describe('registration stores', () => {
         ['a truncated file', (valid) => valid.slice(0, valid.length - 10), /not valid JSON/],
         ['an empty file', () => '', /empty/],
         ['a JSON file of another format', () => JSON.stringify({ hello: 'world' }), /not a registration store/],
-        ['a newer format version', (valid) => valid.replace('"version":2', '"version":3'), /version 3, newer/],
+        ['a newer format version', (valid) => valid.replace('"version":3', '"version":4'), /version 4, newer/],
         ['registrations that are not an array', () => JSON.stringify({ format: 'lwm2m-registrations', version: 1, registrations: {} }), /not an array/],
       ];
       for (const [what, damage, reason] of corrupt) {

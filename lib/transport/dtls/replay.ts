@@ -23,6 +23,17 @@ export class ReplayWindow {
     return (this.seen & (1n << BigInt(offset))) === 0n;
   }
 
+  /** What the window has seen, to carry it across a restart (seen: bit i is highest - i). */
+  state(): { newest: number; seen: bigint } {
+    return { newest: this.highest, seen: this.seen };
+  }
+
+  /** Takes up a state() of an earlier window: a record seen before the restart stays refused. */
+  restore(state: { newest: number; seen: bigint }): void {
+    this.highest = state.newest;
+    this.seen = state.seen & ((1n << BigInt(WINDOW)) - 1n);
+  }
+
   mark(sequence: number): void {
     if (sequence > this.highest) {
       const shift = sequence - this.highest;

@@ -15,6 +15,11 @@
  * tls12_cid records are found by that ID from any address, and a record that authenticates and is
  * newer than any before moves the session to the address it came from (`sessionMoved`, a
  * SessionMove): what the server sends goes there from then on.
+ *
+ * Across a restart of the process: `exportConnections` gives the established connections (keys
+ * included: seal them, connection-store.ts), `close(cb, { notify: false })` closes without telling
+ * the peers, and a successor's `importConnections` takes them up before it listens, so a peer's
+ * next record needs no handshake.
  */
 import type { Socket } from 'node:dgram';
 import { EventEmitter } from 'node:events';
@@ -61,6 +66,7 @@ import { HandshakeHash, extendedMasterSecret, finishedVerifyData, keyBlock, mast
 import { parseRecords, writeRecord, type DtlsRecord } from './record';
 import { parseConnectionIdExtension, unwrapInner, wrapInner, writeConnectionIdExtension } from './connection-id';
 import { ReplayWindow } from './replay';
+import { checkConnectionStates, resumedWriteSequence, type ConnectionState } from './connection-store';
 import { SessionCache, type CachedSession, type SessionCacheOptions } from './session-cache';
 import { CertificateError, commonName, loadEcdsaCredentials, parseCertificates, parseRawPublicKey, spkiOf, verifyChain, type DtlsAuthentication, type EcdsaCredentials, type OwnEcdsa } from './credentials';
 import {
@@ -223,8 +229,10 @@ class Connection {
   readonly reassembler: Reassembler;
   readonly clientHelloSeq: number;
   readonly clientRandom: Buffer;
-  readonly serverRandom = randomBytes(32);
+  readonly serverRandom: Buffer;
   readonly extendedMasterSecret: boolean;
+  /** when the master secret was made: the full handshake, also for a session resumed from it */
+  sessionCreatedAt = Date.now();
   nextMessageSeq: number;
   master: Buffer | undefined;
   /** the id given in our ServerHello (empty without a session cache) */
@@ -243,8 +251,7 @@ class Connection {
   constructor(
     public address: string,
     public port: number,
-    hello: ClientHello,
-    helloFragment: HandshakeFragment,
+    hello: { clientRandom: Buffer; messageSeq: number; serverRandom?: Buffer },
     firstSequence: number,
     suite: CipherSuiteName,
     extended: boolean,
@@ -253,11 +260,12 @@ class Connection {
     this.suite = suite;
     this.ecdhe = ecdhe;
     this.hash = new HandshakeHash(ecdhe !== undefined);
-    this.clientHelloSeq = helloFragment.messageSeq;
-    this.clientRandom = hello.random;
+    this.clientHelloSeq = hello.messageSeq;
+    this.clientRandom = hello.clientRandom;
+    this.serverRandom = hello.serverRandom ?? randomBytes(32);
     this.extendedMasterSecret = extended;
-    this.nextMessageSeq = helloFragment.messageSeq;
-    this.reassembler = new Reassembler(helloFragment.messageSeq + 1);
+    this.nextMessageSeq = hello.messageSeq;
+    this.reassembler = new Reassembler(hello.messageSeq + 1);
     this.writeSequence[0] = firstSequence;
   }
 
@@ -381,8 +389,123 @@ export class DtlsServer extends EventEmitter implements DatagramSocket {
     return cache.size;
   }
 
-  close(callback?: () => void): void {
-    for (const connection of [...this.connections.values()]) this.end(connection.address, connection.port);
+  /**
+   * Closes the socket. Every session is ended with close_notify, unless `notify` is false: for a
+   * restart whose successor imports the sessions (exportConnections), so the devices must not
+   * hear that their session is over. Either way this server keeps nothing.
+   */
+  /**
+   * The established connections, secrets included (seal them: connection-store.ts), so that a
+   * server in a restarted process goes on with them without a handshake (importConnections).
+   */
+  exportConnections(): ConnectionState[] {
+    const now = Date.now();
+    const states: ConnectionState[] = [];
+    for (const connection of this.connections.values()) {
+      if (connection.state !== 'established' || !connection.master) continue;
+      states.push({
+        address: connection.address,
+        port: connection.port,
+        cipherSuite: connection.suite,
+        identity: connection.identity,
+        authentication: connection.authentication,
+        extendedMasterSecret: connection.extendedMasterSecret,
+        masterSecret: connection.master,
+        clientRandom: connection.clientRandom,
+        serverRandom: connection.serverRandom,
+        epoch: 1,
+        writeSequence: connection.writeSequence[1]!,
+        replay: connection.replay.state(),
+        ...(connection.readCid ? { readCid: connection.readCid } : {}),
+        ...(connection.writeCid ? { writeCid: connection.writeCid } : {}),
+        ...(connection.keyCheck ? { keyCheck: connection.keyCheck } : {}),
+        sessionId: connection.sessionId,
+        resumed: connection.resumed,
+        createdAt: connection.sessionCreatedAt,
+        lastActivity: connection.lastActivity,
+        savedAt: now,
+      });
+    }
+    return states;
+  }
+
+  /**
+   * Takes up connections an earlier server exported, established at once: keys derived again from
+   * the master secret and randoms, the replay window as it was, the write sequence number moved
+   * past anything the earlier server can have sent (resumedWriteSequence). Left out: connections
+   * idle longer than sessionTimeout or whose session is older than the session lifetime, those
+   * whose suite or credentials this server no longer has (a PSK changed meanwhile), and those whose
+   * address or connection ID is taken here. A malformed list is refused whole (SessionStoreError).
+   * Returns how many were taken.
+   */
+  importConnections(states: readonly ConnectionState[]): number {
+    const checked = checkConnectionStates(states);
+    const now = Date.now();
+    let imported = 0;
+    for (const state of checked) {
+      const write = this.restorable(state, now) ? resumedWriteSequence(state, now) : undefined;
+      if (write === undefined) continue;
+      const hello = { clientRandom: state.clientRandom, serverRandom: state.serverRandom, messageSeq: 0 };
+      const connection = new Connection(state.address, state.port, hello, 0, state.cipherSuite, state.extendedMasterSecret, undefined);
+      const { read, write: protection } = protectionsFor(state.cipherSuite, keyBlock(state.masterSecret, state.clientRandom, state.serverRandom, keyBlockLength(state.cipherSuite)), true);
+      Object.assign(connection, {
+        state: 'established',
+        identity: state.identity,
+        authentication: state.authentication,
+        master: state.masterSecret,
+        keyCheck: state.keyCheck,
+        sessionId: state.sessionId,
+        resumed: state.resumed,
+        sessionCreatedAt: state.createdAt,
+        lastActivity: state.lastActivity,
+        readProtection: read,
+        writeProtection: protection,
+        changeCipherSpecSeen: true,
+        writeEpoch: 1,
+        readCid: state.readCid,
+        writeCid: state.writeCid,
+      } satisfies Partial<Connection>);
+      connection.writeSequence[1] = write;
+      connection.replay.restore(state.replay);
+      this.connections.set(connection.key, connection);
+      if (connection.readCid) this.byCid.set(connection.readCid.toString('hex'), connection);
+      imported++;
+    }
+    return imported;
+  }
+
+  /** Whether an exported connection may be taken up here, now. */
+  private restorable(state: ConnectionState, now: number): boolean {
+    if (now - state.lastActivity > this.sessionTimeout || now - state.createdAt >= this.sessionLifetime) return false;
+    if (this.connections.has(`${state.address}:${state.port}`) || (state.readCid && this.byCid.has(state.readCid.toString('hex')))) return false;
+    // a peer must find its records with a connection ID understood: only IDs of the length this server reads
+    if (state.readCid && (this.options.connectionId === false || state.readCid.length !== CID_LENGTH)) return false;
+    if (!this.suites.includes(state.cipherSuite)) return false;
+    if (isEcdheSuite(state.cipherSuite)) return this.own !== undefined && (state.authentication === 'certificate' ? this.trusted.length > 0 : this.options.clientRawPublicKey !== undefined);
+    // as for a resumption: the identity's key must be the one the session was made with
+    const psk = this.options.psk?.(state.identity);
+    return psk !== undefined && psk.length > 0 && state.keyCheck !== undefined && timingSafeEqual(keyCheck(state.masterSecret, psk), state.keyCheck);
+  }
+
+  /** How long a master secret is used from its full handshake: the session cache's lifetime (without a cache, the idle timeout). */
+  private get sessionLifetime(): number {
+    return this.sessionCache?.lifetime ?? this.sessionTimeout;
+  }
+
+  /** Forgets every connection without a word to its peer (a restart that hands them over). */
+  private dropAll(): void {
+    for (const connection of this.connections.values()) {
+      clearTimeout(connection.timer);
+      clearTimeout(connection.deadline);
+    }
+    this.connections.clear();
+    this.byCid.clear();
+    this.handshakes = 0;
+  }
+
+  close(callback?: () => void, options: { notify?: boolean } = {}): void {
+    if (options.notify === false) this.dropAll();
+    else for (const connection of [...this.connections.values()]) this.end(connection.address, connection.port);
     clearInterval(this.sweeper);
     const socket = this.socket;
     this.socket = undefined;
@@ -600,7 +723,7 @@ export class DtlsServer extends EventEmitter implements DatagramSocket {
     this.makeRoom();
     const cached = this.resumable(hello, extended);
     const chosen = cached?.cipherSuite ?? suite;
-    const connection = new Connection(address, port, hello, fragment, record.sequence, chosen, extended, !cached && isEcdheSuite(chosen) ? ecdhe : undefined);
+    const connection = new Connection(address, port, { clientRandom: hello.random, messageSeq: fragment.messageSeq }, record.sequence, chosen, extended, !cached && isEcdheSuite(chosen) ? ecdhe : undefined);
     this.connections.set(connection.key, connection);
     this.handshakes++;
     connection.deadline = setTimeout(() => {
@@ -703,6 +826,8 @@ export class DtlsServer extends EventEmitter implements DatagramSocket {
     connection.authentication = cached.authentication ?? 'psk';
     connection.master = cached.masterSecret;
     connection.sessionId = cached.id;
+    connection.sessionCreatedAt = cached.createdAt;
+    connection.keyCheck = cached.keyCheck;
     const block = keyBlock(cached.masterSecret, connection.clientRandom, connection.serverRandom, keyBlockLength(connection.suite));
     const { read, write } = protectionsFor(connection.suite, block, true);
     connection.pendingRead = read;

@@ -13,8 +13,8 @@ export class SessionStoreError extends Error {
   override readonly name = 'SessionStoreError';
 }
 
-/** 1: AES-256-GCM, 12-byte nonce, 16-byte tag, JSON inside */
-const FORMAT = 1;
+/** format byte of a sealed list of cached sessions (AES-256-GCM, 12-byte nonce, 16-byte tag, JSON inside) */
+const SESSIONS = 1;
 const NONCE = 12;
 const TAG = 16;
 const INFO = Buffer.from('lwm2m dtls session store v1');
@@ -26,7 +26,7 @@ export function sessionStoreKey(secret: Buffer | string): Buffer {
   return Buffer.from(hkdfSync('sha256', input, Buffer.alloc(0), INFO, 32));
 }
 
-interface StoredSession {
+export interface StoredSession {
   id: string;
   masterSecret: string;
   cipherSuite: CipherSuiteName;
@@ -39,8 +39,18 @@ interface StoredSession {
 }
 
 export function sealSessions(sessions: readonly CachedSession[], key: Buffer): Buffer {
-  if (key.length !== 32) throw new SessionStoreError('the session store key must be 32 bytes (sessionStoreKey)');
-  const stored: StoredSession[] = sessions.map((session) => ({
+  return sealJson(sessions.map(storedSession), key, SESSIONS);
+}
+
+export function openSessions(sealed: Buffer, key: Buffer): CachedSession[] {
+  const stored = openJson(sealed, key, SESSIONS);
+  if (!Array.isArray(stored)) throw new SessionStoreError('the sealed sessions are not a list');
+  return stored.map((entry, index) => toSession(entry, index));
+}
+
+/** A cached session as JSON: its secrets hex-encoded (the JSON is only ever stored sealed). */
+export function storedSession(session: CachedSession): StoredSession {
+  return {
     id: session.id.toString('hex'),
     masterSecret: session.masterSecret.toString('hex'),
     cipherSuite: session.cipherSuite,
@@ -49,17 +59,26 @@ export function sealSessions(sessions: readonly CachedSession[], key: Buffer): B
     keyCheck: session.keyCheck.toString('hex'),
     createdAt: session.createdAt,
     ...(session.authentication ? { authentication: session.authentication } : {}),
-  }));
-  const nonce = randomBytes(NONCE);
-  const cipher = createCipheriv('aes-256-gcm', key, nonce);
-  cipher.setAAD(Buffer.from([FORMAT]));
-  const body = Buffer.concat([cipher.update(JSON.stringify(stored), 'utf8'), cipher.final()]);
-  return Buffer.concat([Buffer.from([FORMAT]), nonce, body, cipher.getAuthTag()]);
+  };
 }
 
-export function openSessions(sealed: Buffer, key: Buffer): CachedSession[] {
+/**
+ * Seals any JSON value: format byte, 12-byte nonce, AES-256-GCM ciphertext, 16-byte tag. The format
+ * byte is authenticated too, so a blob of one kind never opens as another.
+ */
+export function sealJson(value: unknown, key: Buffer, format: number): Buffer {
   if (key.length !== 32) throw new SessionStoreError('the session store key must be 32 bytes (sessionStoreKey)');
-  if (sealed.length < 1 + NONCE + TAG || sealed[0] !== FORMAT) throw new SessionStoreError('not a sealed session store (format or length)');
+  const nonce = randomBytes(NONCE);
+  const cipher = createCipheriv('aes-256-gcm', key, nonce);
+  cipher.setAAD(Buffer.from([format]));
+  const body = Buffer.concat([cipher.update(JSON.stringify(value), 'utf8'), cipher.final()]);
+  return Buffer.concat([Buffer.from([format]), nonce, body, cipher.getAuthTag()]);
+}
+
+/** The JSON value of a blob sealJson made with this key and format; SessionStoreError for anything else. */
+export function openJson(sealed: Buffer, key: Buffer, format: number): unknown {
+  if (key.length !== 32) throw new SessionStoreError('the session store key must be 32 bytes (sessionStoreKey)');
+  if (!Buffer.isBuffer(sealed) || sealed.length < 1 + NONCE + TAG || sealed[0] !== format) throw new SessionStoreError('not a sealed session store (format or length)');
   const decipher = createDecipheriv('aes-256-gcm', key, sealed.subarray(1, 1 + NONCE));
   decipher.setAAD(sealed.subarray(0, 1));
   decipher.setAuthTag(sealed.subarray(sealed.length - TAG));
@@ -69,17 +88,15 @@ export function openSessions(sealed: Buffer, key: Buffer): CachedSession[] {
   } catch {
     throw new SessionStoreError('the sealed sessions do not authenticate: changed, or sealed under another secret');
   }
-  let stored: unknown;
   try {
-    stored = JSON.parse(plaintext);
+    return JSON.parse(plaintext);
   } catch {
     throw new SessionStoreError('the sealed sessions are not JSON');
   }
-  if (!Array.isArray(stored)) throw new SessionStoreError('the sealed sessions are not a list');
-  return stored.map((entry, index) => toSession(entry, index));
 }
 
-function toSession(entry: unknown, index: number): CachedSession {
+/** A stored session back, checked; SessionStoreError when anything is missing or wrong. */
+export function toSession(entry: unknown, index: number): CachedSession {
   const value = entry as Partial<StoredSession> | null;
   const hex = (text: unknown, bytes: number): Buffer | undefined => (typeof text === 'string' && text.length === bytes * 2 && /^[0-9a-f]*$/.test(text) ? Buffer.from(text, 'hex') : undefined);
   const id = hex(value?.id, 32);
