@@ -10,6 +10,7 @@ import { DtlsClient, type DtlsClientOptions } from '../../lib/transport/dtls/cli
 import { IMPORT_GAP, RECORDS_PER_MS, openDtlsState, resumedWriteSequence, sealDtlsState, type ConnectionState } from '../../lib/transport/dtls/connection-store';
 import { DtlsServer, type DtlsServerOptions } from '../../lib/transport/dtls/server';
 import { SessionStoreError, sessionStoreKey } from '../../lib/transport/dtls/session-store';
+import { testPki } from '../helpers/pki';
 import { until } from '../helpers/wait';
 
 const KEY = Buffer.from('restore-secret');
@@ -136,6 +137,32 @@ describe('DTLS connections across a server restart', function () {
     const { second, imported } = await restart(first, { psk: (identity) => (identity === 'dev' ? Buffer.from('replaced') : undefined) });
     assert.equal(imported, 0);
     assert.deepEqual(second.counts, { sessions: 0, handshakes: 0 });
+  });
+
+  it('a raw public key session comes back only while its key is still listed for its identity, as connection and as resumable session', async function () {
+    this.timeout(90_000);
+    const pki = testPki();
+    const listed = (spki: Buffer) => (spki.equals(pki.rawClient.spki) ? 'rpk-dev' : undefined);
+    const ecdsa = { ecdsa: { key: pki.rawServer.key }, clientRawPublicKey: listed };
+    const first = await startServer(0, ecdsa);
+    const dtls = client(first.address().port, { identity: undefined, key: undefined, ecdsa: { key: pki.rawClient.key }, serverPublicKey: pki.rawServer.spki });
+    assert.equal(await echo(dtls, 'one'), 'echo one');
+    const connections = first.exportConnections();
+    const sessions = first.exportSessions();
+    assert.deepEqual(connections[0]!.peerKey, pki.rawClient.spki, 'the client key is kept');
+    // sealed and opened again, as a restart does
+    const state = openDtlsState(sealDtlsState({ connections, sessions }, SEAL), SEAL);
+    assert.deepEqual(state.sessions[0]!.peerKey, pki.rawClient.spki);
+    const withKeys = (lookup: (spki: Buffer) => string | undefined) => new DtlsServer({ ecdsa: { key: pki.rawServer.key }, clientRawPublicKey: lookup });
+    assert.equal(withKeys(listed).importConnections(state.connections), 1);
+    assert.equal(withKeys(() => undefined).importConnections(state.connections), 0, 'the key was dropped while the server was down');
+    assert.equal(withKeys(() => 'another-endpoint').importConnections(state.connections), 0, 'the key now stands for another endpoint');
+    assert.equal(withKeys(listed).importConnections([{ ...state.connections[0]!, peerKey: pki.client2.spki }]), 0, 'a key the session was not made with');
+    // the resumption cache: a dropped key is not resumed (a full handshake, refused), a listed one is
+    const { second } = await restart(first, { ecdsa: { key: pki.rawServer.key }, clientRawPublicKey: () => undefined });
+    assert.deepEqual(second.counts, { sessions: 0, handshakes: 0 });
+    const again = client(second.address().port, { identity: undefined, key: undefined, ecdsa: { key: pki.rawClient.key }, serverPublicKey: pki.rawServer.spki, session: dtls.session });
+    await assert.rejects(again.connect(), /access_denied/);
   });
 
   it('refuses malformed connection lists whole with a SessionStoreError, and a tampered or foreign blob', async () => {

@@ -38,8 +38,10 @@ export interface ConnectionState {
   readCid?: Buffer;
   /** the connection ID we put in ours (may be empty) */
   writeCid?: Buffer;
-  /** PSK sessions: HMAC of the PSK under the master secret, so a key replaced meanwhile is noticed */
+  /** HMAC of the PSK (or of the client's public key) under the master secret, so a key replaced meanwhile is noticed */
   keyCheck?: Buffer;
+  /** raw public key sessions: the client's key (SubjectPublicKeyInfo DER), which must still be listed */
+  peerKey?: Buffer;
   /** the session id of the full handshake (empty without a session cache) */
   sessionId: Buffer;
   /** whether it came of an abbreviated handshake */
@@ -100,6 +102,7 @@ interface StoredConnection {
   readCid?: string;
   writeCid?: string;
   keyCheck?: string;
+  peerKey?: string;
   sessionId: string;
   resumed: boolean;
   createdAt: number;
@@ -130,6 +133,7 @@ function storedConnection(state: ConnectionState, index = 0): StoredConnection {
     ...(state.readCid !== undefined ? { readCid: hex(state.readCid) } : {}),
     ...(state.writeCid !== undefined ? { writeCid: hex(state.writeCid) } : {}),
     ...(state.keyCheck !== undefined ? { keyCheck: hex(state.keyCheck) } : {}),
+    ...(state.peerKey !== undefined ? { peerKey: hex(state.peerKey) } : {}),
     sessionId: hex(state.sessionId),
     resumed: state.resumed,
     createdAt: state.createdAt,
@@ -179,6 +183,7 @@ function fromStored(entry: unknown, index: number): ConnectionState {
   if (value.readCid !== undefined) state.readCid = bytes(value.readCid, 1, 255);
   if (value.writeCid !== undefined) state.writeCid = bytes(value.writeCid, 0, 255);
   if (value.keyCheck !== undefined) state.keyCheck = bytes(value.keyCheck, 32, 32);
+  if (value.peerKey !== undefined) state.peerKey = bytes(value.peerKey, 1, 512);
   return state;
 }
 

@@ -225,6 +225,8 @@ class Connection {
   ecdhe: EcdheChoice | undefined;
   ecdh: ECDH | undefined;
   peerKey: KeyObject | undefined;
+  /** a raw public key session's client key (SubjectPublicKeyInfo DER): a resumption or a restore finds it still listed */
+  rawKey: Buffer | undefined;
   certificateVerified = false;
   readonly reassembler: Reassembler;
   readonly clientHelloSeq: number;
@@ -419,6 +421,7 @@ export class DtlsServer extends EventEmitter implements DatagramSocket {
         ...(connection.readCid ? { readCid: connection.readCid } : {}),
         ...(connection.writeCid ? { writeCid: connection.writeCid } : {}),
         ...(connection.keyCheck ? { keyCheck: connection.keyCheck } : {}),
+        ...(connection.rawKey ? { peerKey: connection.rawKey } : {}),
         sessionId: connection.sessionId,
         resumed: connection.resumed,
         createdAt: connection.sessionCreatedAt,
@@ -454,6 +457,7 @@ export class DtlsServer extends EventEmitter implements DatagramSocket {
         authentication: state.authentication,
         master: state.masterSecret,
         keyCheck: state.keyCheck,
+        rawKey: state.peerKey,
         sessionId: state.sessionId,
         resumed: state.resumed,
         sessionCreatedAt: state.createdAt,
@@ -481,10 +485,23 @@ export class DtlsServer extends EventEmitter implements DatagramSocket {
     // a peer must find its records with a connection ID understood: only IDs of the length this server reads
     if (state.readCid && (this.options.connectionId === false || state.readCid.length !== CID_LENGTH)) return false;
     if (!this.suites.includes(state.cipherSuite)) return false;
-    if (isEcdheSuite(state.cipherSuite)) return this.own !== undefined && (state.authentication === 'certificate' ? this.trusted.length > 0 : this.options.clientRawPublicKey !== undefined);
+    if (isEcdheSuite(state.cipherSuite)) return this.ecdsaSessionStands(state.authentication, state.identity, state.masterSecret, state.keyCheck, state.peerKey);
     // as for a resumption: the identity's key must be the one the session was made with
     const psk = this.options.psk?.(state.identity);
     return psk !== undefined && psk.length > 0 && state.keyCheck !== undefined && timingSafeEqual(keyCheck(state.masterSecret, psk), state.keyCheck);
+  }
+
+  /**
+   * Whether an ECDHE-ECDSA session made earlier may go on (resumed, or restored after a restart):
+   * we still do ECDSA and check that kind of client; a raw key session's key is still listed for
+   * its identity (setRawPublicKeys may have dropped it). A certificate is not checked again: its
+   * chain is not kept, so a CA replaced meanwhile does not end the session before its lifetime.
+   */
+  private ecdsaSessionStands(authentication: DtlsAuthentication, identity: string, master: Buffer, check: Buffer | undefined, peerKey: Buffer | undefined): boolean {
+    if (!this.own) return false;
+    if (authentication === 'certificate') return this.trusted.length > 0;
+    if (authentication !== 'rawPublicKey' || !peerKey || !check || this.options.clientRawPublicKey?.(peerKey) !== identity) return false;
+    return timingSafeEqual(keyCheck(master, peerKey), check);
   }
 
   /** How long a master secret is used from its full handshake: the session cache's lifetime (without a cache, the idle timeout). */
@@ -805,8 +822,11 @@ export class DtlsServer extends EventEmitter implements DatagramSocket {
     if (!cached) return undefined;
     if (!this.suites.includes(cached.cipherSuite) || !hello.cipherSuites.includes(CIPHER_SUITES[cached.cipherSuite])) return undefined;
     if (cached.extendedMasterSecret !== extended) return undefined;
-    // an ECDHE-ECDSA session stands while we still do ECDSA; its client was checked in the full handshake
-    if (isEcdheSuite(cached.cipherSuite)) return this.own ? cached : undefined;
+    if (isEcdheSuite(cached.cipherSuite)) {
+      if (this.ecdsaSessionStands(cached.authentication ?? 'psk', cached.identity, cached.masterSecret, cached.keyCheck, cached.peerKey)) return cached;
+      this.sessionCache!.delete(cached.id);
+      return undefined;
+    }
     const psk = this.options.psk?.(cached.identity);
     if (!psk || psk.length === 0 || !timingSafeEqual(keyCheck(cached.masterSecret, psk), cached.keyCheck)) {
       this.sessionCache!.delete(cached.id);
@@ -828,6 +848,7 @@ export class DtlsServer extends EventEmitter implements DatagramSocket {
     connection.sessionId = cached.id;
     connection.sessionCreatedAt = cached.createdAt;
     connection.keyCheck = cached.keyCheck;
+    connection.rawKey = cached.peerKey;
     const block = keyBlock(cached.masterSecret, connection.clientRandom, connection.serverRandom, keyBlockLength(connection.suite));
     const { read, write } = protectionsFor(connection.suite, block, true);
     connection.pendingRead = read;
@@ -892,6 +913,7 @@ export class DtlsServer extends EventEmitter implements DatagramSocket {
         if (identity === undefined) throw new CertificateError('access_denied', 'an unknown raw public key');
         connection.identity = identity;
         connection.peerKey = key;
+        connection.rawKey = spkiOf(key);
         connection.authentication = 'rawPublicKey';
       } else {
         const chain = parseCertificateChain(message.body);
@@ -1038,6 +1060,7 @@ export class DtlsServer extends EventEmitter implements DatagramSocket {
       keyCheck: connection.keyCheck,
       createdAt: Date.now(),
       authentication: connection.authentication,
+      ...(connection.rawKey ? { peerKey: connection.rawKey } : {}),
     });
   }
 

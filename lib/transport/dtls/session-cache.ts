@@ -20,6 +20,8 @@ export interface CachedSession {
   createdAt: number;
   /** how the full handshake authenticated the client (absent: psk); a resumed session keeps it */
   authentication?: DtlsAuthentication;
+  /** a raw public key session's client key (SubjectPublicKeyInfo DER): it must still be listed to resume */
+  peerKey?: Buffer;
 }
 
 export interface SessionCacheOptions {

@@ -36,6 +36,7 @@ export interface StoredSession {
   createdAt: number;
   /** absent in sessions sealed before ECDHE-ECDSA: psk */
   authentication?: DtlsAuthentication;
+  peerKey?: string;
 }
 
 export function sealSessions(sessions: readonly CachedSession[], key: Buffer): Buffer {
@@ -59,6 +60,7 @@ export function storedSession(session: CachedSession): StoredSession {
     keyCheck: session.keyCheck.toString('hex'),
     createdAt: session.createdAt,
     ...(session.authentication ? { authentication: session.authentication } : {}),
+    ...(session.peerKey ? { peerKey: session.peerKey.toString('hex') } : {}),
   };
 }
 
@@ -108,5 +110,12 @@ export function toSession(entry: unknown, index: number): CachedSession {
   }
   const authentication = value.authentication;
   if (authentication !== undefined && authentication !== 'psk' && authentication !== 'rawPublicKey' && authentication !== 'certificate') throw new SessionStoreError(`sealed session ${index} is malformed`);
-  return { id, masterSecret, keyCheck, cipherSuite: suite, identity: value.identity, extendedMasterSecret: value.extendedMasterSecret, createdAt: value.createdAt, ...(authentication ? { authentication } : {}) };
+  const peerKey = value.peerKey === undefined ? undefined : spkiHex(value.peerKey);
+  if (value.peerKey !== undefined && !peerKey) throw new SessionStoreError(`sealed session ${index} is malformed`);
+  return { id, masterSecret, keyCheck, cipherSuite: suite, identity: value.identity, extendedMasterSecret: value.extendedMasterSecret, createdAt: value.createdAt, ...(authentication ? { authentication } : {}), ...(peerKey ? { peerKey } : {}) };
+}
+
+/** A SubjectPublicKeyInfo in hex (a P-256 one is 91 bytes; at most 512), or undefined. */
+function spkiHex(text: unknown): Buffer | undefined {
+  return typeof text === 'string' && text.length >= 2 && text.length <= 1024 && text.length % 2 === 0 && /^[0-9a-f]*$/.test(text) ? Buffer.from(text, 'hex') : undefined;
 }
