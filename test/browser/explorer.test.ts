@@ -373,6 +373,8 @@ describe('the device explorer in headless Chromium', function () {
     const importText = page.locator('#red-ui-clipboard-dialog-import-text');
     await importText.waitFor({ state: 'visible', timeout: 10_000 });
     await importText.fill(copied);
+    // the dialog checks its text on keyup only (fill types none): a key, as a user's typing would
+    await importText.press('End');
     await page.locator('#red-ui-clipboard-dialog-ok').click();
     // the imported node follows the mouse until it is dropped
     await page.mouse.move(500, 520, { steps: 5 });
