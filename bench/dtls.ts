@@ -208,7 +208,8 @@ async function main(): Promise<void> {
   dtlsServer.on('session', (session: SessionInfo) => {
     sessions++;
     if (session.resumed) resumedSessions++;
-    identities.set(`${session.authentication} ${session.identity}`, (identities.get(`${session.authentication} ${session.identity}`) ?? 0) + 1);
+    const who = `${session.authentication} ${session.identity}`;
+    identities.set(who, (identities.get(who) ?? 0) + 1);
   });
   dtlsServer.on('handshakeFailed', (failure: { reason: string }) => handshakeFailures.push(failure.reason));
   // a ClientHello beyond the handshake cap is a drop, not a failed handshake, but the bench counts it as one

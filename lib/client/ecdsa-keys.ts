@@ -5,6 +5,7 @@
  * users and DTLS speak PEM.
  */
 import { X509Certificate, createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
+import { isP256, spkiOf } from '../transport/dtls/credentials';
 
 /** Mode 2: our certificate and key, and the server's certificate (its own, or a CA it chains to), PEM. */
 export interface CertificateCredentials {
@@ -43,7 +44,7 @@ export function privateKeyOf(key: string | Buffer, what: string): KeyObject {
   } catch (error) {
     throw new TypeError(`${what} is not a private key: ${(error as Error).message}`);
   }
-  if (object.asymmetricKeyType !== 'ec' || object.asymmetricKeyDetails?.namedCurve !== 'prime256v1') {
+  if (!isP256(object)) {
     throw new TypeError(`${what} must be an EC key on P-256 (secp256r1), not ${object.asymmetricKeyType}${object.asymmetricKeyDetails?.namedCurve ? ` ${object.asymmetricKeyDetails.namedCurve}` : ''}`);
   }
   return object;
@@ -61,9 +62,8 @@ export function certificateOf(certificate: string | Buffer, what: string): X509C
 /** A public key (SubjectPublicKeyInfo DER) from PEM (a public key, a private key or a certificate) or from SPKI DER. */
 export function publicKeyDer(key: string | Buffer, what: string): Buffer {
   try {
-    if (typeof key === 'string' && key.includes('CERTIFICATE')) return certificateOf(key, what).publicKey.export({ type: 'spki', format: 'der' });
-    const object = typeof key === 'string' ? createPublicKey(key) : createPublicKey({ key, format: 'der', type: 'spki' });
-    return object.export({ type: 'spki', format: 'der' });
+    if (typeof key === 'string' && key.includes('CERTIFICATE')) return spkiOf(certificateOf(key, what).publicKey);
+    return spkiOf(typeof key === 'string' ? createPublicKey(key) : createPublicKey({ key, format: 'der', type: 'spki' }));
   } catch (error) {
     if (error instanceof TypeError && error.message.startsWith(what)) throw error;
     throw new TypeError(`${what} is not a public key: ${(error as Error).message}`);
@@ -81,7 +81,7 @@ export function certificateResources(credentials: CertificateCredentials): { 3: 
 /** Resources 3, 4 and 5 of a Security instance in mode 1 (Raw Public Key). */
 export function rawPublicKeyResources(credentials: RawPublicKeyCredentials): { 3: Buffer; 4: Buffer; 5: Buffer } {
   const key = privateKeyOf(credentials.key, 'rawPublicKey.key');
-  return { 3: createPublicKey(key).export({ type: 'spki', format: 'der' }), 4: publicKeyDer(credentials.server, 'rawPublicKey.server'), 5: key.export({ type: 'pkcs8', format: 'der' }) };
+  return { 3: spkiOf(createPublicKey(key)), 4: publicKeyDer(credentials.server, 'rawPublicKey.server'), 5: key.export({ type: 'pkcs8', format: 'der' }) };
 }
 
 /**
@@ -96,7 +96,7 @@ export function ecdsaConnectionOf(mode: 'rpk' | 'certificate', own: unknown, ser
   try {
     const key = privateKeyOf(secret, 'the private key (resource 5)');
     if (mode === 'rpk') {
-      if (Buffer.isBuffer(own) && own.length > 0 && !publicKeyDer(own, 'our public key (resource 3)').equals(createPublicKey(key).export({ type: 'spki', format: 'der' }))) {
+      if (Buffer.isBuffer(own) && own.length > 0 && !publicKeyDer(own, 'our public key (resource 3)').equals(spkiOf(createPublicKey(key)))) {
         return 'our public key (resource 3) is not the public key of the private key (resource 5)';
       }
       return { ecdsa: { key }, serverPublicKey: publicKeyDer(server, "the server's public key (resource 4)") };
@@ -106,7 +106,7 @@ export function ecdsaConnectionOf(mode: 'rpk' | 'certificate', own: unknown, ser
     if (!certificate.checkPrivateKey(key)) return 'our certificate (resource 3) is not of the private key (resource 5)';
     const serverCertificate = certificateOf(server, "the server's certificate (resource 4)");
     const ecdsa = { key, chain: certificate.toString() };
-    return serverCertificate.ca ? { ecdsa, serverCa: serverCertificate.toString() } : { ecdsa, serverPublicKey: serverCertificate.publicKey.export({ type: 'spki', format: 'der' }) };
+    return serverCertificate.ca ? { ecdsa, serverCa: serverCertificate.toString() } : { ecdsa, serverPublicKey: spkiOf(serverCertificate.publicKey) };
   } catch (error) {
     return (error as Error).message;
   }

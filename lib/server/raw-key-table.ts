@@ -4,6 +4,7 @@
  * becomes the session's identity.
  */
 import { createPublicKey } from 'node:crypto';
+import { isP256, spkiOf } from '../transport/dtls/credentials';
 import type { RawPublicKeyCredential } from './types';
 
 export class RawKeyTable {
@@ -11,8 +12,8 @@ export class RawKeyTable {
   private byKey = new Map<string, string>();
   private byEndpoint = new Map<string, { endpoint: string; publicKey: Buffer }>();
 
-  /** Replaces every key; nothing changes when one is invalid. */
-  replaceAll(credentials: readonly RawPublicKeyCredential[]): void {
+  /** Replaces every key; nothing changes when one is invalid. Returns the endpoints whose key was dropped or replaced. */
+  replaceAll(credentials: readonly RawPublicKeyCredential[]): string[] {
     if (!Array.isArray(credentials)) throw new TypeError('rawPublicKeys must be an array of { endpoint, publicKey }');
     const byKey = new Map<string, string>();
     const byEndpoint = new Map<string, { endpoint: string; publicKey: Buffer }>();
@@ -25,8 +26,10 @@ export class RawKeyTable {
       byKey.set(hex, entry.endpoint);
       byEndpoint.set(entry.endpoint, entry);
     }
+    const dropped = [...this.byEndpoint.values()].filter(({ endpoint, publicKey }) => !byEndpoint.get(endpoint)?.publicKey.equals(publicKey)).map(({ endpoint }) => endpoint);
     this.byKey = byKey;
     this.byEndpoint = byEndpoint;
+    return dropped;
   }
 
   /** The endpoint a key (SubjectPublicKeyInfo DER) is bound to. */
@@ -49,8 +52,8 @@ function checked(credential: RawPublicKeyCredential): { endpoint: string; public
   let spki: Buffer;
   try {
     const key = typeof credential.publicKey === 'string' ? createPublicKey(credential.publicKey) : createPublicKey({ key: credential.publicKey, format: 'der', type: 'spki' });
-    if (key.asymmetricKeyType !== 'ec' || key.asymmetricKeyDetails?.namedCurve !== 'prime256v1') throw new Error(`it is ${key.asymmetricKeyType} ${key.asymmetricKeyDetails?.namedCurve ?? ''}, not EC P-256`.trim());
-    spki = key.export({ type: 'spki', format: 'der' });
+    if (!isP256(key)) throw new Error(`it is ${key.asymmetricKeyType} ${key.asymmetricKeyDetails?.namedCurve ?? ''}, not EC P-256`.trim());
+    spki = spkiOf(key);
   } catch (error) {
     throw new TypeError(`the raw public key of ${credential.endpoint} is not a P-256 public key: ${(error as Error).message}`);
   }

@@ -328,9 +328,10 @@ export class LwM2MServer extends EventEmitter {
   /** Who a peer is, for the trace: over DTLS its session's identity and the endpoint bound to it; else the registration at its address. */
   private whois(peer: Peer, secure: boolean): PeerIdentity {
     if (secure) {
-      const identity = peer.identity ?? this.dtls?.session(peer.address, peer.port)?.identity;
-      const authentication = peer.identity === undefined ? this.dtls?.session(peer.address, peer.port)?.authentication : peer.authentication;
-      const endpoint = this.identities.endpointOf({ identity, ...(authentication === undefined || authentication === 'psk' ? {} : { authentication }) }) ?? this.registry.byAddress(peer)?.endpoint;
+      // a peer of an outgoing message may carry no identity: its session has it
+      const session = peer.identity === undefined ? this.dtls?.session(peer.address, peer.port) : peer;
+      const identity = session?.identity;
+      const endpoint = this.identities.endpointOf({ identity, authentication: session?.authentication }) ?? this.registry.byAddress(peer)?.endpoint;
       return { identity, endpoint };
     }
     const record = this.registry.byAddress(peer);
@@ -366,10 +367,7 @@ export class LwM2MServer extends EventEmitter {
    * endpoint with a key may not register over plain CoAP. Sessions of keys no longer listed end.
    */
   setRawPublicKeys(keys: readonly RawPublicKeyCredential[]): void {
-    const before = this.identities.rawKeys.list();
-    this.identities.rawKeys.replaceAll(keys);
-    const now = new Set(this.identities.rawKeys.list().map(({ endpoint, publicKey }) => `${endpoint} ${String(publicKey)}`));
-    for (const { endpoint, publicKey } of before) if (!now.has(`${endpoint} ${String(publicKey)}`)) this.dtls?.endIdentity(endpoint);
+    for (const endpoint of this.identities.rawKeys.replaceAll(keys)) this.dtls?.endIdentity(endpoint);
   }
 
   /** The raw public keys, as PEM. */

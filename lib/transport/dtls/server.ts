@@ -274,6 +274,11 @@ class Connection {
   get key(): string {
     return `${this.address}:${this.port}`;
   }
+
+  /** The record protection of both directions, from a master secret and this connection's randoms. */
+  protections(master: Buffer): { read: RecordProtection; write: RecordProtection } {
+    return protectionsFor(this.suite, keyBlock(master, this.clientRandom, this.serverRandom, keyBlockLength(this.suite)), true);
+  }
 }
 
 export class DtlsServer extends EventEmitter implements DatagramSocket {
@@ -392,11 +397,6 @@ export class DtlsServer extends EventEmitter implements DatagramSocket {
   }
 
   /**
-   * Closes the socket. Every session is ended with close_notify, unless `notify` is false: for a
-   * restart whose successor imports the sessions (exportConnections), so the devices must not
-   * hear that their session is over. Either way this server keeps nothing.
-   */
-  /**
    * The established connections, secrets included (seal them: connection-store.ts), so that a
    * server in a restarted process goes on with them without a handshake (importConnections).
    */
@@ -450,7 +450,7 @@ export class DtlsServer extends EventEmitter implements DatagramSocket {
       if (write === undefined) continue;
       const hello = { clientRandom: state.clientRandom, serverRandom: state.serverRandom, messageSeq: 0 };
       const connection = new Connection(state.address, state.port, hello, 0, state.cipherSuite, state.extendedMasterSecret, undefined);
-      const { read, write: protection } = protectionsFor(state.cipherSuite, keyBlock(state.masterSecret, state.clientRandom, state.serverRandom, keyBlockLength(state.cipherSuite)), true);
+      const { read, write: protection } = connection.protections(state.masterSecret);
       Object.assign(connection, {
         state: 'established',
         identity: state.identity,
@@ -484,24 +484,25 @@ export class DtlsServer extends EventEmitter implements DatagramSocket {
     if (this.connections.has(`${state.address}:${state.port}`) || (state.readCid && this.byCid.has(state.readCid.toString('hex')))) return false;
     // a peer must find its records with a connection ID understood: only IDs of the length this server reads
     if (state.readCid && (this.options.connectionId === false || state.readCid.length !== CID_LENGTH)) return false;
-    if (!this.suites.includes(state.cipherSuite)) return false;
-    if (isEcdheSuite(state.cipherSuite)) return this.ecdsaSessionStands(state.authentication, state.identity, state.masterSecret, state.keyCheck, state.peerKey);
-    // as for a resumption: the identity's key must be the one the session was made with
-    const psk = this.options.psk?.(state.identity);
-    return psk !== undefined && psk.length > 0 && state.keyCheck !== undefined && timingSafeEqual(keyCheck(state.masterSecret, psk), state.keyCheck);
+    return this.sessionStands(state);
   }
 
   /**
-   * Whether an ECDHE-ECDSA session made earlier may go on (resumed, or restored after a restart):
-   * we still do ECDSA and check that kind of client; a raw key session's key is still listed for
-   * its identity (setRawPublicKeys may have dropped it). A certificate is not checked again: its
-   * chain is not kept, so a CA replaced meanwhile does not end the session before its lifetime.
+   * Whether a session made earlier (resumed, or restored after a restart) may go on: its suite is
+   * still ours, and what the client proved itself with still holds. A PSK session's key and a raw
+   * key session's key (setRawPublicKeys may have dropped it) must be the ones it was made with,
+   * still bound to its identity. A certificate is not checked again: its chain is not kept, so a
+   * CA replaced meanwhile does not end the session before its lifetime.
    */
-  private ecdsaSessionStands(authentication: DtlsAuthentication, identity: string, master: Buffer, check: Buffer | undefined, peerKey: Buffer | undefined): boolean {
-    if (!this.own) return false;
-    if (authentication === 'certificate') return this.trusted.length > 0;
-    if (authentication !== 'rawPublicKey' || !peerKey || !check || this.options.clientRawPublicKey?.(peerKey) !== identity) return false;
-    return timingSafeEqual(keyCheck(master, peerKey), check);
+  private sessionStands(session: Pick<CachedSession, 'cipherSuite' | 'authentication' | 'identity' | 'masterSecret' | 'peerKey'> & { keyCheck?: Buffer }): boolean {
+    const { cipherSuite, identity, masterSecret, keyCheck: check, peerKey } = session;
+    if (!this.suites.includes(cipherSuite) || !check) return false;
+    let bound: Buffer | undefined;
+    if (!isEcdheSuite(cipherSuite)) bound = this.options.psk?.(identity);
+    else if (!this.own) return false;
+    else if (session.authentication === 'certificate') return this.trusted.length > 0;
+    else if (session.authentication === 'rawPublicKey' && peerKey && this.options.clientRawPublicKey?.(peerKey) === identity) bound = peerKey;
+    return bound !== undefined && bound.length > 0 && timingSafeEqual(keyCheck(masterSecret, bound), check);
   }
 
   /** How long a master secret is used from its full handshake: the session cache's lifetime (without a cache, the idle timeout). */
@@ -520,6 +521,11 @@ export class DtlsServer extends EventEmitter implements DatagramSocket {
     this.handshakes = 0;
   }
 
+  /**
+   * Closes the socket. Every session is ended with close_notify, unless `notify` is false: for a
+   * restart whose successor imports the sessions (exportConnections), so the devices must not
+   * hear that their session is over. Either way this server keeps nothing.
+   */
   close(callback?: () => void, options: { notify?: boolean } = {}): void {
     if (options.notify === false) this.dropAll();
     else for (const connection of [...this.connections.values()]) this.end(connection.address, connection.port);
@@ -820,19 +826,11 @@ export class DtlsServer extends EventEmitter implements DatagramSocket {
   private resumable(hello: ClientHello, extended: boolean): CachedSession | undefined {
     const cached = this.sessionCache?.get(hello.sessionId);
     if (!cached) return undefined;
-    if (!this.suites.includes(cached.cipherSuite) || !hello.cipherSuites.includes(CIPHER_SUITES[cached.cipherSuite])) return undefined;
+    if (!hello.cipherSuites.includes(CIPHER_SUITES[cached.cipherSuite])) return undefined;
     if (cached.extendedMasterSecret !== extended) return undefined;
-    if (isEcdheSuite(cached.cipherSuite)) {
-      if (this.ecdsaSessionStands(cached.authentication ?? 'psk', cached.identity, cached.masterSecret, cached.keyCheck, cached.peerKey)) return cached;
-      this.sessionCache!.delete(cached.id);
-      return undefined;
-    }
-    const psk = this.options.psk?.(cached.identity);
-    if (!psk || psk.length === 0 || !timingSafeEqual(keyCheck(cached.masterSecret, psk), cached.keyCheck)) {
-      this.sessionCache!.delete(cached.id);
-      return undefined;
-    }
-    return cached;
+    if (this.sessionStands(cached)) return cached;
+    this.sessionCache!.delete(cached.id);
+    return undefined;
   }
 
   /**
@@ -849,8 +847,7 @@ export class DtlsServer extends EventEmitter implements DatagramSocket {
     connection.sessionCreatedAt = cached.createdAt;
     connection.keyCheck = cached.keyCheck;
     connection.rawKey = cached.peerKey;
-    const block = keyBlock(cached.masterSecret, connection.clientRandom, connection.serverRandom, keyBlockLength(connection.suite));
-    const { read, write } = protectionsFor(connection.suite, block, true);
+    const { read, write } = connection.protections(cached.masterSecret);
     connection.pendingRead = read;
     connection.writeProtection = write;
     const serverHello = writeServerHello({ version: DTLS_1_2, random: connection.serverRandom, sessionId: cached.id, cipherSuite: CIPHER_SUITES[connection.suite], extensions });
@@ -998,8 +995,7 @@ export class DtlsServer extends EventEmitter implements DatagramSocket {
       ? extendedMasterSecret(premaster, connection.hash.digest())
       : masterSecret(premaster, connection.clientRandom, connection.serverRandom);
     connection.keyCheck = keyCheck(connection.master, bound);
-    const block = keyBlock(connection.master, connection.clientRandom, connection.serverRandom, keyBlockLength(connection.suite));
-    const { read, write } = protectionsFor(connection.suite, block, true);
+    const { read, write } = connection.protections(connection.master);
     connection.pendingRead = read;
     connection.writeProtection = write;
     connection.flight = []; // the client answered: our flight needs no more resending

@@ -100,7 +100,8 @@ export function openJson(sealed: Buffer, key: Buffer, format: number): unknown {
 /** A stored session back, checked; SessionStoreError when anything is missing or wrong. */
 export function toSession(entry: unknown, index: number): CachedSession {
   const value = entry as Partial<StoredSession> | null;
-  const hex = (text: unknown, bytes: number): Buffer | undefined => (typeof text === 'string' && text.length === bytes * 2 && /^[0-9a-f]*$/.test(text) ? Buffer.from(text, 'hex') : undefined);
+  const hex = (text: unknown, min: number, max = min): Buffer | undefined =>
+    typeof text === 'string' && text.length % 2 === 0 && text.length >= min * 2 && text.length <= max * 2 && /^[0-9a-f]*$/.test(text) ? Buffer.from(text, 'hex') : undefined;
   const id = hex(value?.id, 32);
   const masterSecret = hex(value?.masterSecret, 48);
   const keyCheck = hex(value?.keyCheck, 32);
@@ -110,12 +111,9 @@ export function toSession(entry: unknown, index: number): CachedSession {
   }
   const authentication = value.authentication;
   if (authentication !== undefined && authentication !== 'psk' && authentication !== 'rawPublicKey' && authentication !== 'certificate') throw new SessionStoreError(`sealed session ${index} is malformed`);
-  const peerKey = value.peerKey === undefined ? undefined : spkiHex(value.peerKey);
+  // a SubjectPublicKeyInfo: a P-256 one is 91 bytes
+  const peerKey = value.peerKey === undefined ? undefined : hex(value.peerKey, 1, 512);
   if (value.peerKey !== undefined && !peerKey) throw new SessionStoreError(`sealed session ${index} is malformed`);
   return { id, masterSecret, keyCheck, cipherSuite: suite, identity: value.identity, extendedMasterSecret: value.extendedMasterSecret, createdAt: value.createdAt, ...(authentication ? { authentication } : {}), ...(peerKey ? { peerKey } : {}) };
 }
 
-/** A SubjectPublicKeyInfo in hex (a P-256 one is 91 bytes; at most 512), or undefined. */
-function spkiHex(text: unknown): Buffer | undefined {
-  return typeof text === 'string' && text.length >= 2 && text.length <= 1024 && text.length % 2 === 0 && /^[0-9a-f]*$/.test(text) ? Buffer.from(text, 'hex') : undefined;
-}
